@@ -1,0 +1,98 @@
+"""TigerOps: native tracing for Flask services.
+
+    from tigerops import span
+
+    with span("charge-card", attributes={"amount": 12}) as s:
+        s.set_attribute("card.brand", "visa")
+
+    @span
+    def rebuild_index(): ...
+
+The spans nest under the current request span and are exported by the
+agent's C core."""
+import functools
+import inspect
+import traceback
+
+import _tigerops
+
+__version__ = _tigerops.__version__
+KIND_INTERNAL = _tigerops.KIND_INTERNAL
+KIND_SERVER = _tigerops.KIND_SERVER
+KIND_CLIENT = _tigerops.KIND_CLIENT
+KIND_PRODUCER = _tigerops.KIND_PRODUCER
+KIND_CONSUMER = _tigerops.KIND_CONSUMER
+
+_MAX_TRACEBACK_CHARS = 64 * 1024
+
+
+class Span(_tigerops.Span):
+    """A span: a context manager, or (as a template) a decorator."""
+
+    __slots__ = ("_template",)
+
+    def record_exception(self, exception, attributes=None):
+        stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        if len(stack) > _MAX_TRACEBACK_CHARS:
+            stack = stack[:_MAX_TRACEBACK_CHARS // 2] + "\n...\n" + stack[-_MAX_TRACEBACK_CHARS // 2:]
+        event = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": stack,
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event)
+
+    def __call__(self, func):
+        """Used as a decorator: a new span per call, named like this one."""
+        name, kind, attributes = self._template
+        return _decorate(func, name, kind, attributes)
+
+
+def _decorate(func, name, kind, attributes):
+    name = name or getattr(func, "__qualname__", None) or repr(func)
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_wrapper(*args, **kwargs):
+            with Span(name, kind, attributes):
+                return await func(*args, **kwargs)
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with Span(name, kind, attributes):
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def span(name=None, kind=KIND_INTERNAL, attributes=None):
+    """span("name") as a context manager or decorator; @span on a function
+    names the span after it."""
+    if callable(name) and not isinstance(name, str):
+        return _decorate(name, None, kind, attributes)
+    if name is None:
+        return lambda func: _decorate(func, None, kind, attributes)
+    s = Span(name, kind, attributes)
+    s._template = (name, kind, attributes)
+    return s
+
+
+def current_span():
+    """The span current on this thread (a non-recording one when none)."""
+    return _tigerops.current_span()
+
+
+def inject(headers):
+    """Adds traceparent/tracestate of the current span to a headers mapping."""
+    _tigerops.inject(headers)
+    return headers
+
+
+def flush(timeout_ms=5000):
+    return _tigerops.flush(timeout_ms)
+
+
+def _ensure_started():
+    from tigerops import _bootstrap
+    return _bootstrap.start()

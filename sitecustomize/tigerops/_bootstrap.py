@@ -1,0 +1,28 @@
+"""Starts the agent inside a Python process: the C tracer, the exit flush,
+and the import hooks that instrument libraries as they are imported."""
+import atexit
+import sys
+
+import _tigerops
+
+_started = None
+
+
+def start():
+    """Idempotent. Returns True when this process is traced."""
+    global _started
+    if _started is not None:
+        return _started
+    _started = False
+    if not _tigerops.init():
+        return False
+    if _tigerops.process_denied():
+        _tigerops.log(4, "process is on the deny list; not tracing it")
+        return False
+    _tigerops.resource_set("process.runtime.name", sys.implementation.name)
+    _tigerops.resource_set("process.runtime.version", "%d.%d.%d" % sys.version_info[:3])
+    atexit.register(_tigerops.shutdown)
+    from tigerops import _hooks
+    _hooks.install()
+    _started = True
+    return True

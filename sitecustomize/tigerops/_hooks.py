@@ -1,0 +1,69 @@
+"""Post-import hooks: when a module we instrument finishes loading (whatever
+imported it, and whenever), the matching patch runs once. Modules already
+imported when the agent starts are patched at once."""
+import sys
+import threading
+
+_patches = {}
+_lock = threading.Lock()
+
+
+def _run_patch(name, module):
+    patch = _patches.pop(name, None)
+    if patch is None:
+        return
+    try:
+        patch(module)
+    except Exception as exc:  # fail open: the app runs untraced
+        import _tigerops
+        _tigerops.log(2, "could not instrument %s: %r" % (name, exc))
+
+
+class _PostImportFinder:
+    """A meta path finder that only wraps the loader's exec_module of the
+    modules we patch; every other import goes straight past it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:
+            return spec
+
+        def exec_then_patch(module):
+            exec_module(module)
+            _run_patch(name, module)
+
+        try:
+            loader.exec_module = exec_then_patch  # this loader instance is the module's own
+        except Exception:
+            return spec
+        return spec
+
+
+_finder = _PostImportFinder()
+
+
+def register(name, patch):
+    with _lock:
+        if name in sys.modules:
+            _patches[name] = patch
+            _run_patch(name, sys.modules[name])
+            return
+        _patches[name] = patch
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def install():
+    from tigerops import _flask
+    register("flask.app", _flask.patch_flask_module)

@@ -1,0 +1,146 @@
+/* One batch out: encode, compress, POST, and retry what the OTLP spec calls
+ * retryable (429/502/503/504 honouring Retry-After; transport errors with
+ * jittered exponential backoff). Runs only on the exporter thread. */
+#include "tgo-internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ATTEMPTS 5
+#define MAX_BACKOFF_MS 30000
+
+typedef struct {
+  const char *names[40];
+  char storage[40][1100];
+  size_t n;
+} header_list;
+
+static void add_header(const char *k, const char *v, void *ud) {
+  header_list *h = ud;
+  if (h->n >= 40)
+    return;
+  int n = snprintf(h->storage[h->n], sizeof h->storage[h->n], "%s: %s", k, v);
+  if (n < 0 || (size_t)n >= sizeof h->storage[h->n])
+    return; /* a cut header would send a wrong credential */
+  h->names[h->n] = h->storage[h->n];
+  h->n++;
+}
+
+/* Everything the request needs, copied under the config lock because
+ * app.config may change it while we send. */
+typedef struct {
+  char url[1100];
+  int timeout_ms;
+  int gzip;
+  header_list headers;
+} send_plan;
+
+static void plan_request(send_plan *p) {
+  tgo_config *c = &tgo__cfg;
+  pthread_mutex_lock(&tgo__cfg_lock);
+  int n = *c->traces_endpoint ? snprintf(p->url, sizeof p->url, "%s", c->traces_endpoint)
+                               : snprintf(p->url, sizeof p->url, "%s/v1/traces", c->endpoint);
+  if (n < 0 || (size_t)n >= sizeof p->url)
+    TGO_LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
+  p->timeout_ms = c->timeout_ms;
+  p->gzip = c->gzip;
+  p->headers.n = 0;
+  add_header("Content-Type", "application/x-protobuf", &p->headers);
+  if (*c->api_key) {
+    char bearer[600];
+    if (snprintf(bearer, sizeof bearer, "Bearer %s", c->api_key) < (int)sizeof bearer)
+      add_header("Authorization", bearer, &p->headers);
+  }
+  if (*c->headers && tgo__parse_kv_list(c->headers, add_header, &p->headers))
+    TGO_LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_HEADERS has malformed entries; they are skipped");
+  pthread_mutex_unlock(&tgo__cfg_lock);
+}
+
+static int retryable(const tgo_http_result *r) {
+  if (r->transport_error)
+    return 1;
+  return r->status == 429 || r->status == 502 || r->status == 503 || r->status == 504;
+}
+
+/* Sleeps in small steps so a shutdown is not held up by a long backoff. */
+static void backoff_sleep(int ms, const atomic_int *abort_flag) {
+  while (ms > 0 && !atomic_load(abort_flag)) {
+    int step = ms < 50 ? ms : 50;
+    struct timespec ts = {0, step * 1000000L};
+    nanosleep(&ts, NULL);
+    ms -= step;
+  }
+}
+
+static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, const send_plan *p,
+                            const atomic_int *abort_flag) {
+  int base_ms = 500;
+  for (int attempt = 1;; attempt++) {
+    tgo_http_result r;
+    atomic_fetch_add_explicit(&tgo__stats.export_requests, 1, memory_order_relaxed);
+    tgo__http_post(p->url, p->headers.names, p->headers.n, body, len, p->timeout_ms, &r);
+    if (r.status >= 200 && r.status < 300) {
+      atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
+      return;
+    }
+    if (!retryable(&r) || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
+      if (r.transport_error)
+        TGO_LOG_ONCE(TGO_LOG_WARN, "export to %s failed: %s; spans dropped (logged once)", p->url,
+                     r.error);
+      else
+        TGO_LOG_ONCE(TGO_LOG_WARN, "export to %s answered HTTP %ld; spans dropped (logged once)",
+                     p->url, r.status);
+      atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
+      return;
+    }
+    int delay;
+    if (r.retry_after_s >= 0) {
+      delay = r.retry_after_s * 1000;
+      if (delay > MAX_BACKOFF_MS)
+        delay = MAX_BACKOFF_MS;
+    } else {
+      uint8_t rnd;
+      tgo__random_bytes(&rnd, 1);
+      delay = base_ms / 2 + (int)((unsigned)base_ms * rnd / 255u);
+      base_ms = base_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : base_ms * 2;
+    }
+    tgo__log(TGO_LOG_DEBUG, "export attempt %d failed (HTTP %ld); retrying in %d ms", attempt,
+             r.status, delay);
+    backoff_sleep(delay, abort_flag);
+  }
+}
+
+void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
+  if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE) {
+    for (size_t i = 0; i < n; i++)
+      tgo__console_add(spans[i]);
+    atomic_fetch_add_explicit(&tgo__stats.spans_exported, n, memory_order_relaxed);
+    return;
+  }
+  tgo_buf body = {0}, zipped = {0};
+  int rc = tgo__otlp_encode_traces(spans, n, &body);
+  for (size_t i = 0; i < n; i++)
+    tgo_span_unref(spans[i]);
+  if (rc < 0) {
+    TGO_LOG_ONCE(TGO_LOG_ERROR, "cannot encode a batch of %zu spans (%d); dropped", n, rc);
+    atomic_fetch_add_explicit(&tgo__stats.spans_failed, n, memory_order_relaxed);
+    goto out;
+  }
+  send_plan *plan = malloc(sizeof *plan);
+  if (!plan) {
+    atomic_fetch_add_explicit(&tgo__stats.spans_failed, n, memory_order_relaxed);
+    goto out;
+  }
+  plan_request(plan);
+  if (plan->gzip && tgo__gzip(body.data, body.len, &zipped) == 0) {
+    add_header("Content-Encoding", "gzip", &plan->headers);
+    send_with_retry(zipped.data, zipped.len, n, plan, abort_flag);
+  } else {
+    send_with_retry(body.data, body.len, n, plan, abort_flag);
+  }
+  free(plan);
+out:
+  tgo__buf_free(&body);
+  tgo__buf_free(&zipped);
+}

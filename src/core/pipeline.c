@@ -1,0 +1,209 @@
+/* The bounded span queue and the exporter thread. Request threads only ever
+ * take the queue lock for a pointer push; a full queue drops and counts. The
+ * thread starts at the first ended span (so non-tracing processes never get
+ * one) and again in a forked child, which drops what its parent buffered. */
+#include "tgo-internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;   /* exporter waits here */
+static pthread_cond_t done = PTHREAD_COND_INITIALIZER;   /* flushers wait here */
+
+static tgo_span **ring;
+static size_t ring_cap, ring_head, ring_len;
+static uint64_t submitted_seq, completed_seq; /* flush waits for completed >= target */
+static int flush_waiters;
+static atomic_int stopping;
+static int running;
+static pid_t running_pid;
+static pthread_t thread;
+
+static void deadline_after(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
+  ts->tv_sec += (time_t)(ns / 1000000000ull);
+  ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag);
+
+static void *exporter_main(void *arg) {
+  (void)arg;
+  size_t batch_cap = 0;
+  tgo_span **batch = NULL;
+  pthread_mutex_lock(&lock);
+  for (;;) {
+    size_t want = (size_t)tgo__cfg.max_batch_size;
+    /* Sleep until a full batch, a flush with something to send, a stop, or
+     * the schedule delay with something to send. */
+    struct timespec deadline;
+    deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
+    while (!stopping && ring_len < want && !(flush_waiters && ring_len)) {
+      if (pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT) {
+        if (ring_len)
+          break;
+        deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
+      }
+    }
+    if (ring_len == 0) {
+      if (stopping)
+        break;
+      continue;
+    }
+    size_t n = ring_len < want ? ring_len : want;
+    if (n > batch_cap) {
+      tgo_span **nb = realloc(batch, n * sizeof *nb);
+      if (!nb) {
+        n = batch_cap;
+      } else {
+        batch = nb;
+        batch_cap = n;
+      }
+    }
+    for (size_t i = 0; i < n; i++) {
+      batch[i] = ring[ring_head];
+      ring_head = (ring_head + 1) % ring_cap;
+    }
+    ring_len -= n;
+    pthread_mutex_unlock(&lock);
+
+    tgo__export_batch(batch, n, &stopping);
+
+    pthread_mutex_lock(&lock);
+    completed_seq += n;
+    pthread_cond_broadcast(&done);
+  }
+  running = 0;
+  pthread_cond_broadcast(&done);
+  pthread_mutex_unlock(&lock);
+  free(batch);
+  return NULL;
+}
+
+/* Called with the lock held. Blocks every signal in the new thread so the
+ * host's handlers (gunicorn's SIGTERM, SIGCHLD) always run on its threads. */
+static int start_exporter_locked(void) {
+  if (running && running_pid == getpid())
+    return 0;
+  if (!ring) {
+    ring_cap = (size_t)tgo__cfg.max_queue_size;
+    ring = calloc(ring_cap, sizeof *ring);
+    if (!ring)
+      return -ENOMEM;
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  stopping = 0;
+  int rc = pthread_create(&thread, &attr, exporter_main, NULL);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) {
+    TGO_LOG_ONCE(TGO_LOG_ERROR, "cannot start the exporter thread (%s); spans are dropped",
+                 strerror(rc));
+    return -rc;
+  }
+  running = 1;
+  running_pid = getpid();
+  return 0;
+}
+
+void tgo__pipeline_submit(tgo_span *s) {
+  if (tgo__cfg.exporter == TGO_EXPORTER_NONE) {
+    tgo_span_unref(s);
+    return;
+  }
+  pthread_mutex_lock(&lock);
+  if (TGO_UNLIKELY(!running) && start_exporter_locked() < 0) {
+    pthread_mutex_unlock(&lock);
+    atomic_fetch_add_explicit(&tgo__stats.spans_dropped, 1, memory_order_relaxed);
+    tgo_span_unref(s);
+    return;
+  }
+  if (TGO_UNLIKELY(ring_len == ring_cap)) {
+    pthread_mutex_unlock(&lock);
+    atomic_fetch_add_explicit(&tgo__stats.spans_dropped, 1, memory_order_relaxed);
+    TGO_LOG_ONCE(TGO_LOG_WARN, "span queue full (%zu): dropping spans until the exporter catches up",
+                 ring_cap);
+    tgo_span_unref(s);
+    return;
+  }
+  ring[(ring_head + ring_len) % ring_cap] = s;
+  ring_len++;
+  submitted_seq++;
+  /* Wake the exporter only for a full batch: no syscall per span. */
+  int kick = ring_len == (size_t)tgo__cfg.max_batch_size;
+  pthread_mutex_unlock(&lock);
+  if (kick)
+    pthread_cond_signal(&wake);
+}
+
+int tgo__pipeline_flush(int timeout_ms) {
+  pthread_mutex_lock(&lock);
+  if (!running || running_pid != getpid()) {
+    pthread_mutex_unlock(&lock);
+    if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE)
+      tgo__console_flush_all();
+    return 0;
+  }
+  uint64_t target = submitted_seq;
+  struct timespec deadline;
+  deadline_after(&deadline, timeout_ms);
+  int rc = 0;
+  flush_waiters++;
+  pthread_cond_signal(&wake);
+  while (completed_seq < target && running) {
+    if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
+      rc = -ETIMEDOUT;
+      break;
+    }
+  }
+  flush_waiters--;
+  pthread_mutex_unlock(&lock);
+  if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE)
+    tgo__console_flush_all();
+  return rc;
+}
+
+int tgo__pipeline_shutdown(int timeout_ms) {
+  int rc = tgo__pipeline_flush(timeout_ms);
+  pthread_mutex_lock(&lock);
+  if (running && running_pid == getpid()) {
+    stopping = 1;
+    pthread_cond_signal(&wake);
+    struct timespec deadline;
+    deadline_after(&deadline, 200);
+    while (running)
+      if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT)
+        break;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+void tgo__pipeline_fork_prepare(void) { pthread_mutex_lock(&lock); }
+void tgo__pipeline_fork_parent(void) { pthread_mutex_unlock(&lock); }
+
+/* The child has no exporter thread and must not export the parent's spans:
+ * they are freed here and the queue starts empty. */
+void tgo__pipeline_fork_child(void) {
+  pthread_mutex_init(&lock, NULL);
+  pthread_cond_init(&wake, NULL);
+  pthread_cond_init(&done, NULL);
+  for (size_t i = 0; i < ring_len; i++)
+    tgo_span_unref(ring[(ring_head + i) % ring_cap]);
+  ring_head = ring_len = 0;
+  submitted_seq = completed_seq = 0;
+  flush_waiters = 0;
+  running = 0;
+  stopping = 0;
+}

@@ -1,0 +1,79 @@
+/* The resource describing this process, assembled per batch so that a
+ * forked worker reports its own pid. */
+#include "tgo-internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_EXTRA 16
+static tgo_kv extra[MAX_EXTRA];
+static size_t n_extra;
+static pthread_mutex_t extra_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void tgo_resource_set(const char *key, const char *value) {
+  if (!key || !value)
+    return;
+  pthread_mutex_lock(&extra_lock);
+  size_t i = 0;
+  while (i < n_extra && strcmp(extra[i].key, key))
+    i++;
+  if (i < MAX_EXTRA) {
+    snprintf(extra[i].key, sizeof extra[i].key, "%s", key);
+    snprintf(extra[i].value, sizeof extra[i].value, "%s", value);
+    if (i == n_extra)
+      n_extra++;
+  }
+  pthread_mutex_unlock(&extra_lock);
+}
+
+typedef struct {
+  tgo_kv *out;
+  size_t n, max;
+} collector;
+
+/* Later values for a key replace earlier ones, giving the precedence order
+ * of the calls below. */
+static void put(collector *c, const char *k, const char *v) {
+  if (!v || !*v)
+    return;
+  size_t i = 0;
+  while (i < c->n && strcmp(c->out[i].key, k))
+    i++;
+  if (i == c->max)
+    return;
+  snprintf(c->out[i].key, sizeof c->out[i].key, "%s", k);
+  snprintf(c->out[i].value, sizeof c->out[i].value, "%s", v);
+  if (i == c->n)
+    c->n++;
+}
+
+static void put_cb(const char *k, const char *v, void *ud) { put(ud, k, v); }
+
+size_t tgo__resource_collect(tgo_kv *out, size_t max) {
+  collector c = {out, 0, max};
+  char buf[256];
+  put(&c, "service.name", "unknown_service:python");
+  put(&c, "telemetry.sdk.name", "tigerops");
+  put(&c, "telemetry.sdk.language", "python");
+  put(&c, "telemetry.sdk.version", PACKAGE_VERSION);
+  snprintf(buf, sizeof buf, "%d", (int)getpid());
+  put(&c, "process.pid", buf);
+  if (gethostname(buf, sizeof buf) == 0) {
+    buf[sizeof buf - 1] = '\0';
+    put(&c, "host.name", buf);
+  }
+  pthread_mutex_lock(&extra_lock);
+  for (size_t i = 0; i < n_extra; i++)
+    put(&c, extra[i].key, extra[i].value);
+  pthread_mutex_unlock(&extra_lock);
+  pthread_mutex_lock(&tgo__cfg_lock);
+  if (*tgo__cfg.resource_attributes &&
+      tgo__parse_kv_list(tgo__cfg.resource_attributes, put_cb, &c))
+    TGO_LOG_ONCE(TGO_LOG_WARN, "OTEL_RESOURCE_ATTRIBUTES has malformed entries; they are skipped");
+  put(&c, "service.name", tgo__cfg.service_name);
+  put(&c, "service.version", tgo__cfg.service_version);
+  put(&c, "deployment.environment.name", tgo__cfg.environment);
+  pthread_mutex_unlock(&tgo__cfg_lock);
+  return c.n;
+}

@@ -1,0 +1,411 @@
+/* Span lifecycle and attribute storage. A recording span is one malloc with
+ * an inline arena; everything set on it is copied there, so the exporter
+ * thread reads plain C memory and never Python objects. */
+#include "tgo-internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+tgo_counters tgo__stats;
+
+static __thread tgo_span *current_span;
+
+tgo_span *tgo_current(void) { return current_span; }
+
+tgo_span *tgo_set_current(tgo_span *span) {
+  tgo_span *prev = current_span;
+  current_span = span;
+  return prev;
+}
+
+/* Bump allocation from the inline arena, then from chained chunks; bounded
+ * so one runaway span cannot take the host's memory. */
+void *tgo__span_alloc(tgo_span *s, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  if (TGO_LIKELY(n <= s->arena_left)) {
+    void *p = s->arena_pos;
+    s->arena_pos += n;
+    s->arena_left -= n;
+    return p;
+  }
+  if (s->arena_used + n > TGO_SPAN_MAX_ARENA)
+    return NULL;
+  size_t size = n > 4096 ? n : 4096;
+  tgo_chunk *c = malloc(sizeof *c + size);
+  if (!c)
+    return NULL;
+  c->next = s->chunks;
+  c->size = size;
+  s->chunks = c;
+  s->arena_used += size;
+  s->arena_pos = c->data + n;
+  s->arena_left = size - n;
+  return c->data;
+}
+
+/* OTLP strings must be valid UTF-8 (collectors reject the whole batch
+ * otherwise); invalid bytes become '?' so lengths never change. */
+static void utf8_sanitize(unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c <= 0xDF ? 1 : 0;
+    if (c >= 0xF5)
+      need = 0;
+    int ok = need != 0;
+    for (size_t k = 1; ok && k <= need; k++)
+      ok = i + k < n && (p[i + k] & 0xC0) == 0x80;
+    if (ok && need == 2 && ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F)))
+      ok = 0; /* overlong, or a UTF-16 surrogate */
+    if (ok && need == 3 && ((c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F)))
+      ok = 0;
+    if (!ok) {
+      p[i++] = '?';
+      continue;
+    }
+    i += need + 1;
+  }
+}
+
+static int is_ascii(const char *p, size_t n) {
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; i++)
+    acc |= (unsigned char)p[i];
+  return !(acc & 0x8080808080808080ull);
+}
+
+/* Copies at most the configured value limit, cut on a UTF-8 boundary. */
+const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
+  size_t n = *len;
+  size_t limit = (size_t)tgo__cfg.attr_value_limit;
+  if (n > limit) {
+    n = limit;
+    while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+      n--;
+  }
+  char *p = tgo__span_alloc(s, n + 1);
+  if (!p)
+    return NULL;
+  memcpy(p, src, n);
+  p[n] = '\0';
+  if (!is_ascii(p, n))
+    utf8_sanitize((unsigned char *)p, n);
+  *len = n;
+  return p;
+}
+
+void tgo__span_free(tgo_span *s) {
+  tgo_chunk *c = s->chunks;
+  while (c) {
+    tgo_chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  free(s);
+}
+
+static tgo_span noop_span = {.refs = 1 << 30, .ended = 1};
+
+tgo_span *tgo_span_invalid(void) { return &noop_span; }
+
+tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_span *parent,
+                         const tgo_span_context *remote) {
+  if (TGO_UNLIKELY(!tgo__cfg.enabled))
+    return &noop_span;
+  int parent_sampled = -1, parent_remote = 0;
+  if (parent && parent != &noop_span)
+    parent_sampled = parent->flags & 1;
+  else if (remote) {
+    parent = NULL;
+    parent_sampled = remote->flags & 1;
+    parent_remote = 1;
+  } else {
+    parent = NULL;
+  }
+  uint8_t trace_id[16];
+  if (parent)
+    memcpy(trace_id, parent->trace_id, 16);
+  else if (remote)
+    memcpy(trace_id, remote->trace_id, 16);
+  else
+    tgo__new_trace_id(trace_id);
+  int sampled = tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
+
+  size_t size = sizeof(tgo_span) + (sampled ? TGO_SPAN_INLINE_ARENA : 0);
+  tgo_span *s = malloc(size);
+  if (TGO_UNLIKELY(!s)) {
+    TGO_LOG_ONCE(TGO_LOG_ERROR, "out of memory starting a span; tracing continues without it");
+    return &noop_span;
+  }
+  memset(s, 0, sizeof *s);
+  atomic_init(&s->refs, 1);
+  s->recording = (uint8_t)sampled;
+  s->flags = (uint8_t)(sampled ? 1 : 0);
+  s->kind = (uint8_t)kind;
+  s->attrs.span = s;
+  s->arena_pos = s->arena;
+  s->arena_left = sampled ? TGO_SPAN_INLINE_ARENA : 0;
+  memcpy(s->trace_id, trace_id, 16);
+  tgo__new_span_id(s->span_id);
+  if (parent) {
+    memcpy(s->parent_span_id, parent->span_id, 8);
+    s->has_parent = 1;
+  } else if (remote) {
+    memcpy(s->parent_span_id, remote->span_id, 8);
+    s->has_parent = 1;
+    s->parent_is_remote = 1;
+  }
+  const char *ts = parent ? parent->tracestate : remote ? remote->tracestate : NULL;
+  size_t ts_len = parent ? parent->tracestate_len : remote ? remote->tracestate_len : 0;
+  if (ts && ts_len && sampled) {
+    s->tracestate = tgo__span_strdup(s, ts, &ts_len);
+    s->tracestate_len = s->tracestate ? (uint32_t)ts_len : 0;
+  }
+  atomic_fetch_add_explicit(&tgo__stats.spans_started, 1, memory_order_relaxed);
+  if (sampled) {
+    s->start_ns = tgo__now_ns(CLOCK_REALTIME);
+    s->mono_start_ns = tgo__now_ns(CLOCK_MONOTONIC);
+    tgo_span_set_name(s, name, name_len);
+  }
+  return s;
+}
+
+void tgo_span_set_name(tgo_span *s, const char *name, size_t len) {
+  if (!s->recording || s->ended || !name)
+    return;
+  const char *p = tgo__span_strdup(s, name, &len);
+  if (p) {
+    s->name = p;
+    s->name_len = (uint32_t)len;
+  }
+}
+
+void tgo_span_ref(tgo_span *s) {
+  if (s != &noop_span)
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void tgo_span_unref(tgo_span *s) {
+  if (s == &noop_span)
+    return;
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+    tgo__span_free(s);
+}
+
+void tgo_span_end(tgo_span *s) {
+  if (s == &noop_span || s->ended)
+    return;
+  s->ended = 1;
+  atomic_fetch_add_explicit(&tgo__stats.spans_ended, 1, memory_order_relaxed);
+  if (!s->recording) {
+    tgo_span_unref(s);
+    return;
+  }
+  s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
+  tgo__pipeline_submit(s);
+}
+
+int tgo_span_is_recording(const tgo_span *s) { return s->recording && !s->ended; }
+int tgo_span_is_ended(const tgo_span *s) { return s->ended; }
+
+void tgo_span_get_context(const tgo_span *s, tgo_span_context *out) {
+  memcpy(out->trace_id, s->trace_id, 16);
+  memcpy(out->span_id, s->span_id, 8);
+  out->flags = s->flags;
+  out->is_remote = 0;
+  out->tracestate = s->tracestate;
+  out->tracestate_len = s->tracestate_len;
+}
+
+void tgo_span_set_status(tgo_span *s, tgo_status code, const char *msg, size_t msg_len) {
+  if (!s->recording || s->ended)
+    return;
+  /* OK is final; UNSET never overrides (OpenTelemetry span status rules). */
+  if (s->status == TGO_STATUS_OK || code == TGO_STATUS_UNSET)
+    return;
+  s->status = (uint8_t)code;
+  s->status_msg = NULL;
+  s->status_msg_len = 0;
+  if (code == TGO_STATUS_ERROR && msg && msg_len) {
+    s->status_msg = tgo__span_strdup(s, msg, &msg_len);
+    s->status_msg_len = s->status_msg ? (uint32_t)msg_len : 0;
+  }
+}
+
+tgo_status tgo_span_get_status(const tgo_span *s) { return (tgo_status)s->status; }
+
+void tgo_span_set_kind(tgo_span *s, tgo_kind kind) {
+  if (s->recording && !s->ended)
+    s->kind = (uint8_t)kind;
+}
+
+tgo_attrs *tgo_span_attrs(tgo_span *s) { return s->recording && !s->ended ? &s->attrs : NULL; }
+
+tgo_attrs *tgo_span_add_event(tgo_span *s, const char *name, size_t name_len) {
+  if (!s->recording || s->ended)
+    return NULL;
+  if (s->n_events >= TGO_SPAN_MAX_EVENTS) {
+    s->dropped_events++;
+    return NULL;
+  }
+  tgo_event *e = tgo__span_alloc(s, sizeof *e);
+  const char *n = e ? tgo__span_strdup(s, name ? name : "", &name_len) : NULL;
+  if (!n) {
+    s->dropped_events++;
+    return NULL;
+  }
+  memset(e, 0, sizeof *e);
+  e->name = n;
+  e->name_len = (uint32_t)name_len;
+  e->time_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
+  e->attrs.span = s;
+  if (s->events_tail)
+    s->events_tail->next = e;
+  else
+    s->events = e;
+  s->events_tail = e;
+  s->n_events++;
+  return &e->attrs;
+}
+
+/* Finds the slot for key (replacing an existing value), or appends one. */
+static tgo_attr *attr_slot(tgo_attrs *a, const char *key) {
+  if (!a || !key || a->span->ended)
+    return NULL;
+  size_t klen = strlen(key);
+  for (tgo_attr *it = a->head; it; it = it->next)
+    if (it->key_len == klen && !memcmp(it->key, key, klen))
+      return it;
+  if (a->count >= TGO_SPAN_MAX_ATTRS) {
+    a->dropped++;
+    return NULL;
+  }
+  tgo_span *s = a->span;
+  tgo_attr *it = tgo__span_alloc(s, sizeof *it);
+  const char *k = it ? tgo__span_strdup(s, key, &klen) : NULL;
+  if (!k) {
+    a->dropped++;
+    return NULL;
+  }
+  memset(it, 0, sizeof *it);
+  it->key = k;
+  it->key_len = (uint32_t)klen;
+  if (a->tail)
+    a->tail->next = it;
+  else
+    a->head = it;
+  a->tail = it;
+  a->count++;
+  return it;
+}
+
+void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  const char *v = tgo__span_strdup(a->span, val ? val : "", &len);
+  it->type = TGO_V_STR;
+  it->v.s = v ? v : "";
+  it->n = v ? (uint32_t)len : 0;
+}
+
+void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val) {
+  tgo_attr *it = attr_slot(a, key);
+  if (it) {
+    it->type = TGO_V_INT;
+    it->v.i = val;
+  }
+}
+
+void tgo_attr_double(tgo_attrs *a, const char *key, double val) {
+  tgo_attr *it = attr_slot(a, key);
+  if (it) {
+    it->type = TGO_V_DOUBLE;
+    it->v.d = val;
+  }
+}
+
+void tgo_attr_bool(tgo_attrs *a, const char *key, int val) {
+  tgo_attr *it = attr_slot(a, key);
+  if (it) {
+    it->type = TGO_V_BOOL;
+    it->v.b = !!val;
+  }
+}
+
+void tgo_attr_str_array(tgo_attrs *a, const char *key, const char *const *vals, const size_t *lens,
+                        size_t n) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  tgo_str *items = n ? tgo__span_alloc(a->span, n * sizeof *items) : NULL;
+  size_t kept = 0;
+  for (size_t i = 0; items && i < n; i++) {
+    size_t len = lens ? lens[i] : strlen(vals[i]);
+    const char *v = tgo__span_strdup(a->span, vals[i], &len);
+    if (!v)
+      break;
+    items[kept].s = v;
+    items[kept++].len = (uint32_t)len;
+  }
+  it->type = TGO_V_STR_ARRAY;
+  it->v.sa = items;
+  it->n = (uint32_t)kept;
+}
+
+static void *copy_array(tgo_attrs *a, const void *vals, size_t size) {
+  void *p = size ? tgo__span_alloc(a->span, size) : NULL;
+  if (p)
+    memcpy(p, vals, size);
+  return p;
+}
+
+void tgo_attr_int_array(tgo_attrs *a, const char *key, const int64_t *vals, size_t n) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  it->type = TGO_V_INT_ARRAY;
+  it->v.ia = copy_array(a, vals, n * sizeof *vals);
+  it->n = it->v.ia ? (uint32_t)n : 0;
+}
+
+void tgo_attr_double_array(tgo_attrs *a, const char *key, const double *vals, size_t n) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  it->type = TGO_V_DOUBLE_ARRAY;
+  it->v.da = copy_array(a, vals, n * sizeof *vals);
+  it->n = it->v.da ? (uint32_t)n : 0;
+}
+
+void tgo_attr_bool_array(tgo_attrs *a, const char *key, const int *vals, size_t n) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  uint8_t *b = n ? tgo__span_alloc(a->span, n) : NULL;
+  for (size_t i = 0; b && i < n; i++)
+    b[i] = vals[i] ? 1 : 0;
+  it->type = TGO_V_BOOL_ARRAY;
+  it->v.ba = b;
+  it->n = b ? (uint32_t)n : 0;
+}
+
+void tgo_get_stats(tgo_stats *out) {
+  out->spans_started = atomic_load(&tgo__stats.spans_started);
+  out->spans_ended = atomic_load(&tgo__stats.spans_ended);
+  out->spans_dropped = atomic_load(&tgo__stats.spans_dropped);
+  out->spans_exported = atomic_load(&tgo__stats.spans_exported);
+  out->spans_failed = atomic_load(&tgo__stats.spans_failed);
+  out->export_requests = atomic_load(&tgo__stats.export_requests);
+}

@@ -1,0 +1,233 @@
+/* Private declarations shared by the tracer core (tgo__ names). */
+#ifndef TGO_INTERNAL_H
+#define TGO_INTERNAL_H
+
+#include "config.h"
+
+#define TGO_BUILDING 1
+#include "tigerops/tigerops.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define TGO_HIDDEN __attribute__((visibility("hidden")))
+#define TGO_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TGO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- logging ---------------------------------------------------------- */
+enum { TGO_LOG_NONE = 0, TGO_LOG_ERROR, TGO_LOG_WARN, TGO_LOG_INFO, TGO_LOG_DEBUG };
+void tgo__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tgo__log_level(void);
+/* Logs the first occurrence at this call site only: agent failures are told
+ * once, never once per request. */
+#define TGO_LOG_ONCE(level, ...)                                         \
+  do {                                                                   \
+    static atomic_bool tgo__told_;                                       \
+    if (!atomic_exchange_explicit(&tgo__told_, true, memory_order_relaxed)) \
+      tgo__log(level, __VA_ARGS__);                                      \
+  } while (0)
+
+/* ---- configuration ---------------------------------------------------- */
+enum { TGO_EXPORTER_OTLP = 0, TGO_EXPORTER_CONSOLE, TGO_EXPORTER_NONE };
+enum {
+  TGO_SAMPLER_ALWAYS_ON = 0,
+  TGO_SAMPLER_ALWAYS_OFF,
+  TGO_SAMPLER_RATIO,
+  TGO_SAMPLER_PARENT_ALWAYS_ON,
+  TGO_SAMPLER_PARENT_ALWAYS_OFF,
+  TGO_SAMPLER_PARENT_RATIO
+};
+
+typedef struct {
+  int enabled;
+  int exporter;
+  int log_level;
+  int sampler;
+  double sampler_ratio;
+  char service_name[256];
+  char service_version[128];
+  char environment[128];
+  char endpoint[1024];        /* base URL; /v1/traces is appended */
+  char traces_endpoint[1024]; /* full URL, wins over endpoint */
+  char api_key[512];
+  char headers[2048];         /* OTEL_EXPORTER_OTLP_HEADERS, raw */
+  char resource_attributes[2048];
+  char denylist[1024];
+  int timeout_ms;
+  int gzip;
+  int schedule_delay_ms;
+  int max_queue_size;
+  int max_batch_size;
+  int attr_value_limit;
+  int shutdown_timeout_ms;
+} tgo_config;
+
+extern tgo_config tgo__cfg;
+extern pthread_mutex_t tgo__cfg_lock; /* guards string fields read by the exporter */
+void tgo__config_defaults(tgo_config *c);
+/* Loads file then environment into c; envp is the environment to read. */
+void tgo__config_load(tgo_config *c, char **envp);
+int tgo__config_apply(tgo_config *c, const char *key, const char *value, const char *origin);
+int tgo__config_load_file(tgo_config *c, const char *path, int must_exist);
+int tgo__parse_bool(const char *s, int *out);
+
+/* ---- ids and clocks --------------------------------------------------- */
+void tgo__random_bytes(uint8_t *out, size_t n); /* fast, fork-aware, never all-zero ids */
+void tgo__new_trace_id(uint8_t out[16]);
+void tgo__new_span_id(uint8_t out[8]);
+extern atomic_uint tgo__fork_generation;
+static inline uint64_t tgo__now_ns(clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- spans ------------------------------------------------------------ */
+enum {
+  TGO_V_STR = 1, TGO_V_INT, TGO_V_DOUBLE, TGO_V_BOOL,
+  TGO_V_STR_ARRAY, TGO_V_INT_ARRAY, TGO_V_DOUBLE_ARRAY, TGO_V_BOOL_ARRAY
+};
+
+typedef struct {
+  const char *s;
+  uint32_t len;
+} tgo_str;
+
+typedef struct tgo_attr {
+  struct tgo_attr *next;
+  const char *key;
+  uint32_t key_len;
+  uint32_t n; /* string length, or array count */
+  uint8_t type;
+  union {
+    const char *s;
+    int64_t i;
+    double d;
+    int b;
+    const tgo_str *sa;
+    const int64_t *ia;
+    const double *da;
+    const uint8_t *ba;
+  } v;
+} tgo_attr;
+
+struct tgo_attrs {
+  tgo_attr *head, *tail;
+  uint32_t count, dropped;
+  tgo_span *span;
+};
+
+typedef struct tgo_event {
+  struct tgo_event *next;
+  uint64_t time_ns;
+  const char *name;
+  uint32_t name_len;
+  struct tgo_attrs attrs;
+} tgo_event;
+
+typedef struct tgo_chunk {
+  struct tgo_chunk *next;
+  size_t size;
+  char data[];
+} tgo_chunk;
+
+struct tgo_span {
+  atomic_int refs;
+  uint8_t recording, ended, kind, status;
+  uint8_t flags, has_parent, parent_is_remote;
+  uint8_t trace_id[16];
+  uint8_t span_id[8];
+  uint8_t parent_span_id[8];
+  uint64_t start_ns, end_ns, mono_start_ns;
+  const char *name;
+  uint32_t name_len;
+  const char *status_msg;
+  uint32_t status_msg_len;
+  const char *tracestate;
+  uint32_t tracestate_len;
+  struct tgo_attrs attrs;
+  tgo_event *events, *events_tail;
+  uint32_t n_events, dropped_events;
+  size_t arena_used;  /* bytes taken from the arena, bounded per span */
+  char *arena_pos;
+  size_t arena_left;
+  tgo_chunk *chunks;
+  char arena[];
+};
+
+#define TGO_SPAN_INLINE_ARENA 1024
+#define TGO_SPAN_MAX_ARENA (256 * 1024)
+#define TGO_SPAN_MAX_ATTRS 128
+#define TGO_SPAN_MAX_EVENTS 128
+
+void *tgo__span_alloc(tgo_span *s, size_t n);
+const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len);
+void tgo__span_free(tgo_span *s);
+static inline int tgo__span_is_local_root(const tgo_span *s) {
+  return !s->has_parent || s->parent_is_remote;
+}
+
+/* ---- sampling ---------------------------------------------------------- */
+/* Decides for a new span; parent_sampled is -1 without a parent. */
+int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote);
+
+/* ---- export pipeline --------------------------------------------------- */
+/* Takes the starter's reference of an ended, recording span. */
+void tgo__pipeline_submit(tgo_span *s);
+void tgo__pipeline_fork_child(void);
+void tgo__pipeline_fork_prepare(void);
+void tgo__pipeline_fork_parent(void);
+int tgo__pipeline_flush(int timeout_ms);
+int tgo__pipeline_shutdown(int timeout_ms);
+
+typedef struct {
+  atomic_ullong spans_started, spans_ended, spans_dropped, spans_exported, spans_failed, export_requests;
+} tgo_counters;
+extern tgo_counters tgo__stats;
+
+/* A growable byte buffer for encoded payloads. */
+typedef struct {
+  uint8_t *data;
+  size_t len, cap;
+} tgo_buf;
+int tgo__buf_reserve(tgo_buf *b, size_t extra);
+void tgo__buf_free(tgo_buf *b);
+
+/* OTLP encoding of a batch, resource included. */
+typedef struct tgo_resource tgo_resource;
+int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out);
+int tgo__gzip(const uint8_t *in, size_t len, tgo_buf *out);
+
+/* The resource: key/value pairs copied at encode time. */
+typedef struct {
+  char key[128];
+  char value[512];
+} tgo_kv;
+size_t tgo__resource_collect(tgo_kv *out, size_t max);
+
+/* HTTP POST through libcurl loaded at first use. */
+typedef struct {
+  long status;        /* 0 when no response */
+  int retry_after_s;  /* -1 when absent */
+  int transport_error;
+  char error[256];
+} tgo_http_result;
+int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
+                   const uint8_t *body, size_t len, int timeout_ms, tgo_http_result *res);
+
+/* Console exporter: prints whole local traces as trees. */
+void tgo__console_add(tgo_span *s); /* takes the reference */
+void tgo__console_flush_all(void);
+
+/* Parses "k=v,k2=v2" with percent-decoding (W3C baggage style lists used by
+ * OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS). Calls cb per pair. */
+int tgo__parse_kv_list(const char *s, void (*cb)(const char *k, const char *v, void *ud), void *ud);
+
+int tgo__hex_decode(const char *in, size_t n, uint8_t *out);
+void tgo__hex_encode(const uint8_t *in, size_t n, char *out);
+
+#endif

@@ -1,0 +1,190 @@
+/* Python values to span attributes. */
+#include "glue.h"
+
+#include <stdio.h>
+
+const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len) {
+  if (!s || !PyUnicode_Check(s))
+    return NULL;
+  const char *p = PyUnicode_AsUTF8AndSize(s, len);
+  if (!p)
+    PyErr_Clear(); /* lone surrogates: skip the value */
+  return p;
+}
+
+/* Homogeneous lists and tuples become OTLP arrays (of the first item's type);
+ * anything mixed is stringified. */
+static int set_array(tgo_attrs *a, const char *key, PyObject *seq) {
+  Py_ssize_t n = PySequence_Size(seq);
+  if (n < 0) {
+    PyErr_Clear();
+    return -1;
+  }
+  if (n > 1024)
+    n = 1024;
+  PyObject *first = n ? PySequence_GetItem(seq, 0) : NULL;
+  if (n && !first) {
+    PyErr_Clear();
+    return -1;
+  }
+  int rc = -1;
+  if (n == 0) {
+    tgo_attr_str_array(a, key, NULL, NULL, 0);
+    rc = 0;
+  } else if (PyBool_Check(first)) {
+    int vals[1024];
+    rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+      PyObject *it = PySequence_GetItem(seq, i);
+      if (!it || !PyBool_Check(it))
+        rc = -1;
+      else
+        vals[i] = it == Py_True;
+      Py_XDECREF(it);
+    }
+    if (rc == 0)
+      tgo_attr_bool_array(a, key, vals, (size_t)n);
+  } else if (PyLong_Check(first)) {
+    int64_t vals[1024];
+    rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+      PyObject *it = PySequence_GetItem(seq, i);
+      if (!it || !PyLong_Check(it) || PyBool_Check(it))
+        rc = -1;
+      else if ((vals[i] = PyLong_AsLongLong(it)) == -1 && PyErr_Occurred())
+        rc = -1;
+      Py_XDECREF(it);
+    }
+    if (rc == 0)
+      tgo_attr_int_array(a, key, vals, (size_t)n);
+  } else if (PyFloat_Check(first)) {
+    double vals[1024];
+    rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+      PyObject *it = PySequence_GetItem(seq, i);
+      if (!it || !PyFloat_Check(it))
+        rc = -1;
+      else
+        vals[i] = PyFloat_AsDouble(it);
+      Py_XDECREF(it);
+    }
+    if (rc == 0)
+      tgo_attr_double_array(a, key, vals, (size_t)n);
+  } else if (PyUnicode_Check(first)) {
+    const char *vals[1024];
+    size_t lens[1024];
+    PyObject *items[1024];
+    Py_ssize_t got = 0;
+    rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+      PyObject *it = PySequence_GetItem(seq, i);
+      Py_ssize_t len;
+      const char *p = it ? tgo_py_utf8(it, &len) : NULL;
+      if (!p) {
+        Py_XDECREF(it);
+        rc = -1;
+        break;
+      }
+      items[got++] = it;
+      vals[i] = p;
+      lens[i] = (size_t)len;
+    }
+    if (rc == 0)
+      tgo_attr_str_array(a, key, vals, lens, (size_t)n);
+    for (Py_ssize_t i = 0; i < got; i++)
+      Py_DECREF(items[i]);
+  }
+  Py_XDECREF(first);
+  PyErr_Clear();
+  return rc;
+}
+
+static void set_from_str_of(tgo_attrs *a, const char *key, PyObject *value) {
+  PyObject *s = PyObject_Str(value);
+  if (!s) {
+    PyErr_Clear(); /* a __str__ that raises: the attribute is skipped */
+    return;
+  }
+  Py_ssize_t len;
+  const char *p = tgo_py_utf8(s, &len);
+  if (p)
+    tgo_attr_str(a, key, p, (size_t)len);
+  Py_DECREF(s);
+}
+
+void tgo_py_set_attr(tgo_attrs *a, const char *key, PyObject *value) {
+  if (!a || !key || !value || value == Py_None)
+    return;
+  Py_ssize_t len;
+  if (PyUnicode_Check(value)) {
+    const char *p = tgo_py_utf8(value, &len);
+    if (p)
+      tgo_attr_str(a, key, p, (size_t)len);
+  } else if (PyBool_Check(value)) {
+    tgo_attr_bool(a, key, value == Py_True);
+  } else if (PyLong_Check(value)) {
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      set_from_str_of(a, key, value); /* beyond int64 */
+    } else {
+      tgo_attr_int(a, key, v);
+    }
+  } else if (PyFloat_Check(value)) {
+    tgo_attr_double(a, key, PyFloat_AsDouble(value));
+  } else if (PyBytes_Check(value)) {
+    char *p;
+    if (PyBytes_AsStringAndSize(value, &p, &len) == 0)
+      tgo_attr_str(a, key, p, (size_t)len); /* the core repairs invalid UTF-8 */
+    else
+      PyErr_Clear();
+  } else if (PyList_Check(value) || PyTuple_Check(value)) {
+    if (set_array(a, key, value) < 0)
+      set_from_str_of(a, key, value);
+  } else {
+    set_from_str_of(a, key, value);
+  }
+}
+
+void tgo_py_set_attrs(tgo_attrs *a, PyObject *mapping) {
+  if (!a || !mapping || mapping == Py_None)
+    return;
+  PyObject *items = PyMapping_Items(mapping);
+  if (!items) {
+    PyErr_Clear();
+    return;
+  }
+  Py_ssize_t n = PyList_Size(items);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *kv = PyList_GetItem(items, i);
+    if (!kv || !PyTuple_Check(kv) || PyTuple_Size(kv) != 2)
+      continue;
+    PyObject *k = PyTuple_GetItem(kv, 0);
+    Py_ssize_t klen;
+    const char *key = tgo_py_utf8(k, &klen);
+    if (key)
+      tgo_py_set_attr(a, key, PyTuple_GetItem(kv, 1));
+  }
+  Py_DECREF(items);
+  PyErr_Clear();
+}
+
+void tgo_py_mark_exception(tgo_span *span) {
+  if (!tgo_span_is_recording(span) || !PyErr_Occurred())
+    return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject *name = type ? PyObject_GetAttrString(type, "__qualname__") : NULL;
+  PyObject *msg = value ? PyObject_Str(value) : NULL;
+  if (!name || !msg)
+    PyErr_Clear();
+  Py_ssize_t nlen = 0, mlen = 0;
+  const char *n = tgo_py_utf8(name, &nlen), *m = tgo_py_utf8(msg, &mlen);
+  tgo_attrs *attrs = tgo_span_attrs(span);
+  if (n)
+    tgo_attr_str(attrs, "error.type", n, (size_t)nlen);
+  tgo_span_set_status(span, TGO_STATUS_ERROR, m ? m : n, m ? (size_t)mlen : (size_t)nlen);
+  Py_XDECREF(name);
+  Py_XDECREF(msg);
+  PyErr_Restore(type, value, tb);
+}

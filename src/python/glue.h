@@ -1,0 +1,58 @@
+/* Shared between the files of the _tigerops extension. Built against the
+ * limited API of 3.9 so one .abi3.so serves every CPython from 3.9 on. */
+#ifndef TGO_PY_GLUE_H
+#define TGO_PY_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "tigerops/tigerops.h"
+
+#if Py_LIMITED_API + 0 < 0x030A0000
+/* Exported by every CPython 3.x; only added to the limited API in 3.10. */
+PyAPI_FUNC(const char *) PyUnicode_AsUTF8AndSize(PyObject *unicode, Py_ssize_t *size);
+#endif
+
+#ifndef Py_XSETREF
+/* Not in the limited API before 3.12: replace a strong reference. */
+#define Py_XSETREF(dst, src)     \
+  do {                           \
+    PyObject *old_ = (PyObject *)(dst); \
+    (dst) = (src);               \
+    Py_XDECREF(old_);            \
+  } while (0)
+#endif
+
+/* Interned strings used on the request path, created at module exec. */
+typedef struct {
+  PyObject *REQUEST_METHOD, *PATH_INFO, *SCRIPT_NAME, *QUERY_STRING, *HTTP_TRACEPARENT,
+      *HTTP_TRACESTATE, *wsgi_url_scheme, *HTTP_HOST, *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR,
+      *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
+      *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *view_functions, *__qualname__,
+      *__module__, *close, *get, *traceparent, *tracestate;
+} tgo_py_names;
+extern tgo_py_names tgo_py_str;
+
+extern PyTypeObject *tgo_py_span_type;
+extern PyTypeObject *tgo_py_middleware_type;
+extern PyTypeObject *tgo_py_request_type;
+
+int tgo_py_span_type_init(PyObject *module);
+int tgo_py_middleware_types_init(PyObject *module);
+
+/* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
+const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len);
+/* Sets one attribute from a Python value of any type; odd values are
+ * stringified or skipped, never raised. */
+void tgo_py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
+/* Applies every item of a mapping as attributes. */
+void tgo_py_set_attrs(tgo_attrs *attrs, PyObject *mapping);
+/* Records the pending Python exception (type, message) on a span as ERROR
+ * without clearing it. */
+void tgo_py_mark_exception(tgo_span *span);
+
+/* Wraps a C span in a Python handle (new reference); owned means ending the
+ * handle ends the span. */
+PyObject *tgo_py_span_wrap(tgo_span *span, int owned);
+
+#endif

@@ -1,0 +1,283 @@
+/* _tigerops: the CPython face of the tracer. */
+#include "glue.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+tgo_py_names tgo_py_str;
+
+static PyObject *py_init(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  return PyBool_FromLong(tgo_init() == 0);
+}
+
+static PyObject *py_enabled(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  return PyBool_FromLong(tgo_enabled());
+}
+
+/* Waiting for the exporter never holds the GIL: the app's other threads
+ * keep running while we flush. */
+static PyObject *py_flush(PyObject *m, PyObject *args) {
+  (void)m;
+  int timeout_ms = 5000, rc;
+  if (!PyArg_ParseTuple(args, "|i:flush", &timeout_ms))
+    return NULL;
+  Py_BEGIN_ALLOW_THREADS
+  rc = tgo_flush(timeout_ms);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(rc == 0);
+}
+
+static PyObject *py_shutdown(PyObject *m, PyObject *args) {
+  (void)m;
+  int timeout_ms = -1, rc;
+  if (!PyArg_ParseTuple(args, "|i:shutdown", &timeout_ms))
+    return NULL;
+  if (timeout_ms < 0) {
+    char buf[32];
+    timeout_ms = tgo_config_get("TIGEROPS_SHUTDOWN_TIMEOUT_MS", buf, sizeof buf) == 0 ? atoi(buf) : 5000;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  rc = tgo_shutdown(timeout_ms);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(rc == 0);
+}
+
+static PyObject *py_config_set(PyObject *m, PyObject *args) {
+  (void)m;
+  const char *key, *value;
+  if (!PyArg_ParseTuple(args, "ss:config_set", &key, &value))
+    return NULL;
+  return PyBool_FromLong(tgo_config_set(key, value) == 0);
+}
+
+static PyObject *py_config_get(PyObject *m, PyObject *args) {
+  (void)m;
+  const char *key;
+  char buf[2048];
+  if (!PyArg_ParseTuple(args, "s:config_get", &key))
+    return NULL;
+  if (tgo_config_get(key, buf, sizeof buf) < 0)
+    Py_RETURN_NONE;
+  return PyUnicode_FromString(buf);
+}
+
+static PyObject *py_resource_set(PyObject *m, PyObject *args) {
+  (void)m;
+  const char *key, *value;
+  if (!PyArg_ParseTuple(args, "ss:resource_set", &key, &value))
+    return NULL;
+  tgo_resource_set(key, value);
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_stats(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  tgo_stats s;
+  tgo_get_stats(&s);
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K}", "spans_started", (unsigned long long)s.spans_started,
+                       "spans_ended", (unsigned long long)s.spans_ended, "spans_dropped",
+                       (unsigned long long)s.spans_dropped, "spans_exported",
+                       (unsigned long long)s.spans_exported, "spans_failed",
+                       (unsigned long long)s.spans_failed, "export_requests",
+                       (unsigned long long)s.export_requests);
+}
+
+static PyObject *py_current_span(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  tgo_span *s = tgo_current();
+  return tgo_py_span_wrap(s ? s : tgo_span_invalid(), 0);
+}
+
+/* Writes traceparent (and tracestate) of the current span into a mapping. */
+static PyObject *py_inject(PyObject *m, PyObject *headers) {
+  (void)m;
+  tgo_span *s = tgo_current();
+  if (!s)
+    Py_RETURN_FALSE;
+  tgo_span_context ctx;
+  tgo_span_get_context(s, &ctx);
+  char tp[TGO_TRACEPARENT_LEN + 1];
+  tgo_traceparent_format(&ctx, tp);
+  PyObject *v = PyUnicode_FromStringAndSize(tp, TGO_TRACEPARENT_LEN);
+  if (!v || PyObject_SetItem(headers, tgo_py_str.traceparent, v) < 0) {
+    Py_XDECREF(v);
+    return NULL;
+  }
+  Py_DECREF(v);
+  if (ctx.tracestate && ctx.tracestate_len) {
+    v = PyUnicode_FromStringAndSize(ctx.tracestate, (Py_ssize_t)ctx.tracestate_len);
+    if (!v || PyObject_SetItem(headers, tgo_py_str.tracestate, v) < 0) {
+      Py_XDECREF(v);
+      return NULL;
+    }
+    Py_DECREF(v);
+  }
+  Py_RETURN_TRUE;
+}
+
+/* Tooling that must never be traced (package managers, ...): matched on
+ * argv[0]'s basename and on "python -m NAME". */
+static PyObject *py_process_denied(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  char cmd[4096];
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    Py_RETURN_FALSE;
+  ssize_t n = read(fd, cmd, sizeof cmd - 1);
+  close(fd);
+  if (n <= 0)
+    Py_RETURN_FALSE;
+  cmd[n] = '\0';
+  char list[1100];
+  char user[1024] = "";
+  tgo_config_get("TIGEROPS_DENYLIST", user, sizeof user);
+  snprintf(list, sizeof list, "pip,pip3,pipx,ensurepip,virtualenv,venv,poetry,pdm,tox,nox,twine%s%s",
+           *user ? "," : "", user);
+  /* Candidate names: basename of argv[0], basename of the script, and -m X. */
+  const char *cands[3] = {NULL, NULL, NULL};
+  const char *argv0 = cmd;
+  const char *slash = strrchr(argv0, '/');
+  cands[0] = slash ? slash + 1 : argv0;
+  const char *p = cmd + strlen(cmd) + 1;
+  int seen_m = 0;
+  while (p < cmd + n) {
+    if (seen_m) {
+      cands[2] = p;
+      break;
+    }
+    if (!strcmp(p, "-m"))
+      seen_m = 1;
+    else if (p[0] != '-' && !cands[1]) {
+      const char *s = strrchr(p, '/');
+      cands[1] = s ? s + 1 : p;
+      if (!strstr(cands[0], "python"))
+        break;
+    }
+    p += strlen(p) + 1;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (!cands[i])
+      continue;
+    for (const char *e = list; *e;) {
+      const char *comma = strchr(e, ',');
+      size_t len = comma ? (size_t)(comma - e) : strlen(e);
+      while (len && *e == ' ') {
+        e++;
+        len--;
+      }
+      if (len && !strncmp(cands[i], e, len) &&
+          (cands[i][len] == '\0' || !strcmp(cands[i] + len, ".py") ||
+           (cands[i][len] >= '0' && cands[i][len] <= '9')))
+        Py_RETURN_TRUE;
+      if (!comma)
+        break;
+      e = comma + 1;
+    }
+  }
+  Py_RETURN_FALSE;
+}
+
+static PyObject *py_log(PyObject *m, PyObject *args) {
+  (void)m;
+  int level;
+  const char *msg;
+  if (!PyArg_ParseTuple(args, "is:log", &level, &msg))
+    return NULL;
+  tgo_log(level, msg);
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_traceparent_valid(PyObject *m, PyObject *arg) {
+  (void)m;
+  Py_ssize_t len;
+  const char *s = tgo_py_utf8(arg, &len);
+  tgo_span_context ctx;
+  return PyBool_FromLong(s && tgo_traceparent_parse(s, (size_t)len, &ctx) == 0);
+}
+
+static PyMethodDef module_functions[] = {
+    {"init", py_init, METH_NOARGS, "Start the tracer (config file + environment). True if tracing."},
+    {"enabled", py_enabled, METH_NOARGS, NULL},
+    {"flush", py_flush, METH_VARARGS, "flush(timeout_ms=5000) -> bool"},
+    {"shutdown", py_shutdown, METH_VARARGS, "shutdown(timeout_ms=configured) -> bool"},
+    {"config_set", py_config_set, METH_VARARGS, NULL},
+    {"config_get", py_config_get, METH_VARARGS, NULL},
+    {"resource_set", py_resource_set, METH_VARARGS, NULL},
+    {"stats", py_stats, METH_NOARGS, NULL},
+    {"current_span", py_current_span, METH_NOARGS, NULL},
+    {"inject", py_inject, METH_O, NULL},
+    {"process_denied", py_process_denied, METH_NOARGS, NULL},
+    {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
+    {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static int intern_names(void) {
+#define NAME(field, text)                                      \
+  if (!(tgo_py_str.field = PyUnicode_InternFromString(text))) \
+    return -1;
+  NAME(REQUEST_METHOD, "REQUEST_METHOD");
+  NAME(PATH_INFO, "PATH_INFO");
+  NAME(SCRIPT_NAME, "SCRIPT_NAME");
+  NAME(QUERY_STRING, "QUERY_STRING");
+  NAME(HTTP_TRACEPARENT, "HTTP_TRACEPARENT");
+  NAME(HTTP_TRACESTATE, "HTTP_TRACESTATE");
+  NAME(wsgi_url_scheme, "wsgi.url_scheme");
+  NAME(HTTP_HOST, "HTTP_HOST");
+  NAME(SERVER_NAME, "SERVER_NAME");
+  NAME(SERVER_PORT, "SERVER_PORT");
+  NAME(REMOTE_ADDR, "REMOTE_ADDR");
+  NAME(HTTP_X_FORWARDED_FOR, "HTTP_X_FORWARDED_FOR");
+  NAME(HTTP_X_REAL_IP, "HTTP_X_REAL_IP");
+  NAME(HTTP_USER_AGENT, "HTTP_USER_AGENT");
+  NAME(SERVER_PROTOCOL, "SERVER_PROTOCOL");
+  NAME(wsgi_file_wrapper, "wsgi.file_wrapper");
+  NAME(request, "request");
+  NAME(url_rule, "url_rule");
+  NAME(rule, "rule");
+  NAME(endpoint, "endpoint");
+  NAME(view_functions, "view_functions");
+  NAME(__qualname__, "__qualname__");
+  NAME(__module__, "__module__");
+  NAME(close, "close");
+  NAME(get, "get");
+  NAME(traceparent, "traceparent");
+  NAME(tracestate, "tracestate");
+#undef NAME
+  return 0;
+}
+
+static int module_exec(PyObject *m) {
+  if (intern_names() < 0 || tgo_py_span_type_init(m) < 0 || tgo_py_middleware_types_init(m) < 0)
+    return -1;
+  if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||
+      PyModule_AddIntConstant(m, "KIND_SERVER", TGO_KIND_SERVER) < 0 ||
+      PyModule_AddIntConstant(m, "KIND_CLIENT", TGO_KIND_CLIENT) < 0 ||
+      PyModule_AddIntConstant(m, "KIND_PRODUCER", TGO_KIND_PRODUCER) < 0 ||
+      PyModule_AddIntConstant(m, "KIND_CONSUMER", TGO_KIND_CONSUMER) < 0 ||
+      PyModule_AddStringConstant(m, "__version__", tgo_version()) < 0)
+    return -1;
+  return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, (void *)module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_tigerops", "TigerOps tracer (C core).", 0, module_functions,
+    module_slots, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__tigerops(void) { return PyModuleDef_Init(&module_def); }

@@ -1,0 +1,278 @@
+/* tigerops.Span: the manual API's handle on a C span. Used as a context
+ * manager (start on enter, current while inside, end on exit) or wrapped
+ * around the current span by current_span() (borrowed: never ends it). */
+#include "glue.h"
+
+#include <string.h>
+
+typedef struct {
+  PyObject_HEAD
+  tgo_span *span;       /* NULL until started; holds one reference */
+  tgo_span *prev;       /* the current span before __enter__ */
+  PyObject *name;       /* for the lazy start */
+  PyObject *attributes; /* likewise */
+  int kind;
+  int owned;
+  int entered;
+} SpanObject;
+
+PyTypeObject *tgo_py_span_type;
+
+static void start_now(SpanObject *self) {
+  if (self->span)
+    return;
+  Py_ssize_t len = 0;
+  const char *name = tgo_py_utf8(self->name, &len);
+  self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
+                              tgo_current(), NULL);
+  tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
+  tgo_py_set_attrs(tgo_span_attrs(self->span), self->attributes);
+  Py_CLEAR(self->attributes);
+}
+
+PyObject *tgo_py_span_wrap(tgo_span *span, int owned) {
+  SpanObject *self = PyObject_New(SpanObject, tgo_py_span_type);
+  if (!self)
+    return NULL;
+  self->span = span;
+  self->prev = NULL;
+  self->name = NULL;
+  self->attributes = NULL;
+  self->kind = TGO_KIND_INTERNAL;
+  self->owned = owned;
+  self->entered = 0;
+  tgo_span_ref(span);
+  return (PyObject *)self;
+}
+
+static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
+  SpanObject *self = (SpanObject *)op;
+  static char *kwlist[] = {"name", "kind", "attributes", NULL};
+  PyObject *name = NULL, *attributes = NULL;
+  int kind = TGO_KIND_INTERNAL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|iO", kwlist, &name, &kind, &attributes))
+    return -1;
+  if (kind < TGO_KIND_INTERNAL || kind > TGO_KIND_CONSUMER) {
+    PyErr_SetString(PyExc_ValueError, "kind must be one of tigerops.KIND_*");
+    return -1;
+  }
+  Py_INCREF(name);
+  Py_XSETREF(self->name, name);
+  Py_XINCREF(attributes);
+  Py_XSETREF(self->attributes, attributes);
+  self->kind = kind;
+  self->owned = 1;
+  return 0;
+}
+
+static void span_dealloc(PyObject *op) {
+  SpanObject *self = (SpanObject *)op;
+  PyTypeObject *tp = Py_TYPE(op);
+  if (self->span) {
+    if (self->owned && !tgo_span_is_ended(self->span))
+      tgo_span_end(self->span); /* dropped without end(): keep its data */
+    tgo_span_unref(self->span);
+  }
+  Py_XDECREF(self->name);
+  Py_XDECREF(self->attributes);
+  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+  tp_free(op);
+  Py_DECREF(tp);
+}
+
+static PyObject *span_enter(PyObject *op, PyObject *unused) {
+  (void)unused;
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  if (!self->entered) {
+    self->prev = tgo_set_current(self->span);
+    self->entered = 1;
+  }
+  Py_INCREF(op);
+  return op;
+}
+
+static PyObject *span_exit(PyObject *op, PyObject *args) {
+  SpanObject *self = (SpanObject *)op;
+  PyObject *type = Py_None, *value = Py_None, *tb = Py_None;
+  if (!PyArg_UnpackTuple(args, "__exit__", 0, 3, &type, &value, &tb))
+    return NULL;
+  if (self->span && value != Py_None && tgo_span_is_recording(self->span)) {
+    PyObject *r = PyObject_CallMethod(op, "record_exception", "O", value);
+    if (!r)
+      PyErr_Clear(); /* never replace the user's exception with ours */
+    Py_XDECREF(r);
+    PyObject *tname = PyObject_GetAttrString(type, "__qualname__");
+    PyObject *msg = PyObject_Str(value);
+    Py_ssize_t nlen = 0, mlen = 0;
+    const char *n = tgo_py_utf8(tname, &nlen), *m = tgo_py_utf8(msg, &mlen);
+    PyErr_Clear();
+    if (n)
+      tgo_attr_str(tgo_span_attrs(self->span), "error.type", n, (size_t)nlen);
+    tgo_span_set_status(self->span, TGO_STATUS_ERROR, m, m ? (size_t)mlen : 0);
+    Py_XDECREF(tname);
+    Py_XDECREF(msg);
+  }
+  if (self->entered) {
+    tgo_set_current(self->prev);
+    self->entered = 0;
+  }
+  if (self->span && self->owned)
+    tgo_span_end(self->span);
+  Py_RETURN_FALSE;
+}
+
+static PyObject *span_start(PyObject *op, PyObject *unused) {
+  (void)unused;
+  start_now((SpanObject *)op);
+  Py_INCREF(op);
+  return op;
+}
+
+static PyObject *span_end(PyObject *op, PyObject *unused) {
+  (void)unused;
+  SpanObject *self = (SpanObject *)op;
+  if (self->span && self->owned)
+    tgo_span_end(self->span);
+  Py_RETURN_NONE;
+}
+
+static tgo_attrs *live_attrs(SpanObject *self) {
+  start_now(self);
+  return tgo_span_attrs(self->span);
+}
+
+static PyObject *span_set_attribute(PyObject *op, PyObject *args) {
+  PyObject *key, *value;
+  if (!PyArg_ParseTuple(args, "UO:set_attribute", &key, &value))
+    return NULL;
+  Py_ssize_t len;
+  const char *k = tgo_py_utf8(key, &len);
+  if (k)
+    tgo_py_set_attr(live_attrs((SpanObject *)op), k, value);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_set_attributes(PyObject *op, PyObject *mapping) {
+  tgo_py_set_attrs(live_attrs((SpanObject *)op), mapping);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_add_event(PyObject *op, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"name", "attributes", NULL};
+  PyObject *name, *attributes = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|O:add_event", kwlist, &name, &attributes))
+    return NULL;
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  Py_ssize_t len;
+  const char *n = tgo_py_utf8(name, &len);
+  if (n)
+    tgo_py_set_attrs(tgo_span_add_event(self->span, n, (size_t)len), attributes);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_set_status(PyObject *op, PyObject *args) {
+  PyObject *code, *description = Py_None;
+  if (!PyArg_ParseTuple(args, "O|O:set_status", &code, &description))
+    return NULL;
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  tgo_status st = TGO_STATUS_UNSET;
+  Py_ssize_t len = 0;
+  const char *c = tgo_py_utf8(code, &len);
+  if (c && (!strcmp(c, "error") || !strcmp(c, "ERROR")))
+    st = TGO_STATUS_ERROR;
+  else if (c && (!strcmp(c, "ok") || !strcmp(c, "OK")))
+    st = TGO_STATUS_OK;
+  else if (PyLong_Check(code))
+    st = (tgo_status)PyLong_AsLong(code);
+  if (st > TGO_STATUS_ERROR || (int)st < 0) {
+    PyErr_SetString(PyExc_ValueError, "status must be 'ok', 'error' or 'unset'");
+    return NULL;
+  }
+  const char *d = tgo_py_utf8(description, &len);
+  tgo_span_set_status(self->span, st, d, d ? (size_t)len : 0);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_update_name(PyObject *op, PyObject *name) {
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  Py_ssize_t len;
+  const char *n = tgo_py_utf8(name, &len);
+  if (n)
+    tgo_span_set_name(self->span, n, (size_t)len);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_is_recording(PyObject *op, PyObject *unused) {
+  (void)unused;
+  SpanObject *self = (SpanObject *)op;
+  return PyBool_FromLong(self->span && tgo_span_is_recording(self->span));
+}
+
+static PyObject *context_hex(SpanObject *self, int which) {
+  if (!self->span)
+    Py_RETURN_NONE;
+  tgo_span_context ctx;
+  tgo_span_get_context(self->span, &ctx);
+  char out[TGO_TRACEPARENT_LEN + 1];
+  tgo_traceparent_format(&ctx, out);
+  if (which == 0)
+    return PyUnicode_FromStringAndSize(out + 3, 32);
+  if (which == 1)
+    return PyUnicode_FromStringAndSize(out + 36, 16);
+  return PyUnicode_FromStringAndSize(out, TGO_TRACEPARENT_LEN);
+}
+
+static PyObject *get_trace_id(PyObject *op, void *c) { (void)c; return context_hex((SpanObject *)op, 0); }
+static PyObject *get_span_id(PyObject *op, void *c) { (void)c; return context_hex((SpanObject *)op, 1); }
+static PyObject *get_traceparent(PyObject *op, void *c) { (void)c; return context_hex((SpanObject *)op, 2); }
+
+static PyMethodDef span_methods[] = {
+    {"__enter__", span_enter, METH_NOARGS, NULL},
+    {"__exit__", span_exit, METH_VARARGS, NULL},
+    {"start", span_start, METH_NOARGS, "Start the span now (otherwise on enter or first use)."},
+    {"end", span_end, METH_NOARGS, "End the span; later changes are ignored."},
+    {"set_attribute", span_set_attribute, METH_VARARGS, NULL},
+    {"set_attributes", span_set_attributes, METH_O, NULL},
+    {"add_event", (PyCFunction)(void (*)(void))span_add_event, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"set_status", span_set_status, METH_VARARGS, "set_status('ok'|'error'|'unset', description=None)"},
+    {"update_name", span_update_name, METH_O, NULL},
+    {"is_recording", span_is_recording, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef span_getset[] = {
+    {"trace_id", get_trace_id, NULL, "32 hex digits", NULL},
+    {"span_id", get_span_id, NULL, "16 hex digits", NULL},
+    {"traceparent", get_traceparent, NULL, "the W3C traceparent of this span", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot span_slots[] = {
+    {Py_tp_init, span_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, span_dealloc},
+    {Py_tp_methods, span_methods},
+    {Py_tp_getset, span_getset},
+    {Py_tp_doc, (void *)"A traced operation: use as a context manager."},
+    {0, NULL},
+};
+
+static PyType_Spec span_spec = {
+    "_tigerops.Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, span_slots,
+};
+
+int tgo_py_span_type_init(PyObject *module) {
+  tgo_py_span_type = (PyTypeObject *)PyType_FromSpec(&span_spec);
+  if (!tgo_py_span_type)
+    return -1;
+  Py_INCREF(tgo_py_span_type);
+  if (PyModule_AddObject(module, "Span", (PyObject *)tgo_py_span_type) < 0) {
+    Py_DECREF(tgo_py_span_type);
+    return -1;
+  }
+  return 0;
+}
