@@ -86,7 +86,10 @@ TGO_EXTERN tgo_attrs *tgo_span_attrs(tgo_span *span);
 /* Adds an event now; returns its attributes (NULL when not recording). */
 TGO_EXTERN tgo_attrs *tgo_span_add_event(tgo_span *span, const char *name, size_t name_len);
 
-/* Attribute setters replace an existing key. Values are copied. */
+/* Attribute setters replace an existing key. Values are copied; keys are
+ * NOT: a key must live as long as the span (a string literal), or be a copy
+ * made by tgo_attrs_key() for keys built at run time. */
+TGO_EXTERN const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len);
 TGO_EXTERN void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len);
 TGO_EXTERN void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val);
 TGO_EXTERN void tgo_attr_double(tgo_attrs *a, const char *key, double val);

@@ -1,6 +1,6 @@
-/* OTLP/protobuf encoding of a batch through protobuf-c. The message tree is
- * built in one bump arena per batch and points into the spans' own memory,
- * so encoding copies each string exactly once: into the output buffer. */
+/* OTLP/protobuf encoding of a batch. protobuf-c (from our proto/) packs the
+ * resource and scope, and is the reference encoding of a span that the fast
+ * writer in otlp_writer.c is tested against byte for byte. */
 #include "tgo-internal.h"
 
 #include <errno.h>
@@ -18,9 +18,6 @@ typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
 typedef Opentelemetry__Proto__Trace__V1__Span Span;
 typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
 typedef Opentelemetry__Proto__Trace__V1__Status Status;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans ScopeSpans;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans ResourceSpans;
-typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest ExportRequest;
 
 typedef struct {
   tgo_chunk *chunks;
@@ -177,16 +174,16 @@ static int encode_attrs(arena *a, const struct tgo_attrs *attrs, KeyValue ***out
   return 0;
 }
 
-static Span *encode_span(arena *a, tgo_span *s) {
+static Span *encode_span(arena *a, const tgo_span *s) {
   Span *sp = NEW(a, Span, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT);
   if (!sp)
     return NULL;
-  sp->trace_id.data = s->trace_id;
+  sp->trace_id.data = (uint8_t *)s->trace_id;
   sp->trace_id.len = 16;
-  sp->span_id.data = s->span_id;
+  sp->span_id.data = (uint8_t *)s->span_id;
   sp->span_id.len = 8;
   if (s->has_parent) {
-    sp->parent_span_id.data = s->parent_span_id;
+    sp->parent_span_id.data = (uint8_t *)s->parent_span_id;
     sp->parent_span_id.len = 8;
   }
   /* flags bits 8-9 say whether the parent is known and remote (OTLP 1.1). */
@@ -256,37 +253,84 @@ static Resource *encode_resource(arena *a) {
   return r;
 }
 
+static size_t varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* A length-delimited field with a one-byte tag: its size on the wire. */
+static size_t field_len(size_t body) { return 1 + varint_len(body) + body; }
+
+#define TAG_FIELD1_LEN 0x0A /* field 1, wire type 2 */
+#define TAG_FIELD2_LEN 0x12 /* field 2, wire type 2 */
+
+/* The span as protobuf-c packs it: the reference the fast writer
+ * (otlp_writer.c) is tested against. */
+int tgo__otlp_span_pack_reference(const tgo_span *s, tgo_buf *out) {
+  arena a = {0};
+  int rc = -ENOMEM;
+  Span *sp = encode_span(&a, s);
+  if (sp && tgo__buf_reserve(out, protobuf_c_message_get_packed_size(&sp->base)) == 0) {
+    out->len += protobuf_c_message_pack(&sp->base, out->data + out->len);
+    rc = 0;
+  }
+  arena_free(&a);
+  return rc;
+}
+
+/* Resource and scope are packed by protobuf-c, spans by the writer
+ * (otlp_writer.c); the three envelope levels (ExportTraceServiceRequest >
+ * ResourceSpans > ScopeSpans) are framed here, sized once. */
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out) {
   arena a = {0};
   int rc = -ENOMEM;
-  ExportRequest req = OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-  ResourceSpans rs = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
-  ScopeSpans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
   Scope scope = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-  ResourceSpans *rsp = &rs;
-  ScopeSpans *ssp = &ss;
   scope.name = (char *)"tigerops";
   scope.version = (char *)PACKAGE_VERSION;
-  ss.scope = &scope;
-  Span **sp = arena_alloc(&a, (n ? n : 1) * sizeof *sp);
-  if (!sp)
+  size_t *sizes = arena_alloc(&a, (n ? n : 1) * sizeof *sizes);
+  Resource *resource = encode_resource(&a);
+  if (!sizes || !resource)
     goto bail;
-  for (size_t i = 0; i < n; i++)
-    if (!(sp[i] = encode_span(&a, spans[i])))
-      goto bail;
-  ss.spans = sp;
-  ss.n_spans = n;
-  if (!(rs.resource = encode_resource(&a)))
+  size_t scope_spans_len = field_len(protobuf_c_message_get_packed_size(&scope.base));
+  for (size_t i = 0; i < n; i++) {
+    sizes[i] = tgo__otlp_span_size(spans[i]);
+    scope_spans_len += field_len(sizes[i]);
+  }
+  size_t resource_len = protobuf_c_message_get_packed_size(&resource->base);
+  size_t resource_spans_len = field_len(resource_len) + field_len(scope_spans_len);
+  size_t total = field_len(resource_spans_len);
+  if (tgo__buf_reserve(out, total) < 0)
     goto bail;
-  rs.scope_spans = &ssp;
-  rs.n_scope_spans = 1;
-  req.resource_spans = &rsp;
-  req.n_resource_spans = 1;
-  size_t size = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(&req);
-  if (tgo__buf_reserve(out, size) < 0)
-    goto bail;
-  out->len += opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
-      &req, out->data + out->len);
+  uint8_t *p = out->data + out->len;
+  *p++ = TAG_FIELD1_LEN; /* ExportTraceServiceRequest.resource_spans */
+  p = put_varint(p, resource_spans_len);
+  *p++ = TAG_FIELD1_LEN; /* ResourceSpans.resource */
+  p = put_varint(p, resource_len);
+  p += protobuf_c_message_pack(&resource->base, p);
+  *p++ = TAG_FIELD2_LEN; /* ResourceSpans.scope_spans */
+  p = put_varint(p, scope_spans_len);
+  *p++ = TAG_FIELD1_LEN; /* ScopeSpans.scope */
+  p = put_varint(p, protobuf_c_message_get_packed_size(&scope.base));
+  p += protobuf_c_message_pack(&scope.base, p);
+  for (size_t i = 0; i < n; i++) {
+    *p++ = TAG_FIELD2_LEN; /* ScopeSpans.spans */
+    p = put_varint(p, sizes[i]);
+    p = tgo__otlp_span_write(p, spans[i]);
+  }
+  out->len = (size_t)(p - out->data);
   rc = 0;
 bail:
   arena_free(&a);

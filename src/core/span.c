@@ -19,16 +19,9 @@ tgo_span *tgo_set_current(tgo_span *span) {
   return prev;
 }
 
-/* Bump allocation from the inline arena, then from chained chunks; bounded
- * so one runaway span cannot take the host's memory. */
-void *tgo__span_alloc(tgo_span *s, size_t n) {
-  n = (n + 7) & ~(size_t)7;
-  if (TGO_LIKELY(n <= s->arena_left)) {
-    void *p = s->arena_pos;
-    s->arena_pos += n;
-    s->arena_left -= n;
-    return p;
-  }
+/* Past the inline arena: chained chunks, bounded so one runaway span
+ * cannot take the host's memory. n is already rounded. */
+void *tgo__span_alloc_slow(tgo_span *s, size_t n) {
   if (s->arena_used + n > TGO_SPAN_MAX_ARENA)
     return NULL;
   size_t size = n > 4096 ? n : 4096;
@@ -279,28 +272,44 @@ tgo_attrs *tgo_span_add_event(tgo_span *s, const char *name, size_t name_len) {
   return &e->attrs;
 }
 
+const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len) {
+  if (!a || !key || len > 255)
+    return NULL;
+  char *p = tgo__span_alloc(a->span, len + 1);
+  if (p) {
+    memcpy(p, key, len);
+    p[len] = '\0';
+  }
+  return p;
+}
+
+static inline uint32_t key_hash(const char *key, size_t len) {
+  return (uint32_t)len | (uint32_t)(unsigned char)key[0] << 16 |
+         (uint32_t)(unsigned char)key[len ? len - 1 : 0] << 24;
+}
+
 /* Finds the slot for key (replacing an existing value), or appends one. */
 static tgo_attr *attr_slot(tgo_attrs *a, const char *key) {
   if (!a || !key || a->span->ended)
     return NULL;
   size_t klen = strlen(key);
+  uint32_t h = key_hash(key, klen);
   for (tgo_attr *it = a->head; it; it = it->next)
-    if (it->key_len == klen && !memcmp(it->key, key, klen))
+    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
       return it;
   if (a->count >= TGO_SPAN_MAX_ATTRS) {
     a->dropped++;
     return NULL;
   }
-  tgo_span *s = a->span;
-  tgo_attr *it = tgo__span_alloc(s, sizeof *it);
-  const char *k = it ? tgo__span_strdup(s, key, &klen) : NULL;
-  if (!k) {
+  tgo_attr *it = tgo__span_alloc(a->span, sizeof *it);
+  if (!it) {
     a->dropped++;
     return NULL;
   }
   memset(it, 0, sizeof *it);
-  it->key = k;
+  it->key = key;
   it->key_len = (uint32_t)klen;
+  it->key_hash = h;
   if (a->tail)
     a->tail->next = it;
   else

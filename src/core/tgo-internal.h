@@ -101,6 +101,7 @@ typedef struct tgo_attr {
   struct tgo_attr *next;
   const char *key;
   uint32_t key_len;
+  uint32_t key_hash; /* length and edge bytes: a cheap reject before memcmp */
   uint32_t n; /* string length, or array count */
   uint8_t type;
   union {
@@ -159,12 +160,23 @@ struct tgo_span {
   char arena[];
 };
 
-#define TGO_SPAN_INLINE_ARENA 1024
+#define TGO_SPAN_INLINE_ARENA 2048
 #define TGO_SPAN_MAX_ARENA (256 * 1024)
 #define TGO_SPAN_MAX_ATTRS 128
 #define TGO_SPAN_MAX_EVENTS 128
 
-void *tgo__span_alloc(tgo_span *s, size_t n);
+void *tgo__span_alloc_slow(tgo_span *s, size_t n);
+/* Bump allocation from the span's inline arena; chunks past it. */
+static inline void *tgo__span_alloc(tgo_span *s, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  if (TGO_LIKELY(n <= s->arena_left)) {
+    void *p = s->arena_pos;
+    s->arena_pos += n;
+    s->arena_left -= n;
+    return p;
+  }
+  return tgo__span_alloc_slow(s, n);
+}
 const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len);
 void tgo__span_free(tgo_span *s);
 static inline int tgo__span_is_local_root(const tgo_span *s) {
@@ -200,6 +212,9 @@ void tgo__buf_free(tgo_buf *b);
 /* OTLP encoding of a batch, resource included. */
 typedef struct tgo_resource tgo_resource;
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out);
+size_t tgo__otlp_span_size(const tgo_span *s);
+uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s);
+int tgo__otlp_span_pack_reference(const tgo_span *s, tgo_buf *out);
 int tgo__gzip(const uint8_t *in, size_t len, tgo_buf *out);
 
 /* The resource: key/value pairs copied at encode time. */

@@ -2,6 +2,7 @@
 #include "glue.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len) {
   if (!s || !PyUnicode_Check(s))
@@ -112,8 +113,11 @@ static void set_from_str_of(tgo_attrs *a, const char *key, PyObject *value) {
   Py_DECREF(s);
 }
 
-void tgo_py_set_attr(tgo_attrs *a, const char *key, PyObject *value) {
-  if (!a || !key || !value || value == Py_None)
+void tgo_py_set_attr(tgo_attrs *a, const char *key_text, PyObject *value) {
+  if (!a || !key_text || !value || value == Py_None)
+    return;
+  const char *key = tgo_attrs_key(a, key_text, strlen(key_text));
+  if (!key)
     return;
   Py_ssize_t len;
   if (PyUnicode_Check(value)) {

@@ -281,8 +281,11 @@ static void request_finish(Request *r) {
       const route_info *ri = route_lookup(r->mw, rule, &scratch);
       if (ri) {
         char name[512];
-        int n = snprintf(name, sizeof name, "%s %s", r->method, ri->route);
-        tgo_span_set_name(span, name, n < (int)sizeof name ? (size_t)n : sizeof name - 1);
+        size_t rlen = ri->route_len < sizeof name - 32 ? ri->route_len : sizeof name - 32;
+        memcpy(name, r->method, mlen);
+        name[mlen] = ' ';
+        memcpy(name + mlen + 1, ri->route, rlen);
+        tgo_span_set_name(span, name, mlen + 1 + rlen);
         tgo_attr_str(a, "http.route", ri->route, ri->route_len);
         if (ri->endpoint)
           tgo_attr_str(a, "flask.endpoint", ri->endpoint, strlen(ri->endpoint));
@@ -296,7 +299,6 @@ static void request_finish(Request *r) {
       if (ri == &scratch)
         scratch_free(&scratch);
     }
-    (void)mlen;
     Py_XDECREF(rule);
     if (r->status_code > 0) {
       tgo_attr_int(a, "http.response.status_code", r->status_code);

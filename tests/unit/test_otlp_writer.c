@@ -1,0 +1,89 @@
+/* The fast span writer must produce exactly protobuf-c's bytes. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+static void setup(void) {
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  cr_assert_eq(tgo_init(), 0);
+}
+
+TestSuite(otlp_writer, .init = setup);
+
+static void assert_same_bytes(tgo_span *s) {
+  tgo_buf ref = {0};
+  cr_assert_eq(tgo__otlp_span_pack_reference(s, &ref), 0);
+  size_t size = tgo__otlp_span_size(s);
+  cr_assert_eq(size, ref.len, "writer size %zu, protobuf-c %zu", size, ref.len);
+  uint8_t *buf = malloc(size + 16);
+  uint8_t *end = tgo__otlp_span_write(buf, s);
+  cr_assert_eq((size_t)(end - buf), ref.len);
+  cr_assert(memcmp(buf, ref.data, ref.len) == 0, "bytes differ from protobuf-c's");
+  free(buf);
+  tgo__buf_free(&ref);
+}
+
+Test(otlp_writer, matches_protobuf_c_for_a_bare_root_span) {
+  tgo_span *s = tgo_span_start("root", 4, TGO_KIND_SERVER, NULL, NULL);
+  s->end_ns = s->start_ns + 1000;
+  assert_same_bytes(s);
+  tgo_span_unref(s);
+}
+
+Test(otlp_writer, matches_protobuf_c_with_every_attribute_type_events_and_status) {
+  tgo_span_context remote;
+  cr_assert_eq(tgo_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55,
+                                     &remote), 0);
+  remote.tracestate = "congo=t61rcWkgMzE";
+  remote.tracestate_len = strlen(remote.tracestate);
+  tgo_span *s = tgo_span_start("GET /users/<id>", 15, TGO_KIND_CLIENT, NULL, &remote);
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo_attr_str(a, "s", "value", 5);
+  tgo_attr_str(a, "empty", "", 0);
+  tgo_attr_str(a, "", "no key", 6);
+  tgo_attr_int(a, "neg", -42);
+  tgo_attr_int(a, "zero", 0);
+  tgo_attr_int(a, "big", INT64_MAX);
+  tgo_attr_double(a, "d", 3.25);
+  tgo_attr_bool(a, "t", 1);
+  tgo_attr_bool(a, "f", 0);
+  const char *strs[] = {"a", "", "ccc"};
+  tgo_attr_str_array(a, "sa", strs, NULL, 3);
+  int64_t ints[] = {1, -1, 300};
+  tgo_attr_int_array(a, "ia", ints, 3);
+  double ds[] = {0.0, -1.5};
+  tgo_attr_double_array(a, "da", ds, 2);
+  int bs[] = {1, 0};
+  tgo_attr_bool_array(a, "ba", bs, 2);
+  tgo_attr_str_array(a, "none", NULL, NULL, 0);
+  tgo_attrs *ev = tgo_span_add_event(s, "exception", 9);
+  tgo_attr_str(ev, "exception.type", "ValueError", 10);
+  tgo_span_add_event(s, "", 0);
+  tgo_span_set_status(s, TGO_STATUS_ERROR, "boom", 4);
+  s->end_ns = s->start_ns + 5;
+  assert_same_bytes(s);
+  tgo_span_unref(s);
+}
+
+Test(otlp_writer, matches_protobuf_c_with_dropped_counts_and_ok_status) {
+  tgo_span *parent = tgo_span_start("p", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_span *s = tgo_span_start("child", 5, TGO_KIND_INTERNAL, parent, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  char keys[200][8];
+  for (int i = 0; i < 200; i++) {
+    snprintf(keys[i], sizeof keys[i], "k%d", i);
+    tgo_attr_int(a, tgo_attrs_key(a, keys[i], strlen(keys[i])), i);
+  }
+  for (int i = 0; i < 150; i++)
+    tgo_span_add_event(s, "e", 1);
+  tgo_span_set_status(s, TGO_STATUS_OK, NULL, 0);
+  s->end_ns = s->start_ns + 7;
+  cr_assert_gt(s->attrs.dropped, 0);
+  cr_assert_gt(s->dropped_events, 0);
+  assert_same_bytes(s);
+  tgo_span_unref(s);
+  tgo_span_unref(parent);
+}
