@@ -1,0 +1,36 @@
+"""A plain Flask app, no agent code at all."""
+import time
+
+from flask import Flask, Response, request
+
+app = Flask(__name__)
+
+
+@app.route("/health")
+def health():
+    return "ok"
+
+
+@app.route("/hello/<name>")
+def hello(name):
+    return "hello " + name
+
+
+@app.route("/fail")
+def fail():
+    raise RuntimeError("boom from the view")
+
+
+@app.route("/slow")
+def slow():
+    time.sleep(float(request.args.get("s", "0.2")))
+    return "slow"
+
+
+@app.route("/stream")
+def stream():
+    def chunks():
+        for i in range(3):
+            time.sleep(0.1)
+            yield "chunk %d\n" % i
+    return Response(chunks(), mimetype="text/plain")

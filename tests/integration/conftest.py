@@ -1,0 +1,21 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from agent import LIB  # noqa: E402
+from otlp import OtlpReceiver  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    if not os.path.exists(LIB):
+        pytest.exit("libtigerops.so not found at %s: build and install first (tests/run-all.sh "
+                    "does), or set TIGEROPS_TEST_PREFIX" % LIB, returncode=2)
+
+
+@pytest.fixture
+def otlp():
+    with OtlpReceiver() as receiver:
+        yield receiver

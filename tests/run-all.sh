@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's Quick start and .ci/run call it:
+#   1. build + install into build/ci/install, Criterion unit tests (make check)
+#   2. the unit tests again under ASan/UBSan, and under valgrind
+#   3. the integration tests: real servers under the agent, against an
+#      OTLP receiver that decodes with the official schema
+# Python is always /usr/bin/python3: the pyenv python on PATH lacks the
+# Debian packages (Flask, gunicorn, ...) the tests run against.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+build=$root/build/ci
+prefix=$build/install
+failed=()
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "autoreconf"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+step "build, install and unit tests (-Wall -Wextra -Werror)"
+mkdir -p "$build/plain"
+(cd "$build/plain" && "$root/configure" -q --prefix="$prefix" && make -s -j"$jobs" && make -s install >/dev/null) 
+if ! (cd "$build/plain" && make -s -j"$jobs" check); then
+  cat "$build"/plain/tests/unit/*.log 2>/dev/null | tail -50 || true
+  failed+=("unit tests")
+fi
+
+step "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+mkdir -p "$build/asan"
+if ! (cd "$build/asan" && "$root/configure" -q --prefix="$build/asan-install" \
+        CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+        LDFLAGS="-fsanitize=address,undefined" &&
+      make -s -j"$jobs" check ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1); then
+  cat "$build"/asan/tests/unit/*.log 2>/dev/null | tail -50 || true
+  failed+=("sanitizer unit tests")
+fi
+
+step "unit tests under valgrind"
+vg_failed=0
+for t in "$build"/plain/tests/unit/test_*; do
+  [ -x "$t" ] && [ "${t%.*}" = "$t" ] || continue
+  if ! (cd "$build/plain" && ./libtool --mode=execute valgrind -q --error-exitcode=99 \
+          --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
+          "$t" -j1 >/dev/null 2>"$t.valgrind"); then
+    echo "valgrind: $(basename "$t") failed:"; tail -30 "$t.valgrind"; vg_failed=1
+  fi
+done
+[ $vg_failed = 0 ] && echo "valgrind: clean" || failed+=("valgrind")
+
+step "OTLP receiver (npm ci, pinned @opentelemetry/otlp-transformer)"
+(cd tests/receiver && npm ci --no-audit --no-fund --loglevel=error)
+node tests/receiver/selftest.js || failed+=("receiver self-test")
+
+step "integration tests"
+set +e
+TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+rc=$?
+set -e
+[ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\nFAILED: %s\n' "${failed[*]}"
+  exit 1
+fi
+printf '\nall test stages passed\n'
