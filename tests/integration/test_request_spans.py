@@ -1,0 +1,128 @@
+"""What a request span says: routes with blueprint prefixes, errors, 404s,
+streaming, an incoming traceparent, and the manual API nested under it."""
+import time
+
+from agent import agent_env, gunicorn, server_spans
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def one_server_span(otlp, name):
+    spans = otlp.wait_for_spans(lambda s: s["name"] == name)
+    found = server_spans(spans, name)
+    assert len(found) == 1, [s["name"] for s in spans]
+    return found[0], spans
+
+
+def test_factory_app_with_blueprint_prefix_route(otlp):
+    with gunicorn("factory:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/api/users/42?verbose=1", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+        assert status == 200 and '"id":42' in body.replace(" ", "")
+        span, _ = one_server_span(otlp, "GET /api/users/<int:uid>")
+    a = span["attributes"]
+    assert a["http.route"] == "/api/users/<int:uid>"
+    assert a["flask.blueprint"] == "api"
+    assert a["flask.endpoint"] == "api.get_user"
+    assert a["code.function"] == "get_user"
+    assert a["url.path"] == "/api/users/42"
+    assert a["url.query"] == "verbose=1"
+    assert a["client.address"] == "203.0.113.9"
+    assert a["network.peer.address"] == "127.0.0.1"
+
+
+def test_incoming_traceparent_is_continued(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        server.get("/hello/tp", headers={"traceparent": "00-%s-%s-01" % (TRACE_ID, PARENT_ID),
+                                         "tracestate": "vendor=abc"})
+        span, _ = one_server_span(otlp, "GET /hello/<name>")
+    assert span["traceId"] == TRACE_ID
+    assert span["parentSpanId"] == PARENT_ID
+    assert span["traceState"] == "vendor=abc"
+
+
+def test_invalid_traceparent_starts_a_new_trace(otlp):
+    bad = ["00-%s-%s-01" % (TRACE_ID.upper(), PARENT_ID), "00-%s-0000000000000000-01" % TRACE_ID,
+           "garbage", "ff-%s-%s-01" % (TRACE_ID, PARENT_ID), "00-%s-%s-01-extra" % (TRACE_ID, PARENT_ID)]
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        for i, header in enumerate(bad):
+            status, _, _ = server.get("/hello/bad%d" % i, headers={"traceparent": header})
+            assert status == 200
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=len(bad))
+    for s in server_spans(spans, "GET /hello/<name>"):
+        assert s["traceId"] != TRACE_ID.lower()
+        assert s["parentSpanId"] == ""
+
+
+def test_unsampled_incoming_parent_is_respected(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        server.get("/hello/unsampled", headers={"traceparent": "00-%s-%s-00" % (TRACE_ID, PARENT_ID)})
+        server.get("/hello/after")
+        spans = otlp.wait_for_spans(lambda s: s["attributes"].get("url.path") == "/hello/after")
+    assert not [s for s in spans if s["attributes"].get("url.path") == "/hello/unsampled"]
+
+
+def test_unhandled_exception_is_an_error_span(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        status, _, _ = server.get("/fail")
+        assert status == 500
+        span, _ = one_server_span(otlp, "GET /fail")
+    assert span["status"]["code"] == 2
+    assert span["attributes"]["http.response.status_code"] == 500
+    assert span["attributes"]["error"] is True
+
+
+def test_unmatched_route_is_named_by_method_only(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        status, _, _ = server.get("/no/such/page")
+        assert status == 404
+        span, _ = one_server_span(otlp, "GET")
+    a = span["attributes"]
+    assert a["http.response.status_code"] == 404
+    assert a["error"] is True
+    assert "http.route" not in a
+    assert span["status"]["code"] == 0, "4xx is not a server error"
+
+
+def test_streaming_response_span_covers_the_whole_stream(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/stream")
+        assert status == 200 and body.count("chunk") == 3
+        span, _ = one_server_span(otlp, "GET /stream")
+    duration_ms = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+    assert duration_ms >= 290, "the span must end when the server closes the response, not before"
+
+
+def test_manual_spans_nest_under_the_request_and_init_app_is_idempotent(otlp):
+    with gunicorn("manual:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/work")
+        assert status == 200
+        span, spans = one_server_span(otlp, "GET /work")
+        spans = otlp.wait_for_spans(lambda s: s["traceId"] == span["traceId"], count=4)
+    trace = [s for s in spans if s["traceId"] == span["traceId"]]
+    by_name = {s["name"]: s for s in trace}
+    assert sorted(by_name) == ["GET /work", "compute", "failing-block", "outer-block"], sorted(by_name)
+    assert len(trace) == 4, "automatic + TigerOps(app) + init_app must give one request span"
+    outer, compute, failing = by_name["outer-block"], by_name["compute"], by_name["failing-block"]
+    assert outer["parentSpanId"] == span["spanId"]
+    assert compute["parentSpanId"] == outer["spanId"]
+    assert failing["parentSpanId"] == span["spanId"]
+    assert outer["kind"] == 1
+    assert outer["attributes"] == {"block.size": 3, "answer": 42}
+    assert outer["events"][0]["name"] == "checkpoint" and outer["events"][0]["attributes"] == {"step": 1}
+    assert failing["status"]["code"] == 2
+    exc = failing["events"][0]
+    assert exc["name"] == "exception"
+    assert exc["attributes"]["exception.type"] == "ValueError"
+    assert "handled inside" in exc["attributes"]["exception.stacktrace"]
+    assert span["attributes"]["custom.tag"] == "on-request"
+    assert '"traceparent":"00-%s-%s-01"' % (span["traceId"], span["spanId"]) in body.replace(" ", "")
+
+
+def test_app_config_wins_over_environment(otlp):
+    env = agent_env(otlp, TIGEROPS_SERVICE_NAME="from-env")
+    with gunicorn("configured:app", env, workers=1) as server:
+        server.get("/health")
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health")
+    assert {s["resource"]["service.name"] for s in spans} == {"from-app-config"}
+    assert {s["resource"]["deployment.environment.name"] for s in spans} == {"staging"}
