@@ -26,6 +26,7 @@ if ! (cd "$build/plain" && make -s -j"$jobs" check); then
   cat "$build"/plain/tests/unit/*.log 2>/dev/null | tail -50 || true
   failed+=("unit tests")
 fi
+grep -h "Synthesis" "$build"/plain/tests/unit/*.log || true
 
 step "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 mkdir -p "$build/asan"

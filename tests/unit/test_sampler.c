@@ -1,0 +1,64 @@
+/* Head samplers, decided from the trace id and the parent's flag. */
+#include <criterion/criterion.h>
+
+#include "tgo-internal.h"
+
+static tgo_config with(int sampler, double ratio) {
+  tgo_config c;
+  tgo__config_defaults(&c);
+  c.sampler = sampler;
+  c.sampler_ratio = ratio;
+  return c;
+}
+
+static double kept_fraction(const tgo_config *c, int parent) {
+  int kept = 0, n = 100000;
+  for (int i = 0; i < n; i++) {
+    uint8_t id[16];
+    tgo__new_trace_id(id);
+    kept += tgo__sample(c, id, parent, 0);
+  }
+  return (double)kept / n;
+}
+
+Test(sampler, always_on_and_off_ignore_the_parent) {
+  tgo_config on = with(TGO_SAMPLER_ALWAYS_ON, 1), off = with(TGO_SAMPLER_ALWAYS_OFF, 1);
+  uint8_t id[16] = {1};
+  cr_assert_eq(tgo__sample(&on, id, 0, 1), 1);
+  cr_assert_eq(tgo__sample(&off, id, 1, 1), 0);
+}
+
+Test(sampler, ratio_keeps_about_the_ratio) {
+  tgo_config c = with(TGO_SAMPLER_RATIO, 0.25);
+  double f = kept_fraction(&c, -1);
+  cr_assert(f > 0.24 && f < 0.26, "kept %f", f);
+  c.sampler_ratio = 0;
+  cr_assert_eq(kept_fraction(&c, -1), 0.0);
+  c.sampler_ratio = 1;
+  cr_assert_eq(kept_fraction(&c, -1), 1.0);
+}
+
+Test(sampler, ratio_decision_depends_only_on_the_trace_id) {
+  tgo_config c = with(TGO_SAMPLER_RATIO, 0.5);
+  for (int i = 0; i < 1000; i++) {
+    uint8_t id[16];
+    tgo__new_trace_id(id);
+    int first = tgo__sample(&c, id, -1, 0);
+    cr_assert_eq(tgo__sample(&c, id, -1, 0), first);
+  }
+}
+
+Test(sampler, parent_based_follows_the_parent_and_falls_back_for_roots) {
+  tgo_config on = with(TGO_SAMPLER_PARENT_ALWAYS_ON, 1);
+  tgo_config off = with(TGO_SAMPLER_PARENT_ALWAYS_OFF, 1);
+  tgo_config ratio = with(TGO_SAMPLER_PARENT_RATIO, 0.1);
+  uint8_t id[16] = {9};
+  cr_assert_eq(tgo__sample(&on, id, 0, 1), 0);
+  cr_assert_eq(tgo__sample(&on, id, -1, 0), 1);
+  cr_assert_eq(tgo__sample(&off, id, 1, 1), 1);
+  cr_assert_eq(tgo__sample(&off, id, -1, 0), 0);
+  cr_assert_eq(kept_fraction(&ratio, 1), 1.0);
+  cr_assert_eq(kept_fraction(&ratio, 0), 0.0);
+  double f = kept_fraction(&ratio, -1);
+  cr_assert(f > 0.09 && f < 0.11, "kept %f", f);
+}

@@ -1,0 +1,158 @@
+/* Span storage: attribute rules, limits, UTF-8 repair, status rules. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+static void setup(void) {
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("TIGEROPS_ATTRIBUTE_VALUE_LIMIT", "32", 1);
+  cr_assert_eq(tgo_init(), 0);
+}
+
+TestSuite(span, .init = setup);
+
+static const tgo_attr *find(const tgo_span *s, const char *key) {
+  for (const tgo_attr *a = s->attrs.head; a; a = a->next)
+    if (!strcmp(a->key, key))
+      return a;
+  return NULL;
+}
+
+static int valid_utf8(const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t k = c < 0x80 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 99;
+    if (k == 99 || i + k >= n + (k ? 0 : 1))
+      return 0;
+    for (size_t j = 1; j <= k; j++)
+      if (((unsigned char)s[i + j] & 0xC0) != 0x80)
+        return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
+Test(span, setting_a_key_again_replaces_its_value) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo_attr_str(a, "k", "one", 3);
+  tgo_attr_int(a, "k", 2);
+  cr_assert_eq(s->attrs.count, 1);
+  cr_assert_eq(find(s, "k")->type, TGO_V_INT);
+  cr_assert_eq(find(s, "k")->v.i, 2);
+  tgo_span_end(s);
+}
+
+Test(span, more_than_128_attributes_are_dropped_and_counted) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  for (int i = 0; i < 200; i++) {
+    char k[16];
+    int n = snprintf(k, sizeof k, "k%d", i);
+    tgo_attr_int(a, tgo_attrs_key(a, k, (size_t)n), i);
+  }
+  cr_assert_eq(s->attrs.count, TGO_SPAN_MAX_ATTRS);
+  cr_assert_eq(s->attrs.dropped, 200 - TGO_SPAN_MAX_ATTRS);
+  tgo_span_end(s);
+}
+
+Test(span, long_values_are_cut_on_a_utf8_boundary) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  char v[100];
+  for (int i = 0; i < 50; i++)
+    memcpy(v + 2 * i, "\xc3\xa9", 2); /* é x 50 */
+  tgo_attr_str(tgo_span_attrs(s), "v", v, sizeof v);
+  const tgo_attr *a = find(s, "v");
+  cr_assert_leq(a->n, 32);
+  cr_assert_eq(a->n % 2, 0, "cut inside a character");
+  cr_assert(valid_utf8(a->v.s, a->n));
+  tgo_span_end(s);
+}
+
+Test(span, invalid_utf8_is_repaired) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  const char bad[] = "ok\xff\xfe\xc3(\xed\xa0\x80z";
+  tgo_attr_str(tgo_span_attrs(s), "v", bad, sizeof bad - 1);
+  const tgo_attr *a = find(s, "v");
+  cr_assert_eq(a->n, sizeof bad - 1);
+  cr_assert(valid_utf8(a->v.s, a->n), "not valid UTF-8: %s", a->v.s);
+  cr_assert_eq(strncmp(a->v.s, "ok", 2), 0);
+  cr_assert_eq(a->v.s[a->n - 1], 'z');
+  tgo_span_end(s);
+}
+
+Test(span, events_beyond_the_limit_are_counted) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  for (int i = 0; i < TGO_SPAN_MAX_EVENTS + 5; i++)
+    tgo_span_add_event(s, "e", 1);
+  cr_assert_eq(s->n_events, TGO_SPAN_MAX_EVENTS);
+  cr_assert_eq(s->dropped_events, 5);
+  tgo_span_end(s);
+}
+
+Test(span, ok_status_is_final_and_unset_never_overrides) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_span_set_status(s, TGO_STATUS_ERROR, "bad", 3);
+  tgo_span_set_status(s, TGO_STATUS_UNSET, NULL, 0);
+  cr_assert_eq(tgo_span_get_status(s), TGO_STATUS_ERROR);
+  tgo_span_set_status(s, TGO_STATUS_OK, NULL, 0);
+  tgo_span_set_status(s, TGO_STATUS_ERROR, "again", 5);
+  cr_assert_eq(tgo_span_get_status(s), TGO_STATUS_OK);
+  tgo_span_end(s);
+}
+
+Test(span, children_inherit_the_trace_and_point_at_the_parent) {
+  tgo_span *p = tgo_span_start("p", 1, TGO_KIND_SERVER, NULL, NULL);
+  tgo_span *c = tgo_span_start("c", 1, TGO_KIND_INTERNAL, p, NULL);
+  cr_assert(memcmp(c->trace_id, p->trace_id, 16) == 0);
+  cr_assert(memcmp(c->parent_span_id, p->span_id, 8) == 0);
+  cr_assert(c->has_parent && !c->parent_is_remote);
+  cr_assert(tgo__span_is_local_root(p) && !tgo__span_is_local_root(c));
+  tgo_span_end(c);
+  tgo_span_end(p);
+}
+
+Test(span, current_span_is_per_thread_and_restorable) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  cr_assert_null(tgo_current());
+  cr_assert_null(tgo_set_current(s));
+  cr_assert_eq(tgo_current(), s);
+  cr_assert_eq(tgo_set_current(NULL), s);
+  tgo_span_end(s);
+}
+
+Test(span, ended_spans_ignore_changes_and_refs_keep_them_alive) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_span_ref(s);
+  tgo_span_end(s);
+  cr_assert(tgo_span_is_ended(s));
+  cr_assert_null(tgo_span_attrs(s));
+  cr_assert_null(tgo_span_add_event(s, "late", 4));
+  tgo_span_set_name(s, "renamed", 7);
+  cr_assert_eq(strncmp(s->name, "x", s->name_len), 0);
+  tgo_span_unref(s);
+}
+
+Test(unsampled, spans_record_nothing_but_keep_the_context) {
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("OTEL_TRACES_SAMPLER", "always_off", 1);
+  cr_assert_eq(tgo_init(), 0);
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_SERVER, NULL, NULL);
+  cr_assert_not(tgo_span_is_recording(s));
+  cr_assert_null(tgo_span_attrs(s));
+  tgo_span_context c;
+  tgo_span_get_context(s, &c);
+  cr_assert_eq(c.flags & 1, 0);
+  uint8_t zero[8] = {0};
+  cr_assert(memcmp(c.span_id, zero, 8) != 0);
+  tgo_span_end(s);
+}
+
+Test(disabled, tracer_hands_out_the_shared_noop_span) {
+  setenv("TIGEROPS_ENABLED", "false", 1);
+  cr_assert_neq(tgo_init(), 0);
+  cr_assert_eq(tgo_span_start("x", 1, TGO_KIND_SERVER, NULL, NULL), tgo_span_invalid());
+}
