@@ -75,7 +75,7 @@ def run(env, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prefix", default=os.path.join(ROOT, "_install"))
+    ap.add_argument("--prefix", default=os.path.join(ROOT, "build", "ci", "install"))
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()

@@ -72,7 +72,7 @@ Test(otlp_writer, matches_protobuf_c_with_dropped_counts_and_ok_status) {
   tgo_span *parent = tgo_span_start("p", 1, TGO_KIND_INTERNAL, NULL, NULL);
   tgo_span *s = tgo_span_start("child", 5, TGO_KIND_INTERNAL, parent, NULL);
   tgo_attrs *a = tgo_span_attrs(s);
-  char keys[200][8];
+  char keys[200][16];
   for (int i = 0; i < 200; i++) {
     snprintf(keys[i], sizeof keys[i], "k%d", i);
     tgo_attr_int(a, tgo_attrs_key(a, keys[i], strlen(keys[i])), i);
