@@ -9,6 +9,8 @@ encoding and sending counts), measured after a final flush. Prints
 microseconds per request and the ratio agent/bare. Not a timed test."""
 import argparse
 import os
+import re
+import statistics
 import subprocess
 import sys
 
@@ -73,11 +75,23 @@ def run(env, n):
     raise RuntimeError(out.stdout + out.stderr)
 
 
+def instructions(env, n):
+    """Instructions per request, all threads, from two callgrind runs (n and
+    3n requests): deterministic, unlike CPU time on a shared VM."""
+    def total(count):
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              sys.executable, "-c", CHILD, str(count)], env=env, capture_output=True, text=True)
+        return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
+    return (total(3 * n) - total(n)) / (2 * n)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", default=os.path.join(ROOT, "build", "ci", "install"))
-    ap.add_argument("--requests", type=int, default=50000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per request under callgrind (slow, deterministic)")
     args = ap.parse_args()
     lib = os.path.join(args.prefix, "lib", "libtigerops.so")
     sink = subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), "0"],
@@ -98,11 +112,18 @@ def main():
                 sys.exit("the agent did not trace the app: is %s built and installed?" % lib)
             agent_runs.append(us)
         bare, traced_us = min(bare_runs), min(agent_runs)
-        print("in-process WSGI, %d requests x %d rounds (best round)" % (args.requests, args.rounds))
-        print("  bare:          %6.2f us CPU/request" % bare)
-        print("  tigerops+OTLP: %6.2f us CPU/request (last round: %d spans exported, %d dropped)"
-              % (traced_us, exported, dropped))
-        print("  overhead:      %6.2f us/request, ratio %.3f" % (traced_us - bare, traced_us / bare))
+        bare_med, traced_med = statistics.median(bare_runs), statistics.median(agent_runs)
+        print("in-process WSGI, %d requests x %d interleaved rounds" % (args.requests, args.rounds))
+        print("  bare:          best %6.2f  median %6.2f us CPU/request" % (bare, bare_med))
+        print("  tigerops+OTLP: best %6.2f  median %6.2f us CPU/request (last round: %d spans exported, %d dropped)"
+              % (traced_us, traced_med, exported, dropped))
+        print("  overhead:      best %6.2f us/request, ratio %.3f (medians: ratio %.3f)"
+              % (traced_us - bare, traced_us / bare, traced_med / bare_med))
+        if args.callgrind:
+            n = 1000
+            ib, ia = instructions(base, n), instructions(agent, n)
+            print("  callgrind:     bare %.0f, tigerops+OTLP %.0f instructions/request: +%.0f, ratio %.3f"
+                  % (ib, ia, ia - ib, ia / ib))
     finally:
         sink.terminate()
 
