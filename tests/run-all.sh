@@ -28,6 +28,14 @@ if ! (cd "$build/plain" && make -s -j"$jobs" check); then
 fi
 grep -h "Synthesis" "$build"/plain/tests/unit/*.log || true
 
+step "make distcheck (tarball builds, checks, installs and uninstalls cleanly)"
+if ! (cd "$build/plain" && make -s distcheck >"$build/distcheck.log" 2>&1); then
+  tail -30 "$build/distcheck.log"
+  failed+=("distcheck")
+else
+  echo "distcheck: ok"
+fi
+
 step "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 mkdir -p "$build/asan"
 if ! (cd "$build/asan" && "$root/configure" -q --prefix="$build/asan-install" \
