@@ -33,5 +33,5 @@ kill -TERM $server
 wait $server || true
 echo
 echo "traces printed by the agent (console exporter):"
-grep -A3 "^tigerops trace" "$log" | grep -v "^--$"
+grep -E "^(tigerops trace|  )" "$log"
 rm -f "$log"
