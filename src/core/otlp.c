@@ -29,12 +29,9 @@ static void *arena_alloc(arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (n > a->left) {
     size_t size = n > 65536 ? n : 65536;
-    tgo_chunk *c = malloc(sizeof *c + size);
+    tgo_chunk *c = tgo__chunk_push(&a->chunks, size);
     if (!c)
       return NULL;
-    c->next = a->chunks;
-    c->size = size;
-    a->chunks = c;
     a->pos = c->data;
     a->left = size;
   }
@@ -45,11 +42,8 @@ static void *arena_alloc(arena *a, size_t n) {
 }
 
 static void arena_free(arena *a) {
-  while (a->chunks) {
-    tgo_chunk *next = a->chunks->next;
-    free(a->chunks);
-    a->chunks = next;
-  }
+  tgo__chunks_free(a->chunks);
+  a->chunks = NULL;
 }
 
 #define NEW(a, T, init)                 \

@@ -58,11 +58,19 @@ static void *exporter_main(void *arg) {
     size_t n = ring_len < want ? ring_len : want;
     if (n > batch_cap) {
       tgo_span **nb = realloc(batch, n * sizeof *nb);
-      if (!nb) {
-        n = batch_cap;
-      } else {
+      if (nb) {
         batch = nb;
         batch_cap = n;
+      } else if (batch_cap) {
+        n = batch_cap;
+      } else { /* no memory even for a batch: drop, never spin */
+        tgo_span *s = ring[ring_head];
+        ring_head = (ring_head + 1) % ring_cap;
+        ring_len--;
+        completed_seq++;
+        atomic_fetch_add_explicit(&tgo__stats.spans_failed, 1, memory_order_relaxed);
+        tgo_span_unref(s);
+        continue;
       }
     }
     for (size_t i = 0; i < n; i++) {

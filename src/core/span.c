@@ -25,12 +25,9 @@ void *tgo__span_alloc_slow(tgo_span *s, size_t n) {
   if (s->arena_used + n > TGO_SPAN_MAX_ARENA)
     return NULL;
   size_t size = n > 4096 ? n : 4096;
-  tgo_chunk *c = malloc(sizeof *c + size);
+  tgo_chunk *c = tgo__chunk_push(&s->chunks, size);
   if (!c)
     return NULL;
-  c->next = s->chunks;
-  c->size = size;
-  s->chunks = c;
   s->arena_used += size;
   s->arena_pos = c->data + n;
   s->arena_left = size - n;
@@ -99,12 +96,7 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
 }
 
 void tgo__span_free(tgo_span *s) {
-  tgo_chunk *c = s->chunks;
-  while (c) {
-    tgo_chunk *next = c->next;
-    free(c);
-    c = next;
-  }
+  tgo__chunks_free(s->chunks);
   free(s);
 }
 

@@ -160,6 +160,10 @@ struct tgo_span {
   char arena[];
 };
 
+/* Allocates a chunk of size bytes and links it at *head. */
+tgo_chunk *tgo__chunk_push(tgo_chunk **head, size_t size);
+void tgo__chunks_free(tgo_chunk *head);
+
 #define TGO_SPAN_INLINE_ARENA 2048
 #define TGO_SPAN_MAX_ARENA (256 * 1024)
 #define TGO_SPAN_MAX_ATTRS 128

@@ -54,6 +54,24 @@ void tgo__buf_free(tgo_buf *b) {
   b->len = b->cap = 0;
 }
 
+tgo_chunk *tgo__chunk_push(tgo_chunk **head, size_t size) {
+  tgo_chunk *c = malloc(sizeof *c + size);
+  if (c) {
+    c->next = *head;
+    c->size = size;
+    *head = c;
+  }
+  return c;
+}
+
+void tgo__chunks_free(tgo_chunk *c) {
+  while (c) {
+    tgo_chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+}
+
 static size_t percent_decode(const char *s, size_t n, char *out, size_t cap) {
   size_t o = 0;
   for (size_t i = 0; i < n && o + 1 < cap; i++) {

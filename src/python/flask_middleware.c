@@ -453,7 +453,7 @@ static void apply_first_request_config(Middleware *mw) {
   PyObject *res = PyObject_CallObject(cb, NULL);
   if (!res) {
     PyErr_Clear();
-    fprintf(stderr, "tigerops: could not read app.config; using file and environment settings\n");
+    tgo_log(2, "could not read app.config; using file and environment settings");
   }
   Py_XDECREF(res);
   Py_DECREF(cb);
