@@ -100,3 +100,21 @@ def test_flask_run(otlp):
         drive(server, 5)
         spans = otlp.wait_for_spans(lambda s: s["name"] == ROUTE, count=5)
     assert_request_spans(spans, 5, "dev-server")
+
+
+def test_preload_master_spans_buffered_at_fork_are_exported_once_by_the_master(otlp):
+    # The warm-up span sits in the master's queue when the workers fork
+    # (60 s schedule delay): only the master may export it, at its exit.
+    env = agent_env(otlp, OTEL_BSP_SCHEDULE_DELAY="60000")
+    with gunicorn("warmup:app", env, workers=2, extra=("--preload",)) as server:
+        _, master_pid, _ = server.get("/warm")
+        for i in range(10):
+            assert server.get("/hello/f%d" % i)[0] == 200
+        server.stop()
+    spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=10)
+    warm = [s for s in spans if s["name"] == "GET /warm"]
+    master = [s for s in warm if s["resource"]["process.pid"] == int(master_pid)]
+    assert len(master) == 1, "the master's buffered span must be exported exactly once: %d" % len(master)
+    assert len(warm) == 2, "one from the master at import, one served by a worker"
+    ids = [s["spanId"] for s in spans]
+    assert len(ids) == len(set(ids))
