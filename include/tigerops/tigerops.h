@@ -112,6 +112,15 @@ TGO_EXTERN tgo_span *tgo_span_invalid(void);
 /* Writes one diagnostic line (level 1 error .. 4 debug) if TIGEROPS_LOG_LEVEL allows. */
 TGO_EXTERN void tgo_log(int level, const char *msg);
 
+/* SQL for db.query.text: literals and placeholders become '?', IN lists
+ * collapse to IN (?), comments go, whitespace folds, a trailing ';' goes.
+ * Writes at most cap-1 bytes and a NUL; returns the length written. */
+TGO_EXTERN size_t tgo_sql_normalize(const char *sql, size_t len, char *out, size_t cap);
+/* From normalised SQL: the operation (first keyword) and the first table;
+ * pointers into sql, lengths 0 when absent. */
+TGO_EXTERN void tgo_sql_summary(const char *sql, size_t len, const char **op, size_t *op_len,
+                                const char **table, size_t *table_len);
+
 /* The span current on this thread (NULL when none); set returns the previous. */
 TGO_EXTERN tgo_span *tgo_current(void);
 TGO_EXTERN tgo_span *tgo_set_current(tgo_span *span);

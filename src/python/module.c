@@ -187,6 +187,25 @@ static PyObject *py_process_denied(PyObject *m, PyObject *unused) {
   Py_RETURN_FALSE;
 }
 
+/* (normalised SQL, operation, table) for a statement; the C normaliser,
+ * exposed for the database instrumentations. */
+static PyObject *py_sql_normalize(PyObject *m, PyObject *arg) {
+  (void)m;
+  Py_ssize_t len;
+  const char *sql = tgo_py_utf8(arg, &len);
+  if (!sql) {
+    PyErr_SetString(PyExc_TypeError, "sql_normalize() takes a str");
+    return NULL;
+  }
+  char buf[4096];
+  size_t n = tgo_sql_normalize(sql, (size_t)len, buf, sizeof buf);
+  const char *op, *table;
+  size_t op_len, table_len;
+  tgo_sql_summary(buf, n, &op, &op_len, &table, &table_len);
+  return Py_BuildValue("(s#s#s#)", buf, (Py_ssize_t)n, op, (Py_ssize_t)op_len, table ? table : "",
+                       (Py_ssize_t)table_len);
+}
+
 static PyObject *py_log(PyObject *m, PyObject *args) {
   (void)m;
   int level;
@@ -217,6 +236,7 @@ static PyMethodDef module_functions[] = {
     {"current_span", py_current_span, METH_NOARGS, NULL},
     {"inject", py_inject, METH_O, NULL},
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
+    {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
     {NULL, NULL, 0, NULL},

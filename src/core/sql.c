@@ -1,0 +1,290 @@
+/* SQL normalisation for db.query.text: every literal and bind placeholder
+ * becomes '?', IN lists collapse to IN (?), comments go and whitespace
+ * folds, so no parameter value can leave the process and one statement
+ * shape groups as one. A single pass over the bytes, bounded output, no
+ * allocation; malformed SQL (unterminated strings or comments) degrades to
+ * '?' or nothing, never to reading past the input. */
+#include "tgo-internal.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+  char *out;
+  size_t cap, len;
+} writer;
+
+static void put(writer *w, char c) {
+  if (w->len + 1 < w->cap)
+    w->out[w->len++] = c ? c : ' '; /* a NUL would cut the text short downstream */
+}
+
+static void put_space(writer *w) {
+  if (w->len && w->out[w->len - 1] != ' ' && w->out[w->len - 1] != '(')
+    put(w, ' ');
+}
+
+static int ident_char(unsigned char c) { return isalnum(c) || c == '_' || c == '$' || c >= 0x80; }
+
+/* The last word written, to recognise "IN" before a list. */
+static int last_word_is(const writer *w, const char *word) {
+  size_t n = strlen(word), end = w->len;
+  while (end && w->out[end - 1] == ' ')
+    end--;
+  if (end < n || strncasecmp(w->out + end - n, word, n))
+    return 0;
+  return end == n || !ident_char((unsigned char)w->out[end - n - 1]);
+}
+
+/* After an opening parenthesis that follows IN: if everything up to the
+ * matching ')' is literals, placeholders, commas and spaces, skip it. */
+static size_t in_list_end(const char *s, size_t i, size_t n) {
+  size_t j = i;
+  int items = 0;
+  while (j < n) {
+    unsigned char c = (unsigned char)s[j];
+    if (c == ')')
+      return items ? j : 0;
+    if (isspace(c) || c == ',') {
+      j++;
+    } else if (c == '\'') {
+      j++;
+      while (j < n && !(s[j] == '\'' && (j + 1 >= n || s[j + 1] != '\'')))
+        j += s[j] == '\'' ? 2 : 1;
+      j++;
+      items++;
+    } else if (isdigit(c) || c == '-' || c == '+' || c == '.') {
+      while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '-' || s[j] == '+'))
+        j++;
+      items++;
+    } else if (c == '?' || c == '%' || c == ':' || c == '$') {
+      j++;
+      if (c == '%' && j < n && s[j] == '(') {
+        while (j < n && s[j] != ')')
+          j++;
+        j++;
+      }
+      while (j < n && ident_char((unsigned char)s[j]))
+        j++;
+      items++;
+    } else if (!strncasecmp(s + j, "null", 4) || !strncasecmp(s + j, "true", 4)) {
+      j += 4;
+      items++;
+    } else if (!strncasecmp(s + j, "false", 5)) {
+      j += 5;
+      items++;
+    } else {
+      return 0; /* a subquery or expression: keep it */
+    }
+  }
+  return 0;
+}
+
+size_t tgo_sql_normalize(const char *s, size_t n, char *out, size_t cap) {
+  writer w = {out, cap, 0};
+  if (!cap)
+    return 0;
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    if (isspace(c)) {
+      put_space(&w);
+      while (i < n && isspace((unsigned char)s[i]))
+        i++;
+      continue;
+    }
+    if (c == '-' && i + 1 < n && s[i + 1] == '-') { /* -- comment */
+      while (i < n && s[i] != '\n')
+        i++;
+      continue;
+    }
+    if (c == '/' && i + 1 < n && s[i + 1] == '*') { /* block comment */
+      const char *end = NULL;
+      for (size_t j = i + 2; j + 1 < n; j++)
+        if (s[j] == '*' && s[j + 1] == '/') {
+          end = s + j;
+          break;
+        }
+      i = end ? (size_t)(end - s) + 2 : n;
+      put_space(&w);
+      continue;
+    }
+    if (c == '\'' || ((c == 'E' || c == 'e' || c == 'N' || c == 'n' || c == 'X' || c == 'x' ||
+                       c == 'B' || c == 'b') && i + 1 < n && s[i + 1] == '\'' &&
+                      (i == 0 || !ident_char((unsigned char)s[i - 1])))) {
+      int backslash = c == 'E' || c == 'e';
+      i += c == '\'' ? 1 : 2;
+      while (i < n) {
+        if (backslash && s[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (s[i] == '\'') {
+          if (i + 1 < n && s[i + 1] == '\'') {
+            i += 2;
+            continue;
+          }
+          break;
+        }
+        i++;
+      }
+      i++;
+      put(&w, '?');
+      continue;
+    }
+    if (c == '$' && i + 1 < n && (s[i + 1] == '$' || isalpha((unsigned char)s[i + 1]) || s[i + 1] == '_')) {
+      /* $tag$ ... $tag$ dollar quoting */
+      size_t t = i + 1;
+      while (t < n && s[t] != '$' && ident_char((unsigned char)s[t]))
+        t++;
+      if (t < n && s[t] == '$') {
+        size_t tag_len = t - i + 1;
+        size_t j = t + 1;
+        while (j + tag_len <= n && memcmp(s + j, s + i, tag_len))
+          j++;
+        i = j + tag_len <= n ? j + tag_len : n;
+        put(&w, '?');
+        continue;
+      }
+    }
+    if (c == '"' || c == '`' || c == '[') { /* quoted identifier: kept */
+      char close = c == '[' ? ']' : (char)c;
+      put(&w, (char)c);
+      i++;
+      while (i < n && s[i] != close)
+        put(&w, s[i++]);
+      if (i < n)
+        put(&w, s[i++]);
+      continue;
+    }
+    if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
+      if (i > 0 && ident_char((unsigned char)s[i - 1])) { /* part of a name: t1 */
+        put(&w, (char)c);
+        i++;
+        continue;
+      }
+      i++;
+      while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '.' ||
+                       ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
+        i++;
+      if (w.len && (w.out[w.len - 1] == '-' || w.out[w.len - 1] == '+') &&
+          (w.len == 1 || strchr("(=<>, ", w.out[w.len - 2])))
+        w.len--; /* a sign belongs to the literal */
+      put(&w, '?');
+      continue;
+    }
+    if (c == '?' || (c == '$' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
+      i++;
+      while (i < n && isdigit((unsigned char)s[i]))
+        i++;
+      put(&w, '?');
+      continue;
+    }
+    if (c == '%' && i + 1 < n && (s[i + 1] == 's' || s[i + 1] == '(')) { /* pyformat */
+      i++;
+      if (s[i] == '(') {
+        while (i < n && s[i] != ')')
+          i++;
+        i++;
+      }
+      if (i < n && isalpha((unsigned char)s[i]))
+        i++;
+      put(&w, '?');
+      continue;
+    }
+    if (c == ':' && i + 1 < n && s[i + 1] == ':') { /* cast */
+      put(&w, ':');
+      put(&w, ':');
+      i += 2;
+      continue;
+    }
+    if (c == ':' && i + 1 < n && (isalpha((unsigned char)s[i + 1]) || s[i + 1] == '_')) {
+      i++;
+      while (i < n && ident_char((unsigned char)s[i]))
+        i++;
+      put(&w, '?');
+      continue;
+    }
+    if (c == '(' && last_word_is(&w, "IN")) {
+      size_t end = in_list_end(s, i + 1, n);
+      if (end) {
+        put_space(&w);
+        put(&w, '(');
+        put(&w, '?');
+        put(&w, ')');
+        i = end + 1;
+        continue;
+      }
+    }
+    if (ident_char(c)) {
+      size_t j = i;
+      while (j < n && ident_char((unsigned char)s[j]))
+        j++;
+      size_t word = j - i;
+      if ((word == 4 && !strncasecmp(s + i, "true", 4)) || (word == 5 && !strncasecmp(s + i, "false", 5))) {
+        put(&w, '?');
+        i = j;
+        continue;
+      }
+      while (i < j)
+        put(&w, s[i++]);
+      continue;
+    }
+    if (c == ',' || c == ')') { /* no space before */
+      if (w.len && w.out[w.len - 1] == ' ')
+        w.len--;
+    }
+    put(&w, (char)c);
+    i++;
+  }
+  while (w.len && (w.out[w.len - 1] == ' ' || w.out[w.len - 1] == ';'))
+    w.len--;
+  out[w.len] = '\0';
+  return w.len;
+}
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '('))
+    p++;
+  return p;
+}
+
+static const char *word_end(const char *p, const char *end) {
+  while (p < end && (ident_char((unsigned char)*p) || *p == '.' || *p == '"' || *p == '`'))
+    p++;
+  return p;
+}
+
+/* The operation is the first keyword; the collection is the first table
+ * after FROM (SELECT, DELETE), INTO (INSERT) or the verb (UPDATE). */
+void tgo_sql_summary(const char *sql, size_t len, const char **op, size_t *op_len, const char **table,
+                     size_t *table_len) {
+  const char *end = sql + len;
+  const char *p = skip_space(sql, end);
+  const char *e = word_end(p, end);
+  *op = p;
+  *op_len = (size_t)(e - p);
+  *table = NULL;
+  *table_len = 0;
+  const char *anchor = NULL;
+  if (*op_len == 6 && !strncasecmp(p, "UPDATE", 6))
+    anchor = e;
+  const char *const keys[] = {"FROM", "INTO"};
+  for (const char *q = e; !anchor && q < end; q++) {
+    for (size_t k = 0; k < 2; k++) {
+      if (q + 4 < end && !strncasecmp(q, keys[k], 4) && q[4] == ' ' && q > sql && q[-1] == ' ') {
+        anchor = q + 4;
+        break;
+      }
+    }
+  }
+  if (!anchor)
+    return;
+  const char *t = skip_space(anchor, end);
+  const char *te = word_end(t, end);
+  if (te > t && *t != '?') {
+    *table = t;
+    *table_len = (size_t)(te - t);
+  }
+}

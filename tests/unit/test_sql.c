@@ -1,0 +1,95 @@
+/* SQL normalisation: no literal survives, shapes group, nothing overruns. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+static char out[512];
+
+static const char *norm(const char *sql) {
+  tgo_sql_normalize(sql, strlen(sql), out, sizeof out);
+  return out;
+}
+
+Test(sql, literals_become_placeholders) {
+  cr_assert_str_eq(norm("SELECT * FROM users WHERE email = 'a@b.c' AND age > 42"),
+                   "SELECT * FROM users WHERE email = ? AND age > ?");
+  cr_assert_str_eq(norm("select 1.5e-3, -7, 0x1F, .5"), "select ?, ?, ?, ?");
+  cr_assert_str_eq(norm("UPDATE t SET flag = TRUE, name = 'O''Brien' WHERE id = 3"),
+                   "UPDATE t SET flag = ?, name = ? WHERE id = ?");
+  cr_assert_str_eq(norm("SELECT E'it\\'s', $$dollar 'quoted'$$, $tag$x$tag$"), "SELECT ?, ?, ?");
+  cr_assert_str_eq(norm("SELECT a FROM t WHERE b IS NULL"), "SELECT a FROM t WHERE b IS NULL");
+}
+
+Test(sql, placeholders_of_every_paramstyle_become_question_marks) {
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE a = %s AND b = %(name)s AND c = :c AND d = $1 AND e = ?"),
+                   "SELECT * FROM t WHERE a = ? AND b = ? AND c = ? AND d = ? AND e = ?");
+  cr_assert_str_eq(norm("SELECT a::int FROM t"), "SELECT a::int FROM t");
+}
+
+Test(sql, in_lists_collapse_and_subqueries_stay) {
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE id IN (1, 2, 3, 4)"), "SELECT * FROM t WHERE id IN (?)");
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE id in (?, ?, ?)"), "SELECT * FROM t WHERE id in (?)");
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE k IN ('a','b')"), "SELECT * FROM t WHERE k IN (?)");
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = 1)"),
+                   "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = ?)");
+}
+
+Test(sql, comments_go_and_whitespace_folds) {
+  cr_assert_str_eq(norm("  SELECT /* hint */ a,\n\t b -- trailing\nFROM  t ;  "), "SELECT a, b FROM t");
+  cr_assert_str_eq(norm("SELECT a FROM t /* unterminated"), "SELECT a FROM t");
+}
+
+Test(sql, identifiers_with_digits_and_quotes_are_kept) {
+  cr_assert_str_eq(norm("SELECT t1.c2 FROM \"Table 1\" JOIN `x9` ON t1.id = x9.id"),
+                   "SELECT t1.c2 FROM \"Table 1\" JOIN `x9` ON t1.id = x9.id");
+}
+
+Test(sql, unterminated_strings_are_swallowed_whole) {
+  cr_assert_str_eq(norm("SELECT 'secret value never closed"), "SELECT ?");
+  cr_assert_str_eq(norm("SELECT E'ends with backslash\\"), "SELECT ?");
+  cr_assert_str_eq(norm("SELECT $a$ open"), "SELECT ?");
+}
+
+Test(sql, output_is_bounded_and_terminated) {
+  char small[8];
+  size_t n = tgo_sql_normalize("SELECT something FROM somewhere", 31, small, sizeof small);
+  cr_assert_leq(n, 7);
+  cr_assert_eq(small[n], '\0');
+  cr_assert_str_eq(small, "SELECT");
+  cr_assert_eq(tgo_sql_normalize("SELECT 1", 8, small, 0), 0);
+}
+
+Test(sql, random_bytes_including_nul_never_overrun_or_cut_the_text) {
+  srand(7);
+  char in[300], o[300];
+  for (int round = 0; round < 20000; round++) {
+    size_t n = (size_t)(rand() % 300);
+    for (size_t i = 0; i < n; i++)
+      in[i] = "SELECT'\"$-/*()?%:,0123 INxe\\\n"[rand() % 30];
+    size_t len = tgo_sql_normalize(in, n, o, sizeof o);
+    cr_assert_lt(len, sizeof o);
+    cr_assert_eq(strlen(o), len);
+  }
+}
+
+Test(sql, summary_finds_operation_and_table) {
+  const char *op, *table;
+  size_t op_len, table_len;
+  const char *cases[][3] = {
+      {"SELECT users.id FROM users WHERE id = ?", "SELECT", "users"},
+      {"INSERT INTO orders (a, b) VALUES (?, ?)", "INSERT", "orders"},
+      {"UPDATE accounts SET x = ?", "UPDATE", "accounts"},
+      {"DELETE FROM public.sessions WHERE id = ?", "DELETE", "public.sessions"},
+      {"BEGIN", "BEGIN", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tgo_sql_summary(cases[i][0], strlen(cases[i][0]), &op, &op_len, &table, &table_len);
+    cr_expect_eq(op_len, strlen(cases[i][1]));
+    cr_expect(!strncmp(op, cases[i][1], op_len));
+    cr_expect_eq(table_len, strlen(cases[i][2]), "%s", cases[i][0]);
+    if (table_len)
+      cr_expect(!strncmp(table, cases[i][2], table_len), "%s", cases[i][0]);
+  }
+}
