@@ -58,6 +58,9 @@ for t in "$build"/plain/tests/unit/test_*; do
 done
 [ $vg_failed = 0 ] && echo "valgrind: clean" || failed+=("valgrind")
 
+step "libFuzzer: traceparent/tracestate, SQL normaliser, config parser (bounded runs)"
+bash tests/fuzz/run.sh "$build/plain" "${TIGEROPS_FUZZ_SECONDS:-5}" || failed+=("fuzzing")
+
 step "OTLP receiver (npm ci, pinned @opentelemetry/otlp-transformer)"
 (cd tests/receiver && npm ci --no-audit --no-fund --loglevel=error)
 node tests/receiver/selftest.js || failed+=("receiver self-test")

@@ -288,17 +288,23 @@ static int ini_entry(void *user, const char *section, const char *name, const ch
   return 1;
 }
 
+int tgo__config_load_stream(tgo_config *c, FILE *f, const char *name) {
+  int line = ini_parse_file(f, ini_entry, c);
+  if (line > 0)
+    tgo__log(TGO_LOG_WARN, "config file %s: syntax error on line %d ignored", name, line);
+  return line > 0 ? -EINVAL : 0;
+}
+
 int tgo__config_load_file(tgo_config *c, const char *path, int must_exist) {
   FILE *f = fopen(path, "r");
   if (!f) {
+    int err = errno;
     if (must_exist)
-      tgo__log(TGO_LOG_WARN, "cannot read config file %s: %s", path, strerror(errno));
-    return -errno;
+      tgo__log(TGO_LOG_WARN, "cannot read config file %s: %s", path, strerror(err));
+    return -err;
   }
-  int line = ini_parse_file(f, ini_entry, c);
+  tgo__config_load_stream(c, f, path);
   fclose(f);
-  if (line > 0)
-    tgo__log(TGO_LOG_WARN, "config file %s: syntax error on line %d ignored", path, line);
   return 0;
 }
 

@@ -68,10 +68,10 @@ static size_t in_list_end(const char *s, size_t i, size_t n) {
       while (j < n && ident_char((unsigned char)s[j]))
         j++;
       items++;
-    } else if (!strncasecmp(s + j, "null", 4) || !strncasecmp(s + j, "true", 4)) {
+    } else if (j + 4 <= n && (!strncasecmp(s + j, "null", 4) || !strncasecmp(s + j, "true", 4))) {
       j += 4;
       items++;
-    } else if (!strncasecmp(s + j, "false", 5)) {
+    } else if (j + 5 <= n && !strncasecmp(s + j, "false", 5)) {
       j += 5;
       items++;
     } else {

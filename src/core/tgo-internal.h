@@ -8,6 +8,7 @@
 #include "tigerops/tigerops.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -73,6 +74,7 @@ void tgo__config_defaults(tgo_config *c);
 void tgo__config_load(tgo_config *c, char **envp);
 int tgo__config_apply(tgo_config *c, const char *key, const char *value, const char *origin);
 int tgo__config_load_file(tgo_config *c, const char *path, int must_exist);
+int tgo__config_load_stream(tgo_config *c, FILE *f, const char *name);
 int tgo__parse_bool(const char *s, int *out);
 
 /* ---- ids and clocks --------------------------------------------------- */

@@ -93,3 +93,19 @@ Test(sql, summary_finds_operation_and_table) {
       cr_expect(!strncmp(table, cases[i][2], table_len), "%s", cases[i][0]);
   }
 }
+
+/* Found by tests/fuzz/fuzz_sql.c: an IN list cut short before "null"/"true"
+ * made the matcher compare past the end of the input. */
+Test(sql, an_in_list_cut_short_is_read_within_bounds) {
+  static const char crash[] = "NE\0\0\0\377\377\377\326INTO  IN (1,2INTO 'x' -- T";
+  char *copy = malloc(sizeof crash - 1); /* exact size: ASan/valgrind see any overrun */
+  memcpy(copy, crash, sizeof crash - 1);
+  size_t n = tgo_sql_normalize(copy, sizeof crash - 1, out, sizeof out);
+  cr_assert_eq(strlen(out), n);
+  const char *tail = "SELECT a FROM t WHERE b IN (1, nu";
+  char *exact = malloc(strlen(tail));
+  memcpy(exact, tail, strlen(tail));
+  tgo_sql_normalize(exact, strlen(tail), out, sizeof out);
+  free(exact);
+  free(copy);
+}
