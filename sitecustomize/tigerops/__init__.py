@@ -11,10 +11,12 @@
 The spans nest under the current request span and are exported by the
 agent's C core."""
 import functools
-import inspect
-import traceback
 
 import _tigerops
+
+# Imported at every Python start under the agent: keep this module's own
+# imports to what the interpreter has loaded anyway (no inspect, traceback).
+_CO_COROUTINE = 0x80
 
 __version__ = _tigerops.__version__
 KIND_INTERNAL = _tigerops.KIND_INTERNAL
@@ -32,6 +34,7 @@ class Span(_tigerops.Span):
     __slots__ = ("_template",)
 
     def record_exception(self, exception, attributes=None):
+        import traceback
         stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
         if len(stack) > _MAX_TRACEBACK_CHARS:
             stack = stack[:_MAX_TRACEBACK_CHARS // 2] + "\n...\n" + stack[-_MAX_TRACEBACK_CHARS // 2:]
@@ -52,7 +55,8 @@ class Span(_tigerops.Span):
 
 def _decorate(func, name, kind, attributes):
     name = name or getattr(func, "__qualname__", None) or repr(func)
-    if inspect.iscoroutinefunction(func):
+    code = getattr(func, "__code__", None)
+    if code is not None and code.co_flags & _CO_COROUTINE:
         @functools.wraps(func)
         async def async_wrapper(*args, **kwargs):
             with Span(name, kind, attributes):

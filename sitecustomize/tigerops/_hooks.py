@@ -2,17 +2,21 @@
 imported it, and whenever), the matching patch runs once. Modules already
 imported when the agent starts are patched at once."""
 import sys
-import threading
+from _thread import allocate_lock
 
 _patches = {}
-_lock = threading.Lock()
+_lock = allocate_lock()
 
 
 def _run_patch(name, module):
-    patch = _patches.pop(name, None)
-    if patch is None:
+    target = _patches.pop(name, None)
+    if target is None:
         return
     try:
+        # "package.module:function", imported only now: the agent's start-up
+        # must not pay for instrumentations of libraries the app never uses.
+        module_name, _, function = target.partition(":")
+        patch = getattr(__import__(module_name, fromlist=[function]), function)
         patch(module)
     except Exception as exc:  # fail open: the app runs untraced
         import _tigerops
@@ -54,6 +58,7 @@ _finder = _PostImportFinder()
 
 
 def register(name, patch):
+    """patch: "module:function", called with the module once it is loaded."""
     with _lock:
         if name in sys.modules:
             _patches[name] = patch
@@ -65,5 +70,4 @@ def register(name, patch):
 
 
 def install():
-    from tigerops import _flask
-    register("flask.app", _flask.patch_flask_module)
+    register("flask.app", "tigerops._flask:patch_flask_module")

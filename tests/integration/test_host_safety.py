@@ -146,3 +146,12 @@ def test_spans_are_flushed_when_a_worker_exits_gracefully(otlp):
     spans = otlp.wait_for_spans(lambda s: s["attributes"].get("url.path", "").startswith("/hello/flush"), count=5,
                                 timeout=10)
     assert len(server_spans(spans, "GET /hello/<name>")) == 5
+
+
+def test_agent_start_up_imports_stay_small():
+    # Every Python process pays for what the agent imports at start: only
+    # the core and the import hook, nothing for libraries the app never uses.
+    code = ("import sys; heavy = ['inspect', 'traceback', 'threading', 'weakref', 'tigerops._flask', 'flask'];"
+            "print(' '.join(m for m in heavy if m in sys.modules) or 'none', '_tigerops' in sys.modules)")
+    r = run([PYTHON, "-c", code], clean_env(LD_PRELOAD=LIB))
+    assert r.stdout.split() == ["none", "True"], r.stdout + r.stderr
