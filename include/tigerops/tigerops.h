@@ -58,6 +58,12 @@ TGO_EXTERN const char *tgo_version(void);
 TGO_EXTERN int tgo_config_set(const char *key, const char *value);
 /* Copies the current value of a setting as text into buf; -ENOENT if unknown. */
 TGO_EXTERN int tgo_config_get(const char *key, char *buf, size_t buflen);
+/* Database span settings (TIGEROPS_SLOW_QUERY_MS, 0 = off;
+ * TIGEROPS_N_PLUS_ONE_THRESHOLD), read per statement. */
+TGO_EXTERN int tgo_slow_query_ms(void);
+TGO_EXTERN int tgo_n_plus_one_threshold(void);
+/* Monotonic nanoseconds since the span started (0 when not recording). */
+TGO_EXTERN uint64_t tgo_span_elapsed_ns(const tgo_span *span);
 /* Adds or replaces one resource attribute (process.runtime.version, ...). */
 TGO_EXTERN void tgo_resource_set(const char *key, const char *value);
 

@@ -71,3 +71,4 @@ def register(name, patch):
 
 def install():
     register("flask.app", "tigerops._flask:patch_flask_module")
+    register("sqlalchemy.engine.base", "tigerops._sqlalchemy:patch_engine_module")

@@ -29,6 +29,8 @@ void tgo__config_defaults(tgo_config *c) {
   c->max_batch_size = 512;
   c->attr_value_limit = 8192;
   c->shutdown_timeout_ms = 5000;
+  c->slow_query_ms = 0;
+  c->n_plus_one_threshold = 5;
 }
 
 int tgo__parse_bool(const char *s, int *out) {
@@ -93,7 +95,7 @@ typedef enum {
   K_ENABLED, K_DISABLED, K_SERVICE, K_VERSION, K_ENV, K_ENDPOINT, K_TRACES_ENDPOINT,
   K_API_KEY, K_HEADERS, K_TIMEOUT, K_COMPRESSION, K_SAMPLE_RATE, K_SAMPLER, K_SAMPLER_ARG,
   K_EXPORTER, K_LOG_LEVEL, K_RESOURCE, K_DELAY, K_QUEUE, K_BATCH, K_DENYLIST,
-  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT
+  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE
 } key_id;
 
 /* Environment order matters: OTEL_* first, so TIGEROPS_* wins when both are set. */
@@ -131,6 +133,8 @@ static const struct {
     {"TIGEROPS_DENYLIST", K_DENYLIST},
     {"TIGEROPS_ATTRIBUTE_VALUE_LIMIT", K_VALUE_LIMIT},
     {"TIGEROPS_SHUTDOWN_TIMEOUT_MS", K_SHUTDOWN_TIMEOUT},
+    {"TIGEROPS_SLOW_QUERY_MS", K_SLOW_QUERY},
+    {"TIGEROPS_N_PLUS_ONE_THRESHOLD", K_N_PLUS_ONE},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -204,6 +208,10 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
     return parse_int(v, 16, 1 << 20, &c->attr_value_limit);
   case K_SHUTDOWN_TIMEOUT:
     return parse_int(v, 0, 600000, &c->shutdown_timeout_ms);
+  case K_SLOW_QUERY:
+    return parse_int(v, 0, 3600000, &c->slow_query_ms);
+  case K_N_PLUS_ONE:
+    return parse_int(v, 2, 1000000, &c->n_plus_one_threshold);
   case K_COMPRESSION:
     if (!strcasecmp(v, "gzip"))
       c->gzip = 1;
@@ -343,6 +351,9 @@ int tgo_config_set(const char *key, const char *value) {
   return tgo__config_apply(&tgo__cfg, key, value, "app.config");
 }
 
+int tgo_slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
+int tgo_n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
+
 int tgo_config_get(const char *key, char *buf, size_t buflen) {
   int i = find_key(key);
   if (i < 0 || !buflen)
@@ -367,6 +378,8 @@ int tgo_config_get(const char *key, char *buf, size_t buflen) {
   case K_BATCH: snprintf(buf, buflen, "%d", c->max_batch_size); break;
   case K_VALUE_LIMIT: snprintf(buf, buflen, "%d", c->attr_value_limit); break;
   case K_SHUTDOWN_TIMEOUT: snprintf(buf, buflen, "%d", c->shutdown_timeout_ms); break;
+  case K_SLOW_QUERY: snprintf(buf, buflen, "%d", c->slow_query_ms); break;
+  case K_N_PLUS_ONE: snprintf(buf, buflen, "%d", c->n_plus_one_threshold); break;
   case K_COMPRESSION: snprintf(buf, buflen, "%s", c->gzip ? "gzip" : "none"); break;
   case K_SAMPLE_RATE:
   case K_SAMPLER_ARG: snprintf(buf, buflen, "%g", c->sampler_ratio); break;

@@ -201,6 +201,10 @@ void tgo_span_end(tgo_span *s) {
   tgo__pipeline_submit(s);
 }
 
+uint64_t tgo_span_elapsed_ns(const tgo_span *s) {
+  return s->recording ? tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns : 0;
+}
+
 int tgo_span_is_recording(const tgo_span *s) { return s->recording && !s->ended; }
 int tgo_span_is_ended(const tgo_span *s) { return s->ended; }
 

@@ -65,6 +65,8 @@ typedef struct {
   int max_batch_size;
   int attr_value_limit;
   int shutdown_timeout_ms;
+  int slow_query_ms;          /* 0: off */
+  int n_plus_one_threshold;
 } tgo_config;
 
 extern tgo_config tgo__cfg;

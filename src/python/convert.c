@@ -192,3 +192,24 @@ void tgo_py_mark_exception(tgo_span *span) {
   Py_XDECREF(msg);
   PyErr_Restore(type, value, tb);
 }
+
+void tgo_py_exception_event(tgo_span *span) {
+  if (!tgo_span_is_recording(span) || !PyErr_Occurred())
+    return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject *name = type ? PyObject_GetAttrString(type, "__qualname__") : NULL;
+  PyObject *msg = value ? PyObject_Str(value) : NULL;
+  if (!name || !msg)
+    PyErr_Clear();
+  Py_ssize_t nlen = 0, mlen = 0;
+  const char *n = tgo_py_utf8(name, &nlen), *m = tgo_py_utf8(msg, &mlen);
+  tgo_attrs *ev = tgo_span_add_event(span, "exception", 9);
+  if (n)
+    tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
+  if (m)
+    tgo_attr_str(ev, "exception.message", m, (size_t)mlen);
+  Py_XDECREF(name);
+  Py_XDECREF(msg);
+  PyErr_Restore(type, value, tb);
+}

@@ -47,6 +47,8 @@ PyTypeObject *tgo_py_request_type;
 /* The Request whose app call is running on this thread, for the hook. */
 static __thread Request *running_request;
 
+tgo_span *tgo_py_request_span(void) { return running_request ? running_request->span : NULL; }
+
 #define MAX_ROUTES 4096
 
 static void routes_free(Middleware *mw) {
@@ -402,6 +404,14 @@ static int request_traverse(PyObject *op, visitproc visit, void *arg) {
 
 static int request_clear(PyObject *op) {
   Request *r = (Request *)op;
+  /* Collected in a cycle without close(): end the span while the request
+   * context (route, endpoint) is still reachable. */
+  if (!r->finished) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    request_finish(r);
+    PyErr_Restore(type, value, tb);
+  }
   Py_CLEAR(r->start_response);
   Py_CLEAR(r->inner);
   Py_CLEAR(r->iter);

@@ -39,6 +39,12 @@ extern PyTypeObject *tgo_py_request_type;
 
 int tgo_py_span_type_init(PyObject *module);
 int tgo_py_middleware_types_init(PyObject *module);
+int tgo_py_db_type_init(PyObject *module);
+/* The server span of the Flask request running on this thread, or NULL. */
+tgo_span *tgo_py_request_span(void);
+/* Adds an "exception" event (type, message) for the pending exception,
+ * leaving it pending. */
+void tgo_py_exception_event(tgo_span *span);
 
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
 const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len);

@@ -278,7 +278,8 @@ static int intern_names(void) {
 }
 
 static int module_exec(PyObject *m) {
-  if (intern_names() < 0 || tgo_py_span_type_init(m) < 0 || tgo_py_middleware_types_init(m) < 0)
+  if (intern_names() < 0 || tgo_py_span_type_init(m) < 0 || tgo_py_middleware_types_init(m) < 0 ||
+      tgo_py_db_type_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||
       PyModule_AddIntConstant(m, "KIND_SERVER", TGO_KIND_SERVER) < 0 ||

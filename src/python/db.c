@@ -1,0 +1,290 @@
+/* Database client spans: DbExecute replaces a SQLAlchemy dialect's
+ * do_execute / do_execute_no_params / do_executemany on the dialect
+ * instance, so each statement the DBAPI cursor runs is one CLIENT span,
+ * child of the current span. The statement text is normalised in C once
+ * per distinct statement object (SQLAlchemy reuses the compiled string),
+ * so a cached statement costs a pointer compare. N+1 detection counts
+ * statement shapes per request on the request's own thread. */
+#include "glue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_SLOTS 128
+#define NPO_SLOTS 64
+
+typedef struct {
+  PyObject *statement; /* strong: keeps the key's address unique */
+  char *text;          /* normalised */
+  size_t text_len;
+  char *name; /* "{operation} {table}" */
+  size_t name_len;
+  char op[32];
+  char table[128];
+  uint64_t hash;
+} statement_info;
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *original;
+  int mode; /* 0 do_execute, 1 do_execute_no_params, 2 do_executemany */
+  char *system, *namespace, *host, *connection;
+  long port;
+  statement_info cache[CACHE_SLOTS];
+} DbExecute;
+
+PyTypeObject *tgo_py_db_execute_type;
+
+/* Statement shapes seen in the current request, on this thread. */
+static __thread tgo_span *npo_request;
+static __thread struct {
+  uint64_t hash;
+  uint32_t count;
+} npo[NPO_SLOTS];
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+static void entry_clear(statement_info *e) {
+  Py_CLEAR(e->statement);
+  free(e->text);
+  free(e->name);
+  e->text = e->name = NULL;
+}
+
+static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
+  uintptr_t h = (uintptr_t)statement >> 4;
+  statement_info *e = &d->cache[(h ^ (h >> 9)) % CACHE_SLOTS];
+  if (e->statement == statement)
+    return e;
+  Py_ssize_t len;
+  const char *sql = tgo_py_utf8(statement, &len);
+  if (!sql)
+    return NULL;
+  size_t cap = (size_t)len + 1 < 65536 ? (size_t)len + 1 : 65536;
+  char *text = malloc(cap);
+  if (!text)
+    return NULL;
+  size_t n = tgo_sql_normalize(sql, (size_t)len, text, cap);
+  const char *op, *table;
+  size_t op_len, table_len;
+  tgo_sql_summary(text, n, &op, &op_len, &table, &table_len);
+  entry_clear(e);
+  e->text = text;
+  e->text_len = n;
+  snprintf(e->op, sizeof e->op, "%.*s", (int)(op_len < sizeof e->op ? op_len : sizeof e->op - 1), op);
+  for (char *p = e->op; *p; p++)
+    if (*p >= 'a' && *p <= 'z')
+      *p = (char)(*p - 'a' + 'A');
+  snprintf(e->table, sizeof e->table, "%.*s", (int)(table_len < sizeof e->table ? table_len : sizeof e->table - 1),
+           table ? table : "");
+  size_t name_cap = sizeof e->op + sizeof e->table + 2;
+  e->name = malloc(name_cap);
+  if (!e->name) {
+    entry_clear(e);
+    return NULL;
+  }
+  int m = snprintf(e->name, name_cap, "%s%s%s", *e->op ? e->op : d->system, *e->table ? " " : "", e->table);
+  e->name_len = m > 0 ? (size_t)m : 0;
+  e->hash = fnv1a(text, n);
+  Py_INCREF(statement);
+  e->statement = statement;
+  return e;
+}
+
+/* Counts a statement shape in the running request; from the threshold on,
+ * the request span says so (tigerops.n_plus_one.*). */
+static void count_for_n_plus_one(const statement_info *e) {
+  tgo_span *request = tgo_py_request_span();
+  if (!request || !tgo_span_is_recording(request))
+    return;
+  if (npo_request != request) {
+    memset(npo, 0, sizeof npo);
+    npo_request = request;
+  }
+  size_t i = e->hash % NPO_SLOTS;
+  for (size_t probe = 0; probe < NPO_SLOTS; probe++, i = (i + 1) % NPO_SLOTS) {
+    if (npo[i].hash == e->hash || !npo[i].hash) {
+      npo[i].hash = e->hash;
+      uint32_t count = ++npo[i].count;
+      if (count >= (uint32_t)tgo_n_plus_one_threshold()) {
+        tgo_attrs *a = tgo_span_attrs(request);
+        tgo_attr_bool(a, "tigerops.n_plus_one", 1);
+        tgo_attr_str(a, "tigerops.n_plus_one.statement", e->text, e->text_len);
+        tgo_attr_int(a, "tigerops.n_plus_one.count", count);
+      }
+      return;
+    }
+  }
+}
+
+static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e) {
+  PyObject *rc = PyObject_GetAttrString(cursor, "rowcount");
+  if (!rc) {
+    PyErr_Clear();
+    return;
+  }
+  long rows = PyLong_Check(rc) ? PyLong_AsLong(rc) : -1;
+  Py_DECREF(rc);
+  if (rows == -1 && PyErr_Occurred())
+    PyErr_Clear();
+  if (rows < 0)
+    return;
+  tgo_attr_int(a, strcmp(e->op, "SELECT") ? "db.response.affected_rows" : "db.response.returned_rows", rows);
+}
+
+static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
+  DbExecute *d = (DbExecute *)op;
+  tgo_span *parent = tgo_current();
+  if (!parent || !tgo_span_is_recording(parent) || !PyTuple_Check(args) || PyTuple_Size(args) < 2)
+    return PyObject_Call(d->original, args, kwargs);
+  PyObject *cursor = PyTuple_GetItem(args, 0);
+  statement_info *e = statement_lookup(d, PyTuple_GetItem(args, 1));
+  if (!e)
+    return PyObject_Call(d->original, args, kwargs);
+  tgo_span *span = tgo_span_start(e->name, e->name_len, TGO_KIND_CLIENT, parent, NULL);
+  tgo_attrs *a = tgo_span_attrs(span);
+  tgo_attr_str(a, "db.system.name", d->system, strlen(d->system));
+  if (*d->namespace)
+    tgo_attr_str(a, "db.namespace", d->namespace, strlen(d->namespace));
+  if (*e->op)
+    tgo_attr_str(a, "db.operation.name", e->op, strlen(e->op));
+  if (*e->table)
+    tgo_attr_str(a, "db.collection.name", e->table, strlen(e->table));
+  tgo_attr_str(a, "db.query.text", e->text, e->text_len);
+  if (*d->host)
+    tgo_attr_str(a, "server.address", d->host, strlen(d->host));
+  if (d->port > 0)
+    tgo_attr_int(a, "server.port", d->port);
+  if (*d->connection)
+    tgo_attr_str(a, "db.connection_string", d->connection, strlen(d->connection));
+  if (d->mode == 2 && PyTuple_Size(args) >= 3) {
+    Py_ssize_t batch = PyObject_Size(PyTuple_GetItem(args, 2));
+    if (batch >= 0)
+      tgo_attr_int(a, "db.operation.batch.size", batch);
+    else
+      PyErr_Clear();
+  }
+  PyObject *result = PyObject_Call(d->original, args, kwargs);
+  if (!result) {
+    tgo_py_mark_exception(span);
+    tgo_py_exception_event(span);
+  } else {
+    record_rows(a, cursor, e);
+  }
+  int slow_ms = tgo_slow_query_ms();
+  if (slow_ms > 0 && tgo_span_elapsed_ns(span) >= (uint64_t)slow_ms * 1000000u) {
+    tgo_attr_bool(a, "db.slow", 1);
+    tgo_attr_int(tgo_span_add_event(span, "slow_query", 10), "tigerops.slow_query_ms", slow_ms);
+  }
+  count_for_n_plus_one(e);
+  tgo_span_end(span);
+  return result;
+}
+
+static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
+  DbExecute *d = (DbExecute *)op;
+  static char *kwlist[] = {"original", "mode", "system", "namespace", "host", "port", "connection", NULL};
+  PyObject *original;
+  int mode;
+  const char *system, *ns, *host, *conn;
+  long port;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oisssls", kwlist, &original, &mode, &system, &ns, &host,
+                                   &port, &conn))
+    return -1;
+  if (!PyCallable_Check(original) || mode < 0 || mode > 2) {
+    PyErr_SetString(PyExc_ValueError, "DbExecute(original callable, mode 0..2, ...)");
+    return -1;
+  }
+  Py_INCREF(original);
+  Py_XSETREF(d->original, original);
+  d->mode = mode;
+  free(d->system);
+  free(d->namespace);
+  free(d->host);
+  free(d->connection);
+  d->system = strdup(system);
+  d->namespace = strdup(ns);
+  d->host = strdup(host);
+  d->connection = strdup(conn);
+  d->port = port;
+  if (!d->system || !d->namespace || !d->host || !d->connection) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+static int db_traverse(PyObject *op, visitproc visit, void *arg) {
+  DbExecute *d = (DbExecute *)op;
+  Py_VISIT(d->original);
+  Py_VISIT(Py_TYPE(op));
+  return 0;
+}
+
+static int db_clear(PyObject *op) {
+  DbExecute *d = (DbExecute *)op;
+  Py_CLEAR(d->original);
+  for (size_t i = 0; i < CACHE_SLOTS; i++)
+    entry_clear(&d->cache[i]);
+  return 0;
+}
+
+static void db_dealloc(PyObject *op) {
+  DbExecute *d = (DbExecute *)op;
+  PyTypeObject *tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  db_clear(op);
+  free(d->system);
+  free(d->namespace);
+  free(d->host);
+  free(d->connection);
+  PyObject_GC_Del(op);
+  Py_DECREF(tp);
+}
+
+static PyObject *db_get_wrapped(PyObject *op, void *closure) {
+  (void)closure;
+  DbExecute *d = (DbExecute *)op;
+  PyObject *o = d->original ? d->original : Py_None;
+  Py_INCREF(o);
+  return o;
+}
+
+static PyGetSetDef db_getset[] = {
+    {"__wrapped__", db_get_wrapped, NULL, "the dialect method under the agent", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot db_slots[] = {
+    {Py_tp_call, db_call},
+    {Py_tp_init, db_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_getset, db_getset},
+    {Py_tp_traverse, db_traverse},
+    {Py_tp_clear, db_clear},
+    {Py_tp_dealloc, db_dealloc},
+    {Py_tp_doc, (void *)"DbExecute(original, mode, system, namespace, host, port, connection)"},
+    {0, NULL},
+};
+
+static PyType_Spec db_spec = {
+    "_tigerops.DbExecute", sizeof(DbExecute), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, db_slots,
+};
+
+int tgo_py_db_type_init(PyObject *module) {
+  tgo_py_db_execute_type = (PyTypeObject *)PyType_FromSpec(&db_spec);
+  if (!tgo_py_db_execute_type)
+    return -1;
+  Py_INCREF(tgo_py_db_execute_type);
+  if (PyModule_AddObject(module, "DbExecute", (PyObject *)tgo_py_db_execute_type) < 0) {
+    Py_DECREF(tgo_py_db_execute_type);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,79 @@
+"""Flask + SQLAlchemy 1.4 (Core, ORM, 2.0-style select) on the database
+named by DATABASE_URL (SQLite in memory by default)."""
+import os
+
+from flask import Flask, jsonify
+from sqlalchemy import Column, ForeignKey, Integer, String, create_engine, select, text
+from sqlalchemy.orm import Session, declarative_base, relationship
+
+Base = declarative_base()
+
+
+class Author(Base):
+    __tablename__ = "authors"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100))
+    books = relationship("Book", lazy="select")
+
+
+class Book(Base):
+    __tablename__ = "books"
+    id = Column(Integer, primary_key=True)
+    title = Column(String(100))
+    author_id = Column(Integer, ForeignKey("authors.id"))
+
+
+engine = create_engine(os.environ.get("DATABASE_URL", "sqlite://"), future=True)
+Base.metadata.drop_all(engine)
+Base.metadata.create_all(engine)
+with Session(engine) as s:
+    for i in range(6):
+        s.add(Author(id=i + 1, name="secret-author-%d" % (i + 1),
+                     books=[Book(title="secret-title-%d" % (i + 1))]))
+    s.commit()
+
+app = Flask(__name__)
+
+
+@app.route("/health")
+def health():
+    return "ok"
+
+
+@app.route("/core/<int:author_id>")
+def core(author_id):
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name FROM authors WHERE id = :id AND name != 'literal-secret'"),
+                            {"id": author_id}).fetchall()
+    return jsonify(n=len(rows))
+
+
+@app.route("/orm")
+def orm():
+    with Session(engine) as s:
+        authors = s.execute(select(Author).where(Author.id.in_([1, 2, 3, 4, 5, 6]))).scalars().all()
+        titles = [b.title for a in authors for b in a.books]  # lazy loads: the N+1 pattern
+    return jsonify(n=len(titles))
+
+
+@app.route("/twice")
+def twice():
+    with Session(engine) as s:
+        for i in (1, 2):
+            s.get(Author, i)
+    return "ok"
+
+
+@app.route("/many")
+def many():
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO books (title, author_id) VALUES (:t, :a)"),
+                     [{"t": "secret-bulk-%d" % i, "a": 1} for i in range(4)])
+    return "ok"
+
+
+@app.route("/broken")
+def broken():
+    with engine.connect() as conn:
+        conn.execute(text("SELECT no_such_column FROM authors"))
+    return "unreachable"

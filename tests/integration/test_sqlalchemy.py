@@ -1,0 +1,91 @@
+"""SQLAlchemy statements as CLIENT spans under the request span: normalised
+SQL (no literal or parameter value anywhere in the exported bytes), row
+counts, batch sizes, errors, slow statements and the N+1 pattern."""
+import base64
+
+from agent import agent_env, gunicorn, server_spans
+
+SECRETS = ["secret-author", "secret-title", "secret-bulk", "literal-secret"]
+
+
+def trace_of(otlp, name, count):
+    spans = otlp.wait_for_spans(lambda s: s["name"] == name and s["kind"] == 2)
+    root = server_spans(spans, name)[0]
+    spans = otlp.wait_for_spans(lambda s: s["traceId"] == root["traceId"], count=count)
+    return root, [s for s in spans if s["traceId"] == root["traceId"] and s is not root and s["spanId"] != root["spanId"]]
+
+
+def assert_no_secrets(otlp):
+    for req in otlp.requests(bodies=True):
+        raw = base64.b64decode(req["body"])
+        for secret in SECRETS:
+            assert secret.encode() not in raw, "%s leaked into the export" % secret
+
+
+def test_core_statement_span_on_sqlite(otlp):
+    with gunicorn("orm:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/core/3")[0] == 200
+        root, children = trace_of(otlp, "GET /core/<int:author_id>", 2)
+    (q,) = children
+    assert q["name"] == "SELECT authors" and q["kind"] == 3
+    assert q["parentSpanId"] == root["spanId"]
+    a = q["attributes"]
+    assert a["db.system.name"] == "sqlite"
+    assert a["db.operation.name"] == "SELECT"
+    assert a["db.collection.name"] == "authors"
+    assert a["db.query.text"] == "SELECT name FROM authors WHERE id = ? AND name != ?"
+    assert_no_secrets(otlp)
+
+
+def test_orm_lazy_loads_flag_n_plus_one(otlp):
+    with gunicorn("orm:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/orm")[0] == 200
+        assert server.get("/twice")[0] == 200
+        root, children = trace_of(otlp, "GET /orm", 8)
+        twice, _ = trace_of(otlp, "GET /twice", 3)
+    books = [s for s in children if s["name"] == "SELECT books"]
+    assert len(books) == 6
+    assert root["attributes"]["tigerops.n_plus_one"] is True
+    assert root["attributes"]["tigerops.n_plus_one.count"] == 6
+    assert "FROM books" in root["attributes"]["tigerops.n_plus_one.statement"]
+    authors = [s for s in children if s["name"] == "SELECT authors"][0]
+    assert "IN (?)" in authors["attributes"]["db.query.text"] or "IN (" in authors["attributes"]["db.query.text"]
+    assert "tigerops.n_plus_one" not in twice["attributes"], "two runs of a statement are not N+1"
+    assert_no_secrets(otlp)
+
+
+def test_executemany_is_one_span_with_a_batch_size(otlp):
+    with gunicorn("orm:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/many")[0] == 200
+        _, children = trace_of(otlp, "GET /many", 2)
+    inserts = [s for s in children if s["name"] == "INSERT books"]
+    assert len(inserts) == 1
+    assert inserts[0]["attributes"]["db.operation.batch.size"] == 4
+    assert_no_secrets(otlp)
+
+
+def test_failing_statement_is_an_error_span(otlp):
+    with gunicorn("orm:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/broken")[0] == 500
+        root, children = trace_of(otlp, "GET /broken", 2)
+    (q,) = children
+    assert q["status"]["code"] == 2
+    assert q["events"][0]["name"] == "exception"
+    assert "no_such_column" in q["events"][0]["attributes"]["exception.message"]
+
+
+def test_slow_statements_are_flagged(otlp):
+    env = agent_env(otlp, TIGEROPS_SLOW_QUERY_MS="0")
+    with gunicorn("orm:app", env, workers=1) as server:
+        server.get("/core/1")
+        _, children = trace_of(otlp, "GET /core/<int:author_id>", 2)
+    assert "db.slow" not in children[0]["attributes"], "0 means off"
+    otlp.reset()
+    env = agent_env(otlp)
+    env["DATABASE_URL"] = "sqlite://"
+    with gunicorn("slowdb:app", env, workers=1) as server:
+        server.get("/slow")
+        _, children = trace_of(otlp, "GET /slow", 2)
+    (q,) = children
+    assert q["attributes"]["db.slow"] is True
+    assert q["events"][0]["name"] == "slow_query"
