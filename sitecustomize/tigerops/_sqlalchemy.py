@@ -30,7 +30,8 @@ def patch_engine_module(module):
 def _connection_string(url):
     """The URL without its password: that never leaves the process."""
     try:
-        return url.set(password=None).render_as_string(hide_password=True)
+        # URL.set() treats None as "unchanged"; URL is a named tuple in 1.4.
+        return url._replace(password=None).render_as_string(hide_password=True)
     except Exception:
         return ""
 

@@ -7,6 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import LIB  # noqa: E402
 from otlp import OtlpReceiver  # noqa: E402
+from servers import Postgres  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -19,3 +20,9 @@ def pytest_sessionstart(session):
 def otlp():
     with OtlpReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    with Postgres() as pg:
+        yield pg

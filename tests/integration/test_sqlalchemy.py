@@ -89,3 +89,25 @@ def test_slow_statements_are_flagged(otlp):
     (q,) = children
     assert q["attributes"]["db.slow"] is True
     assert q["events"][0]["name"] == "slow_query"
+
+
+def test_postgresql_through_psycopg2(otlp, postgres):
+    env = agent_env(otlp, DATABASE_URL=postgres.url)
+    with gunicorn("orm:app", env, workers=1) as server:
+        assert server.get("/core/2")[0] == 200
+        assert server.get("/orm")[0] == 200
+        _, core = trace_of(otlp, "GET /core/<int:author_id>", 2)
+        root, orm_children = trace_of(otlp, "GET /orm", 8)
+    (q,) = core
+    a = q["attributes"]
+    assert a["db.system.name"] == "postgresql"
+    assert a["db.namespace"] == "postgres"
+    assert a["server.address"] == "127.0.0.1" and a["server.port"] == postgres.port
+    assert a["db.query.text"] == "SELECT name FROM authors WHERE id = ? AND name != ?"
+    assert a["db.response.returned_rows"] == 1
+    assert "pg-secret-password" not in a["db.connection_string"]
+    assert a["db.connection_string"].startswith("postgresql+psycopg2://postgres@127.0.0.1:")
+    assert root["attributes"]["tigerops.n_plus_one"] is True
+    assert_no_secrets(otlp)
+    for req in otlp.requests(bodies=True):
+        assert b"pg-secret-password" not in base64.b64decode(req["body"])
