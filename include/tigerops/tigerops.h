@@ -127,6 +127,10 @@ TGO_EXTERN size_t tgo_sql_normalize(const char *sql, size_t len, char *out, size
 TGO_EXTERN void tgo_sql_summary(const char *sql, size_t len, const char **op, size_t *op_len,
                                 const char **table, size_t *table_len);
 
+/* A query string with the values of credential- and signature-like
+ * parameters replaced by REDACTED. Bounded like tgo_sql_normalize. */
+TGO_EXTERN size_t tgo_redact_query(const char *query, size_t len, char *out, size_t cap);
+
 /* The span current on this thread (NULL when none); set returns the previous. */
 TGO_EXTERN tgo_span *tgo_current(void);
 TGO_EXTERN tgo_span *tgo_set_current(tgo_span *span);

@@ -210,8 +210,16 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   }
   PyObject *q = env_item(environ, tgo_py_str.QUERY_STRING);
   Py_ssize_t qlen = 0;
-  if (q && tgo_py_utf8(q, &qlen) && qlen > 0)
-    env_attr(a, "url.query", q);
+  const char *query = tgo_py_utf8(q, &qlen);
+  if (query && qlen > 0) {
+    char redacted[2048];
+    if ((size_t)qlen < sizeof redacted) {
+      size_t n = tgo_redact_query(query, (size_t)qlen, redacted, sizeof redacted);
+      tgo_attr_str(a, "url.query", redacted, n);
+    } else {
+      tgo_attr_str(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
+    }
+  }
   env_attr(a, "url.scheme", env_item(environ, tgo_py_str.wsgi_url_scheme));
 
   Py_ssize_t len;

@@ -97,6 +97,15 @@ static PyObject *py_current_span(PyObject *m, PyObject *unused) {
   return tgo_py_span_wrap(s ? s : tgo_span_invalid(), 0);
 }
 
+/* True when a recording span is current: the cheap test instrumentations
+ * make before doing any work. */
+static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  tgo_span *s = tgo_current();
+  return PyBool_FromLong(s && tgo_span_is_recording(s));
+}
+
 /* Writes traceparent (and tracestate) of the current span into a mapping. */
 static PyObject *py_inject(PyObject *m, PyObject *headers) {
   (void)m;
@@ -206,6 +215,21 @@ static PyObject *py_sql_normalize(PyObject *m, PyObject *arg) {
                        (Py_ssize_t)table_len);
 }
 
+static PyObject *py_redact_query(PyObject *m, PyObject *arg) {
+  (void)m;
+  Py_ssize_t len;
+  const char *q = tgo_py_utf8(arg, &len);
+  if (!q) {
+    PyErr_SetString(PyExc_TypeError, "redact_query() takes a str");
+    return NULL;
+  }
+  char buf[4096];
+  if ((size_t)len >= sizeof buf)
+    return PyUnicode_FromString("REDACTED");
+  size_t n = tgo_redact_query(q, (size_t)len, buf, sizeof buf);
+  return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
 static PyObject *py_log(PyObject *m, PyObject *args) {
   (void)m;
   int level;
@@ -235,8 +259,10 @@ static PyMethodDef module_functions[] = {
     {"stats", py_stats, METH_NOARGS, NULL},
     {"current_span", py_current_span, METH_NOARGS, NULL},
     {"inject", py_inject, METH_O, NULL},
+    {"tracing_now", py_tracing_now, METH_NOARGS, "True when a recording span is current on this thread"},
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
     {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
+    {"redact_query", py_redact_query, METH_O, "redact_query(query) -> query with secret values REDACTED"},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
     {NULL, NULL, 0, NULL},

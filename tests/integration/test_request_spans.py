@@ -126,3 +126,13 @@ def test_app_config_wins_over_environment(otlp):
         spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health")
     assert {s["resource"]["service.name"] for s in spans} == {"from-app-config"}
     assert {s["resource"]["deployment.environment.name"] for s in spans} == {"staging"}
+
+
+def test_secret_query_values_never_leave_the_process(otlp):
+    import base64
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        server.get("/hello/q?page=3&access_token=tok-SECRET-1&X-Amz-Signature=sig-SECRET-2")
+        span, _ = one_server_span(otlp, "GET /hello/<name>")
+    assert span["attributes"]["url.query"] == "page=3&access_token=REDACTED&X-Amz-Signature=REDACTED"
+    for req in otlp.requests(bodies=True):
+        assert b"SECRET" not in base64.b64decode(req["body"])

@@ -109,3 +109,14 @@ Test(sql, an_in_list_cut_short_is_read_within_bounds) {
   free(exact);
   free(copy);
 }
+
+Test(redact, secret_query_values_are_replaced_and_the_rest_kept) {
+  const char *q = "page=2&sig=abc123&X-Amz-Signature=deadbeef&token=t;key=k&empty&q=a%3Db";
+  char o[256];
+  size_t n = tgo_redact_query(q, strlen(q), o, sizeof o);
+  cr_assert_str_eq(o, "page=2&sig=REDACTED&X-Amz-Signature=REDACTED&token=REDACTED;key=REDACTED&empty&q=a%3Db");
+  cr_assert_eq(n, strlen(o));
+  char small[6];
+  tgo_redact_query(q, strlen(q), small, sizeof small);
+  cr_assert_str_eq(small, "page=");
+}

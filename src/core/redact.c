@@ -1,0 +1,45 @@
+/* Query-string redaction: the values of parameters that carry credentials
+ * or request signatures become REDACTED (OpenTelemetry HTTP conventions),
+ * for url.query on server spans and url.full on client spans. */
+#include "tgo-internal.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char *const secret_params[] = {
+    "sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid",
+    "x-goog-signature", "x-goog-credential", "token", "access_token", "refresh_token", "id_token",
+    "api_key", "apikey", "api-key", "key", "password", "passwd", "pwd", "secret", "client_secret", "auth",
+    "authorization", "session", "sessionid", "sv", "se",
+};
+
+static int is_secret(const char *k, size_t n) {
+  for (size_t i = 0; i < sizeof secret_params / sizeof secret_params[0]; i++)
+    if (strlen(secret_params[i]) == n && !strncasecmp(k, secret_params[i], n))
+      return 1;
+  return 0;
+}
+
+size_t tgo_redact_query(const char *q, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  if (!cap)
+    return 0;
+  for (size_t i = 0; i < n;) {
+    size_t end = i;
+    while (end < n && q[end] != '&' && q[end] != ';')
+      end++;
+    const char *eq = memchr(q + i, '=', end - i);
+    size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
+    size_t copy = eq && is_secret(q + i, klen) ? klen + 1 : end - i;
+    for (size_t k = 0; k < copy && o + 1 < cap; k++)
+      out[o++] = q[i + k];
+    if (copy != end - i)
+      for (const char *r = "REDACTED"; *r && o + 1 < cap; r++)
+        out[o++] = *r;
+    if (end < n && o + 1 < cap)
+      out[o++] = q[end];
+    i = end + 1;
+  }
+  out[o] = '\0';
+  return o;
+}

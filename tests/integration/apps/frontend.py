@@ -1,0 +1,38 @@
+"""Calls the backend named by BACKEND_URL with requests and httpx, and
+renders a template: the outgoing context must reach the backend."""
+import os
+
+import httpx
+import requests
+from flask import Flask, render_template_string
+
+app = Flask(__name__)
+BACKEND = os.environ.get("BACKEND_URL", "http://127.0.0.1:1")
+
+
+@app.route("/health")
+def health():
+    return "ok"
+
+
+@app.route("/via-requests")
+def via_requests():
+    url = BACKEND.replace("http://", "http://alice:hunter2@") + "/hello/from-requests?sig=secret-sig&page=2"
+    r = requests.get(url, timeout=10)
+    return render_template_string("backend said {{ text }}", text=r.text)
+
+
+@app.route("/via-httpx")
+def via_httpx():
+    with httpx.Client() as client:
+        r = client.get(BACKEND + "/hello/from-httpx")
+    return r.text
+
+
+@app.route("/unreachable")
+def unreachable():
+    try:
+        requests.get("http://127.0.0.1:1/nothing", timeout=2)
+    except requests.ConnectionError:
+        return "down", 502
+    return "?"
