@@ -131,6 +131,10 @@ TGO_EXTERN void tgo_sql_summary(const char *sql, size_t len, const char **op, si
  * parameters replaced by REDACTED. Bounded like tgo_sql_normalize. */
 TGO_EXTERN size_t tgo_redact_query(const char *query, size_t len, char *out, size_t cap);
 
+/* A cache or Redis key with its identifier segments (digits, '@', long
+ * tokens) replaced by '?': "user:42:profile" -> "user:?:profile". */
+TGO_EXTERN size_t tgo_key_pattern(const char *key, size_t len, char *out, size_t cap);
+
 /* The span current on this thread (NULL when none); set returns the previous. */
 TGO_EXTERN tgo_span *tgo_current(void);
 TGO_EXTERN tgo_span *tgo_set_current(tgo_span *span);

@@ -75,3 +75,6 @@ def install():
     register("requests.sessions", "tigerops._http:patch_requests")
     register("httpx._client", "tigerops._http:patch_httpx")
     register("jinja2.environment", "tigerops._jinja2:patch_environment_module")
+    register("redis.client", "tigerops._redis:patch_client_module")
+    register("flask_caching", "tigerops._caches:patch_flask_caching")
+    register("pymemcache.client.base", "tigerops._caches:patch_pymemcache")

@@ -43,3 +43,37 @@ size_t tgo_redact_query(const char *q, size_t n, char *out, size_t cap) {
   out[o] = '\0';
   return o;
 }
+
+/* A key segment (between ':' '/' '#' '|') is an identifier, and masked,
+ * when it has a digit or '@', or is long enough to be a token or a hash. */
+static int segment_is_id(const char *s, size_t n) {
+  if (n > 24)
+    return 1;
+  for (size_t i = 0; i < n; i++)
+    if ((s[i] >= '0' && s[i] <= '9') || s[i] == '@')
+      return 1;
+  return 0;
+}
+
+size_t tgo_key_pattern(const char *key, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  if (!cap)
+    return 0;
+  for (size_t i = 0; i <= n;) {
+    size_t end = i;
+    while (end < n && !strchr(":/#|", key[end]))
+      end++;
+    if (segment_is_id(key + i, end - i)) {
+      if (o + 1 < cap)
+        out[o++] = '?';
+    } else {
+      for (size_t k = i; k < end && o + 1 < cap; k++)
+        out[o++] = key[k];
+    }
+    if (end < n && o + 1 < cap)
+      out[o++] = key[end];
+    i = end + 1;
+  }
+  out[o] = '\0';
+  return o;
+}

@@ -230,6 +230,44 @@ static PyObject *py_redact_query(PyObject *m, PyObject *arg) {
   return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
 }
 
+/* "COMMAND key:pattern" for a Redis command: the key masked, arguments
+ * after it (values) never included. */
+static PyObject *py_key_statement(PyObject *m, PyObject *args) {
+  (void)m;
+  PyObject *command, *key = Py_None;
+  if (!PyArg_ParseTuple(args, "O|O:key_statement", &command, &key))
+    return NULL;
+  char buf[600];
+  size_t n = 0;
+  PyObject *cmd_text = PyUnicode_Check(command) ? (Py_INCREF(command), command) : PyObject_Str(command);
+  if (PyBytes_Check(command)) {
+    Py_XDECREF(cmd_text);
+    cmd_text = PyUnicode_DecodeLatin1(PyBytes_AsString(command), PyBytes_Size(command), "replace");
+  }
+  Py_ssize_t clen = 0;
+  const char *c = tgo_py_utf8(cmd_text, &clen);
+  for (Py_ssize_t i = 0; c && i < clen && n < 64; i++)
+    buf[n++] = (char)(c[i] >= 'a' && c[i] <= 'z' ? c[i] - 'a' + 'A' : c[i]);
+  Py_XDECREF(cmd_text);
+  PyErr_Clear();
+  const char *k = NULL;
+  Py_ssize_t klen = 0;
+  PyObject *key_text = NULL;
+  if (PyUnicode_Check(key)) {
+    k = tgo_py_utf8(key, &klen);
+  } else if (PyBytes_Check(key)) {
+    key_text = PyUnicode_DecodeLatin1(PyBytes_AsString(key), PyBytes_Size(key), "replace");
+    k = tgo_py_utf8(key_text, &klen);
+  }
+  if (k && klen > 0 && klen < 4096) {
+    buf[n++] = ' ';
+    n += tgo_key_pattern(k, (size_t)klen, buf + n, sizeof buf - n);
+  }
+  Py_XDECREF(key_text);
+  PyErr_Clear();
+  return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
 static PyObject *py_log(PyObject *m, PyObject *args) {
   (void)m;
   int level;
@@ -263,6 +301,7 @@ static PyMethodDef module_functions[] = {
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
     {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
     {"redact_query", py_redact_query, METH_O, "redact_query(query) -> query with secret values REDACTED"},
+    {"key_statement", py_key_statement, METH_VARARGS, "key_statement(command, key=None) -> 'CMD key:?'"},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
     {NULL, NULL, 0, NULL},

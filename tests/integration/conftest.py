@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import LIB  # noqa: E402
 from otlp import OtlpReceiver  # noqa: E402
-from servers import Postgres  # noqa: E402
+from servers import Memcached, Postgres, RedisServer  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -26,3 +26,17 @@ def otlp():
 def postgres():
     with Postgres() as pg:
         yield pg
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached():
+    server = Memcached()
+    yield server
+    server.stop()

@@ -48,3 +48,47 @@ class Postgres:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class RedisServer:
+    """redis-server on 127.0.0.1, no persistence."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        _wait_port(self.port, self.proc, "redis-server")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Memcached:
+    """memcached on 127.0.0.1."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+                                      "-u", "nobody"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, "memcached")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _wait_port(port, proc, what, timeout=15):
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s not listening on %d" % (what, port))

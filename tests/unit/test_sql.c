@@ -120,3 +120,20 @@ Test(redact, secret_query_values_are_replaced_and_the_rest_kept) {
   tgo_redact_query(q, strlen(q), small, sizeof small);
   cr_assert_str_eq(small, "page=");
 }
+
+Test(redact, key_patterns_mask_identifiers) {
+  char o[128];
+  const char *cases[][2] = {
+      {"user:42:profile", "user:?:profile"},
+      {"session:alice@example.com", "session:?"},
+      {"cache/views.index", "cache/views.index"},
+      {"tok:abcdefghijklmnopqrstuvwxyz0", "tok:?"},
+      {"plain", "plain"},
+      {"", ""},
+      {"a::b", "a::b"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tgo_key_pattern(cases[i][0], strlen(cases[i][0]), o, sizeof o);
+    cr_expect_str_eq(o, cases[i][1], "%s", cases[i][0]);
+  }
+}
