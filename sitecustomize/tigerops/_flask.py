@@ -33,9 +33,10 @@ def _config_text(value):
     return str(value)
 
 
-def _apply_app_config(app_ref):
-    """app.config wins over file and environment: applied at the app's first
-    request, when the factory has finished filling it."""
+def _first_request(app_ref):
+    """At the app's first request the factory has finished: app.config (which
+    wins over file and environment) is applied and the hooks it registered
+    are wrapped."""
     app = app_ref()
     if app is None:
         return
@@ -44,6 +45,8 @@ def _apply_app_config(app_ref):
             if value is None:
                 continue
             _tigerops.config_set(key, _config_text(value))
+    from tigerops import _flask_internals
+    _flask_internals.wrap_hooks(app)
 
 
 def instrument_app(app):
@@ -59,7 +62,7 @@ def instrument_app(app):
         app.wsgi_app,
         app.request_context,
         app.view_functions,
-        functools.partial(_apply_app_config, weakref.ref(app)),
+        functools.partial(_first_request, weakref.ref(app)),
     )
     app.wsgi_app = middleware
     app.request_context = middleware.request_context

@@ -77,4 +77,7 @@ def install():
     register("jinja2.environment", "tigerops._jinja2:patch_environment_module")
     register("redis.client", "tigerops._redis:patch_client_module")
     register("flask_caching", "tigerops._caches:patch_flask_caching")
+    register("flask.views", "tigerops._flask_internals:patch_views")
+    register("flask_restful", "tigerops._flask_internals:patch_restful")
+    register("flask_restful.reqparse", "tigerops._flask_internals:patch_reqparse")
     register("pymemcache.client.base", "tigerops._caches:patch_pymemcache")

@@ -1,0 +1,95 @@
+"""Flask internals as child spans of the request: before/after/teardown
+request hooks (app and blueprint), one span per class-based view method
+(flask.views.MethodView, which Flask-RESTful resources are), and
+Flask-RESTful's reqparse.parse_args and marshal."""
+import functools
+
+import _tigerops
+from tigerops import Span
+
+_HOOK_TABLES = (("before_request_funcs", "before_request"), ("after_request_funcs", "after_request"),
+                ("teardown_request_funcs", "teardown_request"))
+_CO_COROUTINE = 0x80
+
+
+def _is_async(func):
+    code = getattr(func, "__code__", None)
+    return bool(code is not None and code.co_flags & _CO_COROUTINE)
+
+
+def _wrap_hook(func, kind, blueprint):
+    name = getattr(func, "__qualname__", None) or repr(func)
+
+    @functools.wraps(func)
+    def hook(*args, **kwargs):
+        if not _tigerops.tracing_now():
+            return func(*args, **kwargs)
+        attributes = {"flask.hook": kind, "code.function": name}
+        if blueprint:
+            attributes["flask.blueprint"] = blueprint
+        with Span(name, _tigerops.KIND_INTERNAL, attributes):
+            return func(*args, **kwargs)
+
+    hook.__tigerops__ = True
+    return hook
+
+
+def wrap_hooks(app):
+    """Wraps the app's registered hook functions in place; run at the first
+    request, when factories and blueprints have registered theirs."""
+    for table_name, kind in _HOOK_TABLES:
+        table = getattr(app, table_name, None) or {}
+        for blueprint, funcs in table.items():
+            for i, func in enumerate(funcs):
+                if not getattr(func, "__tigerops__", False) and not _is_async(func):
+                    funcs[i] = _wrap_hook(func, kind, blueprint)
+
+
+def _traced_dispatch(original):
+    @functools.wraps(original)
+    def dispatch_request(self, *args, **kwargs):
+        if not _tigerops.tracing_now():
+            return original(self, *args, **kwargs)
+        from flask import request
+        method = request.method.lower()
+        if method == "head" and getattr(self, "get", None) is not None and getattr(self, "head", None) is None:
+            method = "get"
+        name = "%s.%s" % (type(self).__name__, method)
+        attributes = {"code.function": name, "code.namespace": type(self).__module__}
+        with Span(name, _tigerops.KIND_INTERNAL, attributes):
+            return original(self, *args, **kwargs)
+
+    dispatch_request.__tigerops__ = True
+    return dispatch_request
+
+
+def patch_views(module):
+    view = module.MethodView
+    if not getattr(view.dispatch_request, "__tigerops__", False):
+        view.dispatch_request = _traced_dispatch(view.dispatch_request)
+
+
+def _traced_function(name, original):
+    @functools.wraps(original)
+    def traced(*args, **kwargs):
+        if not _tigerops.tracing_now():
+            return original(*args, **kwargs)
+        with Span(name, _tigerops.KIND_INTERNAL):
+            return original(*args, **kwargs)
+
+    traced.__tigerops__ = True
+    return traced
+
+
+def patch_restful(module):
+    resource = module.Resource
+    if not getattr(resource.dispatch_request, "__tigerops__", False):
+        resource.dispatch_request = _traced_dispatch(resource.dispatch_request)
+    if not getattr(module.marshal, "__tigerops__", False):
+        module.marshal = _traced_function("flask_restful.marshal", module.marshal)
+
+
+def patch_reqparse(module):
+    parser = module.RequestParser
+    if not getattr(parser.parse_args, "__tigerops__", False):
+        parser.parse_args = _traced_function("reqparse.parse_args", parser.parse_args)
