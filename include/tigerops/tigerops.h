@@ -62,6 +62,8 @@ TGO_EXTERN int tgo_config_get(const char *key, char *buf, size_t buflen);
  * TIGEROPS_N_PLUS_ONE_THRESHOLD), read per statement. */
 TGO_EXTERN int tgo_slow_query_ms(void);
 TGO_EXTERN int tgo_n_plus_one_threshold(void);
+/* TIGEROPS_SQLCOMMENTER: append the statement span's traceparent to SQL. */
+TGO_EXTERN int tgo_sqlcommenter(void);
 /* Monotonic nanoseconds since the span started (0 when not recording). */
 TGO_EXTERN uint64_t tgo_span_elapsed_ns(const tgo_span *span);
 /* Adds or replaces one resource attribute (process.runtime.version, ...). */

@@ -71,7 +71,7 @@ def register(name, patch):
 
 def install():
     register("flask.app", "tigerops._flask:patch_flask_module")
-    register("sqlalchemy.engine.base", "tigerops._sqlalchemy:patch_engine_module")
+    register("sqlalchemy.engine.create", "tigerops._sqlalchemy:patch_create_module")
     register("requests.sessions", "tigerops._http:patch_requests")
     register("httpx._client", "tigerops._http:patch_httpx")
     register("jinja2.environment", "tigerops._jinja2:patch_environment_module")

@@ -1,6 +1,8 @@
 """SQLAlchemy glue: every Engine, however created (create_engine,
 engine_from_config, Flask-SQLAlchemy's lazy engines), gets the C statement
 tracer on its dialect's execute methods."""
+import functools
+
 import _tigerops
 
 # OpenTelemetry db.system.name values for SQLAlchemy dialect names.
@@ -9,22 +11,27 @@ _SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql", "m
 _METHODS = (("do_execute", 0), ("do_execute_no_params", 1), ("do_executemany", 2))
 
 
-def patch_engine_module(module):
-    engine_class = module.Engine
-    original_init = engine_class.__init__
-    if getattr(original_init, "__tigerops__", False):
+def patch_create_module(module):
+    """Wraps sqlalchemy.engine.create.create_engine before the package
+    re-exports it, so sqlalchemy.create_engine, engine_from_config and
+    Flask-SQLAlchemy's lazy engines all go through it. (Engine.__init__ is
+    not wrapped: create_engine reads its signature to route keyword
+    arguments.)"""
+    original = module.create_engine
+    if getattr(original, "__tigerops__", False):
         return
 
-    def __init__(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
+    @functools.wraps(original)
+    def create_engine(*args, **kwargs):
+        engine = original(*args, **kwargs)
         try:
-            instrument_engine(self)
+            instrument_engine(engine)
         except Exception as exc:
             _tigerops.log(2, "could not instrument a SQLAlchemy engine: %r" % (exc,))
+        return engine
 
-    __init__.__tigerops__ = True
-    __init__.__wrapped__ = original_init
-    engine_class.__init__ = __init__
+    create_engine.__tigerops__ = True
+    module.create_engine = create_engine
 
 
 def _connection_string(url):

@@ -95,7 +95,7 @@ typedef enum {
   K_ENABLED, K_DISABLED, K_SERVICE, K_VERSION, K_ENV, K_ENDPOINT, K_TRACES_ENDPOINT,
   K_API_KEY, K_HEADERS, K_TIMEOUT, K_COMPRESSION, K_SAMPLE_RATE, K_SAMPLER, K_SAMPLER_ARG,
   K_EXPORTER, K_LOG_LEVEL, K_RESOURCE, K_DELAY, K_QUEUE, K_BATCH, K_DENYLIST,
-  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE
+  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE, K_SQLCOMMENTER
 } key_id;
 
 /* Environment order matters: OTEL_* first, so TIGEROPS_* wins when both are set. */
@@ -135,6 +135,7 @@ static const struct {
     {"TIGEROPS_SHUTDOWN_TIMEOUT_MS", K_SHUTDOWN_TIMEOUT},
     {"TIGEROPS_SLOW_QUERY_MS", K_SLOW_QUERY},
     {"TIGEROPS_N_PLUS_ONE_THRESHOLD", K_N_PLUS_ONE},
+    {"TIGEROPS_SQLCOMMENTER", K_SQLCOMMENTER},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -212,6 +213,10 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
     return parse_int(v, 0, 3600000, &c->slow_query_ms);
   case K_N_PLUS_ONE:
     return parse_int(v, 2, 1000000, &c->n_plus_one_threshold);
+  case K_SQLCOMMENTER:
+    if ((rc = tgo__parse_bool(v, &b)) == 0)
+      c->sqlcommenter = b;
+    return rc;
   case K_COMPRESSION:
     if (!strcasecmp(v, "gzip"))
       c->gzip = 1;
@@ -353,6 +358,7 @@ int tgo_config_set(const char *key, const char *value) {
 
 int tgo_slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
 int tgo_n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
+int tgo_sqlcommenter(void) { return tgo__cfg.sqlcommenter; }
 
 int tgo_config_get(const char *key, char *buf, size_t buflen) {
   int i = find_key(key);
@@ -380,6 +386,7 @@ int tgo_config_get(const char *key, char *buf, size_t buflen) {
   case K_SHUTDOWN_TIMEOUT: snprintf(buf, buflen, "%d", c->shutdown_timeout_ms); break;
   case K_SLOW_QUERY: snprintf(buf, buflen, "%d", c->slow_query_ms); break;
   case K_N_PLUS_ONE: snprintf(buf, buflen, "%d", c->n_plus_one_threshold); break;
+  case K_SQLCOMMENTER: snprintf(buf, buflen, "%s", c->sqlcommenter ? "true" : "false"); break;
   case K_COMPRESSION: snprintf(buf, buflen, "%s", c->gzip ? "gzip" : "none"); break;
   case K_SAMPLE_RATE:
   case K_SAMPLER_ARG: snprintf(buf, buflen, "%g", c->sampler_ratio); break;

@@ -66,6 +66,7 @@ typedef struct {
   int attr_value_limit;
   int shutdown_timeout_ms;
   int slow_query_ms;          /* 0: off */
+  int sqlcommenter;
   int n_plus_one_threshold;
 } tgo_config;
 

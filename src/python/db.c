@@ -138,6 +138,62 @@ static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e)
   tgo_attr_int(a, strcmp(e->op, "SELECT") ? "db.response.affected_rows" : "db.response.returned_rows", rows);
 }
 
+/* sqlcommenter: the args with the statement carrying the span's
+ * traceparent as a comment (before a trailing ';'), so the database's own
+ * logs and pg_stat_activity point at the trace. NULL: use args as they are. */
+static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
+  Py_ssize_t len;
+  const char *sql = tgo_py_utf8(PyTuple_GetItem(args, 1), &len);
+  if (!sql || len > (1 << 20))
+    return NULL;
+  tgo_span_context ctx;
+  tgo_span_get_context(span, &ctx);
+  char tp[TGO_TRACEPARENT_LEN + 1];
+  tgo_traceparent_format(&ctx, tp);
+  Py_ssize_t end = len;
+  while (end > 0 && (sql[end - 1] == ' ' || sql[end - 1] == '\n' || sql[end - 1] == '\t'))
+    end--;
+  int semicolon = end > 0 && sql[end - 1] == ';';
+  if (semicolon)
+    end--;
+  static const char head[] = " /*traceparent='", tail[] = "'*/";
+  size_t size = (size_t)end + sizeof head - 1 + TGO_TRACEPARENT_LEN + sizeof tail - 1 + 1;
+  char *buf = malloc(size);
+  if (!buf)
+    return NULL;
+  char *p = buf;
+  memcpy(p, sql, (size_t)end);
+  p += end;
+  memcpy(p, head, sizeof head - 1);
+  p += sizeof head - 1;
+  memcpy(p, tp, TGO_TRACEPARENT_LEN);
+  p += TGO_TRACEPARENT_LEN;
+  memcpy(p, tail, sizeof tail - 1);
+  p += sizeof tail - 1;
+  if (semicolon)
+    *p++ = ';';
+  PyObject *text = PyUnicode_FromStringAndSize(buf, p - buf);
+  free(buf);
+  if (!text) {
+    PyErr_Clear();
+    return NULL;
+  }
+  Py_ssize_t n = PyTuple_Size(args);
+  PyObject *copy = PyTuple_New(n);
+  if (!copy) {
+    Py_DECREF(text);
+    PyErr_Clear();
+    return NULL;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *item = i == 1 ? text : PyTuple_GetItem(args, i);
+    if (i != 1)
+      Py_INCREF(item);
+    PyTuple_SetItem(copy, i, item);
+  }
+  return copy;
+}
+
 static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   DbExecute *d = (DbExecute *)op;
   tgo_span *parent = tgo_current();
@@ -170,7 +226,9 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     else
       PyErr_Clear();
   }
-  PyObject *result = PyObject_Call(d->original, args, kwargs);
+  PyObject *commented = tgo_sqlcommenter() ? with_sql_comment(args, span) : NULL;
+  PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
+  Py_XDECREF(commented);
   if (!result) {
     tgo_py_mark_exception(span);
     tgo_py_exception_event(span);

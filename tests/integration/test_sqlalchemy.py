@@ -111,3 +111,37 @@ def test_postgresql_through_psycopg2(otlp, postgres):
     assert_no_secrets(otlp)
     for req in otlp.requests(bodies=True):
         assert b"pg-secret-password" not in base64.b64decode(req["body"])
+
+
+def test_sqlcommenter_puts_the_traceparent_in_the_sql_postgres_sees(otlp, postgres):
+    env = agent_env(otlp, DATABASE_URL=postgres.url, TIGEROPS_SQLCOMMENTER="true")
+    with gunicorn("orm:app", env, workers=1) as server:
+        assert server.get("/core/4")[0] == 200
+        _, (q,) = trace_of(otlp, "GET /core/<int:author_id>", 2)
+    comment = "/*traceparent='00-%s-%s-01'*/" % (q["traceId"], q["spanId"])
+    with open(postgres.log, errors="replace") as f:
+        log = f.read()
+    assert comment in log, "the statement PostgreSQL ran did not carry the span's traceparent"
+    assert "traceparent" not in q["attributes"]["db.query.text"], "the exported text stays normalised"
+
+
+def test_sqlcommenter_is_off_by_default(otlp, postgres):
+    env = agent_env(otlp, DATABASE_URL=postgres.url)
+    with gunicorn("orm:app", env, workers=1) as server:
+        assert server.get("/core/5")[0] == 200
+        _, (q,) = trace_of(otlp, "GET /core/<int:author_id>", 2)
+    with open(postgres.log, errors="replace") as f:
+        assert q["spanId"] not in f.read()
+
+
+def test_flask_sqlalchemy_lazy_engine(otlp):
+    with gunicorn("fsa:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/notes")
+        assert status == 200 and '"n":1' in body.replace(" ", "")
+        _, children = trace_of(otlp, "GET /notes", 3)
+    names = {s["name"] for s in children}
+    assert {"INSERT note", "SELECT note"} <= names, names
+    select = [s for s in children if s["name"] == "SELECT note"][0]
+    assert select["attributes"]["db.query.text"] == "SELECT note.id, note.body FROM note WHERE note.body = ?"
+    for req in otlp.requests(bodies=True):
+        assert b"note-SECRET" not in base64.b64decode(req["body"])
