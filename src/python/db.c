@@ -112,10 +112,13 @@ static void count_for_n_plus_one(const statement_info *e) {
     if (npo[i].hash == e->hash || !npo[i].hash) {
       npo[i].hash = e->hash;
       uint32_t count = ++npo[i].count;
-      if (count >= (uint32_t)tgo_n_plus_one_threshold()) {
+      uint32_t threshold = (uint32_t)tgo_n_plus_one_threshold();
+      if (count >= threshold) {
         tgo_attrs *a = tgo_span_attrs(request);
-        tgo_attr_bool(a, "tigerops.n_plus_one", 1);
-        tgo_attr_str(a, "tigerops.n_plus_one.statement", e->text, e->text_len);
+        if (count == threshold) { /* the text once; later runs only move the count */
+          tgo_attr_bool(a, "tigerops.n_plus_one", 1);
+          tgo_attr_str(a, "tigerops.n_plus_one.statement", e->text, e->text_len);
+        }
         tgo_attr_int(a, "tigerops.n_plus_one.count", count);
       }
       return;
@@ -124,7 +127,7 @@ static void count_for_n_plus_one(const statement_info *e) {
 }
 
 static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e) {
-  PyObject *rc = PyObject_GetAttrString(cursor, "rowcount");
+  PyObject *rc = PyObject_GetAttr(cursor, tgo_py_str.rowcount);
   if (!rc) {
     PyErr_Clear();
     return;

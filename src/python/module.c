@@ -338,6 +338,7 @@ static int intern_names(void) {
   NAME(get, "get");
   NAME(traceparent, "traceparent");
   NAME(tracestate, "tracestate");
+  NAME(rowcount, "rowcount");
 #undef NAME
   return 0;
 }
