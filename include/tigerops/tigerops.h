@@ -99,6 +99,12 @@ TGO_EXTERN tgo_attrs *tgo_span_add_event(tgo_span *span, const char *name, size_
  * made by tgo_attrs_key() for keys built at run time. */
 TGO_EXTERN const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len);
 TGO_EXTERN void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len);
+/* Like tgo_attr_str, but keeps the pointer: val must outlive every span,
+ * i.e. be a string literal or come from tgo_intern(). */
+TGO_EXTERN void tgo_attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);
+/* An immortal copy of s (the same pointer for equal strings), or NULL when
+ * the bounded table is full: then copy instead. */
+TGO_EXTERN const char *tgo_intern(const char *s, size_t len);
 TGO_EXTERN void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val);
 TGO_EXTERN void tgo_attr_double(tgo_attrs *a, const char *key, double val);
 TGO_EXTERN void tgo_attr_bool(tgo_attrs *a, const char *key, int val);

@@ -36,7 +36,7 @@ void *tgo__span_alloc_slow(tgo_span *s, size_t n) {
 
 /* OTLP strings must be valid UTF-8 (collectors reject the whole batch
  * otherwise); invalid bytes become '?' so lengths never change. */
-static void utf8_sanitize(unsigned char *p, size_t n) {
+void tgo__utf8_repair(unsigned char *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     unsigned char c = p[i];
@@ -62,7 +62,7 @@ static void utf8_sanitize(unsigned char *p, size_t n) {
   }
 }
 
-static int is_ascii(const char *p, size_t n) {
+int tgo__is_ascii(const char *p, size_t n) {
   uint64_t acc = 0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -89,8 +89,8 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
     return NULL;
   memcpy(p, src, n);
   p[n] = '\0';
-  if (!is_ascii(p, n))
-    utf8_sanitize((unsigned char *)p, n);
+  if (!tgo__is_ascii(p, n))
+    tgo__utf8_repair((unsigned char *)p, n);
   *len = n;
   return p;
 }
@@ -323,6 +323,21 @@ void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
   it->type = TGO_V_STR;
   it->v.s = v ? v : "";
   it->n = v ? (uint32_t)len : 0;
+}
+
+void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
+  tgo_attr *it = attr_slot(a, key);
+  if (!it)
+    return;
+  size_t limit = (size_t)tgo__cfg.attr_value_limit;
+  while (len > limit) { /* cut on a UTF-8 boundary, like copies are */
+    len = limit;
+    while (len > 0 && ((unsigned char)val[len] & 0xC0) == 0x80)
+      len--;
+  }
+  it->type = TGO_V_STR;
+  it->v.s = val;
+  it->n = (uint32_t)len;
 }
 
 void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val) {

@@ -188,6 +188,9 @@ static inline void *tgo__span_alloc(tgo_span *s, size_t n) {
 }
 const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len);
 void tgo__span_free(tgo_span *s);
+void tgo__utf8_repair(unsigned char *p, size_t n); /* invalid bytes become '?' */
+int tgo__is_ascii(const char *p, size_t n);
+void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len);
 static inline int tgo__span_is_local_root(const tgo_span *s) {
   return !s->has_parent || s->parent_is_remote;
 }

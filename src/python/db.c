@@ -18,6 +18,7 @@ typedef struct {
   PyObject *statement; /* strong: keeps the key's address unique */
   char *text;          /* normalised */
   size_t text_len;
+  const char *shared_text; /* text interned (immortal), or NULL: copy it */
   char *name; /* "{operation} {table}" */
   size_t name_len;
   char op[32];
@@ -29,7 +30,9 @@ typedef struct {
   PyObject_HEAD
   PyObject *original;
   int mode; /* 0 do_execute, 1 do_execute_no_params, 2 do_executemany */
-  char *system, *namespace, *host, *connection;
+  /* Interned when the table has room (then spans point at them), else ours. */
+  const char *system, *namespace, *host, *connection;
+  int shared; /* the four strings above are interned */
   long port;
   statement_info cache[CACHE_SLOTS];
 } DbExecute;
@@ -55,6 +58,7 @@ static void entry_clear(statement_info *e) {
   free(e->text);
   free(e->name);
   e->text = e->name = NULL;
+  e->shared_text = NULL;
 }
 
 static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
@@ -92,6 +96,7 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   int m = snprintf(e->name, name_cap, "%s%s%s", *e->op ? e->op : d->system, *e->table ? " " : "", e->table);
   e->name_len = m > 0 ? (size_t)m : 0;
   e->hash = fnv1a(text, n);
+  e->shared_text = tgo_intern(text, n);
   Py_INCREF(statement);
   e->statement = statement;
   return e;
@@ -208,20 +213,25 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     return PyObject_Call(d->original, args, kwargs);
   tgo_span *span = tgo_span_start(e->name, e->name_len, TGO_KIND_CLIENT, parent, NULL);
   tgo_attrs *a = tgo_span_attrs(span);
-  tgo_attr_str(a, "db.system.name", d->system, strlen(d->system));
+  void (*engine_str)(tgo_attrs *, const char *, const char *, size_t) =
+      d->shared ? tgo_attr_str_static : tgo_attr_str;
+  engine_str(a, "db.system.name", d->system, strlen(d->system));
   if (*d->namespace)
-    tgo_attr_str(a, "db.namespace", d->namespace, strlen(d->namespace));
+    engine_str(a, "db.namespace", d->namespace, strlen(d->namespace));
   if (*e->op)
     tgo_attr_str(a, "db.operation.name", e->op, strlen(e->op));
   if (*e->table)
     tgo_attr_str(a, "db.collection.name", e->table, strlen(e->table));
-  tgo_attr_str(a, "db.query.text", e->text, e->text_len);
+  if (e->shared_text)
+    tgo_attr_str_static(a, "db.query.text", e->shared_text, e->text_len);
+  else
+    tgo_attr_str(a, "db.query.text", e->text, e->text_len);
   if (*d->host)
-    tgo_attr_str(a, "server.address", d->host, strlen(d->host));
+    engine_str(a, "server.address", d->host, strlen(d->host));
   if (d->port > 0)
     tgo_attr_int(a, "server.port", d->port);
   if (*d->connection)
-    tgo_attr_str(a, "db.connection_string", d->connection, strlen(d->connection));
+    engine_str(a, "db.connection_string", d->connection, strlen(d->connection));
   if (d->mode == 2 && PyTuple_Size(args) >= 3) {
     Py_ssize_t batch = PyObject_Size(PyTuple_GetItem(args, 2));
     if (batch >= 0)
@@ -265,14 +275,29 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
   Py_INCREF(original);
   Py_XSETREF(d->original, original);
   d->mode = mode;
-  free(d->system);
-  free(d->namespace);
-  free(d->host);
-  free(d->connection);
-  d->system = strdup(system);
-  d->namespace = strdup(ns);
-  d->host = strdup(host);
-  d->connection = strdup(conn);
+  if (!d->shared) {
+    free((char *)d->system);
+    free((char *)d->namespace);
+    free((char *)d->host);
+    free((char *)d->connection);
+  }
+  const char *in[4] = {system, ns, host, conn};
+  const char *shared[4];
+  d->shared = 1;
+  for (int i = 0; i < 4; i++)
+    if (!(shared[i] = tgo_intern(in[i], strlen(in[i]))))
+      d->shared = 0;
+  if (d->shared) {
+    d->system = shared[0];
+    d->namespace = shared[1];
+    d->host = shared[2];
+    d->connection = shared[3];
+  } else {
+    d->system = strdup(system);
+    d->namespace = strdup(ns);
+    d->host = strdup(host);
+    d->connection = strdup(conn);
+  }
   d->port = port;
   if (!d->system || !d->namespace || !d->host || !d->connection) {
     PyErr_NoMemory();
@@ -301,10 +326,12 @@ static void db_dealloc(PyObject *op) {
   PyTypeObject *tp = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
   db_clear(op);
-  free(d->system);
-  free(d->namespace);
-  free(d->host);
-  free(d->connection);
+  if (!d->shared) {
+    free((char *)d->system);
+    free((char *)d->namespace);
+    free((char *)d->host);
+    free((char *)d->connection);
+  }
   PyObject_GC_Del(op);
   Py_DECREF(tp);
 }

@@ -156,3 +156,28 @@ Test(disabled, tracer_hands_out_the_shared_noop_span) {
   cr_assert_neq(tgo_init(), 0);
   cr_assert_eq(tgo_span_start("x", 1, TGO_KIND_SERVER, NULL, NULL), tgo_span_invalid());
 }
+
+Test(span, interned_strings_are_shared_repaired_and_kept_by_pointer) {
+  const char *a = tgo_intern("SELECT a FROM t WHERE id = ?", 28);
+  const char *b = tgo_intern("SELECT a FROM t WHERE id = ?", 28);
+  cr_assert_not_null(a);
+  cr_assert_eq(a, b, "equal strings must intern to one copy");
+  const char *bad = tgo_intern("x\xff", 2);
+  cr_assert_str_eq(bad, "x?");
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  tgo_attr_str_static(tgo_span_attrs(s), "db.query.text", a, 28);
+  const tgo_attr *at = find(s, "db.query.text");
+  cr_assert_eq(at->v.s, a, "a static value is not copied");
+  cr_assert_eq(at->n, 28);
+  tgo_span_end(s);
+}
+
+Test(span, static_values_respect_the_length_limit) {
+  char text[100];
+  memset(text, 'a', sizeof text);
+  const char *big = tgo_intern(text, sizeof text);
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  tgo_attr_str_static(tgo_span_attrs(s), "v", big, sizeof text);
+  cr_assert_eq(find(s, "v")->n, 32);
+  tgo_span_end(s);
+}

@@ -1,0 +1,56 @@
+/* Immortal strings for values that repeat on every span of a kind (a
+ * normalised statement, an engine's database name): a span can point at
+ * them instead of copying them. Bounded: when full, callers copy. */
+#include "tgo-internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define INTERN_SLOTS 8192 /* power of two; at most half used */
+#define INTERN_MAX_BYTES (4u << 20)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const char **slots;
+static size_t used, bytes;
+
+static uint64_t hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+const char *tgo_intern(const char *s, size_t len) {
+  if (!s || len > 65536)
+    return NULL;
+  const char *found = NULL;
+  pthread_mutex_lock(&lock);
+  if (!slots)
+    slots = calloc(INTERN_SLOTS, sizeof *slots);
+  if (slots) {
+    size_t i = hash(s, len) & (INTERN_SLOTS - 1);
+    while (slots[i] && !(strlen(slots[i]) == len && !memcmp(slots[i], s, len)))
+      i = (i + 1) & (INTERN_SLOTS - 1);
+    if (slots[i]) {
+      found = slots[i];
+    } else if (used < INTERN_SLOTS / 2 && bytes + len + 1 <= INTERN_MAX_BYTES) {
+      char *copy = malloc(len + 1);
+      if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        if (!tgo__is_ascii(copy, len))
+          tgo__utf8_repair((unsigned char *)copy, len);
+        slots[i] = copy;
+        used++;
+        bytes += len + 1;
+        found = copy;
+      }
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return found;
+}
+
+void tgo_attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len) {
+  tgo__attr_set_static_str(a, key, val, len);
+}
