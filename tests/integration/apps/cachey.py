@@ -21,28 +21,28 @@ def health():
 
 @app.route("/redis")
 def use_redis():
-    r.set("user:42:profile", "value-SECRET-1")
-    r.get("user:42:profile")
+    r.set("user:918273:profile", "value-SECRET-1")
+    r.get("user:918273:profile")
     with r.pipeline(transaction=True) as p:
-        p.incr("visits:2024-01-01").expire("visits:2024-01-01", 60).get("user:42:profile")
+        p.incr("visits:735291").expire("visits:735291", 60).get("user:918273:profile")
         p.execute()
     return "ok"
 
 
 @app.route("/cache")
 def use_cache():
-    cache.get("page:7")              # miss
-    cache.set("page:7", "cached-SECRET-2")
-    cache.get("page:7")              # hit
-    cache.get_many("page:7", "page:8")
-    cache.delete("page:7")
+    cache.get("page:640213")              # miss
+    cache.set("page:640213", "cached-SECRET-2")
+    cache.get("page:640213")              # hit
+    cache.get_many("page:640213", "page:640214")
+    cache.delete("page:640213")
     return "ok"
 
 
 @app.route("/memcached")
 def use_memcached():
-    mc.set("item:99", "mc-SECRET-3")
-    mc.get("item:99")
-    mc.get("item:100")
-    mc.delete("item:99")
+    mc.set("item:770011", "mc-SECRET-3")
+    mc.get("item:770011")
+    mc.get("item:770012")
+    mc.delete("item:770011")
     return "ok"
