@@ -173,7 +173,9 @@ void tgo_py_set_attrs(tgo_attrs *a, PyObject *mapping) {
   PyErr_Clear();
 }
 
-void tgo_py_mark_exception(tgo_span *span) {
+/* The pending exception as the span's error status (with error.type)
+ * and/or an "exception" event (type, message); the exception stays pending. */
+void tgo_py_record_pending_exception(tgo_span *span, int what) {
   if (!tgo_span_is_recording(span) || !PyErr_Occurred())
     return;
   PyObject *type, *value, *tb;
@@ -184,31 +186,18 @@ void tgo_py_mark_exception(tgo_span *span) {
     PyErr_Clear();
   Py_ssize_t nlen = 0, mlen = 0;
   const char *n = tgo_py_utf8(name, &nlen), *m = tgo_py_utf8(msg, &mlen);
-  tgo_attrs *attrs = tgo_span_attrs(span);
-  if (n)
-    tgo_attr_str(attrs, "error.type", n, (size_t)nlen);
-  tgo_span_set_status(span, TGO_STATUS_ERROR, m ? m : n, m ? (size_t)mlen : (size_t)nlen);
-  Py_XDECREF(name);
-  Py_XDECREF(msg);
-  PyErr_Restore(type, value, tb);
-}
-
-void tgo_py_exception_event(tgo_span *span) {
-  if (!tgo_span_is_recording(span) || !PyErr_Occurred())
-    return;
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  PyObject *name = type ? PyObject_GetAttrString(type, "__qualname__") : NULL;
-  PyObject *msg = value ? PyObject_Str(value) : NULL;
-  if (!name || !msg)
-    PyErr_Clear();
-  Py_ssize_t nlen = 0, mlen = 0;
-  const char *n = tgo_py_utf8(name, &nlen), *m = tgo_py_utf8(msg, &mlen);
-  tgo_attrs *ev = tgo_span_add_event(span, "exception", 9);
-  if (n)
-    tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
-  if (m)
-    tgo_attr_str(ev, "exception.message", m, (size_t)mlen);
+  if (what & TGO_PY_EXC_STATUS) {
+    if (n)
+      tgo_attr_str(tgo_span_attrs(span), "error.type", n, (size_t)nlen);
+    tgo_span_set_status(span, TGO_STATUS_ERROR, m ? m : n, m ? (size_t)mlen : (size_t)nlen);
+  }
+  if (what & TGO_PY_EXC_EVENT) {
+    tgo_attrs *ev = tgo_span_add_event(span, "exception", 9);
+    if (n)
+      tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
+    if (m)
+      tgo_attr_str(ev, "exception.message", m, (size_t)mlen);
+  }
   Py_XDECREF(name);
   Py_XDECREF(msg);
   PyErr_Restore(type, value, tb);

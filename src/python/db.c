@@ -243,8 +243,7 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
   Py_XDECREF(commented);
   if (!result) {
-    tgo_py_mark_exception(span);
-    tgo_py_exception_event(span);
+    tgo_py_record_pending_exception(span, TGO_PY_EXC_STATUS | TGO_PY_EXC_EVENT);
   } else {
     record_rows(a, cursor, e);
   }

@@ -368,7 +368,7 @@ static PyObject *request_next(PyObject *op) {
   PyObject *item = PyIter_Next(r->iter);
   tgo_set_current(prev);
   if (!item && PyErr_Occurred())
-    tgo_py_mark_exception(r->span);
+    tgo_py_record_pending_exception(r->span, TGO_PY_EXC_STATUS);
   return item;
 }
 
@@ -384,7 +384,7 @@ static PyObject *request_close(PyObject *op, PyObject *unused) {
       tgo_set_current(prev);
       Py_DECREF(close);
       if (!res)
-        tgo_py_mark_exception(r->span);
+        tgo_py_record_pending_exception(r->span, TGO_PY_EXC_STATUS);
     } else {
       PyErr_Clear();
     }
@@ -542,7 +542,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   running_request = prev_request;
 
   if (!result) {
-    tgo_py_mark_exception(span);
+    tgo_py_record_pending_exception(span, TGO_PY_EXC_STATUS);
     if (!r->status_code)
       r->status_code = 500;
     PyObject *type, *value, *tb;

@@ -42,9 +42,7 @@ int tgo_py_middleware_types_init(PyObject *module);
 int tgo_py_db_type_init(PyObject *module);
 /* The server span of the Flask request running on this thread, or NULL. */
 tgo_span *tgo_py_request_span(void);
-/* Adds an "exception" event (type, message) for the pending exception,
- * leaving it pending. */
-void tgo_py_exception_event(tgo_span *span);
+
 
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
 const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len);
@@ -53,9 +51,10 @@ const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len);
 void tgo_py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
 /* Applies every item of a mapping as attributes. */
 void tgo_py_set_attrs(tgo_attrs *attrs, PyObject *mapping);
-/* Records the pending Python exception (type, message) on a span as ERROR
- * without clearing it. */
-void tgo_py_mark_exception(tgo_span *span);
+/* Records the pending Python exception on a span without clearing it: as
+ * its ERROR status (TGO_PY_EXC_STATUS) and/or an "exception" event. */
+enum { TGO_PY_EXC_STATUS = 1, TGO_PY_EXC_EVENT = 2 };
+void tgo_py_record_pending_exception(tgo_span *span, int what);
 
 /* Wraps a C span in a Python handle (new reference); owned means ending the
  * handle ends the span. */
