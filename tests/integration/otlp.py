@@ -3,6 +3,7 @@ import json
 import os
 import select
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -11,22 +12,43 @@ RECEIVER = os.path.join(os.path.dirname(HERE), "receiver", "otlp-receiver.js")
 
 
 class OtlpReceiver:
-    def __init__(self):
+    """node tests/receiver/otlp-receiver.js on an ephemeral 127.0.0.1 port.
+
+    Spans come back as the receiver flattens them (see otlp-receiver.js):
+    {traceId, spanId, parentSpanId, name, kind, startTimeUnixNano,
+    endTimeUnixNano, attributes, events, links, status {code, message},
+    traceState, flags, droppedAttributesCount, resource, scope {name, version}}.
+    """
+
+    def __init__(self, start_timeout=10):
+        # stderr goes to a file, not a pipe nobody reads (a full pipe would
+        # block node); its text is in the error when the receiver won't start.
+        self.stderr = tempfile.TemporaryFile(prefix="otlp-receiver-")
         self.proc = subprocess.Popen(["node", RECEIVER, "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 10
-        line = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("LISTENING"):
-                    break
-            if self.proc.poll() is not None:
+                                     stderr=self.stderr, stdin=subprocess.DEVNULL)
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + start_timeout
+        out = b""
+        while b"\n" not in out:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
-        if not line.startswith("LISTENING"):
+            ready, _, _ = select.select([fd], [], [], min(left, 0.1))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:  # EOF: node exited
+                    break
+                out += chunk
+        line = out.decode("utf-8", "replace").split("\n", 1)[0]
+        if not line.startswith("LISTENING "):
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.stderr.seek(0)
+            err = self.stderr.read().decode("utf-8", "replace")[-2000:]
             self.stop()
-            raise RuntimeError("OTLP receiver did not start (did `npm ci` run in tests/receiver?): %r" % line)
+            raise RuntimeError("OTLP receiver did not start within %ss (did `npm ci` run in tests/receiver?): "
+                               "stdout %r, stderr:\n%s" % (start_timeout, line, err))
         self.port = int(line.split()[1])
         self.endpoint = "http://127.0.0.1:%d" % self.port
 
@@ -69,7 +91,9 @@ class OtlpReceiver:
             time.sleep(0.05)
 
     def wait_for_spans(self, predicate=None, count=1, timeout=20):
-        """All spans received, once at least count of them match predicate."""
+        """All spans received (not only the matching ones: tests look up the
+        rest of a trace in them), once at least count of them match
+        predicate; AssertionError naming what arrived after timeout s."""
         return self.wait_for(self.spans, predicate or (lambda s: True), count, timeout, "spans")
 
     def wait_for_requests(self, predicate=None, count=1, timeout=20):
@@ -85,6 +109,7 @@ class OtlpReceiver:
                 self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+        self.stderr.close()
 
     def __enter__(self):
         return self

@@ -10,6 +10,12 @@
 // GET  /requests[?bodies=1]      every request: path, headers, size, status
 // POST /reset                    forget everything
 // POST /mode {"status":503,"retryAfter":"1","delayMs":0}   answer like that
+//                                (still recorded and decoded in /requests, but
+//                                 the spans of a rejected export stay out of
+//                                 /spans: only delivered spans count);
+//                                 POST /mode {} answers 200 again
+// GET  /metrics-data             decoded metrics requests (toObject)
+// GET  /health                   200
 'use strict';
 const http = require('http');
 const zlib = require('zlib');
@@ -97,24 +103,26 @@ function send(res, status, body, type) {
   res.end(body);
 }
 
-function handleExport(req, res, raw) {
+function handleExport(req, res, raw, pathname) {
+  const decoder = decoders[pathname];
   const record = {
-    path: req.url, method: req.method, headers: req.headers, size: raw.length,
+    path: pathname, method: req.method, headers: req.headers, size: raw.length,
     status: 200, decoded: false, error: null, time: Date.now(),
   };
   requests.push(record);
   let body = raw;
+  record.body = raw.toString('base64');
   try {
     if ((req.headers['content-encoding'] || '').toLowerCase() === 'gzip') body = zlib.gunzipSync(raw);
     record.body = body.toString('base64');
-    const msg = decoders[req.url].decode(body);
+    const msg = decoder.decode(body);
     record.decoded = true;
-    if (req.url === '/v1/traces') {
+    if (pathname === '/v1/traces') {
       const flat = flattenTraces(msg);
       record.spans = flat.length;
       if (!mode.status || mode.status < 300) spans.push(...flat);
-    } else if (req.url === '/v1/metrics') {
-      metrics.push(decoders[req.url].toObject(msg, { longs: String, bytes: String }));
+    } else if (pathname === '/v1/metrics') {
+      metrics.push(decoder.toObject(msg, { longs: String, bytes: String }));
     }
   } catch (e) {
     record.error = String(e && e.message ? e.message : e);
@@ -141,7 +149,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const raw = Buffer.concat(chunks);
     const url = new URL(req.url, 'http://x');
-    if (req.method === 'POST' && decoders[url.pathname]) return handleExport(req, res, raw);
+    if (req.method === 'POST' && decoders[url.pathname]) return handleExport(req, res, raw, url.pathname);
     if (req.method === 'GET' && url.pathname === '/spans') return send(res, 200, JSON.stringify(spans));
     if (req.method === 'GET' && url.pathname === '/metrics-data') return send(res, 200, JSON.stringify(metrics));
     if (req.method === 'GET' && url.pathname === '/requests') {
@@ -171,5 +179,9 @@ server.keepAliveTimeout = 60000;
 server.listen(port, '127.0.0.1', () => {
   process.stdout.write('LISTENING ' + server.address().port + '\n');
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-process.on('SIGINT', () => server.close(() => process.exit(0)));
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections(); // keep-alive clients and delayed answers must not hold us up
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

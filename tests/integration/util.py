@@ -1,0 +1,31 @@
+"""Small helpers for the integration tests (stdlib only)."""
+import socket
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=15, interval=0.05):
+    """Poll url with GET until it answers at all (any HTTP status counts,
+    4xx/5xx too) and return that status; AssertionError after timeout s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=max(0.1, min(2.0, deadline - time.monotonic()))) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            e.close()
+            return e.code
+        except OSError as e:  # refused, reset, timed out: not up yet
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("no HTTP answer from %s within %ss (last error: %r)" % (url, timeout, last))
+        time.sleep(interval)
