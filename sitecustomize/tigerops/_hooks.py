@@ -78,6 +78,7 @@ def install():
     register("redis.client", "tigerops._redis:patch_client_module")
     register("flask_caching", "tigerops._caches:patch_flask_caching")
     register("flask.views", "tigerops._flask_internals:patch_views")
+    register("celery.app.base", "tigerops._celery:patch_celery")
     register("flask_restful", "tigerops._flask_internals:patch_restful")
     register("flask_restful.reqparse", "tigerops._flask_internals:patch_reqparse")
     register("pymemcache.client.base", "tigerops._caches:patch_pymemcache")

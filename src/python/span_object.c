@@ -11,6 +11,7 @@ typedef struct {
   tgo_span *prev;       /* the current span before __enter__ */
   PyObject *name;       /* for the lazy start */
   PyObject *attributes; /* likewise */
+  PyObject *parent;     /* a traceparent to continue instead of the current span */
   int kind;
   int owned;
   int entered;
@@ -21,10 +22,16 @@ PyTypeObject *tgo_py_span_type;
 static void start_now(SpanObject *self) {
   if (self->span)
     return;
-  Py_ssize_t len = 0;
+  Py_ssize_t len = 0, plen = 0;
   const char *name = tgo_py_utf8(self->name, &len);
+  const char *parent = tgo_py_utf8(self->parent, &plen);
+  tgo_span_context remote;
+  /* An explicit parent that is malformed starts a new trace, as the W3C
+   * spec says for a bad incoming header. */
+  int use_remote = parent && tgo_traceparent_parse(parent, (size_t)plen, &remote) == 0;
   self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
-                              tgo_current(), NULL);
+                              parent ? NULL : tgo_current(), use_remote ? &remote : NULL);
+  Py_CLEAR(self->parent);
   tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
   tgo_py_set_attrs(tgo_span_attrs(self->span), self->attributes);
   Py_CLEAR(self->attributes);
@@ -38,6 +45,7 @@ PyObject *tgo_py_span_wrap(tgo_span *span, int owned) {
   self->prev = NULL;
   self->name = NULL;
   self->attributes = NULL;
+  self->parent = NULL;
   self->kind = TGO_KIND_INTERNAL;
   self->owned = owned;
   self->entered = 0;
@@ -47,11 +55,19 @@ PyObject *tgo_py_span_wrap(tgo_span *span, int owned) {
 
 static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
   SpanObject *self = (SpanObject *)op;
-  static char *kwlist[] = {"name", "kind", "attributes", NULL};
-  PyObject *name = NULL, *attributes = NULL;
+  static char *kwlist[] = {"name", "kind", "attributes", "parent", NULL};
+  PyObject *name = NULL, *attributes = NULL, *parent = NULL;
   int kind = TGO_KIND_INTERNAL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|iO", kwlist, &name, &kind, &attributes))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|iOO", kwlist, &name, &kind, &attributes, &parent))
     return -1;
+  if (parent == Py_None)
+    parent = NULL;
+  if (parent && !PyUnicode_Check(parent)) {
+    PyErr_SetString(PyExc_TypeError, "parent must be a traceparent str or None");
+    return -1;
+  }
+  Py_XINCREF(parent);
+  Py_XSETREF(self->parent, parent);
   if (kind < TGO_KIND_INTERNAL || kind > TGO_KIND_CONSUMER) {
     PyErr_SetString(PyExc_ValueError, "kind must be one of tigerops.KIND_*");
     return -1;
@@ -75,6 +91,7 @@ static void span_dealloc(PyObject *op) {
   }
   Py_XDECREF(self->name);
   Py_XDECREF(self->attributes);
+  Py_XDECREF(self->parent);
   freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
   tp_free(op);
   Py_DECREF(tp);

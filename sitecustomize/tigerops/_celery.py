@@ -1,0 +1,102 @@
+"""Celery: a PRODUCER span per publish (the W3C context goes into the
+message headers) and a CONSUMER span per execution, continuing it, so a
+task shows up in the trace of the request that queued it. Spans that live
+from one signal to the next are kept by task id; failures carry the
+traceback, retries an event, and expected exceptions (throws=) are not
+errors."""
+import _tigerops
+from tigerops import Span
+
+_publishing = {}
+_running = {}
+_MAX_OPEN = 10000  # bound: a signal pair that never completes must not leak
+
+
+def _remember(table, task_id, span):
+    if len(table) >= _MAX_OPEN:
+        table.clear()
+    table[task_id] = span
+
+
+def _before_publish(sender=None, headers=None, routing_key=None, properties=None, **_):
+    if not _tigerops.tracing_now() or headers is None:
+        return
+    task_id = headers.get("id") or (properties or {}).get("correlation_id")
+    span = Span("publish %s" % sender, _tigerops.KIND_PRODUCER, {
+        "messaging.system": "celery", "messaging.operation.type": "publish",
+        "messaging.destination.name": routing_key or "", "messaging.message.id": task_id or "",
+        "celery.task.name": sender or ""})
+    span.__enter__()
+    headers["traceparent"] = span.traceparent
+    _remember(_publishing, task_id, span)
+
+
+def _after_publish(sender=None, headers=None, **_):
+    span = _publishing.pop((headers or {}).get("id"), None)
+    if span is not None:
+        span.__exit__(None, None, None)
+
+
+def _prerun(task_id=None, task=None, **_):
+    request = getattr(task, "request", None)
+    traceparent = getattr(request, "traceparent", None)
+    if not isinstance(traceparent, str):
+        traceparent = None
+    delivery = getattr(request, "delivery_info", None) or {}
+    span = Span("process %s" % task.name, _tigerops.KIND_CONSUMER, {
+        "messaging.system": "celery", "messaging.operation.type": "process",
+        "messaging.destination.name": delivery.get("routing_key") or "",
+        "messaging.message.id": task_id or "", "celery.task.name": task.name,
+        "celery.retries": int(getattr(request, "retries", 0) or 0)},
+        "" if traceparent is None else traceparent)
+    span.__enter__()
+    _remember(_running, task_id, span)
+
+
+def _postrun(task_id=None, state=None, **_):
+    span = _running.pop(task_id, None)
+    if span is not None:
+        if state:
+            span.set_attribute("celery.state", str(state))
+        span.__exit__(None, None, None)
+
+
+def _failure(sender=None, task_id=None, exception=None, einfo=None, **_):
+    span = _running.get(task_id)
+    if span is None or exception is None:
+        return
+    expected = getattr(sender, "throws", ()) or ()
+    if expected and isinstance(exception, tuple(expected)):
+        span.set_attribute("celery.expected_exception", type(exception).__qualname__)
+        return
+    stack = str(getattr(einfo, "traceback", "") or "")
+    span.add_event("exception", {"exception.type": type(exception).__qualname__,
+                                 "exception.message": str(exception),
+                                 "exception.stacktrace": stack[-65536:]})
+    span.set_attribute("error.type", type(exception).__qualname__)
+    span.set_status("error", str(exception))
+
+
+def _retry(request=None, reason=None, **_):
+    span = _running.get(getattr(request, "id", None))
+    if span is not None:
+        span.add_event("retry", {"celery.retry.reason": str(reason)[:1024]})
+
+
+def _worker_process_shutdown(**_):
+    _tigerops.flush(5000)
+
+
+def patch_celery(module):
+    from celery import signals
+    if getattr(signals, "_tigerops_connected", False):
+        return
+    signals.before_task_publish.connect(_before_publish, weak=False)
+    signals.after_task_publish.connect(_after_publish, weak=False)
+    signals.task_prerun.connect(_prerun, weak=False)
+    signals.task_postrun.connect(_postrun, weak=False)
+    signals.task_failure.connect(_failure, weak=False)
+    signals.task_retry.connect(_retry, weak=False)
+    signals.worker_process_shutdown.connect(_worker_process_shutdown, weak=False)
+    signals.worker_shutdown.connect(_worker_process_shutdown, weak=False)
+    signals._tigerops_connected = True

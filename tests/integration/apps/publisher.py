@@ -1,0 +1,34 @@
+"""A Flask app that queues Celery tasks."""
+from celery import chain
+from flask import Flask
+
+import tasks
+
+app = Flask(__name__)
+
+
+@app.route("/health")
+def health():
+    return "ok"
+
+
+@app.route("/enqueue")
+def enqueue():
+    tasks.record.delay(7)
+    return "queued"
+
+
+@app.route("/variety")
+def variety():
+    tasks.record.apply_async(args=(8,))
+    tasks.app.send_task("tasks.record", args=(9,))
+    chain(tasks.record.si(10), tasks.record.si(11)).apply_async()
+    return "queued"
+
+
+@app.route("/failures")
+def failures():
+    tasks.fail.delay()
+    tasks.flaky.delay()
+    tasks.expected.delay()
+    return "queued"

@@ -1,0 +1,38 @@
+"""Celery tasks (broker and result backend: REDIS_URL), one of them running
+SQL, one failing, one retrying, one raising an expected exception."""
+import os
+
+from celery import Celery
+from sqlalchemy import create_engine, text
+
+app = Celery("tasks", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"),
+             backend=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"))
+app.conf.task_default_queue = "celery"
+# A file, not :memory:, so every pool thread and process sees the table.
+engine = create_engine("sqlite:///" + os.environ.get("JOBS_DB", "/tmp/tigerops-jobs.db"), future=True)
+with engine.begin() as c:
+    c.execute(text("CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, n INTEGER)"))
+
+
+@app.task
+def record(n):
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (n) VALUES (:n)"), {"n": n})
+        return conn.execute(text("SELECT count(*) FROM jobs WHERE n = :n"), {"n": n}).scalar()
+
+
+@app.task
+def fail():
+    raise ValueError("task failed on purpose")
+
+
+@app.task(bind=True, max_retries=1)
+def flaky(self):
+    if self.request.retries == 0:
+        raise self.retry(exc=RuntimeError("first try fails"), countdown=0)
+    return "second try"
+
+
+@app.task(throws=(KeyError,))
+def expected():
+    raise KeyError("expected")

@@ -1,0 +1,161 @@
+"""Celery under the agent with a real redis broker and worker: the request,
+the publish and the execution (and the SQL inside it) form one trace."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
+
+
+class Worker:
+    def __init__(self, env, pool="prefork", concurrency=2):
+        self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
+        argv = [RUN, PYTHON, "-m", "celery", "-A", "tasks", "worker", "-P", pool, "-c", str(concurrency),
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"]
+        self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "ready." not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("celery worker did not start:\n" + self.output())
+            time.sleep(0.1)
+
+    def output(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # warm shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        os.unlink(self.log.name)
+
+
+@pytest.fixture
+def worker_env(otlp, redis_server, tmp_path):
+    return agent_env(otlp, preload=False, REDIS_URL=redis_server.url, TIGEROPS_SERVICE_NAME="worker",
+                     JOBS_DB=str(tmp_path / "jobs.db"))
+
+
+def wait_all(otlp, counts, timeout=30):
+    """All spans, once each name in counts has arrived that many times."""
+    for name, count in counts.items():
+        spans = otlp.wait_for_spans(lambda s, n=name: s["name"] == n, count=count, timeout=timeout)
+    return spans
+
+
+def by_trace(spans, trace_id):
+    return [s for s in spans if s["traceId"] == trace_id]
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo", "threads"])
+def test_request_publish_execute_and_sql_in_one_trace(otlp, redis_server, worker_env, pool):
+    worker = Worker(worker_env, pool=pool)
+    try:
+        env = agent_env(otlp, REDIS_URL=redis_server.url, TIGEROPS_SERVICE_NAME="web", JOBS_DB=worker_env["JOBS_DB"])
+        with gunicorn("publisher:app", env, workers=1) as web:
+            assert web.get("/enqueue")[0] == 200
+            spans = wait_all(otlp, {"INSERT jobs": 1, "SELECT jobs": 1, "GET /enqueue": 1,
+                                    "process tasks.record": 1, "publish tasks.record": 1})
+    finally:
+        worker.stop()
+    (root,) = server_spans(spans, "GET /enqueue")
+    trace = by_trace(spans, root["traceId"])
+    names = {s["name"]: s for s in trace}
+    publish, process = names["publish tasks.record"], names["process tasks.record"]
+    assert publish["kind"] == 4 and publish["parentSpanId"] == root["spanId"]
+    assert process["kind"] == 5 and process["parentSpanId"] == publish["spanId"]
+    assert process["resource"]["service.name"] == "worker"
+    pa = process["attributes"]
+    assert pa["messaging.system"] == "celery"
+    assert pa["messaging.destination.name"] == "celery"
+    assert pa["messaging.message.id"] == publish["attributes"]["messaging.message.id"]
+    assert pa["celery.task.name"] == "tasks.record" and pa["celery.retries"] == 0
+    assert pa["celery.state"] == "SUCCESS"
+    for sql in ("INSERT jobs", "SELECT jobs"):
+        assert names[sql]["parentSpanId"] == process["spanId"]
+
+
+def test_apply_async_send_task_and_chain_are_all_linked(otlp, redis_server, worker_env):
+    worker = Worker(worker_env)
+    try:
+        env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
+        with gunicorn("publisher:app", env, workers=1) as web:
+            assert web.get("/variety")[0] == 200
+            spans = wait_all(otlp, {"process tasks.record": 4, "GET /variety": 1, "publish tasks.record": 4})
+    finally:
+        worker.stop()
+    (root,) = server_spans(spans, "GET /variety")
+    trace = by_trace(spans, root["traceId"])
+    processes = [s for s in trace if s["name"] == "process tasks.record"]
+    assert len(processes) == 4, "apply_async, send_task and both chain links continue the request's trace"
+    publish_ids = {s["spanId"] for s in trace if s["kind"] == 4}
+    assert all(p["parentSpanId"] in publish_ids for p in processes)
+
+
+def test_failure_retry_and_expected_exceptions(otlp, redis_server, worker_env):
+    worker = Worker(worker_env, pool="solo")
+    try:
+        env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
+        with gunicorn("publisher:app", env, workers=1) as web:
+            assert web.get("/failures")[0] == 200
+            spans = wait_all(otlp, {"process tasks.fail": 1, "process tasks.flaky": 2,
+                                    "process tasks.expected": 1})
+    finally:
+        worker.stop()
+    process = {}
+    for s in spans:
+        if s["kind"] == 5:
+            process.setdefault(s["name"], []).append(s)
+    (failed,) = process["process tasks.fail"]
+    assert failed["status"]["code"] == 2
+    exc = [e for e in failed["events"] if e["name"] == "exception"][0]["attributes"]
+    assert exc["exception.type"] == "ValueError"
+    assert "task failed on purpose" in exc["exception.stacktrace"] and "Traceback" in exc["exception.stacktrace"]
+    flaky = sorted(process["process tasks.flaky"], key=lambda s: s["attributes"]["celery.retries"])
+    assert [s["attributes"]["celery.retries"] for s in flaky] == [0, 1]
+    assert any(e["name"] == "retry" for e in flaky[0]["events"])
+    assert flaky[1]["traceId"] == flaky[0]["traceId"], "the retried run stays in the same trace"
+    assert flaky[1]["attributes"]["celery.state"] == "SUCCESS"
+    (expected,) = process["process tasks.expected"]
+    assert expected["status"]["code"] != 2, "throws= exceptions are not errors"
+
+
+def test_malformed_traceparent_header_starts_a_new_trace_and_the_task_runs(otlp, redis_server, worker_env):
+    worker = Worker(worker_env, pool="solo")
+    try:
+        code = ("import tasks; r = tasks.record.apply_async(args=(12,), headers={'traceparent': 'garbage'});"
+                "print(r.get(timeout=20))")
+        env = agent_env(None, REDIS_URL=redis_server.url, TIGEROPS_ENABLED="false", JOBS_DB=worker_env["JOBS_DB"])
+        out = subprocess.run([PYTHON, "-c", code], env=env, cwd=APPS, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "1", out.stderr
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "process tasks.record", timeout=30)
+    finally:
+        worker.stop()
+    (process,) = [s for s in spans if s["name"] == "process tasks.record"]
+    assert process["parentSpanId"] == ""
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_warm_shutdown_flushes_the_workers_spans(otlp, redis_server, worker_env, pool):
+    # A 60 s schedule delay: only the shutdown flush can deliver the span.
+    env = dict(worker_env, OTEL_BSP_SCHEDULE_DELAY="60000")
+    worker = Worker(env, pool=pool)
+    try:
+        code = "import tasks; print(tasks.record.delay(13).get(timeout=20))"
+        client_env = agent_env(None, REDIS_URL=redis_server.url, TIGEROPS_ENABLED="false", JOBS_DB=env["JOBS_DB"])
+        out = subprocess.run([PYTHON, "-c", code], env=client_env, cwd=APPS, capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.strip() == "1", out.stderr
+        assert not [s for s in otlp.spans() if s["name"] == "process tasks.record"]
+    finally:
+        worker.stop()
+    otlp.wait_for_spans(lambda s: s["name"] == "process tasks.record", timeout=15)
