@@ -90,15 +90,21 @@ def test_apply_async_send_task_and_chain_are_all_linked(otlp, redis_server, work
         env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
         with gunicorn("publisher:app", env, workers=1) as web:
             assert web.get("/variety")[0] == 200
-            spans = wait_all(otlp, {"process tasks.record": 4, "GET /variety": 1, "publish tasks.record": 4})
+            spans = wait_all(otlp, {"process tasks.record": 8, "GET /variety": 1, "publish tasks.record": 8,
+                                    "process tasks.total": 1, "process tasks.in_app_context": 1})
     finally:
         worker.stop()
     (root,) = server_spans(spans, "GET /variety")
     trace = by_trace(spans, root["traceId"])
-    processes = [s for s in trace if s["name"] == "process tasks.record"]
-    assert len(processes) == 4, "apply_async, send_task and both chain links continue the request's trace"
+    processes = [s for s in trace if s["kind"] == 5]
+    assert sorted(s["name"] for s in processes) == ["process tasks.in_app_context"] + ["process tasks.record"] * 8 + \
+        ["process tasks.total"], "apply_async, send_task, chain, group, chord and ContextTask stay in the trace"
     publish_ids = {s["spanId"] for s in trace if s["kind"] == 4}
     assert all(p["parentSpanId"] in publish_ids for p in processes)
+    (ctx_task,) = [s for s in processes if s["name"] == "process tasks.in_app_context"]
+    assert ctx_task["attributes"]["celery.state"] == "SUCCESS"
+    ids = [s["spanId"] for s in spans]
+    assert len(ids) == len(set(ids)), "span ids unique across the prefork children"
 
 
 def test_failure_retry_and_expected_exceptions(otlp, redis_server, worker_env):

@@ -1,5 +1,5 @@
 """A Flask app that queues Celery tasks."""
-from celery import chain
+from celery import chain, chord, group
 from flask import Flask
 
 import tasks
@@ -23,6 +23,9 @@ def variety():
     tasks.record.apply_async(args=(8,))
     tasks.app.send_task("tasks.record", args=(9,))
     chain(tasks.record.si(10), tasks.record.si(11)).apply_async()
+    group(tasks.record.si(20), tasks.record.si(21)).apply_async()
+    chord([tasks.record.si(30), tasks.record.si(31)])(tasks.total.s())
+    tasks.in_app_context.delay()
     return "queued"
 
 

@@ -2,7 +2,8 @@
 SQL, one failing, one retrying, one raising an expected exception."""
 import os
 
-from celery import Celery
+from celery import Celery, Task
+from flask import Flask, current_app
 from sqlalchemy import create_engine, text
 
 app = Celery("tasks", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"),
@@ -36,3 +37,24 @@ def flaky(self):
 @app.task(throws=(KeyError,))
 def expected():
     raise KeyError("expected")
+
+
+flask_app = Flask("worker-app")
+
+
+class ContextTask(Task):
+    """The Flask docs' pattern: every task body runs inside the app context."""
+
+    def __call__(self, *args, **kwargs):
+        with flask_app.app_context():
+            return self.run(*args, **kwargs)
+
+
+@app.task(base=ContextTask)
+def in_app_context():
+    return current_app.name
+
+
+@app.task
+def total(values):
+    return sum(values)
