@@ -67,7 +67,7 @@ node tests/receiver/selftest.js || failed+=("receiver self-test")
 
 step "integration tests"
 set +e
-TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/integration
 rc=$?
 set -e
 [ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")

@@ -2,11 +2,64 @@
 (automatic) or through TigerOps().init_app(app) (manual); both are
 idempotent, so an app is never traced twice."""
 import functools
+import os
 import weakref
 
 import _tigerops
 
 EXTENSION_KEY = "tigerops"
+# Comma-separated regexes searched in the full URL; the first set one wins.
+EXCLUDED_URLS_SETTINGS = ("TIGEROPS_EXCLUDED_URLS", "OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+_MAX_TRACEBACK_CHARS = 64 * 1024
+_MAX_TRACEBACK_FRAMES = 200
+
+
+def compile_excluded_urls(text, origin="excluded_urls"):
+    """One pattern from a comma-separated list; a bad regex is warned about
+    (by setting name) and skipped, the others still apply."""
+    import re
+    if not text:
+        return None
+    if not isinstance(text, str):
+        text = ",".join(text)
+    valid = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            re.compile(part)
+            valid.append(part)
+        except re.error:
+            _tigerops.log(2, "%s: invalid regular expression skipped" % origin)
+    return re.compile("|".join("(?:%s)" % p for p in valid)) if valid else None
+
+
+def _excluded_from_environment():
+    for name in EXCLUDED_URLS_SETTINGS:
+        if os.environ.get(name):
+            return compile_excluded_urls(os.environ[name], name)
+    return None
+
+
+def _record_request_exception(sender, exception=None, **_):
+    """got_request_exception: the unhandled exception, with its traceback
+    (chained causes included, bounded), as an event on the request span."""
+    span = _tigerops.request_span()
+    if span is None or exception is None or not span.is_recording():
+        return
+    import traceback
+    lines = traceback.format_exception(type(exception), exception, exception.__traceback__,
+                                       limit=_MAX_TRACEBACK_FRAMES)
+    stack = "".join(lines)
+    if len(stack) > _MAX_TRACEBACK_CHARS:
+        half = _MAX_TRACEBACK_CHARS // 2
+        stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
+    message = str(exception)
+    span.add_event("exception", {"exception.type": type(exception).__qualname__,
+                                 "exception.message": message,
+                                 "exception.stacktrace": stack})
+    span.set_attribute("error.type", type(exception).__qualname__)
+    span.set_status("error", message)
 
 
 def patch_flask_module(module):
@@ -40,20 +93,26 @@ def _first_request(app_ref):
     app = app_ref()
     if app is None:
         return
+    middleware = app.extensions.get(EXTENSION_KEY)
     for key, value in list(app.config.items()):
-        if isinstance(key, str) and (key.startswith("TIGEROPS_") or key.startswith("OTEL_")):
-            if value is None:
-                continue
+        if not isinstance(key, str) or value is None:
+            continue
+        if key in EXCLUDED_URLS_SETTINGS:
+            if middleware is not None:
+                middleware.excluded = compile_excluded_urls(value, "app.config " + key)
+        elif key.startswith("TIGEROPS_") or key.startswith("OTEL_"):
             _tigerops.config_set(key, _config_text(value))
     from tigerops import _flask_internals
     _flask_internals.wrap_hooks(app)
 
 
-def instrument_app(app):
+def instrument_app(app, excluded_urls=None):
     """Returns the app's middleware, or None when tracing is off."""
     extensions = app.extensions
     existing = extensions.get(EXTENSION_KEY)
     if existing is not None:
+        if excluded_urls is not None:
+            existing.excluded = compile_excluded_urls(excluded_urls)
         return existing
     from tigerops import _bootstrap
     if not _bootstrap.start():
@@ -64,7 +123,15 @@ def instrument_app(app):
         app.view_functions,
         functools.partial(_first_request, weakref.ref(app)),
     )
+    middleware.excluded = (compile_excluded_urls(excluded_urls) if excluded_urls is not None
+                           else _excluded_from_environment())
     app.wsgi_app = middleware
     app.request_context = middleware.request_context
     extensions[EXTENSION_KEY] = middleware
+    try:
+        from flask.signals import got_request_exception, signals_available
+        if signals_available:
+            got_request_exception.connect(_record_request_exception, app, weak=False)
+    except Exception as exc:
+        _tigerops.log(3, "request exceptions will carry no traceback: %r" % (exc,))
     return middleware

@@ -24,6 +24,7 @@ typedef struct {
   PyObject *request_context; /* the app's original bound method */
   PyObject *view_functions;
   PyObject *on_first_request; /* cleared once called */
+  PyObject *excluded;         /* compiled regex searched in the full URL, or NULL */
   route_info *routes;         /* open addressing on the rule's address */
   size_t routes_cap, routes_len;
 } Middleware;
@@ -491,6 +492,33 @@ static int remote_context(PyObject *environ, tgo_span_context *ctx) {
   return 1;
 }
 
+/* Excluded URLs (health checks): the pattern is searched in the full URL,
+ * scheme://host/path?query, as the OpenTelemetry Python settings define. */
+static int url_excluded(PyObject *pattern, PyObject *environ) {
+  PyObject *scheme = env_item(environ, tgo_py_str.wsgi_url_scheme);
+  PyObject *host = env_item(environ, tgo_py_str.HTTP_HOST);
+  if (!host)
+    host = env_item(environ, tgo_py_str.SERVER_NAME);
+  PyObject *path = env_item(environ, tgo_py_str.PATH_INFO);
+  PyObject *query = env_item(environ, tgo_py_str.QUERY_STRING);
+  Py_ssize_t qlen = 0;
+  int has_query = query && tgo_py_utf8(query, &qlen) && qlen > 0;
+  PyObject *url = PyUnicode_FromFormat("%U://%U%U%s%U", scheme && PyUnicode_Check(scheme) ? scheme : tgo_py_str.empty,
+                                       host && PyUnicode_Check(host) ? host : tgo_py_str.empty,
+                                       path && PyUnicode_Check(path) ? path : tgo_py_str.empty,
+                                       has_query ? "?" : "", has_query ? query : tgo_py_str.empty);
+  if (!url) {
+    PyErr_Clear();
+    return 0;
+  }
+  PyObject *match = PyObject_CallMethodObjArgs(pattern, tgo_py_str.search, url, NULL);
+  Py_DECREF(url);
+  int excluded = match && match != Py_None;
+  Py_XDECREF(match);
+  PyErr_Clear();
+  return excluded;
+}
+
 static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   Middleware *mw = (Middleware *)op;
   PyObject *environ, *start_response;
@@ -502,6 +530,8 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
     return PyObject_Call(mw->wsgi_app, args, NULL);
   if (__builtin_expect(mw->on_first_request != NULL, 0))
     apply_first_request_config(mw);
+  if (mw->excluded && url_excluded(mw->excluded, environ))
+    return PyObject_Call(mw->wsgi_app, args, NULL);
 
   Py_ssize_t mlen = 0;
   const char *method = tgo_py_utf8(env_item(environ, tgo_py_str.REQUEST_METHOD), &mlen);
@@ -607,6 +637,7 @@ static int middleware_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(mw->request_context);
   Py_VISIT(mw->view_functions);
   Py_VISIT(mw->on_first_request);
+  Py_VISIT(mw->excluded);
   Py_VISIT(Py_TYPE(op));
   return 0;
 }
@@ -617,6 +648,7 @@ static int middleware_clear(PyObject *op) {
   Py_CLEAR(mw->request_context);
   Py_CLEAR(mw->view_functions);
   Py_CLEAR(mw->on_first_request);
+  Py_CLEAR(mw->excluded);
   return 0;
 }
 
@@ -638,6 +670,27 @@ static PyObject *middleware_get_wrapped(PyObject *op, void *closure) {
   return mw->wsgi_app;
 }
 
+static PyObject *middleware_get_excluded(PyObject *op, void *closure) {
+  (void)closure;
+  Middleware *mw = (Middleware *)op;
+  PyObject *o = mw->excluded ? mw->excluded : Py_None;
+  Py_INCREF(o);
+  return o;
+}
+
+static int middleware_set_excluded(PyObject *op, PyObject *value, void *closure) {
+  (void)closure;
+  Middleware *mw = (Middleware *)op;
+  if (value && value != Py_None && !PyObject_HasAttrString(value, "search")) {
+    PyErr_SetString(PyExc_TypeError, "excluded must be a compiled pattern (with .search) or None");
+    return -1;
+  }
+  PyObject *v = value && value != Py_None ? value : NULL;
+  Py_XINCREF(v);
+  Py_XSETREF(mw->excluded, v);
+  return 0;
+}
+
 static PyMethodDef middleware_methods[] = {
     {"request_context", middleware_request_context, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -645,6 +698,8 @@ static PyMethodDef middleware_methods[] = {
 
 static PyGetSetDef middleware_getset[] = {
     {"__wrapped__", middleware_get_wrapped, NULL, "the WSGI app under the agent", NULL},
+    {"excluded", middleware_get_excluded, middleware_set_excluded,
+     "compiled pattern: requests whose full URL it matches get no span", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -29,7 +29,7 @@ typedef struct {
       *HTTP_TRACESTATE, *wsgi_url_scheme, *HTTP_HOST, *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR,
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *view_functions, *__qualname__,
-      *__module__, *close, *get, *traceparent, *tracestate, *rowcount;
+      *__module__, *close, *get, *traceparent, *tracestate, *rowcount, *search, *empty;
 } tgo_py_names;
 extern tgo_py_names tgo_py_str;
 

@@ -99,6 +99,17 @@ static PyObject *py_current_span(PyObject *m, PyObject *unused) {
 
 /* True when a recording span is current: the cheap test instrumentations
  * make before doing any work. */
+/* The server span of the Flask request running on this thread (borrowed
+ * handle), or None: for hooks such as got_request_exception. */
+static PyObject *py_request_span(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  tgo_span *s = tgo_py_request_span();
+  if (!s)
+    Py_RETURN_NONE;
+  return tgo_py_span_wrap(s, 0);
+}
+
 static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
@@ -297,6 +308,7 @@ static PyMethodDef module_functions[] = {
     {"stats", py_stats, METH_NOARGS, NULL},
     {"current_span", py_current_span, METH_NOARGS, NULL},
     {"inject", py_inject, METH_O, NULL},
+    {"request_span", py_request_span, METH_NOARGS, "the running Flask request's span, or None"},
     {"tracing_now", py_tracing_now, METH_NOARGS, "True when a recording span is current on this thread"},
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
     {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
@@ -339,6 +351,8 @@ static int intern_names(void) {
   NAME(traceparent, "traceparent");
   NAME(tracestate, "tracestate");
   NAME(rowcount, "rowcount");
+  NAME(search, "search");
+  NAME(empty, "");
 #undef NAME
   return 0;
 }

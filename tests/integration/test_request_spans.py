@@ -122,8 +122,10 @@ def test_manual_spans_nest_under_the_request_and_init_app_is_idempotent(otlp):
 def test_app_config_wins_over_environment(otlp):
     env = agent_env(otlp, TIGEROPS_SERVICE_NAME="from-env")
     with gunicorn("configured:app", env, workers=1) as server:
+        server.get("/internal/ping")
         server.get("/health")
-        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health")
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health", count=2)
+    assert not [s for s in spans if "internal" in s["name"]], "app.config TIGEROPS_EXCLUDED_URLS applies"
     assert {s["resource"]["service.name"] for s in spans} == {"from-app-config"}
     assert {s["resource"]["deployment.environment.name"] for s in spans} == {"staging"}
 
@@ -136,3 +138,47 @@ def test_secret_query_values_never_leave_the_process(otlp):
     assert span["attributes"]["url.query"] == "page=3&access_token=REDACTED&X-Amz-Signature=REDACTED"
     for req in otlp.requests(bodies=True):
         assert b"SECRET" not in base64.b64decode(req["body"])
+
+
+def test_unhandled_exception_event_has_the_chained_traceback(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/chained")[0] == 500
+        span, _ = one_server_span(otlp, "GET /chained")
+    assert span["status"]["code"] == 2
+    (event,) = [e for e in span["events"] if e["name"] == "exception"]
+    a = event["attributes"]
+    assert a["exception.type"] == "RuntimeError"
+    assert a["exception.message"] == "lookup failed"
+    stack = a["exception.stacktrace"]
+    assert "KeyError" in stack and "direct cause" in stack and "raise RuntimeError" in stack
+    assert span["attributes"]["http.route"] == "/chained"
+
+
+def test_huge_tracebacks_and_messages_are_bounded(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/deep")[0] == 500
+        span, _ = one_server_span(otlp, "GET /deep")
+    (event,) = [e for e in span["events"] if e["name"] == "exception"]
+    assert len(event["attributes"]["exception.message"]) <= 8192
+    assert len(event["attributes"]["exception.stacktrace"]) <= 8192
+    assert len(span["status"]["message"]) <= 8192
+
+
+def test_excluded_urls_get_no_span(otlp):
+    env = agent_env(otlp, OTEL_PYTHON_EXCLUDED_URLS="/health$,hello/skip-[0-9]+,([bad")
+    with gunicorn("hello:app", env, workers=1) as server:
+        for path in ("/health", "/hello/skip-1", "/hello/keep", "/hello/skip-me"):
+            assert server.get(path)[0] == 200
+        server.get("/hello/last")
+        spans = otlp.wait_for_spans(lambda s: s["attributes"].get("url.path") == "/hello/last")
+        assert "invalid regular expression" in server.output()
+    paths = sorted(s["attributes"]["url.path"] for s in spans)
+    assert paths == ["/hello/keep", "/hello/last", "/hello/skip-me"]
+
+
+def test_excluded_urls_from_app_config_and_init_app(otlp):
+    with gunicorn("manual:app", agent_env(otlp, MANUAL_EXCLUDED="/work"), workers=1) as server:
+        server.get("/work")
+        server.get("/health")
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health")
+    assert not [s for s in spans if s["name"] == "GET /work"]

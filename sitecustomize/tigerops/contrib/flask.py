@@ -8,10 +8,14 @@ from tigerops import _flask
 
 
 class TigerOps:
-    def __init__(self, app=None):
+    """excluded_urls: comma-separated regexes (or a list) searched in the
+    full URL; matching requests get no span (health checks)."""
+
+    def __init__(self, app=None, excluded_urls=None):
+        self.excluded_urls = excluded_urls
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app):
-        _flask.instrument_app(app)
+        _flask.instrument_app(app, excluded_urls=self.excluded_urls)
         return self

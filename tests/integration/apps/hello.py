@@ -34,3 +34,20 @@ def stream():
             time.sleep(0.1)
             yield "chunk %d\n" % i
     return Response(chunks(), mimetype="text/plain")
+
+
+@app.route("/chained")
+def chained():
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        raise RuntimeError("lookup failed") from exc
+
+
+@app.route("/deep")
+def deep():
+    def recurse(n):
+        if n == 0:
+            raise ValueError("x" * 3_000_000)  # a message of megabytes
+        return recurse(n - 1)
+    return recurse(900)

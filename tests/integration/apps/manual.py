@@ -1,4 +1,6 @@
 """An app that also uses the code-first API."""
+import os
+
 from flask import Flask, jsonify
 
 import tigerops
@@ -6,7 +8,7 @@ from tigerops.contrib.flask import TigerOps
 
 app = Flask(__name__)
 TigerOps(app)            # on top of the automatic instrumentation: must not double-trace
-TigerOps().init_app(app)
+TigerOps(excluded_urls=os.environ.get("MANUAL_EXCLUDED")).init_app(app)
 
 
 @tigerops.span
