@@ -26,6 +26,26 @@ KIND_PRODUCER = _tigerops.KIND_PRODUCER
 KIND_CONSUMER = _tigerops.KIND_CONSUMER
 
 _MAX_TRACEBACK_CHARS = 64 * 1024
+_MAX_TRACEBACK_FRAMES = 200
+
+
+def exception_event(exception, attributes=None):
+    """The attributes of an "exception" event: type, message and the Python
+    traceback (chained causes included), bounded in frames and characters."""
+    import traceback
+    stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__,
+                                               limit=_MAX_TRACEBACK_FRAMES))
+    if len(stack) > _MAX_TRACEBACK_CHARS:
+        half = _MAX_TRACEBACK_CHARS // 2
+        stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
+    event = {
+        "exception.type": type(exception).__qualname__,
+        "exception.message": str(exception),
+        "exception.stacktrace": stack,
+    }
+    if attributes:
+        event.update(attributes)
+    return event
 
 
 class Span(_tigerops.Span):
@@ -34,18 +54,7 @@ class Span(_tigerops.Span):
     __slots__ = ("_template",)
 
     def record_exception(self, exception, attributes=None):
-        import traceback
-        stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
-        if len(stack) > _MAX_TRACEBACK_CHARS:
-            stack = stack[:_MAX_TRACEBACK_CHARS // 2] + "\n...\n" + stack[-_MAX_TRACEBACK_CHARS // 2:]
-        event = {
-            "exception.type": type(exception).__qualname__,
-            "exception.message": str(exception),
-            "exception.stacktrace": stack,
-        }
-        if attributes:
-            event.update(attributes)
-        self.add_event("exception", event)
+        self.add_event("exception", exception_event(exception, attributes))
 
     def __call__(self, func):
         """Used as a decorator: a new span per call, named like this one."""

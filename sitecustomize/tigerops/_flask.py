@@ -10,8 +10,6 @@ import _tigerops
 EXTENSION_KEY = "tigerops"
 # Comma-separated regexes searched in the full URL; the first set one wins.
 EXCLUDED_URLS_SETTINGS = ("TIGEROPS_EXCLUDED_URLS", "OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
-_MAX_TRACEBACK_CHARS = 64 * 1024
-_MAX_TRACEBACK_FRAMES = 200
 
 
 def compile_excluded_urls(text, origin="excluded_urls"):
@@ -47,19 +45,11 @@ def _record_request_exception(sender, exception=None, **_):
     span = _tigerops.request_span()
     if span is None or exception is None or not span.is_recording():
         return
-    import traceback
-    lines = traceback.format_exception(type(exception), exception, exception.__traceback__,
-                                       limit=_MAX_TRACEBACK_FRAMES)
-    stack = "".join(lines)
-    if len(stack) > _MAX_TRACEBACK_CHARS:
-        half = _MAX_TRACEBACK_CHARS // 2
-        stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
-    message = str(exception)
-    span.add_event("exception", {"exception.type": type(exception).__qualname__,
-                                 "exception.message": message,
-                                 "exception.stacktrace": stack})
+    from tigerops import exception_event
+    event = exception_event(exception)
+    span.add_event("exception", event)
     span.set_attribute("error.type", type(exception).__qualname__)
-    span.set_status("error", message)
+    span.set_status("error", event["exception.message"])
 
 
 def patch_flask_module(module):

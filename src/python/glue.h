@@ -28,8 +28,8 @@ typedef struct {
   PyObject *REQUEST_METHOD, *PATH_INFO, *SCRIPT_NAME, *QUERY_STRING, *HTTP_TRACEPARENT,
       *HTTP_TRACESTATE, *wsgi_url_scheme, *HTTP_HOST, *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR,
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
-      *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *view_functions, *__qualname__,
-      *__module__, *close, *get, *traceparent, *tracestate, *rowcount, *search, *empty;
+      *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
+      *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty;
 } tgo_py_names;
 extern tgo_py_names tgo_py_str;
 

@@ -343,11 +343,9 @@ static int intern_names(void) {
   NAME(url_rule, "url_rule");
   NAME(rule, "rule");
   NAME(endpoint, "endpoint");
-  NAME(view_functions, "view_functions");
   NAME(__qualname__, "__qualname__");
   NAME(__module__, "__module__");
   NAME(close, "close");
-  NAME(get, "get");
   NAME(traceparent, "traceparent");
   NAME(tracestate, "tracestate");
   NAME(rowcount, "rowcount");
