@@ -4,6 +4,7 @@ import signal
 import subprocess
 
 from agent import APPS, PYTHON, RUN, agent_env, clean_env, free_port, Server, server_spans
+from util import wait_until
 
 
 def test_version_and_missing_command():
@@ -44,11 +45,15 @@ def test_gunicorn_under_tigerops_run_with_service_flag(otlp):
 def test_console_exporter_prints_the_trace_tree():
     port = free_port()
     env = agent_env(None, preload=False)
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "50"
     argv = [RUN, "--exporter", "console", PYTHON, "-m", "flask", "--app", "manual", "run", "--host",
             "127.0.0.1", "--port", str(port), "--no-reload"]
     with Server(argv, env, port) as server:
         status, _, _ = server.get("/work")
         assert status == 200
+        # The client has its answer before the view's thread ends the span:
+        # stopping now could cut the trace in two at the exit flush.
+        wait_until(lambda: "  GET /work  SERVER  " in server.output(), "the /work trace printed")
         server.stop(signal.SIGINT)
         out = server.output()
     lines = out.splitlines()

@@ -29,3 +29,12 @@ def wait_http(url, timeout=15, interval=0.05):
         if time.monotonic() >= deadline:
             raise AssertionError("no HTTP answer from %s within %ss (last error: %r)" % (url, timeout, last))
         time.sleep(interval)
+
+
+def wait_until(predicate, what, timeout=15, interval=0.02):
+    """Poll predicate() until true; AssertionError naming what after timeout s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError("waited %ss for %s" % (timeout, what))
+        time.sleep(interval)
