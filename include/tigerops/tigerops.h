@@ -142,6 +142,11 @@ TGO_EXTERN size_t tgo_redact_query(const char *query, size_t len, char *out, siz
 /* A cache or Redis key with its identifier segments (digits, '@', long
  * tokens) replaced by '?': "user:42:profile" -> "user:?:profile". */
 TGO_EXTERN size_t tgo_key_pattern(const char *key, size_t len, char *out, size_t cap);
+/* Masks e-mail addresses, payment card numbers, phone numbers and the
+ * TIGEROPS_PII_PATTERNS matches in place ('*' per character, length kept),
+ * as the exporter does to every exported string. Returns how many it masked;
+ * 0 with TIGEROPS_PII_MASKING=false. */
+TGO_EXTERN size_t tgo_pii_mask(char *text, size_t len);
 
 /* The span current on this thread (NULL when none); set returns the previous. */
 TGO_EXTERN tgo_span *tgo_current(void);

@@ -31,6 +31,9 @@ void tgo__config_defaults(tgo_config *c) {
   c->shutdown_timeout_ms = 5000;
   c->slow_query_ms = 0;
   c->n_plus_one_threshold = 5;
+  c->keep_errors = 1;
+  c->keep_max_spans = 4096;
+  c->pii_masking = 1;
 }
 
 int tgo__parse_bool(const char *s, int *out) {
@@ -95,7 +98,8 @@ typedef enum {
   K_ENABLED, K_DISABLED, K_SERVICE, K_VERSION, K_ENV, K_ENDPOINT, K_TRACES_ENDPOINT,
   K_API_KEY, K_HEADERS, K_TIMEOUT, K_COMPRESSION, K_SAMPLE_RATE, K_SAMPLER, K_SAMPLER_ARG,
   K_EXPORTER, K_LOG_LEVEL, K_RESOURCE, K_DELAY, K_QUEUE, K_BATCH, K_DENYLIST,
-  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE, K_SQLCOMMENTER
+  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE, K_SQLCOMMENTER,
+  K_KEEP_ERRORS, K_KEEP_SLOW, K_KEEP_BUFFER, K_PII_MASKING, K_PII_PATTERNS
 } key_id;
 
 /* Environment order matters: OTEL_* first, so TIGEROPS_* wins when both are set. */
@@ -136,6 +140,11 @@ static const struct {
     {"TIGEROPS_SLOW_QUERY_MS", K_SLOW_QUERY},
     {"TIGEROPS_N_PLUS_ONE_THRESHOLD", K_N_PLUS_ONE},
     {"TIGEROPS_SQLCOMMENTER", K_SQLCOMMENTER},
+    {"TIGEROPS_KEEP_ERRORS", K_KEEP_ERRORS},
+    {"TIGEROPS_KEEP_SLOW_MS", K_KEEP_SLOW},
+    {"TIGEROPS_KEEP_BUFFER_SPANS", K_KEEP_BUFFER},
+    {"TIGEROPS_PII_MASKING", K_PII_MASKING},
+    {"TIGEROPS_PII_PATTERNS", K_PII_PATTERNS},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -217,6 +226,22 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
     if ((rc = tgo__parse_bool(v, &b)) == 0)
       c->sqlcommenter = b;
     return rc;
+  case K_KEEP_ERRORS:
+    if ((rc = tgo__parse_bool(v, &b)) == 0)
+      c->keep_errors = b;
+    return rc;
+  case K_KEEP_SLOW:
+    return parse_int(v, 0, 3600000, &c->keep_slow_ms);
+  case K_KEEP_BUFFER:
+    return parse_int(v, 0, 1000000, &c->keep_max_spans);
+  case K_PII_MASKING:
+    if ((rc = tgo__parse_bool(v, &b)) == 0)
+      c->pii_masking = b;
+    return rc;
+  case K_PII_PATTERNS:
+    if (tgo__pii_patterns_check(v) < 0)
+      return -EINVAL;
+    return copy_str(c->pii_patterns, sizeof c->pii_patterns, v);
   case K_COMPRESSION:
     if (!strcasecmp(v, "gzip"))
       c->gzip = 1;
@@ -387,6 +412,11 @@ int tgo_config_get(const char *key, char *buf, size_t buflen) {
   case K_SLOW_QUERY: snprintf(buf, buflen, "%d", c->slow_query_ms); break;
   case K_N_PLUS_ONE: snprintf(buf, buflen, "%d", c->n_plus_one_threshold); break;
   case K_SQLCOMMENTER: snprintf(buf, buflen, "%s", c->sqlcommenter ? "true" : "false"); break;
+  case K_KEEP_ERRORS: snprintf(buf, buflen, "%s", c->keep_errors ? "true" : "false"); break;
+  case K_KEEP_SLOW: snprintf(buf, buflen, "%d", c->keep_slow_ms); break;
+  case K_KEEP_BUFFER: snprintf(buf, buflen, "%d", c->keep_max_spans); break;
+  case K_PII_MASKING: snprintf(buf, buflen, "%s", c->pii_masking ? "true" : "false"); break;
+  case K_PII_PATTERNS: snprintf(buf, buflen, "%s", c->pii_patterns); break;
   case K_COMPRESSION: snprintf(buf, buflen, "%s", c->gzip ? "gzip" : "none"); break;
   case K_SAMPLE_RATE:
   case K_SAMPLER_ARG: snprintf(buf, buflen, "%g", c->sampler_ratio); break;

@@ -319,11 +319,13 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out) {
   *p++ = TAG_FIELD1_LEN; /* ScopeSpans.scope */
   p = put_varint(p, protobuf_c_message_get_packed_size(&scope.base));
   p += protobuf_c_message_pack(&scope.base, p);
+  tgo__pii_begin();
   for (size_t i = 0; i < n; i++) {
     *p++ = TAG_FIELD2_LEN; /* ScopeSpans.spans */
     p = put_varint(p, sizes[i]);
     p = tgo__otlp_span_write(p, spans[i]);
   }
+  tgo__pii_end();
   out->len = (size_t)(p - out->data);
   rc = 0;
 bail:

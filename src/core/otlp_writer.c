@@ -39,6 +39,13 @@ static inline uint8_t *bytes_field(uint8_t *p, uint8_t tag, const void *data, si
   return p + n;
 }
 
+/* A string the user or the app chose: masked for PII as it is written. */
+static inline uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t n) {
+  p = bytes_field(p, tag, s, n);
+  tgo__pii_mask_now((char *)p - n, n);
+  return p;
+}
+
 /* Wire size of a length-delimited field with a one-byte tag. */
 static inline size_t ld(size_t n) { return 1 + vlen(n) + n; }
 
@@ -82,8 +89,8 @@ static size_t keyvalue_size(const tgo_attr *a) {
 
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo_attr *a, size_t i) {
   switch (type) {
-  case TGO_V_STR: return bytes_field(p, 0x0A, a->v.s, a->n);
-  case TGO_V_STR_ARRAY: return bytes_field(p, 0x0A, a->v.sa[i].s, a->v.sa[i].len);
+  case TGO_V_STR: return text_field(p, 0x0A, a->v.s, a->n);
+  case TGO_V_STR_ARRAY: return text_field(p, 0x0A, a->v.sa[i].s, a->v.sa[i].len);
   case TGO_V_BOOL: *p++ = 0x10; *p++ = a->v.b ? 1 : 0; return p;
   case TGO_V_BOOL_ARRAY: *p++ = 0x10; *p++ = a->v.ba[i] ? 1 : 0; return p;
   case TGO_V_INT: *p++ = 0x18; return varint(p, (uint64_t)a->v.i);
@@ -173,7 +180,7 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
   if (s->has_parent)
     p = bytes_field(p, 0x22, s->parent_span_id, 8);
   if (s->name_len)
-    p = bytes_field(p, 0x2A, s->name, s->name_len);
+    p = text_field(p, 0x2A, s->name, s->name_len);
   if (s->kind) {
     *p++ = 0x30;
     *p++ = s->kind;
@@ -200,7 +207,7 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
       p = fixed64(p, e->time_ns);
     }
     if (e->name_len)
-      p = bytes_field(p, 0x12, e->name, e->name_len);
+      p = text_field(p, 0x12, e->name, e->name_len);
     for (const tgo_attr *a = e->attrs.head; a; a = a->next)
       p = write_keyvalue(p, 0x1A, a);
     if (e->attrs.dropped) {
@@ -216,7 +223,7 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     *p++ = 0x7A;
     p = varint(p, status_size(s));
     if (s->status_msg_len)
-      p = bytes_field(p, 0x12, s->status_msg, s->status_msg_len);
+      p = text_field(p, 0x12, s->status_msg, s->status_msg_len);
     *p++ = 0x18;
     *p++ = s->status;
   }

@@ -15,6 +15,15 @@ static int ratio_keeps(double ratio, const uint8_t trace_id[16]) {
   return (low >> 1) < threshold;
 }
 
+/* Only a drop made by our own ratio may be reconsidered at the root's end:
+ * always_off and an unsampled parent are the operator's and the caller's
+ * decisions to keep nothing. */
+static int by_ratio(const tgo_config *c, const uint8_t trace_id[16]) {
+  if (ratio_keeps(c->sampler_ratio, trace_id))
+    return TGO_SAMPLE_KEEP;
+  return c->keep_errors || c->keep_slow_ms > 0 ? TGO_SAMPLE_DEFER : TGO_SAMPLE_DROP;
+}
+
 int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote) {
   (void)parent_remote;
   switch (c->sampler) {
@@ -23,11 +32,11 @@ int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_samp
   case TGO_SAMPLER_ALWAYS_OFF:
     return 0;
   case TGO_SAMPLER_RATIO:
-    return ratio_keeps(c->sampler_ratio, trace_id);
+    return by_ratio(c, trace_id);
   case TGO_SAMPLER_PARENT_ALWAYS_OFF:
     return parent_sampled >= 0 ? parent_sampled : 0;
   case TGO_SAMPLER_PARENT_RATIO:
-    return parent_sampled >= 0 ? parent_sampled : ratio_keeps(c->sampler_ratio, trace_id);
+    return parent_sampled >= 0 ? parent_sampled : by_ratio(c, trace_id);
   case TGO_SAMPLER_PARENT_ALWAYS_ON:
   default:
     return parent_sampled >= 0 ? parent_sampled : 1;

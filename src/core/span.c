@@ -75,15 +75,23 @@ int tgo__is_ascii(const char *p, size_t n) {
   return !(acc & 0x8080808080808080ull);
 }
 
+/* Where to cut s (longer than limit) at most limit bytes in without
+ * splitting a character: back over at most three continuation bytes, to the
+ * lead byte of the character the cut would split. Invalid runs of
+ * continuation bytes are cut at the limit (repair turns them into '?'). */
+size_t tgo__utf8_cut(const char *s, size_t limit) {
+  size_t k = limit;
+  while (k > 0 && limit - k < 3 && ((unsigned char)s[k] & 0xC0) == 0x80)
+    k--;
+  return ((unsigned char)s[k] & 0xC0) == 0xC0 && k < limit ? k : limit;
+}
+
 /* Copies at most the configured value limit, cut on a UTF-8 boundary. */
 const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
   size_t n = *len;
   size_t limit = (size_t)tgo__cfg.attr_value_limit;
-  if (n > limit) {
-    n = limit;
-    while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-      n--;
-  }
+  if (n > limit)
+    n = tgo__utf8_cut(src, limit);
   char *p = tgo__span_alloc(s, n + 1);
   if (!p)
     return NULL;
@@ -96,6 +104,8 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
 }
 
 void tgo__span_free(tgo_span *s) {
+  if (TGO_UNLIKELY(s->deferred && !s->ended))
+    tgo__tail_abandon(s);
   tgo__chunks_free(s->chunks);
   free(s);
 }
@@ -125,7 +135,12 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     memcpy(trace_id, remote->trace_id, 16);
   else
     tgo__new_trace_id(trace_id);
-  int sampled = tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
+  int decision = parent && parent->deferred
+                     ? TGO_SAMPLE_DEFER
+                     : tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
+  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit())
+    decision = TGO_SAMPLE_DROP;
+  int sampled = decision != TGO_SAMPLE_DROP;
 
   size_t size = sizeof(tgo_span) + (sampled ? TGO_SPAN_INLINE_ARENA : 0);
   tgo_span *s = malloc(size);
@@ -136,7 +151,13 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   memset(s, 0, sizeof *s);
   atomic_init(&s->refs, 1);
   s->recording = (uint8_t)sampled;
-  s->flags = (uint8_t)(sampled ? 1 : 0);
+  s->flags = (uint8_t)(decision == TGO_SAMPLE_KEEP);
+  if (decision == TGO_SAMPLE_DEFER) {
+    s->deferred = 1;
+    s->local_root = parent && parent->deferred ? parent->local_root : s;
+    if (s->local_root != s)
+      tgo_span_ref(s->local_root);
+  }
   s->kind = (uint8_t)kind;
   s->attrs.span = s;
   s->arena_pos = s->arena;
@@ -198,7 +219,10 @@ void tgo_span_end(tgo_span *s) {
     return;
   }
   s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
-  tgo__pipeline_submit(s);
+  if (TGO_UNLIKELY(s->deferred))
+    tgo__tail_end(s);
+  else
+    tgo__pipeline_submit(s);
 }
 
 uint64_t tgo_span_elapsed_ns(const tgo_span *s) {
@@ -269,7 +293,7 @@ tgo_attrs *tgo_span_add_event(tgo_span *s, const char *name, size_t name_len) {
 }
 
 const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len) {
-  if (!a || !key || len > 255)
+  if (!a || !key || !len || len > 255) /* OpenTelemetry keys are non-empty */
     return NULL;
   char *p = tgo__span_alloc(a->span, len + 1);
   if (p) {
@@ -286,7 +310,7 @@ static inline uint32_t key_hash(const char *key, size_t len) {
 
 /* Finds the slot for key (replacing an existing value), or appends one. */
 static tgo_attr *attr_slot(tgo_attrs *a, const char *key) {
-  if (!a || !key || a->span->ended)
+  if (!a || !key || !*key || a->span->ended)
     return NULL;
   size_t klen = strlen(key);
   uint32_t h = key_hash(key, klen);
@@ -330,11 +354,8 @@ void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, si
   if (!it)
     return;
   size_t limit = (size_t)tgo__cfg.attr_value_limit;
-  while (len > limit) { /* cut on a UTF-8 boundary, like copies are */
-    len = limit;
-    while (len > 0 && ((unsigned char)val[len] & 0xC0) == 0x80)
-      len--;
-  }
+  if (len > limit)
+    len = tgo__utf8_cut(val, limit);
   it->type = TGO_V_STR;
   it->v.s = val;
   it->n = (uint32_t)len;

@@ -68,6 +68,11 @@ typedef struct {
   int slow_query_ms;          /* 0: off */
   int sqlcommenter;
   int n_plus_one_threshold;
+  int keep_errors;            /* tail keep: export dropped traces that errored */
+  int keep_slow_ms;           /* tail keep: ... or whose local root ran this long; 0: off */
+  int keep_max_spans;         /* spans held at once waiting for their root's verdict */
+  int pii_masking;
+  char pii_patterns[2048];    /* extra POSIX ERE patterns, comma-separated */
 } tgo_config;
 
 extern tgo_config tgo__cfg;
@@ -145,6 +150,12 @@ struct tgo_span {
   atomic_int refs;
   uint8_t recording, ended, kind, status;
   uint8_t flags, has_parent, parent_is_remote;
+  /* Recording although head sampling dropped the trace: held until the local
+   * root ends and decides (tail keep). */
+  uint8_t deferred;
+  uint8_t keep_trace, decided;     /* on a deferred local root, under the tail lock */
+  struct tgo_span *local_root;     /* deferred spans; a child holds a reference */
+  struct tgo_span *held_next, *held_head;
   uint8_t trace_id[16];
   uint8_t span_id[8];
   uint8_t parent_span_id[8];
@@ -189,6 +200,7 @@ static inline void *tgo__span_alloc(tgo_span *s, size_t n) {
 const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len);
 void tgo__span_free(tgo_span *s);
 void tgo__utf8_repair(unsigned char *p, size_t n); /* invalid bytes become '?' */
+size_t tgo__utf8_cut(const char *s, size_t limit);
 int tgo__is_ascii(const char *p, size_t n);
 void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len);
 static inline int tgo__span_is_local_root(const tgo_span *s) {
@@ -196,8 +208,25 @@ static inline int tgo__span_is_local_root(const tgo_span *s) {
 }
 
 /* ---- sampling ---------------------------------------------------------- */
-/* Decides for a new span; parent_sampled is -1 without a parent. */
+enum { TGO_SAMPLE_DROP = 0, TGO_SAMPLE_KEEP = 1, TGO_SAMPLE_DEFER = 2 };
+/* Decides for a new span; parent_sampled is -1 without a parent. DEFER: the
+ * local ratio dropped the trace but tail keep may still want it. */
 int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote);
+/* Tail keep: admits one more held span within the bound; 0 when full. */
+int tgo__tail_admit(void);
+/* Ends a deferred span: held, or submitted/dropped per its root's verdict. */
+void tgo__tail_end(tgo_span *s);
+void tgo__tail_abandon(tgo_span *s); /* freed unended */
+void tgo__tail_fork_child(void);
+
+/* ---- PII masking -------------------------------------------------------- */
+/* Between begin and end (the exporter's encode of one batch), mask_now masks
+ * e-mails, cards, phones and the configured patterns in place, keeping the
+ * length; outside, or with masking off, it does nothing. */
+void tgo__pii_begin(void);
+void tgo__pii_end(void);
+size_t tgo__pii_mask_now(char *p, size_t n);
+int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 
 /* ---- export pipeline --------------------------------------------------- */
 /* Takes the starter's reference of an ended, recording span. */
@@ -210,6 +239,7 @@ int tgo__pipeline_shutdown(int timeout_ms);
 
 typedef struct {
   atomic_ullong spans_started, spans_ended, spans_dropped, spans_exported, spans_failed, export_requests;
+  atomic_ullong traces_tail_kept, spans_tail_dropped;
 } tgo_counters;
 extern tgo_counters tgo__stats;
 

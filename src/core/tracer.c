@@ -17,6 +17,7 @@ static void fork_child(void) {
   atomic_fetch_add(&tgo__fork_generation, 1);
   pthread_mutex_init(&tgo__cfg_lock, NULL);
   tgo__pipeline_fork_child();
+  tgo__tail_fork_child();
 }
 
 /* The last chance for spans ended after Python's own atexit hooks ran. */

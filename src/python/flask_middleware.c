@@ -173,24 +173,36 @@ static PyObject *env_item(PyObject *environ, PyObject *key) {
 }
 
 /* WSGI strings are bytes decoded as latin-1; recover the bytes when they
- * are not ASCII, so the core sees what the client sent. */
+ * are not ASCII, so the core sees what the client sent. *hold keeps the
+ * bytes object alive until the caller drops it. */
+static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
+  *hold = NULL;
+  const char *p = tgo_py_utf8(v, len);
+  if (!p)
+    return NULL;
+  Py_ssize_t i = 0;
+  while (i < *len && (unsigned char)p[i] < 0x80)
+    i++;
+  if (i == *len)
+    return p;
+  PyObject *raw = PyUnicode_AsLatin1String(v);
+  char *b;
+  if (!raw || PyBytes_AsStringAndSize(raw, &b, len) < 0) {
+    PyErr_Clear();
+    Py_XDECREF(raw);
+    return NULL;
+  }
+  *hold = raw;
+  return b;
+}
+
 static void env_attr(tgo_attrs *a, const char *key, PyObject *v) {
   Py_ssize_t len;
-  const char *p = tgo_py_utf8(v, &len);
-  if (!p)
-    return;
-  for (Py_ssize_t i = 0; i < len; i++) {
-    if ((unsigned char)p[i] >= 0x80) {
-      PyObject *raw = PyUnicode_AsLatin1String(v);
-      char *b;
-      if (raw && PyBytes_AsStringAndSize(raw, &b, &len) == 0)
-        tgo_attr_str(a, key, b, (size_t)len);
-      PyErr_Clear();
-      Py_XDECREF(raw);
-      return;
-    }
-  }
-  tgo_attr_str(a, key, p, (size_t)len);
+  PyObject *hold;
+  const char *p = env_bytes(v, &len, &hold);
+  if (p)
+    tgo_attr_str(a, key, p, (size_t)len);
+  Py_XDECREF(hold);
 }
 
 static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
@@ -209,9 +221,9 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   } else if (path) {
     env_attr(a, "url.path", path);
   }
-  PyObject *q = env_item(environ, tgo_py_str.QUERY_STRING);
+  PyObject *q = env_item(environ, tgo_py_str.QUERY_STRING), *hold;
   Py_ssize_t qlen = 0;
-  const char *query = tgo_py_utf8(q, &qlen);
+  const char *query = env_bytes(q, &qlen, &hold);
   if (query && qlen > 0) {
     char redacted[2048];
     if ((size_t)qlen < sizeof redacted) {
@@ -221,10 +233,11 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
       tgo_attr_str(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
     }
   }
+  Py_XDECREF(hold);
   env_attr(a, "url.scheme", env_item(environ, tgo_py_str.wsgi_url_scheme));
 
   Py_ssize_t len;
-  const char *host = tgo_py_utf8(env_item(environ, tgo_py_str.HTTP_HOST), &len);
+  const char *host = env_bytes(env_item(environ, tgo_py_str.HTTP_HOST), &len, &hold);
   if (host && len > 0) {
     const char *colon = len && host[0] != '[' ? memchr(host, ':', (size_t)len) : NULL;
     if (host[0] == '[') { /* [v6]:port */
@@ -237,14 +250,16 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   } else {
     env_attr(a, "server.address", env_item(environ, tgo_py_str.SERVER_NAME));
   }
-  if (!host || !memchr(host, ':', (size_t)len)) {
+  int host_has_port = host && memchr(host, ':', (size_t)len);
+  Py_XDECREF(hold);
+  if (!host_has_port) {
     const char *port = tgo_py_utf8(env_item(environ, tgo_py_str.SERVER_PORT), &len);
     if (port && len > 0)
       tgo_attr_int(a, "server.port", strtol(port, NULL, 10));
   }
 
   /* client.address: the original client as proxies report it. */
-  const char *xff = tgo_py_utf8(env_item(environ, tgo_py_str.HTTP_X_FORWARDED_FOR), &len);
+  const char *xff = env_bytes(env_item(environ, tgo_py_str.HTTP_X_FORWARDED_FOR), &len, &hold);
   PyObject *peer = env_item(environ, tgo_py_str.REMOTE_ADDR);
   if (xff && len > 0) {
     const char *end = memchr(xff, ',', (size_t)len);
@@ -257,12 +272,10 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
       n--;
     tgo_attr_str(a, "client.address", xff, n);
   } else {
-    const char *real = tgo_py_utf8(env_item(environ, tgo_py_str.HTTP_X_REAL_IP), &len);
-    if (real && len > 0)
-      tgo_attr_str(a, "client.address", real, (size_t)len);
-    else
-      env_attr(a, "client.address", peer);
+    PyObject *real = env_item(environ, tgo_py_str.HTTP_X_REAL_IP);
+    env_attr(a, "client.address", real && PyUnicode_Check(real) && PyUnicode_GetLength(real) ? real : peer);
   }
+  Py_XDECREF(hold);
   env_attr(a, "network.peer.address", peer);
   env_attr(a, "user_agent.original", env_item(environ, tgo_py_str.HTTP_USER_AGENT));
   const char *proto = tgo_py_utf8(env_item(environ, tgo_py_str.SERVER_PROTOCOL), &len);

@@ -161,10 +161,10 @@ static tgo_attrs *live_attrs(SpanObject *self) {
 
 static PyObject *span_set_attribute(PyObject *op, PyObject *args) {
   PyObject *key, *value;
-  if (!PyArg_ParseTuple(args, "UO:set_attribute", &key, &value))
+  if (!PyArg_ParseTuple(args, "OO:set_attribute", &key, &value))
     return NULL;
   Py_ssize_t len;
-  const char *k = tgo_py_utf8(key, &len);
+  const char *k = tgo_py_utf8(key, &len); /* a non-str key is ignored, as OpenTelemetry's API does */
   if (k)
     tgo_py_set_attr(live_attrs((SpanObject *)op), k, value);
   Py_RETURN_NONE;

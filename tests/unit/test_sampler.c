@@ -16,7 +16,7 @@ static double kept_fraction(const tgo_config *c, int parent) {
   for (int i = 0; i < n; i++) {
     uint8_t id[16];
     tgo__new_trace_id(id);
-    kept += tgo__sample(c, id, parent, 0);
+    kept += tgo__sample(c, id, parent, 0) == TGO_SAMPLE_KEEP;
   }
   return (double)kept / n;
 }
@@ -44,6 +44,7 @@ Test(sampler, ratio_decision_depends_only_on_the_trace_id) {
     uint8_t id[16];
     tgo__new_trace_id(id);
     int first = tgo__sample(&c, id, -1, 0);
+    cr_assert(first == TGO_SAMPLE_KEEP || first == TGO_SAMPLE_DEFER);
     cr_assert_eq(tgo__sample(&c, id, -1, 0), first);
   }
 }
@@ -61,4 +62,17 @@ Test(sampler, parent_based_follows_the_parent_and_falls_back_for_roots) {
   cr_assert_eq(kept_fraction(&ratio, 0), 0.0);
   double f = kept_fraction(&ratio, -1);
   cr_assert(f > 0.09 && f < 0.11, "kept %f", f);
+}
+
+Test(sampler, only_our_own_ratio_drop_is_deferred_for_tail_keep) {
+  tgo_config ratio = with(TGO_SAMPLER_PARENT_RATIO, 0);
+  tgo_config off = with(TGO_SAMPLER_ALWAYS_OFF, 1);
+  uint8_t id[16] = {7};
+  cr_assert_eq(tgo__sample(&ratio, id, -1, 0), TGO_SAMPLE_DEFER);
+  cr_assert_eq(tgo__sample(&ratio, id, 0, 1), TGO_SAMPLE_DROP, "an unsampled caller is respected");
+  cr_assert_eq(tgo__sample(&off, id, -1, 0), TGO_SAMPLE_DROP);
+  ratio.keep_errors = 0;
+  cr_assert_eq(tgo__sample(&ratio, id, -1, 0), TGO_SAMPLE_DROP, "nothing to keep for");
+  ratio.keep_slow_ms = 100;
+  cr_assert_eq(tgo__sample(&ratio, id, -1, 0), TGO_SAMPLE_DEFER);
 }

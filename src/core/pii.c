@@ -1,0 +1,408 @@
+/* PII masking of exported strings. It runs on the exporter thread while a
+ * batch is encoded, over the bytes already written to the payload, so a
+ * request pays nothing for it and every string that leaves the process
+ * (span names, attribute and event values, status messages) goes through
+ * it. Masking keeps the length: each masked character becomes '*', so the
+ * encoder's sizes stay right and UTF-8 stays valid.
+ *
+ * Built in: e-mail addresses, payment card numbers (13-19 digits, Luhn
+ * checked so order numbers survive), and phone numbers written the way
+ * people write them (+44 20 7946 0958, (555) 123-4567, 555-123-4567).
+ * TIGEROPS_PII_PATTERNS adds POSIX extended regexes. */
+#include "tgo-internal.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PATTERNS 16
+#define MAX_GROUPS 12
+
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline int is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+static inline int is_alnum(unsigned char c) { return is_digit(c) || is_alpha(c); }
+static inline int is_word(unsigned char c) { return is_alnum(c) || c == '_' || c >= 0x80; }
+static inline int is_local_part(unsigned char c) {
+  return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+/* ---- e-mail -------------------------------------------------------------- */
+
+/* With p[at] == '@': the address around it as [*from, *to), or 0. */
+static int email_at(const unsigned char *p, size_t n, size_t at, size_t *from, size_t *to) {
+  size_t start = at;
+  while (start > 0 && is_local_part(p[start - 1]))
+    start--;
+  while (start < at && p[start] == '.')
+    start++;
+  if (start == at)
+    return 0;
+  if (at + 1 >= n || !is_alnum(p[at + 1]))
+    return 0;
+  size_t end = at + 1;
+  while (end < n && (is_alnum(p[end]) || p[end] == '-' || p[end] == '.'))
+    end++;
+  while (p[end - 1] == '.' || p[end - 1] == '-')
+    end--;
+  size_t last_dot = end;
+  while (last_dot > at + 1 && p[last_dot - 1] != '.')
+    last_dot--;
+  if (last_dot <= at + 2 || end - last_dot < 2) /* a label, a dot, a top-level domain */
+    return 0;
+  for (size_t i = last_dot; i < end; i++)
+    if (!is_alpha(p[i]))
+      return 0;
+  *from = start;
+  *to = end;
+  return 1;
+}
+
+/* ---- digit runs: cards and phones -------------------------------------- */
+
+typedef struct {
+  size_t end;          /* one past the last digit */
+  int digits;
+  int groups[MAX_GROUPS];
+  int n_groups;        /* > MAX_GROUPS: too fragmented to be either */
+  int plus, parens, seps;
+  unsigned sep_kinds;  /* bit per separator character seen */
+} digit_run;
+
+enum { SEP_SPACE = 1, SEP_DASH = 2, SEP_DOT = 4, SEP_PAREN = 8 };
+
+static unsigned sep_kind(unsigned char c) {
+  switch (c) {
+  case ' ': return SEP_SPACE;
+  case '-': return SEP_DASH;
+  case '.': return SEP_DOT;
+  case '(': case ')': return SEP_PAREN;
+  }
+  return 0;
+}
+
+/* Digits with single separators between them (two for ") "), from i. */
+static void scan_run(const unsigned char *p, size_t n, size_t i, digit_run *r) {
+  memset(r, 0, sizeof *r);
+  if (p[i] == '+') {
+    r->plus = 1;
+    i++;
+  }
+  int in_sep = 0, cur = 0;
+  for (; i < n; i++) {
+    unsigned char c = p[i];
+    if (is_digit(c)) {
+      cur++;
+      r->digits++;
+      r->end = i + 1;
+      in_sep = 0;
+      continue;
+    }
+    unsigned k = sep_kind(c);
+    if (!k || in_sep >= 2 || (in_sep && !(k == SEP_SPACE && p[i - 1] == ')')))
+      break;
+    if (k == SEP_PAREN)
+      r->parens++;
+    if (cur) {
+      if (r->n_groups < MAX_GROUPS)
+        r->groups[r->n_groups] = cur;
+      r->n_groups++;
+      cur = 0;
+    }
+    r->sep_kinds |= k;
+    r->seps++;
+    in_sep++;
+  }
+  if (cur) {
+    if (r->n_groups < MAX_GROUPS)
+      r->groups[r->n_groups] = cur;
+    r->n_groups++;
+  }
+}
+
+static int luhn_ok(const unsigned char *p, size_t from, size_t to) {
+  int sum = 0, double_it = 0;
+  for (size_t i = to; i-- > from;) {
+    if (!is_digit(p[i]))
+      continue;
+    int d = p[i] - '0';
+    if (double_it && (d *= 2) > 9)
+      d -= 9;
+    sum += d;
+    double_it = !double_it;
+  }
+  return sum % 10 == 0;
+}
+
+static int is_card(const unsigned char *p, size_t from, const digit_run *r) {
+  return !r->plus && !r->parens && r->digits >= 13 && r->digits <= 19 &&
+         !(r->sep_kinds & ~(unsigned)(SEP_SPACE | SEP_DASH)) && luhn_ok(p, from, r->end);
+}
+
+static int groups_are(const digit_run *r, const int *want, int n) {
+  if (r->n_groups != n)
+    return 0;
+  for (int i = 0; i < n; i++)
+    if (r->groups[i] != want[i])
+      return 0;
+  return 1;
+}
+
+static int is_phone(const digit_run *r) {
+  if (r->plus) /* international: +CC then 6-14 more digits */
+    return r->digits >= 7 && r->digits <= 15 && r->n_groups <= MAX_GROUPS;
+  if (!r->seps) /* a bare run of digits is an id as often as a phone */
+    return 0;
+  static const int nanp[] = {3, 3, 4}, nanp1[] = {1, 3, 3, 4};
+  return groups_are(r, nanp, 3) || groups_are(r, nanp1, 4);
+}
+
+static size_t mask_range(unsigned char *p, size_t from, size_t to, int digits_only) {
+  for (size_t i = from; i < to; i++)
+    if (digits_only ? is_digit(p[i]) : is_alnum(p[i]))
+      p[i] = '*';
+  return 1;
+}
+
+static size_t mask_builtin(unsigned char *p, size_t n) {
+  size_t found = 0;
+  /* Cheap reject: no '@' and fewer than 7 digits means nothing to find. */
+  int digits = 0, at = 0;
+  for (size_t i = 0; i < n && !(at && digits >= 7); i++) {
+    digits += is_digit(p[i]);
+    at |= p[i] == '@';
+  }
+  if (!at && digits < 7)
+    return 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c == '@') {
+      size_t from, to;
+      if (email_at(p, n, i, &from, &to)) {
+        found += mask_range(p, from, to, 0);
+        i = to;
+        continue;
+      }
+      i++;
+      continue;
+    }
+    int starts_run = is_digit(c) || ((c == '+' || c == '(') && i + 1 < n && is_digit(p[i + 1]));
+    if (!starts_run || (i > 0 && is_word(p[i - 1]))) {
+      i++;
+      continue;
+    }
+    digit_run r;
+    scan_run(p, n, i, &r);
+    if (r.end < n && is_word(p[r.end])) { /* part of a word or id: skip it whole */
+      i = r.end;
+      while (i < n && is_word(p[i]))
+        i++;
+      continue;
+    }
+    if (is_card(p, i, &r) || is_phone(&r))
+      found += mask_range(p, i, r.end, 1);
+    i = r.end > i ? r.end : i + 1;
+  }
+  return found;
+}
+
+/* ---- configured patterns ------------------------------------------------ */
+
+static pthread_mutex_t patterns_lock = PTHREAD_MUTEX_INITIALIZER;
+static regex_t patterns[MAX_PATTERNS];
+static int n_patterns;
+static char compiled_from[sizeof tgo__cfg.pii_patterns];
+static int masking_on;
+
+/* Splits a comma-separated list, a comma inside [...] or {...} or after a
+ * backslash belonging to the pattern. Calls cb per non-empty item. */
+static int split_patterns(const char *list, int (*cb)(const char *pat, void *ud), void *ud) {
+  char item[sizeof tgo__cfg.pii_patterns];
+  size_t len = 0;
+  int depth = 0, escaped = 0, count = 0;
+  for (const char *s = list;; s++) {
+    char c = *s;
+    if (!c || (c == ',' && !depth && !escaped)) {
+      while (len && item[len - 1] == ' ')
+        len--;
+      item[len] = '\0';
+      if (len) {
+        if (++count > MAX_PATTERNS || cb(item, ud) < 0)
+          return -EINVAL;
+      }
+      len = 0;
+      if (!c)
+        return count;
+      continue;
+    }
+    if (!len && c == ' ')
+      continue;
+    if (!escaped) {
+      if (c == '[' || c == '{')
+        depth++;
+      else if ((c == ']' || c == '}') && depth)
+        depth--;
+    }
+    escaped = !escaped && c == '\\';
+    if (len + 1 < sizeof item)
+      item[len++] = c;
+  }
+}
+
+#define MAX_PATTERN_LEN 256
+#define MAX_REPEAT_PRODUCT 4096
+
+/* glibc's regcomp copies a group once per counted repetition and once per
+ * '+', so nested counts multiply: "(a{1000}){1000}" or "a++++..." (a
+ * quantified quantifier) take gigabytes. A quantifier right after another
+ * is refused, and the product of all {m,n} bounds and of '+' on groups (an
+ * overestimate for unnested ones) must stay small. */
+static int repeat_product_ok(const char *pat) {
+  unsigned long product = 1;
+  int in_bracket = 0, after_quantifier = 0, after_group = 0;
+  for (const char *s = pat; *s; s++) {
+    if (in_bracket) {
+      in_bracket = *s != ']';
+      continue;
+    }
+    int quantifier = *s == '*' || *s == '+' || *s == '?' || *s == '{';
+    if (quantifier && after_quantifier)
+      return 0;
+    unsigned long times = 1;
+    if (*s == '\\' && s[1]) {
+      s++;
+    } else if (*s == '[') {
+      in_bracket = 1;
+      if (s[1] == '^')
+        s++;
+      if (s[1] == ']')
+        s++;
+    } else if (*s == '+' && after_group) {
+      times = 2;
+    } else if (*s == '{') {
+      char *end;
+      unsigned long lo = strtoul(s + 1, &end, 10), hi = lo;
+      if (*end == ',')
+        hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
+      times = hi > lo ? hi : lo;
+      if (*end == '}')
+        s = end;
+    }
+    if (times > MAX_REPEAT_PRODUCT || (product *= times ? times : 1) > MAX_REPEAT_PRODUCT)
+      return 0;
+    after_quantifier = quantifier;
+    after_group = *s == ')';
+  }
+  return 1;
+}
+
+static int check_one(const char *pat, void *ud) {
+  (void)ud;
+  if (strlen(pat) > MAX_PATTERN_LEN || !repeat_product_ok(pat)) {
+    tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: pattern \"%.40s...\" is too long or repeats too "
+             "much (at most %d characters; counted repetitions multiplying to %d)",
+             pat, MAX_PATTERN_LEN, MAX_REPEAT_PRODUCT);
+    return -EINVAL;
+  }
+  regex_t re;
+  int rc = regcomp(&re, pat, REG_EXTENDED);
+  if (rc) {
+    char why[128];
+    regerror(rc, &re, why, sizeof why);
+    tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: pattern \"%s\" is not a valid extended regex (%s)",
+             pat, why);
+    return -EINVAL;
+  }
+  regfree(&re);
+  return 0;
+}
+
+int tgo__pii_patterns_check(const char *list) {
+  int n = split_patterns(list, check_one, NULL);
+  if (n > MAX_PATTERNS)
+    tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: at most %d patterns", MAX_PATTERNS);
+  return n < 0 ? n : 0;
+}
+
+static int compile_one(const char *pat, void *ud) {
+  (void)ud;
+  if (n_patterns < MAX_PATTERNS && strlen(pat) <= MAX_PATTERN_LEN && repeat_product_ok(pat) &&
+      !regcomp(&patterns[n_patterns], pat, REG_EXTENDED))
+    n_patterns++;
+  return 0;
+}
+
+void tgo__pii_begin(void) {
+  pthread_mutex_lock(&patterns_lock);
+  pthread_mutex_lock(&tgo__cfg_lock);
+  masking_on = tgo__cfg.pii_masking;
+  if (strcmp(compiled_from, tgo__cfg.pii_patterns)) {
+    for (int i = 0; i < n_patterns; i++)
+      regfree(&patterns[i]);
+    n_patterns = 0;
+    memcpy(compiled_from, tgo__cfg.pii_patterns, sizeof compiled_from);
+    split_patterns(compiled_from, compile_one, NULL);
+  }
+  pthread_mutex_unlock(&tgo__cfg_lock);
+}
+
+void tgo__pii_end(void) {
+  masking_on = 0;
+  pthread_mutex_unlock(&patterns_lock);
+}
+
+/* regexec wants a terminated string even with REG_STARTEND (sanitizers
+ * check it with strlen), and payload bytes are not terminated: match on a
+ * terminated copy, mask the original at the same offsets. */
+static char *scratch;
+static size_t scratch_cap;
+
+static size_t mask_patterns(unsigned char *p, size_t n) {
+  if (n + 1 > scratch_cap) {
+    size_t cap = n + 1 > 4096 ? n + 1 : 4096;
+    char *grown = realloc(scratch, cap);
+    if (!grown)
+      return 0;
+    scratch = grown;
+    scratch_cap = cap;
+  }
+  memcpy(scratch, p, n);
+  scratch[n] = '\0';
+  size_t found = 0;
+  for (int k = 0; k < n_patterns; k++) {
+    size_t at = 0;
+    while (at < n) {
+      regmatch_t m = {.rm_so = (regoff_t)at, .rm_eo = (regoff_t)n};
+      if (regexec(&patterns[k], scratch, 1, &m, REG_STARTEND | (at ? REG_NOTBOL : 0)))
+        break;
+      size_t from = (size_t)m.rm_so, to = (size_t)m.rm_eo;
+      /* Whole UTF-8 characters, so the masked string stays valid. */
+      while (from > 0 && (p[from] & 0xC0) == 0x80)
+        from--;
+      while (to < n && (p[to] & 0xC0) == 0x80)
+        to++;
+      if (to > from) {
+        memset(p + from, '*', to - from);
+        found++;
+        at = to;
+      } else {
+        at = from + 1;
+      }
+    }
+  }
+  return found;
+}
+
+size_t tgo__pii_mask_now(char *p, size_t n) {
+  if (!masking_on || !n)
+    return 0;
+  unsigned char *u = (unsigned char *)p;
+  return mask_builtin(u, n) + (n_patterns ? mask_patterns(u, n) : 0);
+}
+
+size_t tgo_pii_mask(char *p, size_t n) {
+  tgo__pii_begin();
+  size_t found = tgo__pii_mask_now(p, n);
+  tgo__pii_end();
+  return found;
+}

@@ -1,0 +1,87 @@
+/* Tail keep. At a low sampling ratio the traces an operator needs most, the
+ * failing and the slow ones, are exactly the ones head sampling throws away.
+ * So a trace our ratio dropped is still recorded ("deferred"): each ended
+ * span is held on its local root, and when the root ends the whole local
+ * trace is either submitted (some span errored, or the root ran slow) or
+ * freed. The number of spans held at once is bounded (TIGEROPS_KEEP_BUFFER_SPANS);
+ * past it new traces are simply not recorded, as head sampling said. */
+#include "tgo-internal.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int held; /* deferred spans alive: started and not yet released */
+
+int tgo__tail_admit(void) {
+  if (atomic_fetch_add_explicit(&held, 1, memory_order_relaxed) < tgo__cfg.keep_max_spans)
+    return 1;
+  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&tgo__stats.spans_tail_dropped, 1, memory_order_relaxed);
+  TGO_LOG_ONCE(TGO_LOG_INFO, "tail keep buffer full (%d spans): some unsampled traces are not "
+               "held for the error/slow check", tgo__cfg.keep_max_spans);
+  return 0;
+}
+
+/* Takes the span's own (starter) reference. */
+static void release(tgo_span *s, int keep) {
+  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+  if (keep) {
+    s->flags |= 1;
+    tgo__pipeline_submit(s);
+  } else {
+    tgo_span_unref(s);
+  }
+}
+
+static int wants_keeping(const tgo_span *s) {
+  if (tgo__cfg.keep_errors && s->status == TGO_STATUS_ERROR)
+    return 1;
+  return s == s->local_root && tgo__cfg.keep_slow_ms > 0 &&
+         s->end_ns - s->start_ns >= (uint64_t)tgo__cfg.keep_slow_ms * 1000000ull;
+}
+
+void tgo__tail_end(tgo_span *s) {
+  tgo_span *root = s->local_root;
+  int keep_this = wants_keeping(s);
+  pthread_mutex_lock(&lock);
+  if (keep_this)
+    root->keep_trace = 1;
+  if (s == root) {
+    root->decided = 1;
+    tgo_span *held_spans = root->held_head;
+    root->held_head = NULL;
+    int keep = root->keep_trace;
+    pthread_mutex_unlock(&lock);
+    if (keep)
+      atomic_fetch_add_explicit(&tgo__stats.traces_tail_kept, 1, memory_order_relaxed);
+    while (held_spans) {
+      tgo_span *next = held_spans->held_next;
+      release(held_spans, keep);
+      held_spans = next;
+    }
+    release(root, keep);
+    return;
+  }
+  if (!root->decided) {
+    s->held_next = root->held_head;
+    root->held_head = s;
+    pthread_mutex_unlock(&lock);
+  } else { /* ended after its root: follows the verdict already given */
+    int keep = root->keep_trace;
+    pthread_mutex_unlock(&lock);
+    release(s, keep);
+  }
+  tgo_span_unref(root);
+}
+
+/* A deferred span freed without being ended gives back its place. */
+void tgo__tail_abandon(tgo_span *s) {
+  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+  if (s->local_root != s)
+    tgo_span_unref(s->local_root);
+}
+
+/* The child keeps only the forking thread; spans other threads held are
+ * gone with them, so the count starts over. */
+void tgo__tail_fork_child(void) {
+  pthread_mutex_init(&lock, NULL);
+  atomic_store(&held, 0);
+}

@@ -1,0 +1,43 @@
+/* libFuzzer: the PII masker keeps the length, only ever writes '*', keeps
+ * valid UTF-8 valid, and never reads or writes outside the string. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    size_t k = c < 0x80 ? 0 : c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 99;
+    if (k == 99 || i + k >= n + (k ? 0 : 1))
+      return 0;
+    for (size_t j = 1; j <= k; j++)
+      if ((s[i + j] & 0xC0) != 0x80)
+        return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("TIGEROPS_LOG_LEVEL", "none", 1);
+  setenv("TIGEROPS_PII_PATTERNS", "key-[a-z0-9]{4,}, \xc3\xa9+, x{2}[0-9]?", 1);
+  tgo_init();
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  unsigned char *text = malloc(size ? size : 1);
+  memcpy(text, data, size);
+  tgo_pii_mask((char *)text, size);
+  for (size_t i = 0; i < size; i++)
+    if (text[i] != data[i] && text[i] != '*')
+      __builtin_trap();
+  if (valid_utf8(data, size) && !valid_utf8(text, size))
+    __builtin_trap();
+  free(text);
+  return 0;
+}

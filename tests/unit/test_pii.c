@@ -1,0 +1,109 @@
+/* PII masking: what is masked, what is left alone, and the length kept. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+static void setup(void) {
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  cr_assert_eq(tgo_init(), 0);
+  tgo__cfg.pii_masking = 1;
+}
+
+TestSuite(pii, .init = setup);
+
+static void expect(const char *in, const char *want) {
+  char buf[512];
+  size_t n = strlen(in);
+  memcpy(buf, in, n + 1);
+  tgo_pii_mask(buf, n);
+  cr_assert_str_eq(buf, want, "masking \"%s\"", in);
+}
+
+static void untouched(const char *in) { expect(in, in); }
+
+Test(pii, emails_are_masked_keeping_their_shape) {
+  expect("user jane.doe+shop@example.co.uk signed up", "user ****.***+****@*******.**.** signed up");
+  expect("<a@b.io>", "<*@*.**>");
+  untouched("twitter @handle, a@b, x@localhost, v1.2@3.4, trailing@");
+  untouched("@@@ ..@.. @.com");
+}
+
+Test(pii, card_numbers_need_a_valid_luhn_check) {
+  expect("card=4111111111111111;", "card=****************;");
+  expect("4111 1111 1111 1111", "**** **** **** ****");
+  expect("5500-0000-0000-0004 ok", "****-****-****-**** ok");
+  expect("amex 378282246310005", "amex ***************");
+  untouched("order 4111111111111112 shipped");  /* Luhn fails */
+  untouched("id=a4111111111111111");            /* inside a word */
+  untouched("4111111111111111x");
+  untouched("12345678901234567890123");         /* too long to be a card */
+}
+
+Test(pii, phone_numbers_in_the_usual_notations) {
+  expect("call +44 20 7946 0958 now", "call +** ** **** **** now");
+  expect("+14155552671", "+***********");
+  expect("(555) 123-4567", "(***) ***-****");
+  expect("tel: 555-123-4567.", "tel: ***-***-****.");
+  expect("1-800-555-0199", "*-***-***-****");
+}
+
+Test(pii, numbers_that_are_not_phones_are_left_alone) {
+  untouched("took 1234567 ms; port 5432; pid 4242");
+  untouched("2024-01-15 10:30:00.123456");
+  untouched("10.20.30.40 and 192.168.100.200");
+  untouched("user 5551234567 logged in");          /* a bare number is an id */
+  untouched("trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7");
+  untouched("SELECT * FROM t WHERE id = ? LIMIT 20");
+}
+
+Test(pii, masking_keeps_the_length_and_utf8) {
+  char buf[] = "é jane@example.com ü";
+  size_t n = strlen(buf);
+  cr_assert_eq(tgo_pii_mask(buf, n), 1);
+  cr_assert_eq(strlen(buf), n);
+  cr_assert_str_eq(buf, "é ****@*******.*** ü");
+}
+
+Test(pii, configured_patterns_are_masked_too) {
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS",
+                                 "SSN-[0-9]{3}-[0-9]{2}-[0-9]{4}, emp[0-9]{5,6}", "test"), 0);
+  expect("a SSN-123-45-6789 b emp123456 c emp12", "a *************** b ********* c emp12");
+}
+
+Test(pii, a_bad_pattern_is_refused_with_a_warning) {
+  cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "ok[0-9]+, (unclosed", "test"), 0);
+  cr_assert_str_eq(tgo__cfg.pii_patterns, "");
+}
+
+Test(pii, masking_can_be_switched_off) {
+  tgo__cfg.pii_masking = 0;
+  untouched("jane@example.com 4111111111111111");
+}
+
+Test(pii, big_and_odd_inputs_are_fine) {
+  size_t n = 1 << 20;
+  char *big = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    big[i] = "0123456789 -+()@."[i % 17];
+  tgo_pii_mask(big, n);
+  memset(big, '@', n);
+  tgo_pii_mask(big, n);
+  memset(big, '7', n);
+  tgo_pii_mask(big, n);
+  cr_assert_eq(big[0], '7', "one endless digit run is not a card");
+  free(big);
+  char empty[1] = "";
+  cr_assert_eq(tgo_pii_mask(empty, 0), 0);
+}
+
+Test(pii, a_pattern_that_would_take_gigabytes_to_compile_is_refused) {
+  /* Found by fuzz_config: nested counted repetitions make regcomp copy the
+   * group for every count. */
+  cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "((a{1000}){1000}){1000}", "t"), 0);
+  cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "x{5000}", "t"), 0);
+  cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "O++++++++++++++++++++", "t"), 0);
+  cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "t"), 0);
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "[{]{3}[0-9]{2,4}", "t"), 0);
+}
