@@ -33,8 +33,9 @@ def exception_event(exception, attributes=None):
     """The attributes of an "exception" event: type, message and the Python
     traceback (chained causes included), bounded in frames and characters."""
     import traceback
+    # A negative limit keeps the innermost frames: where it went wrong.
     stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__,
-                                               limit=_MAX_TRACEBACK_FRAMES))
+                                               limit=-_MAX_TRACEBACK_FRAMES))
     if len(stack) > _MAX_TRACEBACK_CHARS:
         half = _MAX_TRACEBACK_CHARS // 2
         stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
@@ -89,6 +90,51 @@ def span(name=None, kind=KIND_INTERNAL, attributes=None):
     s = Span(name, kind, attributes)
     s._template = (name, kind, attributes)
     return s
+
+
+def trace_command(func=None, name=None):
+    """A span per run of a CLI command or a script's entry function, flushed
+    when the run is a trace of its own, so a short-lived `flask <command>`
+    exports before it exits. On a click command (app.cli.command) it wraps
+    the callback; exit(0) is a success, any other exit status an error.
+
+        @app.cli.command("rebuild-index")
+        @tigerops.trace_command
+        def rebuild_index(): ...
+    """
+    if func is None:
+        return lambda f: trace_command(f, name)
+    callback = getattr(func, "callback", None)
+    if callback is not None and callable(callback) and not isinstance(func, type):
+        func.callback = trace_command(callback, name or getattr(func, "name", None))
+        return func
+    _ensure_started()
+    span_name = name or getattr(func, "__qualname__", None) or repr(func)
+    attributes = {"code.function": getattr(func, "__qualname__", span_name),
+                  "code.namespace": getattr(func, "__module__", "") or ""}
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        own_trace = not _tigerops.tracing_now()
+        s = Span(span_name, KIND_INTERNAL, attributes)
+        s.__enter__()
+        failure = (None, None, None)
+        try:
+            return func(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                s.set_status("error", "exit status %s" % (exc.code,))
+            raise
+        except BaseException as exc:
+            failure = (type(exc), exc, exc.__traceback__)
+            raise
+        finally:
+            s.__exit__(*failure)
+            if own_trace:
+                _tigerops.flush(5000)
+
+    run.__tigerops__ = True
+    return run
 
 
 def current_span():

@@ -69,6 +69,35 @@ def patch_flask_module(module):
     __init__.__tigerops__ = True
     flask_class.__init__ = __init__
 
+    # An errorhandler that answers 500 hides the exception from
+    # got_request_exception: record it when the handler's answer is a 5xx.
+    original_handle = flask_class.handle_user_exception
+
+    @functools.wraps(original_handle)
+    def handle_user_exception(self, e):
+        rv = original_handle(self, e)
+        try:
+            if _status_of(rv) >= 500:
+                _record_request_exception(self, exception=e)
+        except Exception as exc:
+            _tigerops.log(4, "could not read an errorhandler's answer: %r" % (exc,))
+        return rv
+
+    handle_user_exception.__tigerops__ = True
+    flask_class.handle_user_exception = handle_user_exception
+
+
+def _status_of(rv):
+    """The status an errorhandler's return value will answer with."""
+    if isinstance(rv, tuple):
+        if len(rv) >= 2 and isinstance(rv[1], int):
+            return rv[1]
+        rv = rv[0] if rv else None
+    code = getattr(rv, "status_code", None)
+    if code is None:
+        code = getattr(rv, "code", None)  # an HTTPException passed through
+    return code if isinstance(code, int) else 200
+
 
 def _config_text(value):
     if isinstance(value, bool):
@@ -84,14 +113,20 @@ def _first_request(app_ref):
     if app is None:
         return
     middleware = app.extensions.get(EXTENSION_KEY)
+    from tigerops import _headers
+    header_settings = False
     for key, value in list(app.config.items()):
         if not isinstance(key, str) or value is None:
             continue
-        if key in EXCLUDED_URLS_SETTINGS:
+        if key in _headers.SETTINGS:
+            header_settings = True
+        elif key in EXCLUDED_URLS_SETTINGS:
             if middleware is not None:
                 middleware.excluded = compile_excluded_urls(value, "app.config " + key)
         elif key.startswith("TIGEROPS_") or key.startswith("OTEL_"):
             _tigerops.config_set(key, _config_text(value))
+    if header_settings and middleware is not None:
+        _headers.install(middleware, app.config)
     from tigerops import _flask_internals
     _flask_internals.wrap_hooks(app)
 
@@ -115,6 +150,11 @@ def instrument_app(app, excluded_urls=None):
     )
     middleware.excluded = (compile_excluded_urls(excluded_urls) if excluded_urls is not None
                            else _excluded_from_environment())
+    try:
+        from tigerops import _headers
+        _headers.install(middleware)
+    except Exception as exc:
+        _tigerops.log(2, "header capture is off: %r" % (exc,))
     app.wsgi_app = middleware
     app.request_context = middleware.request_context
     extensions[EXTENSION_KEY] = middleware

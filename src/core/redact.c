@@ -1,5 +1,6 @@
 /* Query-string redaction: the values of parameters that carry credentials
  * or request signatures become REDACTED (OpenTelemetry HTTP conventions),
+ * and so do URLs passed as values when they carry userinfo or a query,
  * for url.query on server spans and url.full on client spans. */
 #include "tgo-internal.h"
 
@@ -20,6 +21,31 @@ static int is_secret(const char *k, size_t n) {
   return 0;
 }
 
+static const char *find_ci(const char *s, size_t n, const char *needle) {
+  size_t m = strlen(needle);
+  for (size_t i = 0; i + m <= n; i++)
+    if (!strncasecmp(s + i, needle, m))
+      return s + i;
+  return NULL;
+}
+
+/* A URL in a parameter value (redirect and callback targets) can carry its
+ * own credentials: userinfo, or a query with tokens. Such a value is
+ * redacted whole; a plain URL is kept. Percent-encoded forms count too. */
+static int is_url_with_secrets(const char *v, size_t n) {
+  const char *scheme = find_ci(v, n, "://");
+  size_t skip = 3;
+  if (!scheme) {
+    scheme = find_ci(v, n, "%3a%2f%2f");
+    skip = 9;
+  }
+  if (!scheme)
+    return 0;
+  const char *rest = scheme + skip, *end = v + n;
+  return find_ci(rest, (size_t)(end - rest), "@") || find_ci(rest, (size_t)(end - rest), "%40") ||
+         find_ci(rest, (size_t)(end - rest), "?") || find_ci(rest, (size_t)(end - rest), "%3f");
+}
+
 size_t tgo_redact_query(const char *q, size_t n, char *out, size_t cap) {
   size_t o = 0;
   if (!cap)
@@ -30,7 +56,9 @@ size_t tgo_redact_query(const char *q, size_t n, char *out, size_t cap) {
       end++;
     const char *eq = memchr(q + i, '=', end - i);
     size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
-    size_t copy = eq && is_secret(q + i, klen) ? klen + 1 : end - i;
+    size_t copy = eq && (is_secret(q + i, klen) || is_url_with_secrets(eq + 1, (size_t)(q + end - eq - 1)))
+                      ? klen + 1
+                      : end - i;
     for (size_t k = 0; k < copy && o + 1 < cap; k++)
       out[o++] = q[i + k];
     if (copy != end - i)

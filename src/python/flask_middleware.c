@@ -25,6 +25,9 @@ typedef struct {
   PyObject *view_functions;
   PyObject *on_first_request; /* cleared once called */
   PyObject *excluded;         /* compiled regex searched in the full URL, or NULL */
+  /* Opt-in header capture (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*):
+   * callables (span, environ) and (span, headers), NULL when off. */
+  PyObject *capture_request, *capture_response;
   route_info *routes;         /* open addressing on the rule's address */
   size_t routes_cap, routes_len;
 } Middleware;
@@ -355,11 +358,27 @@ static int parse_status(PyObject *status) {
   return code;
 }
 
+/* Header capture is Python (opt-in, off the default path); its failure
+ * costs the headers, never the request. */
+static void capture_headers(PyObject *capture, tgo_span *span, PyObject *headers) {
+  PyObject *handle = tgo_py_span_wrap(span, 0);
+  PyObject *res = handle ? PyObject_CallFunctionObjArgs(capture, handle, headers, NULL) : NULL;
+  if (!res) {
+    PyErr_Clear();
+    tgo_log(2, "header capture failed; headers are not recorded");
+  }
+  Py_XDECREF(res);
+  Py_XDECREF(handle);
+}
+
 /* The start_response the app calls. The args tuple is passed on as is. */
 static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   Request *r = (Request *)op;
   if (PyTuple_Check(args) && PyTuple_Size(args) >= 1)
     r->status_code = parse_status(PyTuple_GetItem(args, 0));
+  if (r->mw->capture_response && PyTuple_Check(args) && PyTuple_Size(args) >= 2 &&
+      tgo_span_is_recording(r->span))
+    capture_headers(r->mw->capture_response, r->span, PyTuple_GetItem(args, 1));
   return PyObject_Call(r->start_response, args, kwargs);
 }
 
@@ -556,8 +575,11 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   int has_remote = remote_context(environ, &remote);
   tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER,
                                   has_remote ? NULL : tgo_current(), has_remote ? &remote : NULL);
-  if (tgo_span_is_recording(span))
+  if (tgo_span_is_recording(span)) {
     set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
+    if (mw->capture_request)
+      capture_headers(mw->capture_request, span, environ);
+  }
 
   Request *r = PyObject_GC_New(Request, tgo_py_request_type);
   if (!r) {
@@ -651,6 +673,8 @@ static int middleware_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(mw->view_functions);
   Py_VISIT(mw->on_first_request);
   Py_VISIT(mw->excluded);
+  Py_VISIT(mw->capture_request);
+  Py_VISIT(mw->capture_response);
   Py_VISIT(Py_TYPE(op));
   return 0;
 }
@@ -662,6 +686,8 @@ static int middleware_clear(PyObject *op) {
   Py_CLEAR(mw->view_functions);
   Py_CLEAR(mw->on_first_request);
   Py_CLEAR(mw->excluded);
+  Py_CLEAR(mw->capture_request);
+  Py_CLEAR(mw->capture_response);
   return 0;
 }
 
@@ -704,6 +730,26 @@ static int middleware_set_excluded(PyObject *op, PyObject *value, void *closure)
   return 0;
 }
 
+/* closure: offset of the callable's field in Middleware. */
+static PyObject *middleware_get_capture(PyObject *op, void *closure) {
+  PyObject *o = *(PyObject **)((char *)op + (size_t)closure);
+  if (!o)
+    o = Py_None;
+  Py_INCREF(o);
+  return o;
+}
+
+static int middleware_set_capture(PyObject *op, PyObject *value, void *closure) {
+  if (value && value != Py_None && !PyCallable_Check(value)) {
+    PyErr_SetString(PyExc_TypeError, "header capture must be a callable or None");
+    return -1;
+  }
+  PyObject *v = value && value != Py_None ? value : NULL;
+  Py_XINCREF(v);
+  Py_XSETREF(*(PyObject **)((char *)op + (size_t)closure), v);
+  return 0;
+}
+
 static PyMethodDef middleware_methods[] = {
     {"request_context", middleware_request_context, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -713,6 +759,12 @@ static PyGetSetDef middleware_getset[] = {
     {"__wrapped__", middleware_get_wrapped, NULL, "the WSGI app under the agent", NULL},
     {"excluded", middleware_get_excluded, middleware_set_excluded,
      "compiled pattern: requests whose full URL it matches get no span", NULL},
+    {"capture_request", middleware_get_capture, middleware_set_capture,
+     "capture_request(span, environ): records request headers, or None",
+     (void *)offsetof(Middleware, capture_request)},
+    {"capture_response", middleware_get_capture, middleware_set_capture,
+     "capture_response(span, headers): records response headers, or None",
+     (void *)offsetof(Middleware, capture_response)},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

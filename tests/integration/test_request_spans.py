@@ -182,3 +182,50 @@ def test_excluded_urls_from_app_config_and_init_app(otlp):
         server.get("/health")
         spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health")
     assert not [s for s in spans if s["name"] == "GET /work"]
+
+
+def test_ten_thousand_frames_are_truncated_keeping_the_innermost(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/recursion")[0] == 500
+        assert server.get("/hello/after")[0] == 200, "the worker carries on"
+        span, _ = one_server_span(otlp, "GET /recursion")
+    (event,) = [e for e in span["events"] if e["name"] == "exception"]
+    stack = event["attributes"]["exception.stacktrace"]
+    assert len(stack) <= 8192
+    assert stack.rstrip().endswith("LookupError: bottom of 10,000 frames"), stack[-300:]
+    assert stack.count("in recurse") < 200
+
+
+def test_exception_an_errorhandler_turns_into_a_500_is_recorded(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/declined")
+        assert (status, body) == (500, "payment failed: card refused by the bank")
+        assert server.get("/missing")[0] == 404
+        declined, _ = one_server_span(otlp, "GET /declined")
+        missing, _ = one_server_span(otlp, "GET /missing")
+    assert declined["status"]["code"] == 2
+    (event,) = [e for e in declined["events"] if e["name"] == "exception"]
+    assert event["attributes"]["exception.type"] == "PaymentDeclined"
+    assert event["attributes"]["exception.message"] == "card refused by the bank"
+    assert "raise PaymentDeclined" in event["attributes"]["exception.stacktrace"]
+    assert declined["attributes"]["http.route"] == "/declined"
+    assert declined["attributes"]["http.response.status_code"] == 500
+    assert "user_agent.original" in declined["attributes"] and "client.address" in declined["attributes"]
+    assert not [e for e in missing["events"] if e["name"] == "exception"], "a handled 4xx is no error"
+    assert missing["status"].get("code", 0) != 2
+
+
+def test_exception_in_a_hook_is_recorded_on_the_hook_span(otlp):
+    with gunicorn("guarded:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/guarded")[0] == 500
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /guarded")
+        spans = otlp.wait_for_spans(lambda s: s["attributes"].get("flask.hook") == "before_request"
+                                    and s["status"].get("code") == 2)
+    server_span = server_spans(spans, "GET /guarded")[0]
+    (hook,) = [s for s in spans if s["attributes"].get("flask.hook") == "before_request"
+               and s["traceId"] == server_span["traceId"]]
+    assert hook["parentSpanId"] == server_span["spanId"]
+    (event,) = [e for e in hook["events"] if e["name"] == "exception"]
+    assert event["attributes"]["exception.type"] == "PermissionError"
+    assert "the guard hook refused" in event["attributes"]["exception.stacktrace"]
+    assert server_span["status"]["code"] == 2

@@ -121,6 +121,13 @@ Test(redact, secret_query_values_are_replaced_and_the_rest_kept) {
   cr_assert_str_eq(small, "page=");
 }
 
+Test(redact, urls_carrying_credentials_in_values_are_replaced) {
+  const char *q = "next=https://example.com/home&cb=http://u:pw@h/x&r=https%3A%2F%2Fh%2Fp%3Ftoken%3Dt&n=2";
+  char o[256];
+  tgo_redact_query(q, strlen(q), o, sizeof o);
+  cr_assert_str_eq(o, "next=https://example.com/home&cb=REDACTED&r=REDACTED&n=2");
+}
+
 Test(redact, key_patterns_mask_identifiers) {
   char o[128];
   const char *cases[][2] = {

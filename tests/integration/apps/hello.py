@@ -51,3 +51,40 @@ def deep():
             raise ValueError("x" * 3_000_000)  # a message of megabytes
         return recurse(n - 1)
     return recurse(900)
+
+
+@app.route("/recursion")
+def recursion():
+    import sys
+    sys.setrecursionlimit(30000)
+
+    def recurse(n):
+        if n == 0:
+            raise LookupError("bottom of 10,000 frames")
+        return recurse(n - 1)
+    return recurse(10_000)
+
+
+class PaymentDeclined(Exception):
+    pass
+
+
+@app.errorhandler(PaymentDeclined)
+def payment_declined(exc):
+    return "payment failed: %s" % exc, 500
+
+
+@app.errorhandler(KeyError)
+def missing_key(exc):
+    return "not found", 404
+
+
+@app.route("/declined")
+def declined():
+    raise PaymentDeclined("card refused by the bank")
+
+
+@app.route("/missing")
+def missing():
+    raise KeyError("no such item")
+
