@@ -159,6 +159,8 @@ typedef struct {
   uint64_t spans_exported;
   uint64_t spans_failed;    /* export gave up */
   uint64_t export_requests;
+  uint64_t traces_tail_kept;   /* dropped by the sampler, kept for an error or slowness */
+  uint64_t spans_tail_dropped; /* not recorded: the tail keep buffer was full */
 } tgo_stats;
 TGO_EXTERN void tgo_get_stats(tgo_stats *out);
 

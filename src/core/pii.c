@@ -164,17 +164,22 @@ static size_t mask_range(unsigned char *p, size_t from, size_t to, int digits_on
   return 1;
 }
 
+/* Bytes where something maskable can start: the scan skips the rest with
+ * one table load per byte. */
+static const unsigned char starts_candidate[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['@'] = 1, ['+'] = 1, ['('] = 1,
+};
+
 static size_t mask_builtin(unsigned char *p, size_t n) {
   size_t found = 0;
-  /* Cheap reject: no '@' and fewer than 7 digits means nothing to find. */
-  int digits = 0, at = 0;
-  for (size_t i = 0; i < n && !(at && digits >= 7); i++) {
-    digits += is_digit(p[i]);
-    at |= p[i] == '@';
-  }
-  if (!at && digits < 7)
+  if (n < 6) /* "a@b.io" is the shortest thing to find */
     return 0;
   for (size_t i = 0; i < n;) {
+    while (i < n && !starts_candidate[p[i]])
+      i++;
+    if (i == n)
+      break;
     unsigned char c = p[i];
     if (c == '@') {
       size_t from, to;

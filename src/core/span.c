@@ -138,7 +138,7 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   int decision = parent && parent->deferred
                      ? TGO_SAMPLE_DEFER
                      : tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
-  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit())
+  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit(!(parent && parent->deferred)))
     decision = TGO_SAMPLE_DROP;
   int sampled = decision != TGO_SAMPLE_DROP;
 
@@ -449,4 +449,6 @@ void tgo_get_stats(tgo_stats *out) {
   out->spans_exported = atomic_load(&tgo__stats.spans_exported);
   out->spans_failed = atomic_load(&tgo__stats.spans_failed);
   out->export_requests = atomic_load(&tgo__stats.export_requests);
+  out->traces_tail_kept = atomic_load(&tgo__stats.traces_tail_kept);
+  out->spans_tail_dropped = atomic_load(&tgo__stats.spans_tail_dropped);
 }

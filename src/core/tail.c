@@ -3,15 +3,19 @@
  * So a trace our ratio dropped is still recorded ("deferred"): each ended
  * span is held on its local root, and when the root ends the whole local
  * trace is either submitted (some span errored, or the root ran slow) or
- * freed. The number of spans held at once is bounded (TIGEROPS_KEEP_BUFFER_SPANS);
- * past it new traces are simply not recorded, as head sampling said. */
+ * freed. The number of spans held at once is bounded: past
+ * TIGEROPS_KEEP_BUFFER_SPANS new traces are simply not recorded, as head
+ * sampling said, while the traces already held may grow to twice that, so
+ * a trace is not cut short by its neighbours; only past twice the bound
+ * does a held trace lose spans. */
 #include "tgo-internal.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int held; /* deferred spans alive: started and not yet released */
 
-int tgo__tail_admit(void) {
-  if (atomic_fetch_add_explicit(&held, 1, memory_order_relaxed) < tgo__cfg.keep_max_spans)
+int tgo__tail_admit(int new_trace) {
+  int limit = new_trace ? tgo__cfg.keep_max_spans : 2 * tgo__cfg.keep_max_spans;
+  if (atomic_fetch_add_explicit(&held, 1, memory_order_relaxed) < limit)
     return 1;
   atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&tgo__stats.spans_tail_dropped, 1, memory_order_relaxed);

@@ -213,7 +213,7 @@ enum { TGO_SAMPLE_DROP = 0, TGO_SAMPLE_KEEP = 1, TGO_SAMPLE_DEFER = 2 };
  * local ratio dropped the trace but tail keep may still want it. */
 int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote);
 /* Tail keep: admits one more held span within the bound; 0 when full. */
-int tgo__tail_admit(void);
+int tgo__tail_admit(int new_trace);
 /* Ends a deferred span: held, or submitted/dropped per its root's verdict. */
 void tgo__tail_end(tgo_span *s);
 void tgo__tail_abandon(tgo_span *s); /* freed unended */

@@ -82,12 +82,14 @@ static PyObject *py_stats(PyObject *m, PyObject *unused) {
   (void)unused;
   tgo_stats s;
   tgo_get_stats(&s);
-  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K}", "spans_started", (unsigned long long)s.spans_started,
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "spans_started", (unsigned long long)s.spans_started,
                        "spans_ended", (unsigned long long)s.spans_ended, "spans_dropped",
                        (unsigned long long)s.spans_dropped, "spans_exported",
                        (unsigned long long)s.spans_exported, "spans_failed",
                        (unsigned long long)s.spans_failed, "export_requests",
-                       (unsigned long long)s.export_requests);
+                       (unsigned long long)s.export_requests, "traces_tail_kept",
+                       (unsigned long long)s.traces_tail_kept, "spans_tail_dropped",
+                       (unsigned long long)s.spans_tail_dropped);
 }
 
 static PyObject *py_current_span(PyObject *m, PyObject *unused) {

@@ -94,13 +94,23 @@ Test(tail, held_spans_are_bounded_and_given_back) {
   cr_assert_eq(atomic_load(&tgo__stats.spans_tail_dropped), 2);
   for (int i = 0; i < 5; i++)
     tgo_span_end(spans[i]);
-  tgo_span *again = start("r", NULL);
-  tgo_span *unended = start("u", again);
+  tgo_span *roots[3];
+  for (int i = 0; i < 3; i++)
+    roots[i] = start("r", NULL);
+  tgo_span *unended = start("u", roots[0]);
+  cr_assert(unended->recording, "a held trace may grow past the bound for new traces");
   tgo_span_unref(unended); /* freed without an end: its place comes back */
-  tgo_span *third = start("t", again), *fourth = start("f", again);
-  cr_assert(again->recording && third->recording && fourth->recording);
-  tgo_span_end(fourth);
-  tgo_span_end(third);
+  tgo_span *children[4];
+  for (int i = 0; i < 4; i++)
+    children[i] = start("c", roots[0]);
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(children[i]->recording, i < 3, "child %d: held traces stop at twice the bound", i);
+  for (int i = 3; i >= 0; i--)
+    tgo_span_end(children[i]);
+  for (int i = 0; i < 3; i++)
+    tgo_span_end(roots[i]);
+  tgo_span *again = start("r", NULL);
+  cr_assert(again->recording, "every place was given back");
   tgo_span_end(again);
 }
 
