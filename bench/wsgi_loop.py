@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--callgrind", action="store_true",
                     help="also count instructions per request under callgrind (slow, deterministic)")
+    ap.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for the traced runs, e.g. TIGEROPS_PII_MASKING=false (repeatable)")
     args = ap.parse_args()
     lib = os.path.join(args.prefix, "lib", "libtigerops.so")
     sink = subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), "0"],
@@ -102,6 +104,7 @@ def main():
         base.pop("LD_PRELOAD", None)
         agent = dict(base, LD_PRELOAD=lib, TIGEROPS_ENDPOINT="http://127.0.0.1:%d" % port,
                      TIGEROPS_SAMPLE_RATE="1.0", OTEL_BSP_MAX_QUEUE_SIZE="65536")
+        agent.update(item.split("=", 1) for item in args.agent_env)
         bare_runs, agent_runs = [], []
         for _ in range(args.rounds):
             us, traced, _, _ = run(base, args.requests)
