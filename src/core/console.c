@@ -139,6 +139,14 @@ void tgo__console_add(tgo_span *s) {
   print_trace(s, members, n);
 }
 
+/* Spans held for the parent's traces are the parent's to print. */
+void tgo__console_fork_child(void) {
+  pthread_mutex_init(&lock, NULL);
+  for (size_t i = 0; i < n_pending; i++)
+    tgo_span_unref(pending[i]);
+  n_pending = 0;
+}
+
 void tgo__console_flush_all(void) {
   pthread_mutex_lock(&lock);
   while (n_pending) {

@@ -351,6 +351,13 @@ void tgo__pii_begin(void) {
   pthread_mutex_unlock(&tgo__cfg_lock);
 }
 
+/* The exporter thread may have held the lock at fork; the child has no
+ * such thread, so the lock starts free. */
+void tgo__pii_fork_child(void) {
+  pthread_mutex_init(&patterns_lock, NULL);
+  masking_on = 0;
+}
+
 void tgo__pii_end(void) {
   masking_on = 0;
   pthread_mutex_unlock(&patterns_lock);

@@ -226,6 +226,7 @@ void tgo__tail_fork_child(void);
 void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
+void tgo__pii_fork_child(void);
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 
 /* ---- export pipeline --------------------------------------------------- */
@@ -279,6 +280,7 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
 /* Console exporter: prints whole local traces as trees. */
 void tgo__console_add(tgo_span *s); /* takes the reference */
 void tgo__console_flush_all(void);
+void tgo__console_fork_child(void);
 
 /* Parses "k=v,k2=v2" with percent-decoding (W3C baggage style lists used by
  * OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS). Calls cb per pair. */

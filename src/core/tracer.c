@@ -18,6 +18,8 @@ static void fork_child(void) {
   pthread_mutex_init(&tgo__cfg_lock, NULL);
   tgo__pipeline_fork_child();
   tgo__tail_fork_child();
+  tgo__pii_fork_child();
+  tgo__console_fork_child();
 }
 
 /* The last chance for spans ended after Python's own atexit hooks ran. */
