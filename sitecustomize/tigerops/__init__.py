@@ -39,9 +39,13 @@ def exception_event(exception, attributes=None):
     if len(stack) > _MAX_TRACEBACK_CHARS:
         half = _MAX_TRACEBACK_CHARS // 2
         stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
+    try:
+        message = str(exception)
+    except Exception:  # an exception whose __str__ fails is still recorded
+        message = "<unprintable %s>" % type(exception).__qualname__
     event = {
         "exception.type": type(exception).__qualname__,
-        "exception.message": str(exception),
+        "exception.message": message,
         "exception.stacktrace": stack,
     }
     if attributes:

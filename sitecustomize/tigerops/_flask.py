@@ -45,11 +45,14 @@ def _record_request_exception(sender, exception=None, **_):
     span = _tigerops.request_span()
     if span is None or exception is None or not span.is_recording():
         return
-    from tigerops import exception_event
-    event = exception_event(exception)
-    span.add_event("exception", event)
-    span.set_attribute("error.type", type(exception).__qualname__)
-    span.set_status("error", event["exception.message"])
+    try:
+        from tigerops import exception_event
+        event = exception_event(exception)
+        span.add_event("exception", event)
+        span.set_attribute("error.type", type(exception).__qualname__)
+        span.set_status("error", event["exception.message"])
+    except Exception as exc:  # Flask's own error handling must go on regardless
+        _tigerops.log(2, "could not record a request exception: %r" % (exc,))
 
 
 def patch_flask_module(module):

@@ -229,3 +229,15 @@ def test_exception_in_a_hook_is_recorded_on_the_hook_span(otlp):
     assert event["attributes"]["exception.type"] == "PermissionError"
     assert "the guard hook refused" in event["attributes"]["exception.stacktrace"]
     assert server_span["status"]["code"] == 2
+
+
+def test_exception_whose_str_fails_is_still_recorded(otlp):
+    with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/unprintable")[0] == 500
+        assert server.get("/hello/after")[0] == 200
+        span, _ = one_server_span(otlp, "GET /unprintable")
+    assert span["status"]["code"] == 2
+    (event,) = [e for e in span["events"] if e["name"] == "exception"]
+    assert event["attributes"]["exception.type"] == "Unprintable"
+    assert event["attributes"]["exception.message"] == "<unprintable Unprintable>"
+    assert "raise Unprintable()" in event["attributes"]["exception.stacktrace"]

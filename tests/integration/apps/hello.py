@@ -88,3 +88,13 @@ def declined():
 def missing():
     raise KeyError("no such item")
 
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+@app.route("/unprintable")
+def unprintable():
+    raise Unprintable()
