@@ -123,9 +123,12 @@ def test_app_config_wins_over_environment(otlp):
     env = agent_env(otlp, TIGEROPS_SERVICE_NAME="from-env")
     with gunicorn("configured:app", env, workers=1) as server:
         server.get("/internal/ping")
-        server.get("/health")
+        server.get("/health", headers={"X-Tenant": "tenant-4242"})
         spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /health", count=2)
     assert not [s for s in spans if "internal" in s["name"]], "app.config TIGEROPS_EXCLUDED_URLS applies"
+    captured = [s["attributes"]["http.request.header.x-tenant"] for s in spans
+                if "http.request.header.x-tenant" in s["attributes"]]
+    assert captured == [["*" * len("tenant-4242")]], "app.config header capture and PII pattern apply"
     assert {s["resource"]["service.name"] for s in spans} == {"from-app-config"}
     assert {s["resource"]["deployment.environment.name"] for s in spans} == {"staging"}
 
