@@ -219,103 +219,170 @@ static int n_patterns;
 static char compiled_from[sizeof tgo__cfg.pii_patterns];
 static int masking_on;
 
-/* Splits a comma-separated list, a comma inside [...] or {...} or after a
- * backslash belonging to the pattern. Calls cb per non-empty item. */
+/* Past a POSIX bracket expression starting at s ('['): a leading '^' and
+ * ']' are literal, [:class:] [.coll.] [=equiv=] are taken whole, and a
+ * backslash is an ordinary character. NULL when it never closes. */
+static const char *skip_bracket(const char *s) {
+  s++;
+  if (*s == '^')
+    s++;
+  if (*s == ']')
+    s++;
+  for (; *s; s++) {
+    if (*s == ']')
+      return s + 1;
+    if (*s == '[' && (s[1] == ':' || s[1] == '.' || s[1] == '=')) {
+      char kind = s[1];
+      const char *close = s + 2;
+      while (*close && !(close[0] == kind && close[1] == ']'))
+        close++;
+      if (!*close)
+        return NULL;
+      s = close + 1;
+    }
+  }
+  return NULL;
+}
+
+/* Splits a comma-separated list; a comma inside a bracket expression or
+ * {m,n}, or after a backslash, belongs to the pattern. Calls cb per
+ * non-empty item; a negative cb result stops with -EINVAL. */
 static int split_patterns(const char *list, int (*cb)(const char *pat, void *ud), void *ud) {
   char item[sizeof tgo__cfg.pii_patterns];
   size_t len = 0;
-  int depth = 0, escaped = 0, count = 0;
-  for (const char *s = list;; s++) {
-    char c = *s;
-    if (!c || (c == ',' && !depth && !escaped)) {
+  int count = 0;
+  for (const char *s = list;;) {
+    const char *piece = s, *next = s + 1;
+    if (*s == '[') {
+      next = skip_bracket(s);
+      if (!next)
+        next = s + strlen(s);
+    } else if (*s == '{') {
+      next = strchr(s, '}');
+      next = next ? next + 1 : s + 1;
+    } else if (*s == '\\' && s[1]) {
+      next = s + 2;
+    } else if (!*s || *s == ',') {
       while (len && item[len - 1] == ' ')
         len--;
       item[len] = '\0';
-      if (len) {
-        if (++count > MAX_PATTERNS || cb(item, ud) < 0)
-          return -EINVAL;
-      }
+      if (len && (++count > MAX_PATTERNS || cb(item, ud) < 0))
+        return -EINVAL;
       len = 0;
-      if (!c)
+      if (!*s)
         return count;
+      s++;
+      continue;
+    } else if (!len && *s == ' ') {
+      s++;
       continue;
     }
-    if (!len && c == ' ')
-      continue;
-    if (!escaped) {
-      if (c == '[' || c == '{')
-        depth++;
-      else if ((c == ']' || c == '}') && depth)
-        depth--;
-    }
-    escaped = !escaped && c == '\\';
-    if (len + 1 < sizeof item)
-      item[len++] = c;
+    for (; piece < next; piece++)
+      if (len + 1 < sizeof item)
+        item[len++] = *piece;
+    s = next;
   }
 }
 
 #define MAX_PATTERN_LEN 256
-#define MAX_REPEAT_PRODUCT 4096
+#define MAX_PATTERN_WEIGHT 128
 
-/* glibc's regcomp copies a group once per counted repetition and once per
- * '+', so nested counts multiply: "(a{1000}){1000}" or "a++++..." (a
- * quantified quantifier) take gigabytes. A quantifier right after another
- * is refused, and the product of all {m,n} bounds and of '+' on groups (an
- * overestimate for unnested ones) must stay small. */
-static int repeat_product_ok(const char *pat) {
-  unsigned long product = 1;
-  int in_bracket = 0, after_quantifier = 0, after_group = 0;
-  for (const char *s = pat; *s; s++) {
-    if (in_bracket) {
-      in_bracket = *s != ']';
-      continue;
-    }
-    int quantifier = *s == '*' || *s == '+' || *s == '?' || *s == '{';
-    if (quantifier && after_quantifier)
+/* Configured patterns are a safe subset of POSIX extended regexes: atoms
+ * (characters, escapes, '.', bracket expressions, anchors), each with at
+ * most one quantifier (? * + {m} {m,} {m,n}); no groups, alternation or
+ * back-references. glibc's regcomp/regexec otherwise let a short pattern
+ * take gigabytes ("(a{1000}){1000}"), overflow the exporter thread's stack
+ * ("(a?){800}") or never return (back-references). The total weight, each
+ * atom counted as often as it may repeat, bounds the compiled automaton. */
+static int pattern_is_safe(const char *pat, const char **why) {
+  unsigned long weight = 0;
+  int can_repeat = 0;
+  for (const char *s = pat; *s;) {
+    unsigned long times = 0;
+    switch (*s) {
+    case '(': case ')': case '|':
+      *why = "groups and alternation are not supported (list alternatives as separate patterns)";
       return 0;
-    unsigned long times = 1;
-    if (*s == '\\' && s[1]) {
-      s++;
-    } else if (*s == '[') {
-      in_bracket = 1;
-      if (s[1] == '^')
-        s++;
-      if (s[1] == ']')
-        s++;
-    } else if (*s == '+' && after_group) {
+    case '\\':
+      if (!s[1] || (s[1] >= '1' && s[1] <= '9')) {
+        *why = s[1] ? "back-references are not supported" : "a trailing backslash";
+        return 0;
+      }
+      s += 2;
+      weight++;
+      can_repeat = 1;
+      continue;
+    case '[':
+      s = skip_bracket(s);
+      if (!s) {
+        *why = "an unclosed bracket expression";
+        return 0;
+      }
+      weight++;
+      can_repeat = 1;
+      continue;
+    case '*': case '+': case '?':
       times = 2;
-    } else if (*s == '{') {
+      s++;
+      break;
+    case '{': {
       char *end;
       unsigned long lo = strtoul(s + 1, &end, 10), hi = lo;
-      if (*end == ',')
-        hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
-      times = hi > lo ? hi : lo;
-      if (*end == '}')
-        s = end;
+      if (end == s + 1) {
+        *why = "'{' must start a count {m}, {m,} or {m,n}";
+        return 0;
+      }
+      if (*end == ',') {
+        hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
+        if (end[0] == ',')
+          end++;
+      }
+      if (*end != '}' || hi < lo) {
+        *why = "a malformed count";
+        return 0;
+      }
+      times = hi > 1 ? hi : 1;
+      s = end + 1;
+      break;
     }
-    if (times > MAX_REPEAT_PRODUCT || (product *= times ? times : 1) > MAX_REPEAT_PRODUCT)
+    default:
+      weight += *s != '^' && *s != '$';
+      can_repeat = *s != '^' && *s != '$';
+      s++;
+      continue;
+    }
+    if (!can_repeat) {
+      *why = "a quantifier must follow a single character, escape or bracket expression";
       return 0;
-    after_quantifier = quantifier;
-    after_group = *s == ')';
+    }
+    weight += times - 1; /* the atom already counted once */
+    can_repeat = 0;
+    if (weight > MAX_PATTERN_WEIGHT) {
+      *why = "it repeats too much";
+      return 0;
+    }
+  }
+  if (weight > MAX_PATTERN_WEIGHT) {
+    *why = "it is too long";
+    return 0;
   }
   return 1;
 }
 
 static int check_one(const char *pat, void *ud) {
   (void)ud;
-  if (strlen(pat) > MAX_PATTERN_LEN || !repeat_product_ok(pat)) {
-    tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: pattern \"%.40s...\" is too long or repeats too "
-             "much (at most %d characters; counted repetitions multiplying to %d)",
-             pat, MAX_PATTERN_LEN, MAX_REPEAT_PRODUCT);
+  const char *why = "it is longer than 256 characters";
+  if (strlen(pat) > MAX_PATTERN_LEN || !pattern_is_safe(pat, &why)) {
+    tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: pattern \"%.60s\" refused: %s", pat, why);
     return -EINVAL;
   }
   regex_t re;
   int rc = regcomp(&re, pat, REG_EXTENDED);
   if (rc) {
-    char why[128];
-    regerror(rc, &re, why, sizeof why);
+    char reason[128];
+    regerror(rc, &re, reason, sizeof reason);
     tgo__log(TGO_LOG_WARN, "TIGEROPS_PII_PATTERNS: pattern \"%s\" is not a valid extended regex (%s)",
-             pat, why);
+             pat, reason);
     return -EINVAL;
   }
   regfree(&re);
@@ -331,7 +398,8 @@ int tgo__pii_patterns_check(const char *list) {
 
 static int compile_one(const char *pat, void *ud) {
   (void)ud;
-  if (n_patterns < MAX_PATTERNS && strlen(pat) <= MAX_PATTERN_LEN && repeat_product_ok(pat) &&
+  const char *why;
+  if (n_patterns < MAX_PATTERNS && strlen(pat) <= MAX_PATTERN_LEN && pattern_is_safe(pat, &why) &&
       !regcomp(&patterns[n_patterns], pat, REG_EXTENDED))
     n_patterns++;
   return 0;
@@ -351,8 +419,11 @@ void tgo__pii_begin(void) {
   pthread_mutex_unlock(&tgo__cfg_lock);
 }
 
-/* The exporter thread may have held the lock at fork; the child has no
- * such thread, so the lock starts free. */
+/* Fork waits for the exporter to leave the masker: glibc's regexec holds
+ * a lock inside the compiled regex, which a fork mid-match would leave
+ * locked forever in the child. */
+void tgo__pii_fork_prepare(void) { pthread_mutex_lock(&patterns_lock); }
+void tgo__pii_fork_parent(void) { pthread_mutex_unlock(&patterns_lock); }
 void tgo__pii_fork_child(void) {
   pthread_mutex_init(&patterns_lock, NULL);
   masking_on = 0;
@@ -388,6 +459,8 @@ static size_t mask_patterns(unsigned char *p, size_t n) {
       if (regexec(&patterns[k], scratch, 1, &m, REG_STARTEND | (at ? REG_NOTBOL : 0)))
         break;
       size_t from = (size_t)m.rm_so, to = (size_t)m.rm_eo;
+      if (from >= n) /* an empty match at the end */
+        break;
       /* Whole UTF-8 characters, so the masked string stays valid. */
       while (from > 0 && (p[from] & 0xC0) == 0x80)
         from--;

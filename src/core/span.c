@@ -104,8 +104,8 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
 }
 
 void tgo__span_free(tgo_span *s) {
-  if (TGO_UNLIKELY(s->deferred && !s->ended))
-    tgo__tail_abandon(s);
+  if (TGO_UNLIKELY(s->deferred))
+    tgo__tail_span_freed(s);
   tgo__chunks_free(s->chunks);
   free(s);
 }
@@ -145,6 +145,8 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   size_t size = sizeof(tgo_span) + (sampled ? TGO_SPAN_INLINE_ARENA : 0);
   tgo_span *s = malloc(size);
   if (TGO_UNLIKELY(!s)) {
+    if (decision == TGO_SAMPLE_DEFER)
+      tgo__tail_unadmit();
     TGO_LOG_ONCE(TGO_LOG_ERROR, "out of memory starting a span; tracing continues without it");
     return &noop_span;
   }

@@ -46,7 +46,7 @@ void tgo__tail_end(tgo_span *s) {
   tgo_span *root = s->local_root;
   int keep_this = wants_keeping(s);
   pthread_mutex_lock(&lock);
-  if (keep_this)
+  if (keep_this && !root->decided) /* a verdict once given stands */
     root->keep_trace = 1;
   if (s == root) {
     root->decided = 1;
@@ -73,15 +73,19 @@ void tgo__tail_end(tgo_span *s) {
     pthread_mutex_unlock(&lock);
     release(s, keep);
   }
-  tgo_span_unref(root);
 }
 
-/* A deferred span freed without being ended gives back its place. */
-void tgo__tail_abandon(tgo_span *s) {
-  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+/* A deferred span lets go of its root only when freed: until then a span
+ * started under it (even after everything ended) still reaches a live
+ * root. One freed without an end also gives back its place. */
+void tgo__tail_span_freed(tgo_span *s) {
+  if (!s->ended)
+    atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
   if (s->local_root != s)
     tgo_span_unref(s->local_root);
 }
+
+void tgo__tail_unadmit(void) { atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed); }
 
 /* The child keeps only the forking thread; spans other threads held are
  * gone with them, so the count starts over. */

@@ -216,7 +216,8 @@ int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_samp
 int tgo__tail_admit(int new_trace);
 /* Ends a deferred span: held, or submitted/dropped per its root's verdict. */
 void tgo__tail_end(tgo_span *s);
-void tgo__tail_abandon(tgo_span *s); /* freed unended */
+void tgo__tail_span_freed(tgo_span *s); /* from tgo__span_free */
+void tgo__tail_unadmit(void);          /* an admitted span could not be made */
 void tgo__tail_fork_child(void);
 
 /* ---- PII masking -------------------------------------------------------- */
@@ -226,6 +227,8 @@ void tgo__tail_fork_child(void);
 void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
+void tgo__pii_fork_prepare(void);
+void tgo__pii_fork_parent(void);
 void tgo__pii_fork_child(void);
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 

@@ -361,8 +361,10 @@ static int parse_status(PyObject *status) {
 /* Header capture is Python (opt-in, off the default path); its failure
  * costs the headers, never the request. */
 static void capture_headers(PyObject *capture, tgo_span *span, PyObject *headers) {
+  Py_INCREF(capture); /* the app may replace the middleware's attribute meanwhile */
   PyObject *handle = tgo_py_span_wrap(span, 0);
   PyObject *res = handle ? PyObject_CallFunctionObjArgs(capture, handle, headers, NULL) : NULL;
+  Py_DECREF(capture);
   if (!res) {
     PyErr_Clear();
     tgo_log(2, "header capture failed; headers are not recorded");

@@ -29,7 +29,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+/* Input "patterns\ntext": the first line, when it holds no NUL, is tried as
+ * TIGEROPS_PII_PATTERNS, so the safe-subset check and every pattern it
+ * accepts are fuzzed too; the masker then runs over the whole input. */
+static void maybe_configure(const uint8_t *data, size_t size) {
+  const uint8_t *nl = memchr(data, '\n', size);
+  if (!nl || memchr(data, '\0', (size_t)(nl - data)) || nl - data > 300)
+    return;
+  char list[304];
+  memcpy(list, data, (size_t)(nl - data));
+  list[nl - data] = '\0';
+  tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", list, "fuzz");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  maybe_configure(data, size);
   unsigned char *text = malloc(size ? size : 1);
   memcpy(text, data, size);
   tgo_pii_mask((char *)text, size);

@@ -16,7 +16,7 @@ status=0
 for target in traceparent sql config pii; do
   clang $flags "$here/fuzz_$target.c" $core $gen $libs -o "$out/fuzz_$target"
   mkdir -p "$out/corpus_$target"
-  if "$out/fuzz_$target" -max_total_time="$seconds" -artifact_prefix="$out/crash-$target-" \
+  if "$out/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/crash-$target-" \
        "$out/corpus_$target" "$here/corpus/$target" >"$out/fuzz_$target.log" 2>&1; then
     echo "fuzz $target: $(grep -o 'Done [0-9]* runs' "$out/fuzz_$target.log" | tail -1), no crash"
   else

@@ -107,3 +107,51 @@ Test(pii, a_pattern_that_would_take_gigabytes_to_compile_is_refused) {
   cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)", "t"), 0);
   cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "[{]{3}[0-9]{2,4}", "t"), 0);
 }
+
+Test(pii, patterns_outside_the_safe_subset_are_refused) {
+  static const char *const refused[] = {
+      "(a?){800}", "(x*y?){600}", "(|)(\\1\\1)*", "(a*)*\\1b", "a|b", "x\\", "a**", "a{3}{3}",
+      "[[:alpha:][](a{3000}){3000}]", "a{200}", "[0-9", "a{,3}", "a{3", "?a", "^*",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+    cr_assert_lt(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", refused[i], "t"), 0, "%s", refused[i]);
+  static const char *const accepted[] = {
+      "SSN-[0-9]{3}-[0-9]{2}-[0-9]{4}", "[[:alpha:]]+-[0-9]{2,6}", "^acct_[a-z0-9]{24}$", "x[]a]y",
+      "key-\\.[^,]*", "[,]{2}",
+  };
+  for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+    cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", accepted[i], "t"), 0, "%s", accepted[i]);
+}
+
+Test(pii, brackets_do_not_swallow_the_next_pattern) {
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "id[[]x, secret-[0-9]+", "t"), 0);
+  expect("id[x secret-12345", "**** ************");
+}
+
+Test(pii, an_empty_match_at_the_end_reads_nothing_past_it) {
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "x*$", "t"), 0);
+  char *buf = malloc(4);
+  memcpy(buf, "abxx", 4); /* not terminated: ASan sees any read past it */
+  tgo_pii_mask(buf, 3);
+  cr_assert_eq(memcmp(buf, "ab*x", 4), 0);
+  free(buf);
+}
+
+static void *mask_on_exporter_sized_stack(void *text) {
+  tgo_pii_mask(text, strlen(text));
+  return NULL;
+}
+
+Test(pii, the_heaviest_accepted_pattern_runs_on_the_exporter_stack) {
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS",
+                                 "a{0}b{0,126}, [a-z]{0,60}[0-9]{0,60}, .{0,126}x", "t"), 0);
+  static char text[8192];
+  memset(text, 'b', sizeof text - 1);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024); /* as the exporter thread's */
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, &attr, mask_on_exporter_sized_stack, text), 0);
+  pthread_join(t, NULL);
+  cr_assert_eq(text[0], '*');
+}

@@ -120,3 +120,16 @@ Test(tail, an_unsampled_remote_parent_is_never_kept) {
   cr_assert_not(s->recording);
   tgo_span_end(s);
 }
+
+Test(tail, a_span_started_under_an_ended_child_after_its_trace_ended_is_safe) {
+  tgo_span *root = start("r", NULL), *child = start("c", root);
+  tgo_span_ref(child); /* a handle kept by the app */
+  tgo_span_end(child);
+  tgo_span_end(root); /* dropped: root and held spans are freed, except the handle */
+  tgo_span *late = start("l", child);
+  cr_assert(late->deferred && late->local_root == root);
+  tgo_span_set_status(late, TGO_STATUS_ERROR, NULL, 0);
+  tgo_span_end(late);
+  cr_assert_eq(kept(), 0, "an error after the verdict does not revive the trace");
+  tgo_span_unref(child); /* the last references to the root go here */
+}
