@@ -419,15 +419,6 @@ void tgo__pii_begin(void) {
   pthread_mutex_unlock(&tgo__cfg_lock);
 }
 
-/* Fork waits for the exporter to leave the masker: glibc's regexec holds
- * a lock inside the compiled regex, which a fork mid-match would leave
- * locked forever in the child. */
-void tgo__pii_fork_prepare(void) { pthread_mutex_lock(&patterns_lock); }
-void tgo__pii_fork_parent(void) { pthread_mutex_unlock(&patterns_lock); }
-void tgo__pii_fork_child(void) {
-  pthread_mutex_init(&patterns_lock, NULL);
-  masking_on = 0;
-}
 
 void tgo__pii_end(void) {
   masking_on = 0;
@@ -490,4 +481,21 @@ size_t tgo_pii_mask(char *p, size_t n) {
   size_t found = tgo__pii_mask_now(p, n);
   tgo__pii_end();
   return found;
+}
+
+/* The exporter thread may have been masking at fork, holding our lock and
+ * the lock glibc's regexec keeps inside each compiled regex. Waiting for it
+ * in the parent could stall a fork for a whole batch, so the child instead
+ * starts over: its lock free, and the compiled patterns (and the scratch
+ * buffer) abandoned, not freed, since they may be mid-use; the first batch
+ * compiles them again. A few kilobytes per forked child. */
+void tgo__pii_fork_child(void) {
+  pthread_mutex_init(&patterns_lock, NULL);
+  masking_on = 0;
+  n_patterns = 0;
+  memset(patterns, 0, sizeof patterns);
+  compiled_from[0] = '\1'; /* never a configured value: forces a recompile */
+  compiled_from[1] = '\0';
+  scratch = NULL;
+  scratch_cap = 0;
 }

@@ -227,8 +227,6 @@ void tgo__tail_fork_child(void);
 void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
-void tgo__pii_fork_prepare(void);
-void tgo__pii_fork_parent(void);
 void tgo__pii_fork_child(void);
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 

@@ -9,16 +9,8 @@ extern char **environ;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int initialised;
 
-/* The masker's lock first: the exporter holds it without the queue lock. */
-static void fork_prepare(void) {
-  tgo__pii_fork_prepare();
-  tgo__pipeline_fork_prepare();
-}
-
-static void fork_parent(void) {
-  tgo__pipeline_fork_parent();
-  tgo__pii_fork_parent();
-}
+static void fork_prepare(void) { tgo__pipeline_fork_prepare(); }
+static void fork_parent(void) { tgo__pipeline_fork_parent(); }
 
 /* New generation: every thread of the child reseeds its id generator. */
 static void fork_child(void) {

@@ -155,3 +155,32 @@ def test_agent_start_up_imports_stay_small():
             "print(' '.join(m for m in heavy if m in sys.modules) or 'none', '_tigerops' in sys.modules)")
     r = run([PYTHON, "-c", code], clean_env(LD_PRELOAD=LIB))
     assert r.stdout.split() == ["none", "True"], r.stdout + r.stderr
+
+
+FORK_WHILE_MASKING = r"""
+import os, sys, time, tigerops, _tigerops
+for i in range(200):  # each value costs the slow pattern ~0.1 s on the exporter
+    with tigerops.span("a" * 8000):
+        pass
+_tigerops.flush(1)  # wakes the exporter: it starts masking the batch (~20 s)
+time.sleep(0.5)     # not a synchronisation: only makes the fork land mid-batch
+pid = os.fork()
+if pid == 0:
+    with tigerops.span("from-the-child"):
+        pass
+    os._exit(0 if _tigerops.flush(5000) else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), flush=True)
+os._exit(0)
+"""
+
+
+def test_a_child_forked_while_the_exporter_masks_still_exports(otlp):
+    # The parent's exporter is inside glibc's regexec (which holds a lock in
+    # the compiled regex) at fork: the child must not inherit it held.
+    env = agent_env(otlp, TIGEROPS_PII_PATTERNS=r"[a-z]+@corp\.example")
+    started = time.monotonic()
+    r = run([PYTHON, "-c", FORK_WHILE_MASKING], env)
+    assert r.returncode == 0 and "child 0" in r.stdout, r.stdout + r.stderr
+    assert otlp.wait_for_spans(lambda s: s["name"] == "from-the-child", timeout=5)
+    assert time.monotonic() - started < 15, "a fork never waits for the exporter's batch"
