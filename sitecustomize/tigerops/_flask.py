@@ -72,25 +72,8 @@ def patch_flask_module(module):
     __init__.__tigerops__ = True
     flask_class.__init__ = __init__
 
-    # An errorhandler that answers 500 hides the exception from
-    # got_request_exception: record it when the handler's answer is a 5xx.
-    original_handle = flask_class.handle_user_exception
 
-    @functools.wraps(original_handle)
-    def handle_user_exception(self, e):
-        rv = original_handle(self, e)
-        try:
-            if _status_of(rv) >= 500:
-                _record_request_exception(self, exception=e)
-        except Exception as exc:
-            _tigerops.log(4, "could not read an errorhandler's answer: %r" % (exc,))
-        return rv
-
-    handle_user_exception.__tigerops__ = True
-    flask_class.handle_user_exception = handle_user_exception
-
-
-def _status_of(rv):
+def status_of(rv):
     """The status an errorhandler's return value will answer with."""
     if isinstance(rv, tuple):
         if len(rv) >= 2 and isinstance(rv[1], int):

@@ -34,15 +34,49 @@ def _wrap_hook(func, kind, blueprint):
     return hook
 
 
+def _wrap_error_handler(func):
+    """An errorhandler that answers 5xx hides the exception from
+    got_request_exception: record it when the handler's answer is a 5xx.
+    The handler is wrapped, not Flask's dispatch, so an unhandled exception's
+    traceback never passes through agent code."""
+    from tigerops._flask import _record_request_exception, status_of
+
+    @functools.wraps(func)
+    def handler(e):
+        rv = func(e)
+        try:
+            if _tigerops.tracing_now() and status_of(rv) >= 500:
+                _record_request_exception(None, exception=e)
+        except Exception as exc:
+            _tigerops.log(4, "could not read an errorhandler's answer: %r" % (exc,))
+        return rv
+
+    handler.__tigerops__ = True
+    return handler
+
+
 def wrap_hooks(app):
-    """Wraps the app's registered hook functions in place; run at the first
-    request, when factories and blueprints have registered theirs."""
+    """Wraps the app's registered hook functions and exception handlers in
+    place; run at the first request, when factories and blueprints have
+    registered theirs."""
     for table_name, kind in _HOOK_TABLES:
         table = getattr(app, table_name, None) or {}
         for blueprint, funcs in table.items():
             for i, func in enumerate(funcs):
                 if not getattr(func, "__tigerops__", False) and not _is_async(func):
                     funcs[i] = _wrap_hook(func, kind, blueprint)
+    try:
+        from werkzeug.exceptions import HTTPException
+    except ImportError:
+        return
+    for by_code in (getattr(app, "error_handler_spec", None) or {}).values():
+        for code, handlers in by_code.items():
+            if code is not None:  # HTTP status handlers: abort(), and 500 after got_request_exception
+                continue
+            for exc_class, func in list(handlers.items()):
+                if (isinstance(exc_class, type) and not issubclass(exc_class, HTTPException)
+                        and not getattr(func, "__tigerops__", False) and not _is_async(func)):
+                    handlers[exc_class] = _wrap_error_handler(func)
 
 
 def _traced_dispatch(original):
