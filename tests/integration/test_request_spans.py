@@ -147,6 +147,9 @@ def test_unhandled_exception_event_has_the_chained_traceback(otlp):
     with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
         assert server.get("/chained")[0] == 500
         span, _ = one_server_span(otlp, "GET /chained")
+        logged = server.output()
+    assert "lookup failed" in logged, "Flask logged the exception"
+    assert "tigerops/python/tigerops" not in logged, "the app's own traceback shows no agent frame"
     assert span["status"]["code"] == 2
     (event,) = [e for e in span["events"] if e["name"] == "exception"]
     a = event["attributes"]
