@@ -1,4 +1,6 @@
-"""The OTLP receiver (tests/receiver, node) as a Python object for tests."""
+"""The OTLP receiver (tests/receiver, node) as a Python object for tests,
+and a minimal protobuf reader for checks on the raw bytes sent."""
+import base64
 import json
 import os
 import select
@@ -64,6 +66,12 @@ class OtlpReceiver:
     def requests(self, bodies=False):
         return self._call("GET", "/requests" + ("?bodies=1" if bodies else ""))
 
+    def bodies(self, path=None, status=None):
+        """The request bodies as sent (gunzipped by the receiver), as bytes;
+        only those to path and answered with status, when given."""
+        return [base64.b64decode(r["body"]) for r in self.requests(bodies=True)
+                if (path is None or r["path"] == path) and (status is None or r["status"] == status)]
+
     def reset(self):
         self._call("POST", "/reset", {})
 
@@ -116,3 +124,35 @@ class OtlpReceiver:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _varint(buf, i):
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def protobuf_fields(buf):
+    """(field number, value) of each field of a protobuf message: an int for
+    varints, bytes for fixed64, fixed32 and length-delimited fields."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _varint(buf, i)
+        elif wire == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wire == 5:
+            v, i = buf[i:i + 4], i + 4
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        else:
+            raise AssertionError("unexpected wire type %d" % wire)
+        yield num, v

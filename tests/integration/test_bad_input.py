@@ -9,7 +9,6 @@ sent as raw bytes over a socket, so nothing between the test and the server
 cleans them up. Exported strings are checked as strict UTF-8 by walking the
 raw OTLP bodies the receiver recorded: the receiver's own protobufjs decoder
 is lenient and would hide invalid bytes."""
-import base64
 import codecs
 import json
 import math
@@ -19,7 +18,7 @@ import struct
 import pytest
 
 from agent import APPS, clean_env, agent_env, gunicorn, server_spans
-from otlp import OtlpReceiver
+from otlp import OtlpReceiver, protobuf_fields
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -107,42 +106,12 @@ def spans_with_paths(receiver, paths):
 
 # ---- strict view of what went over the wire ----------------------------------
 
-def _varint(buf, i):
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
-def _fields(buf):
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _varint(buf, i)
-        elif wire == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wire == 5:
-            v, i = buf[i:i + 4], i + 4
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        else:
-            raise AssertionError("unexpected wire type %d" % wire)
-        yield num, v
-
-
 def _utf8(b):
     return bytes(b).decode("utf-8")  # strict: invalid UTF-8 raises
 
 
 def _any_value(buf):
-    for num, v in _fields(buf):
+    for num, v in protobuf_fields(buf):
         if num == 1:
             return _utf8(v)
         if num == 2:
@@ -152,9 +121,9 @@ def _any_value(buf):
         if num == 4:
             return struct.unpack("<d", v)[0]
         if num == 5:
-            return [_any_value(x) for n, x in _fields(v) if n == 1]
+            return [_any_value(x) for n, x in protobuf_fields(v) if n == 1]
         if num == 6:
-            return dict(_key_value(x) for n, x in _fields(v) if n == 1)
+            return dict(_key_value(x) for n, x in protobuf_fields(v) if n == 1)
         if num == 7:
             return bytes(v)
     return None
@@ -162,7 +131,7 @@ def _any_value(buf):
 
 def _key_value(buf):
     key, value = "", None
-    for num, v in _fields(buf):
+    for num, v in protobuf_fields(buf):
         if num == 1:
             key = _utf8(v)
         elif num == 2:
@@ -172,7 +141,7 @@ def _key_value(buf):
 
 def _span(buf):
     span = {"name": "", "traceState": "", "attributes": [], "events": [], "status": ""}
-    for num, v in _fields(buf):
+    for num, v in protobuf_fields(buf):
         if num == 3:
             span["traceState"] = _utf8(v)
         elif num == 5:
@@ -181,20 +150,20 @@ def _span(buf):
             span["attributes"].append(_key_value(v))
         elif num == 11:
             event = {"name": "", "attributes": []}
-            for n, x in _fields(v):
+            for n, x in protobuf_fields(v):
                 if n == 2:
                     event["name"] = _utf8(x)
                 elif n == 3:
                     event["attributes"].append(_key_value(x))
             span["events"].append(event)
         elif num == 13:
-            for n, x in _fields(v):
+            for n, x in protobuf_fields(v):
                 if n == 3:
                     _utf8(x)
                 elif n == 4:
                     _key_value(x)
         elif num == 15:
-            for n, x in _fields(v):
+            for n, x in protobuf_fields(v):
                 if n == 2:
                     span["status"] = _utf8(x)
     return span
@@ -206,21 +175,18 @@ def wire_spans(receiver):
     checked as strict UTF-8; attributes as (key, value) lists, exact:
     int64 as int, NaN/inf as floats."""
     out = []
-    for req in receiver.requests(bodies=True):
-        if req["path"] != "/v1/traces":
-            continue
-        body = base64.b64decode(req["body"])
+    for body in receiver.bodies("/v1/traces"):
         try:
-            for n1, resource_spans in _fields(body):
-                for n2, x in _fields(resource_spans):
+            for n1, resource_spans in protobuf_fields(body):
+                for n2, x in protobuf_fields(resource_spans):
                     if n2 == 1:  # resource
-                        for n3, kv in _fields(x):
+                        for n3, kv in protobuf_fields(x):
                             if n3 == 1:
                                 _key_value(kv)
                     elif n2 == 2:  # scope spans
-                        for n3, y in _fields(x):
+                        for n3, y in protobuf_fields(x):
                             if n3 == 1:  # scope
-                                for n4, z in _fields(y):
+                                for n4, z in protobuf_fields(y):
                                     if n4 in (1, 2):
                                         _utf8(z)
                                     elif n4 == 3:

@@ -134,13 +134,12 @@ def test_app_config_wins_over_environment(otlp):
 
 
 def test_secret_query_values_never_leave_the_process(otlp):
-    import base64
     with gunicorn("hello:app", agent_env(otlp), workers=1) as server:
         server.get("/hello/q?page=3&access_token=tok-SECRET-1&X-Amz-Signature=sig-SECRET-2")
         span, _ = one_server_span(otlp, "GET /hello/<name>")
     assert span["attributes"]["url.query"] == "page=3&access_token=REDACTED&X-Amz-Signature=REDACTED"
-    for req in otlp.requests(bodies=True):
-        assert b"SECRET" not in base64.b64decode(req["body"])
+    for raw in otlp.bodies():
+        assert b"SECRET" not in raw
 
 
 def test_unhandled_exception_event_has_the_chained_traceback(otlp):

@@ -16,7 +16,6 @@ definition, checks the worker's span counters instead.
 
 The receiver's OTLP protos predate Span.flags, so the sampled flag of every
 exported span is read from the raw request bodies (wire_flags)."""
-import base64
 import concurrent.futures
 import json
 import random
@@ -27,6 +26,7 @@ import urllib.request
 import pytest
 
 from agent import agent_env, gunicorn, server_spans
+from otlp import protobuf_fields
 
 APP = "sampled:app"
 ROUTE = "GET /req/<int:i>"
@@ -131,46 +131,28 @@ def assert_no_orphans(spans):
     assert not orphans, orphans[:20]
 
 
+def exported_exactly(otlp, server, *paths):
+    """Flushes the single worker, waits for the requests at paths and checks
+    that their traces alone were exported, none in part; returns
+    ({url.path: trace}, wire flags)."""
+    flush(server)
+    spans = otlp.wait_for_spans(lambda s: path_of(s) in paths, count=len(paths))
+    traces = request_traces(spans)
+    assert sorted(traces) == sorted(paths), sorted(traces)
+    assert_no_orphans(spans)
+    return traces, wire_flags(otlp)
+
+
 # ---- the sampled flag, read from the wire ---------------------------------------
 # The receiver decodes with OTLP protos older than Span.flags (field 16,
 # fixed32), so its "flags" is always 0: read the flags from the raw bodies.
-
-def _varint(buf, i):
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
-def _fields(buf):
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _varint(buf, i)
-        elif wire == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wire == 5:
-            v, i = buf[i:i + 4], i + 4
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        else:
-            raise AssertionError("unexpected wire type %d" % wire)
-        yield num, v
-
 
 def _submessages(buf, *path):
     """The messages at field numbers path, one level each."""
     if not path:
         yield buf
         return
-    for num, v in _fields(buf):
+    for num, v in protobuf_fields(buf):
         if num == path[0]:
             yield from _submessages(v, *path[1:])
 
@@ -178,12 +160,9 @@ def _submessages(buf, *path):
 def wire_flags(otlp):
     """{span id (hex): Span.flags as sent} for every delivered span."""
     flags = {}
-    for r in otlp.requests(bodies=True):
-        if r["path"] != "/v1/traces" or r["status"] != 200:
-            continue
-        body = base64.b64decode(r["body"])  # the receiver stores it gunzipped
+    for body in otlp.bodies("/v1/traces", status=200):
         for span in _submessages(body, 1, 2, 2):  # resource_spans, scope_spans, spans
-            fields = dict(_fields(span))
+            fields = dict(protobuf_fields(span))
             flags[bytes(fields[2]).hex()] = struct.unpack("<I", fields[16])[0] if 16 in fields else 0
     return flags
 
@@ -367,13 +346,8 @@ def test_slow_requests_are_not_kept_without_keep_slow(otlp):
     with gunicorn(APP, env, workers=1) as server:
         req(server, 1, sleep_ms=80)
         req(server, 2, fail="raise")  # tail keep is on: this one is kept
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) == "/req/2")
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/2"]
+        traces, flags = exported_exactly(otlp, server, "/req/2")
     assert_whole(traces["/req/2"], flags)
-    assert_no_orphans(spans)
 
 
 def test_error_in_a_child_span_keeps_the_whole_trace(otlp):
@@ -381,16 +355,11 @@ def test_error_in_a_child_span_keeps_the_whole_trace(otlp):
     with gunicorn(APP, env, workers=1) as server:
         req(server, 1, child_error=1)  # answers 200: only the child span errored
         req(server, 2)
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) == "/req/1")
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/1"]
+        traces, flags = exported_exactly(otlp, server, "/req/1")
     root = assert_whole(traces["/req/1"], flags, extra_children=("failing-child",))
     assert root["status"]["code"] == 0
     (failing,) = [s for s in traces["/req/1"] if s["name"] == "failing-child"]
     assert failing["status"]["code"] == 2
-    assert_no_orphans(spans)
 
 
 def test_keep_errors_false_drops_failing_requests(otlp):
@@ -401,13 +370,8 @@ def test_keep_errors_false_drops_failing_requests(otlp):
         req(server, 2, fail="500")
         req(server, 3, child_error=1)
         req(server, 4, parent)  # the marker: a sampled parent is always followed
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) == "/req/4")
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/4"]
+        traces, flags = exported_exactly(otlp, server, "/req/4")
     assert_whole(traces["/req/4"], flags)
-    assert_no_orphans(spans)
 
 
 def test_keep_buffer_zero_holds_nothing(otlp):
@@ -415,13 +379,8 @@ def test_keep_buffer_zero_holds_nothing(otlp):
     with gunicorn(APP, env, workers=1) as server:
         req(server, 1, fail="raise")
         req(server, 2, traceparent("01"))
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) == "/req/2")
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/2"]
+        traces, flags = exported_exactly(otlp, server, "/req/2")
     assert_whole(traces["/req/2"], flags)
-    assert_no_orphans(spans)
 
 
 def test_keep_buffer_places_are_given_back(otlp):
@@ -435,14 +394,9 @@ def test_keep_buffer_places_are_given_back(otlp):
         req(server, 50, fail="raise")
         req(server, 51)
         req(server, 52, fail="500")
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) in ("/req/50", "/req/52"), count=2)
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/50", "/req/52"], sorted(traces)
+        traces, flags = exported_exactly(otlp, server, "/req/50", "/req/52")
     assert_whole(traces["/req/50"], flags)
     assert_whole(traces["/req/52"], flags)
-    assert_no_orphans(spans)
 
 
 def test_a_held_trace_is_not_cut_short_by_the_buffer_bound(otlp):
@@ -451,12 +405,8 @@ def test_a_held_trace_is_not_cut_short_by_the_buffer_bound(otlp):
     env = env_for(otlp, TIGEROPS_SAMPLE_RATE="0", TIGEROPS_KEEP_BUFFER_SPANS="2")
     with gunicorn(APP, env, workers=1) as server:
         req(server, 1, fail="raise")
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) == "/req/1")
-    traces = request_traces(spans)
-    assert sorted(traces) == ["/req/1"]
-    assert_whole(traces["/req/1"], wire_flags(otlp))
-    assert_no_orphans(spans)
+        traces, flags = exported_exactly(otlp, server, "/req/1")
+    assert_whole(traces["/req/1"], flags)
 
 
 # ---- 4. an unsampled parent is never kept -------------------------------------
@@ -477,11 +427,6 @@ def test_unsampled_parent_failing_or_slow_is_not_exported(otlp, settings):
         # is followed.
         req(server, 5, fail="raise")
         req(server, 6, traceparent("01"))
-        flush(server)
-        spans = otlp.wait_for_spans(lambda s: path_of(s) in ("/req/5", "/req/6"), count=2)
-    traces = request_traces(spans)
-    flags = wire_flags(otlp)
-    assert sorted(traces) == ["/req/5", "/req/6"], sorted(traces)
+        traces, flags = exported_exactly(otlp, server, "/req/5", "/req/6")
     assert_whole(traces["/req/5"], flags)
     assert_whole(traces["/req/6"], flags)
-    assert_no_orphans(spans)
