@@ -39,7 +39,7 @@ def _excluded_from_environment():
     return None
 
 
-def _record_request_exception(sender, exception=None, **_):
+def record_request_exception(sender, exception=None, **_):
     """got_request_exception: the unhandled exception, with its traceback
     (chained causes included, bounded), as an event on the request span."""
     span = _tigerops.request_span()
@@ -147,7 +147,7 @@ def instrument_app(app, excluded_urls=None):
     try:
         from flask.signals import got_request_exception, signals_available
         if signals_available:
-            got_request_exception.connect(_record_request_exception, app, weak=False)
+            got_request_exception.connect(record_request_exception, app, weak=False)
     except Exception as exc:
         _tigerops.log(3, "request exceptions will carry no traceback: %r" % (exc,))
     return middleware

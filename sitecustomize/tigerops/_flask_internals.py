@@ -39,14 +39,14 @@ def _wrap_error_handler(func):
     got_request_exception: record it when the handler's answer is a 5xx.
     The handler is wrapped, not Flask's dispatch, so an unhandled exception's
     traceback never passes through agent code."""
-    from tigerops._flask import _record_request_exception, status_of
+    from tigerops._flask import record_request_exception, status_of
 
     @functools.wraps(func)
     def handler(e):
         rv = func(e)
         try:
             if _tigerops.tracing_now() and status_of(rv) >= 500:
-                _record_request_exception(None, exception=e)
+                record_request_exception(None, exception=e)
         except Exception as exc:
             _tigerops.log(4, "could not read an errorhandler's answer: %r" % (exc,))
         return rv

@@ -181,9 +181,7 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
   double r;
   switch (id) {
   case K_ENABLED:
-    if ((rc = tgo__parse_bool(v, &b)) == 0)
-      c->enabled = b;
-    return rc;
+    return tgo__parse_bool(v, &c->enabled); /* writes only a valid value */
   case K_DISABLED:
     if ((rc = tgo__parse_bool(v, &b)) == 0 && b)
       c->enabled = 0;
@@ -223,21 +221,15 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
   case K_N_PLUS_ONE:
     return parse_int(v, 2, 1000000, &c->n_plus_one_threshold);
   case K_SQLCOMMENTER:
-    if ((rc = tgo__parse_bool(v, &b)) == 0)
-      c->sqlcommenter = b;
-    return rc;
+    return tgo__parse_bool(v, &c->sqlcommenter);
   case K_KEEP_ERRORS:
-    if ((rc = tgo__parse_bool(v, &b)) == 0)
-      c->keep_errors = b;
-    return rc;
+    return tgo__parse_bool(v, &c->keep_errors);
   case K_KEEP_SLOW:
     return parse_int(v, 0, 3600000, &c->keep_slow_ms);
   case K_KEEP_BUFFER:
     return parse_int(v, 0, 1000000, &c->keep_max_spans);
   case K_PII_MASKING:
-    if ((rc = tgo__parse_bool(v, &b)) == 0)
-      c->pii_masking = b;
-    return rc;
+    return tgo__parse_bool(v, &c->pii_masking);
   case K_PII_PATTERNS:
     if (tgo__pii_patterns_check(v) < 0)
       return -EINVAL;

@@ -135,10 +135,10 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     memcpy(trace_id, remote->trace_id, 16);
   else
     tgo__new_trace_id(trace_id);
-  int decision = parent && parent->deferred
-                     ? TGO_SAMPLE_DEFER
-                     : tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
-  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit(!(parent && parent->deferred)))
+  int in_held_trace = parent && parent->deferred;
+  int decision = in_held_trace ? TGO_SAMPLE_DEFER
+                               : tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
+  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit(!in_held_trace))
     decision = TGO_SAMPLE_DROP;
   int sampled = decision != TGO_SAMPLE_DROP;
 
@@ -156,7 +156,7 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   s->flags = (uint8_t)(decision == TGO_SAMPLE_KEEP);
   if (decision == TGO_SAMPLE_DEFER) {
     s->deferred = 1;
-    s->local_root = parent && parent->deferred ? parent->local_root : s;
+    s->local_root = in_held_trace ? parent->local_root : s;
     if (s->local_root != s)
       tgo_span_ref(s->local_root);
   }

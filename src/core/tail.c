@@ -13,11 +13,13 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int held; /* deferred spans alive: started and not yet released */
 
+void tgo__tail_unadmit(void) { atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed); }
+
 int tgo__tail_admit(int new_trace) {
   int limit = new_trace ? tgo__cfg.keep_max_spans : 2 * tgo__cfg.keep_max_spans;
   if (atomic_fetch_add_explicit(&held, 1, memory_order_relaxed) < limit)
     return 1;
-  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+  tgo__tail_unadmit();
   atomic_fetch_add_explicit(&tgo__stats.spans_tail_dropped, 1, memory_order_relaxed);
   TGO_LOG_ONCE(TGO_LOG_INFO, "tail keep buffer full (%d spans): some unsampled traces are not "
                "held for the error/slow check", tgo__cfg.keep_max_spans);
@@ -26,7 +28,7 @@ int tgo__tail_admit(int new_trace) {
 
 /* Takes the span's own (starter) reference. */
 static void release(tgo_span *s, int keep) {
-  atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+  tgo__tail_unadmit();
   if (keep) {
     s->flags |= 1;
     tgo__pipeline_submit(s);
@@ -80,12 +82,10 @@ void tgo__tail_end(tgo_span *s) {
  * root. One freed without an end also gives back its place. */
 void tgo__tail_span_freed(tgo_span *s) {
   if (!s->ended)
-    atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed);
+    tgo__tail_unadmit();
   if (s->local_root != s)
     tgo_span_unref(s->local_root);
 }
-
-void tgo__tail_unadmit(void) { atomic_fetch_sub_explicit(&held, 1, memory_order_relaxed); }
 
 /* The child keeps only the forking thread; spans other threads held are
  * gone with them, so the count starts over. */
