@@ -242,10 +242,10 @@ static tgo_span *sql_span(tgo_span *parent, int j) {
 
 static size_t attrs_text(const struct tgo_attrs *attrs) {
   size_t n = 0;
-  for (const tgo_attr *a = attrs->head; a; a = a->next) {
-    if (a->type == TGO_V_STR)
+  for (const tgo__attr *a = attrs->head; a; a = a->next) {
+    if (a->type == TGO__V_STR)
       n += a->n;
-    else if (a->type == TGO_V_STR_ARRAY)
+    else if (a->type == TGO__V_STR_ARRAY)
       for (uint32_t i = 0; i < a->n; i++)
         n += a->v.sa[i].len;
   }
@@ -255,7 +255,7 @@ static size_t attrs_text(const struct tgo_attrs *attrs) {
 /* What otlp_writer.c passes through text_field(), i.e. to the masker. */
 static size_t span_text(const tgo_span *s) {
   size_t n = s->name_len + s->status_msg_len + attrs_text(&s->attrs);
-  for (const tgo_event *e = s->events; e; e = e->next)
+  for (const tgo__event *e = s->events; e; e = e->next)
     n += e->name_len + attrs_text(&e->attrs);
   return n;
 }
@@ -304,20 +304,20 @@ static uint64_t cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void encode(const variant *v, tgo_buf *b) {
+static void encode(const variant *v, tgo__buf *b) {
   b->len = 0;
   if (tgo__otlp_encode_traces(v->spans, v->n, b) < 0)
     die("encode failed");
 }
 
 /* Kept out of line so callgrind's --toggle-collect can count exactly it. */
-__attribute__((noinline)) void counted_encode(const variant *v, tgo_buf *b, long reps);
-__attribute__((noinline)) void counted_encode(const variant *v, tgo_buf *b, long reps) {
+__attribute__((noinline)) void counted_encode(const variant *v, tgo__buf *b, long reps);
+__attribute__((noinline)) void counted_encode(const variant *v, tgo__buf *b, long reps) {
   for (long r = 0; r < reps; r++)
     encode(v, b);
 }
 
-static double ns_per_span(const variant *v, tgo_buf *b, long reps) {
+static double ns_per_span(const variant *v, tgo__buf *b, long reps) {
   uint64_t t0 = cpu_ns();
   for (long r = 0; r < reps; r++)
     encode(v, b);
@@ -338,7 +338,7 @@ static double quantile(double *xs, int n, double q) {
 
 /* Characters masked per span relative to the unmasked payload; also checks
  * that masking only ever wrote '*' and kept the length. */
-static double masked_per_span(const variant *v, const tgo_buf *plain, tgo_buf *b) {
+static double masked_per_span(const variant *v, const tgo__buf *plain, tgo__buf *b) {
   encode(v, b);
   if (b->len != plain->len)
     die("masking changed the payload length");
@@ -425,7 +425,7 @@ int main(int argc, char **argv) {
     die("tgo_init failed");
   build_variants();
 
-  tgo_buf buf = {0}, plain = {0};
+  tgo__buf buf = {0}, plain = {0};
 
   if (count_v >= 0) { /* one cell, for callgrind --toggle-collect=counted_encode */
     set_config(&configs[count_c]);

@@ -21,7 +21,7 @@ autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 
 step "build, install and unit tests (-Wall -Wextra -Werror)"
 mkdir -p "$build/plain"
-(cd "$build/plain" && "$root/configure" -q --prefix="$prefix" && make -s -j"$jobs" && make -s install >/dev/null) 
+(cd "$build/plain" && "$root/configure" -q --enable-werror --prefix="$prefix" && make -s -j"$jobs" && make -s install >/dev/null) 
 if ! (cd "$build/plain" && make -s -j"$jobs" check); then
   cat "$build"/plain/tests/unit/*.log 2>/dev/null | tail -50 || true
   failed+=("unit tests")
@@ -38,7 +38,7 @@ fi
 
 step "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 mkdir -p "$build/asan"
-if ! (cd "$build/asan" && "$root/configure" -q --prefix="$build/asan-install" \
+if ! (cd "$build/asan" && "$root/configure" -q --enable-werror --prefix="$build/asan-install" \
         CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
         LDFLAGS="-fsanitize=address,undefined" &&
       make -s -j"$jobs" check ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1); then

@@ -1,9 +1,23 @@
-/* TigerOps embedded tracer: the public C API.
+/* TigerOps embedded tracer: the public C API (pkg-config: tigerops).
  *
- * Everything here is safe to call before tgo_init() (calls are no-ops or
- * return a non-recording span) and from any thread. A span belongs to the
- * thread that started it until tgo_span_end(); after that the tracer owns it.
- * Functions returning int answer 0 on success or a negative errno. */
+ * Stability: everything declared here keeps its meaning within a major
+ * version (TGO_VERSION_MAJOR). The extension's own interface to the core is
+ * elsewhere (src/core/tgo-ext.h) and carries no promise.
+ *
+ * Threads: everything is safe to call before tgo_init() (calls are no-ops or
+ * return a non-recording span) and from any thread.
+ *
+ * Ownership:
+ *  - tgo_span_start() returns a span holding one reference, the starter's.
+ *    tgo_span_end() hands that reference to the exporter: after it the
+ *    starter must not touch the span unless it took its own with
+ *    tgo_span_ref() (and drops it with tgo_span_unref()).
+ *  - A span is changed only by the thread that started it until it ends.
+ *  - Attribute values, names and status messages are copied. Attribute keys
+ *    are not: see tgo_attrs_key().
+ *  - tgo_span_context.tracestate is borrowed from its source.
+ *
+ * Errors: functions returning int answer 0 on success or a negative errno. */
 #ifndef TIGEROPS_TIGEROPS_H
 #define TIGEROPS_TIGEROPS_H
 
@@ -14,13 +28,22 @@
 extern "C" {
 #endif
 
-#if defined(TGO_BUILDING)
+#if defined(TGO__BUILDING)
 #define TGO_EXTERN __attribute__((visibility("default")))
 #else
 #define TGO_EXTERN
 #endif
 
+#define TGO_VERSION_MAJOR 0
+#define TGO_VERSION_MINOR 1
+#define TGO_VERSION_PATCH 0
+/* Comparable: #if TGO_VERSION_HEX >= 0x000100 */
+#define TGO_VERSION_HEX ((TGO_VERSION_MAJOR << 16) | (TGO_VERSION_MINOR << 8) | TGO_VERSION_PATCH)
+
 #define TGO_TRACEPARENT_LEN 55
+
+/* Levels of tgo_log() and TIGEROPS_LOG_LEVEL. */
+enum { TGO_LOG_NONE = 0, TGO_LOG_ERROR = 1, TGO_LOG_WARN = 2, TGO_LOG_INFO = 3, TGO_LOG_DEBUG = 4 };
 
 typedef enum {
   TGO_KIND_INTERNAL = 1,
@@ -58,12 +81,6 @@ TGO_EXTERN const char *tgo_version(void);
 TGO_EXTERN int tgo_config_set(const char *key, const char *value);
 /* Copies the current value of a setting as text into buf; -ENOENT if unknown. */
 TGO_EXTERN int tgo_config_get(const char *key, char *buf, size_t buflen);
-/* Database span settings (TIGEROPS_SLOW_QUERY_MS, 0 = off;
- * TIGEROPS_N_PLUS_ONE_THRESHOLD), read per statement. */
-TGO_EXTERN int tgo_slow_query_ms(void);
-TGO_EXTERN int tgo_n_plus_one_threshold(void);
-/* TIGEROPS_SQLCOMMENTER: append the statement span's traceparent to SQL. */
-TGO_EXTERN int tgo_sqlcommenter(void);
 /* Monotonic nanoseconds since the span started (0 when not recording). */
 TGO_EXTERN uint64_t tgo_span_elapsed_ns(const tgo_span *span);
 /* Adds or replaces one resource attribute (process.runtime.version, ...). */
@@ -99,12 +116,6 @@ TGO_EXTERN tgo_attrs *tgo_span_add_event(tgo_span *span, const char *name, size_
  * made by tgo_attrs_key() for keys built at run time. */
 TGO_EXTERN const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len);
 TGO_EXTERN void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len);
-/* Like tgo_attr_str, but keeps the pointer: val must outlive every span,
- * i.e. be a string literal or come from tgo_intern(). */
-TGO_EXTERN void tgo_attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);
-/* An immortal copy of s (the same pointer for equal strings), or NULL when
- * the bounded table is full: then copy instead. */
-TGO_EXTERN const char *tgo_intern(const char *s, size_t len);
 TGO_EXTERN void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val);
 TGO_EXTERN void tgo_attr_double(tgo_attrs *a, const char *key, double val);
 TGO_EXTERN void tgo_attr_bool(tgo_attrs *a, const char *key, int val);
@@ -123,30 +134,9 @@ TGO_EXTERN int tgo_tracestate_check(const char *header, size_t len);
 
 /* A shared non-recording span with an invalid context. */
 TGO_EXTERN tgo_span *tgo_span_invalid(void);
-/* Writes one diagnostic line (level 1 error .. 4 debug) if TIGEROPS_LOG_LEVEL allows. */
+/* Writes one diagnostic line (TGO_LOG_ERROR .. TGO_LOG_DEBUG) if TIGEROPS_LOG_LEVEL allows. */
 TGO_EXTERN void tgo_log(int level, const char *msg);
 
-/* SQL for db.query.text: literals and placeholders become '?', IN lists
- * collapse to IN (?), comments go, whitespace folds, a trailing ';' goes.
- * Writes at most cap-1 bytes and a NUL; returns the length written. */
-TGO_EXTERN size_t tgo_sql_normalize(const char *sql, size_t len, char *out, size_t cap);
-/* From normalised SQL: the operation (first keyword) and the first table;
- * pointers into sql, lengths 0 when absent. */
-TGO_EXTERN void tgo_sql_summary(const char *sql, size_t len, const char **op, size_t *op_len,
-                                const char **table, size_t *table_len);
-
-/* A query string with the values of credential- and signature-like
- * parameters replaced by REDACTED. Bounded like tgo_sql_normalize. */
-TGO_EXTERN size_t tgo_redact_query(const char *query, size_t len, char *out, size_t cap);
-
-/* A cache or Redis key with its identifier segments (digits, '@', long
- * tokens) replaced by '?': "user:42:profile" -> "user:?:profile". */
-TGO_EXTERN size_t tgo_key_pattern(const char *key, size_t len, char *out, size_t cap);
-/* Masks e-mail addresses, payment card numbers, phone numbers and the
- * TIGEROPS_PII_PATTERNS matches in place ('*' per character, length kept),
- * as the exporter does to every exported string. Returns how many it masked;
- * 0 with TIGEROPS_PII_MASKING=false. */
-TGO_EXTERN size_t tgo_pii_mask(char *text, size_t len);
 
 /* The span current on this thread (NULL when none); set returns the previous. */
 TGO_EXTERN tgo_span *tgo_current(void);

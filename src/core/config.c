@@ -10,17 +10,17 @@
 #include <string.h>
 #include <strings.h>
 
-tgo_config tgo__cfg = {.enabled = 0, .log_level = TGO_LOG_WARN}; /* on at tgo_init() */
+tgo__config tgo__cfg = {.enabled = 0, .log_level = TGO_LOG_WARN}; /* on at tgo_init() */
 pthread_mutex_t tgo__cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define TGO_DEFAULT_CONFIG_FILE "/etc/tigerops/tigerops.ini"
+#define TGO__DEFAULT_CONFIG_FILE "/etc/tigerops/tigerops.ini"
 
-void tgo__config_defaults(tgo_config *c) {
+void tgo__config_defaults(tgo__config *c) {
   memset(c, 0, sizeof *c);
   c->enabled = 1;
-  c->exporter = TGO_EXPORTER_OTLP;
+  c->exporter = TGO__EXPORTER_OTLP;
   c->log_level = TGO_LOG_WARN;
-  c->sampler = TGO_SAMPLER_PARENT_ALWAYS_ON;
+  c->sampler = TGO__SAMPLER_PARENT_ALWAYS_ON;
   c->sampler_ratio = 1.0;
   strcpy(c->endpoint, "http://localhost:4318");
   c->timeout_ms = 10000;
@@ -155,17 +155,17 @@ static int find_key(const char *name) {
   return -1;
 }
 
-static int apply_sampler(tgo_config *c, const char *v) {
+static int apply_sampler(tgo__config *c, const char *v) {
   static const struct {
     const char *name;
     int sampler;
   } names[] = {
-      {"always_on", TGO_SAMPLER_ALWAYS_ON},
-      {"always_off", TGO_SAMPLER_ALWAYS_OFF},
-      {"traceidratio", TGO_SAMPLER_RATIO},
-      {"parentbased_always_on", TGO_SAMPLER_PARENT_ALWAYS_ON},
-      {"parentbased_always_off", TGO_SAMPLER_PARENT_ALWAYS_OFF},
-      {"parentbased_traceidratio", TGO_SAMPLER_PARENT_RATIO},
+      {"always_on", TGO__SAMPLER_ALWAYS_ON},
+      {"always_off", TGO__SAMPLER_ALWAYS_OFF},
+      {"traceidratio", TGO__SAMPLER_RATIO},
+      {"parentbased_always_on", TGO__SAMPLER_PARENT_ALWAYS_ON},
+      {"parentbased_always_off", TGO__SAMPLER_PARENT_ALWAYS_OFF},
+      {"parentbased_traceidratio", TGO__SAMPLER_PARENT_RATIO},
   };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     if (!strcasecmp(v, names[i].name)) {
@@ -176,7 +176,7 @@ static int apply_sampler(tgo_config *c, const char *v) {
   return -EINVAL;
 }
 
-static int apply_value(tgo_config *c, key_id id, const char *v) {
+static int apply_value(tgo__config *c, key_id id, const char *v) {
   int b, rc = 0;
   double r;
   switch (id) {
@@ -244,7 +244,7 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
     return 0;
   case K_SAMPLE_RATE:
     if ((rc = parse_ratio(v, &r)) == 0) {
-      c->sampler = TGO_SAMPLER_PARENT_RATIO;
+      c->sampler = TGO__SAMPLER_PARENT_RATIO;
       c->sampler_ratio = r;
     }
     return rc;
@@ -256,11 +256,11 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
     return rc;
   case K_EXPORTER:
     if (!strcasecmp(v, "otlp"))
-      c->exporter = TGO_EXPORTER_OTLP;
+      c->exporter = TGO__EXPORTER_OTLP;
     else if (!strcasecmp(v, "console"))
-      c->exporter = TGO_EXPORTER_CONSOLE;
+      c->exporter = TGO__EXPORTER_CONSOLE;
     else if (!strcasecmp(v, "none"))
-      c->exporter = TGO_EXPORTER_NONE;
+      c->exporter = TGO__EXPORTER_NONE;
     else
       return -EINVAL;
     return 0;
@@ -284,7 +284,7 @@ static int apply_value(tgo_config *c, key_id id, const char *v) {
 
 /* Applies one setting; a bad value leaves the previous one and warns once
  * with the key's name (never the value: it may be a secret). */
-int tgo__config_apply(tgo_config *c, const char *key, const char *value, const char *origin) {
+int tgo__config_apply(tgo__config *c, const char *key, const char *value, const char *origin) {
   int i = find_key(key);
   if (i < 0) {
     tgo__log(TGO_LOG_WARN, "%s: unknown setting %s ignored", origin, key);
@@ -302,7 +302,7 @@ int tgo__config_apply(tgo_config *c, const char *key, const char *value, const c
 /* Short ini names ("service_name") mean the TIGEROPS_ setting; full names
  * of either family are accepted too. */
 static int ini_entry(void *user, const char *section, const char *name, const char *value) {
-  tgo_config *c = user;
+  tgo__config *c = user;
   if (*section && strcasecmp(section, "tigerops") && strcasecmp(section, "otel")) {
     tgo__log(TGO_LOG_WARN, "config file: unknown section [%s] ignored", section);
     return 1;
@@ -318,14 +318,14 @@ static int ini_entry(void *user, const char *section, const char *name, const ch
   return 1;
 }
 
-int tgo__config_load_stream(tgo_config *c, FILE *f, const char *name) {
+int tgo__config_load_stream(tgo__config *c, FILE *f, const char *name) {
   int line = ini_parse_file(f, ini_entry, c);
   if (line > 0)
     tgo__log(TGO_LOG_WARN, "config file %s: syntax error on line %d ignored", name, line);
   return line > 0 ? -EINVAL : 0;
 }
 
-int tgo__config_load_file(tgo_config *c, const char *path, int must_exist) {
+int tgo__config_load_file(tgo__config *c, const char *path, int must_exist) {
   FILE *f = fopen(path, "r");
   if (!f) {
     int err = errno;
@@ -346,7 +346,7 @@ static const char *env_get(char **envp, const char *name) {
   return NULL;
 }
 
-void tgo__config_load(tgo_config *c, char **envp) {
+void tgo__config_load(tgo__config *c, char **envp) {
   const char *lvl = env_get(envp, "TIGEROPS_LOG_LEVEL");
   if (lvl) /* so that warnings about the file obey it */
     apply_value(c, K_LOG_LEVEL, lvl);
@@ -354,7 +354,7 @@ void tgo__config_load(tgo_config *c, char **envp) {
   if (path && *path)
     tgo__config_load_file(c, path, 1);
   else
-    tgo__config_load_file(c, TGO_DEFAULT_CONFIG_FILE, 0);
+    tgo__config_load_file(c, TGO__DEFAULT_CONFIG_FILE, 0);
   for (size_t i = 0; i < N_KEYS; i++) {
     const char *v = env_get(envp, keys[i].name);
     if (v)
@@ -373,15 +373,15 @@ int tgo_config_set(const char *key, const char *value) {
   return tgo__config_apply(&tgo__cfg, key, value, "app.config");
 }
 
-int tgo_slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
-int tgo_n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
-int tgo_sqlcommenter(void) { return tgo__cfg.sqlcommenter; }
+int tgo__slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
+int tgo__n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
+int tgo__sqlcommenter(void) { return tgo__cfg.sqlcommenter; }
 
 int tgo_config_get(const char *key, char *buf, size_t buflen) {
   int i = find_key(key);
   if (i < 0 || !buflen)
     return -ENOENT;
-  tgo_config *c = &tgo__cfg;
+  tgo__config *c = &tgo__cfg;
   pthread_mutex_lock(&tgo__cfg_lock);
   switch (keys[i].id) {
   case K_ENABLED: snprintf(buf, buflen, "%s", c->enabled ? "true" : "false"); break;
@@ -414,8 +414,8 @@ int tgo_config_get(const char *key, char *buf, size_t buflen) {
   case K_SAMPLER_ARG: snprintf(buf, buflen, "%g", c->sampler_ratio); break;
   case K_SAMPLER: snprintf(buf, buflen, "%d", c->sampler); break;
   case K_EXPORTER:
-    snprintf(buf, buflen, "%s", c->exporter == TGO_EXPORTER_OTLP ? "otlp"
-                                : c->exporter == TGO_EXPORTER_CONSOLE ? "console" : "none");
+    snprintf(buf, buflen, "%s", c->exporter == TGO__EXPORTER_OTLP ? "otlp"
+                                : c->exporter == TGO__EXPORTER_CONSOLE ? "console" : "none");
     break;
   case K_LOG_LEVEL: snprintf(buf, buflen, "%d", c->log_level); break;
   }

@@ -48,8 +48,8 @@ static void out(text *t, const char *fmt, ...) {
   t->len += (size_t)n;
 }
 
-static const tgo_attr *find_attr(const tgo_span *s, const char *key) {
-  for (const tgo_attr *a = s->attrs.head; a; a = a->next)
+static const tgo__attr *find_attr(const tgo_span *s, const char *key) {
+  for (const tgo__attr *a = s->attrs.head; a; a = a->next)
     if (!strcmp(a->key, key))
       return a;
   return NULL;
@@ -59,8 +59,8 @@ static void print_span(text *t, tgo_span *s, int depth) {
   double ms = (double)(s->end_ns - s->start_ns) / 1e6;
   out(t, "%*s%.*s  %s  %.3f ms", 2 + depth * 2, "", (int)s->name_len, s->name ? s->name : "",
       kind_name(s->kind), ms);
-  const tgo_attr *st = find_attr(s, "http.response.status_code");
-  if (st && st->type == TGO_V_INT)
+  const tgo__attr *st = find_attr(s, "http.response.status_code");
+  if (st && st->type == TGO__V_INT)
     out(t, "  [%lld]", (long long)st->v.i);
   if (s->status == TGO_STATUS_ERROR)
     out(t, "  ERROR%s%.*s", s->status_msg_len ? ": " : "", (int)s->status_msg_len,
@@ -106,7 +106,7 @@ static void print_trace(tgo_span *root, tgo_span **members, size_t n) {
     }
   }
   if (t.data) {
-    tgo_pii_mask(t.data, t.len);
+    tgo__pii_mask(t.data, t.len);
     ssize_t w = write(STDERR_FILENO, t.data, t.len);
     (void)w;
   }

@@ -37,12 +37,12 @@ typedef struct {
 } send_plan;
 
 static void plan_request(send_plan *p) {
-  tgo_config *c = &tgo__cfg;
+  tgo__config *c = &tgo__cfg;
   pthread_mutex_lock(&tgo__cfg_lock);
   int n = *c->traces_endpoint ? snprintf(p->url, sizeof p->url, "%s", c->traces_endpoint)
                                : snprintf(p->url, sizeof p->url, "%s/v1/traces", c->endpoint);
   if (n < 0 || (size_t)n >= sizeof p->url)
-    TGO_LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
+    TGO__LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
   p->timeout_ms = c->timeout_ms;
   p->gzip = c->gzip;
   p->headers.n = 0;
@@ -53,11 +53,11 @@ static void plan_request(send_plan *p) {
       add_header("Authorization", bearer, &p->headers);
   }
   if (*c->headers && tgo__parse_kv_list(c->headers, add_header, &p->headers))
-    TGO_LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_HEADERS has malformed entries; they are skipped");
+    TGO__LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_HEADERS has malformed entries; they are skipped");
   pthread_mutex_unlock(&tgo__cfg_lock);
 }
 
-static int retryable(const tgo_http_result *r) {
+static int retryable(const tgo__http_result *r) {
   if (r->transport_error)
     return 1;
   return r->status == 429 || r->status == 502 || r->status == 503 || r->status == 504;
@@ -77,7 +77,7 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
                             const atomic_int *abort_flag) {
   int base_ms = 500;
   for (int attempt = 1;; attempt++) {
-    tgo_http_result r;
+    tgo__http_result r;
     atomic_fetch_add_explicit(&tgo__stats.export_requests, 1, memory_order_relaxed);
     tgo__http_post(p->url, p->headers.names, p->headers.n, body, len, p->timeout_ms, &r);
     if (r.status >= 200 && r.status < 300) {
@@ -86,10 +86,10 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     }
     if (!retryable(&r) || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
       if (r.transport_error)
-        TGO_LOG_ONCE(TGO_LOG_WARN, "export to %s failed: %s; spans dropped (logged once)", p->url,
+        TGO__LOG_ONCE(TGO_LOG_WARN, "export to %s failed: %s; spans dropped (logged once)", p->url,
                      r.error);
       else
-        TGO_LOG_ONCE(TGO_LOG_WARN, "export to %s answered HTTP %ld; spans dropped (logged once)",
+        TGO__LOG_ONCE(TGO_LOG_WARN, "export to %s answered HTTP %ld; spans dropped (logged once)",
                      p->url, r.status);
       atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
       return;
@@ -112,18 +112,18 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
 }
 
 void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
-  if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE) {
+  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE) {
     for (size_t i = 0; i < n; i++)
       tgo__console_add(spans[i]);
     atomic_fetch_add_explicit(&tgo__stats.spans_exported, n, memory_order_relaxed);
     return;
   }
-  tgo_buf body = {0}, zipped = {0};
+  tgo__buf body = {0}, zipped = {0};
   int rc = tgo__otlp_encode_traces(spans, n, &body);
   for (size_t i = 0; i < n; i++)
     tgo_span_unref(spans[i]);
   if (rc < 0) {
-    TGO_LOG_ONCE(TGO_LOG_ERROR, "cannot encode a batch of %zu spans (%d); dropped", n, rc);
+    TGO__LOG_ONCE(TGO_LOG_ERROR, "cannot encode a batch of %zu spans (%d); dropped", n, rc);
     atomic_fetch_add_explicit(&tgo__stats.spans_failed, n, memory_order_relaxed);
     goto out;
   }

@@ -72,7 +72,7 @@ static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
 
 /* Picks Retry-After (delay-seconds form) out of the response headers. */
 static size_t on_header(char *line, size_t size, size_t n, void *ud) {
-  tgo_http_result *r = ud;
+  tgo__http_result *r = ud;
   size_t len = size * n;
   static const char name[] = "retry-after:";
   if (len > sizeof name - 1 && !strncasecmp(line, name, sizeof name - 1)) {
@@ -91,7 +91,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
 }
 
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
-                   const uint8_t *body, size_t len, int timeout_ms, tgo_http_result *res) {
+                   const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res) {
   memset(res, 0, sizeof *res);
   res->retry_after_s = -1;
   pthread_once(&load_once, load_curl);

@@ -33,7 +33,7 @@ static void reseed(void) {
 }
 
 static inline uint64_t next64(void) {
-  if (TGO_UNLIKELY(rng_generation != atomic_load_explicit(&tgo__fork_generation, memory_order_relaxed)))
+  if (TGO__UNLIKELY(rng_generation != atomic_load_explicit(&tgo__fork_generation, memory_order_relaxed)))
     reseed();
   uint64_t *s = rng_state;
   uint64_t result = rotl(s[1] * 5, 7) * 9;

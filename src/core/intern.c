@@ -20,7 +20,7 @@ static uint64_t hash(const char *s, size_t n) {
   return h;
 }
 
-const char *tgo_intern(const char *s, size_t len) {
+const char *tgo__intern(const char *s, size_t len) {
   if (!s || len > 65536)
     return NULL;
   const char *found = NULL;
@@ -51,6 +51,6 @@ const char *tgo_intern(const char *s, size_t len) {
   return found;
 }
 
-void tgo_attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len) {
+void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len) {
   tgo__attr_set_static_str(a, key, val, len);
 }

@@ -20,7 +20,7 @@ typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
 typedef Opentelemetry__Proto__Trace__V1__Status Status;
 
 typedef struct {
-  tgo_chunk *chunks;
+  tgo__chunk *chunks;
   char *pos;
   size_t left;
 } arena;
@@ -29,7 +29,7 @@ static void *arena_alloc(arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (n > a->left) {
     size_t size = n > 65536 ? n : 65536;
-    tgo_chunk *c = tgo__chunk_push(&a->chunks, size);
+    tgo__chunk *c = tgo__chunk_push(&a->chunks, size);
     if (!c)
       return NULL;
     a->pos = c->data;
@@ -75,34 +75,34 @@ static AnyValue *array_value(arena *a, size_t n, AnyValue ***items) {
   return v;
 }
 
-static AnyValue *encode_value(arena *a, const tgo_attr *at) {
+static AnyValue *encode_value(arena *a, const tgo__attr *at) {
   AnyValue *v, **items;
   switch (at->type) {
-  case TGO_V_STR:
+  case TGO__V_STR:
     if (!(v = any_value(a)))
       return NULL;
     v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
     v->string_value = (char *)at->v.s;
     return v;
-  case TGO_V_INT:
+  case TGO__V_INT:
     if (!(v = any_value(a)))
       return NULL;
     v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
     v->int_value = at->v.i;
     return v;
-  case TGO_V_DOUBLE:
+  case TGO__V_DOUBLE:
     if (!(v = any_value(a)))
       return NULL;
     v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
     v->double_value = at->v.d;
     return v;
-  case TGO_V_BOOL:
+  case TGO__V_BOOL:
     if (!(v = any_value(a)))
       return NULL;
     v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
     v->bool_value = at->v.b;
     return v;
-  case TGO_V_STR_ARRAY:
+  case TGO__V_STR_ARRAY:
     if (!(v = array_value(a, at->n, &items)))
       return NULL;
     for (uint32_t i = 0; i < at->n; i++) {
@@ -110,7 +110,7 @@ static AnyValue *encode_value(arena *a, const tgo_attr *at) {
       items[i]->string_value = (char *)at->v.sa[i].s;
     }
     return v;
-  case TGO_V_INT_ARRAY:
+  case TGO__V_INT_ARRAY:
     if (!(v = array_value(a, at->n, &items)))
       return NULL;
     for (uint32_t i = 0; i < at->n; i++) {
@@ -118,7 +118,7 @@ static AnyValue *encode_value(arena *a, const tgo_attr *at) {
       items[i]->int_value = at->v.ia[i];
     }
     return v;
-  case TGO_V_DOUBLE_ARRAY:
+  case TGO__V_DOUBLE_ARRAY:
     if (!(v = array_value(a, at->n, &items)))
       return NULL;
     for (uint32_t i = 0; i < at->n; i++) {
@@ -126,7 +126,7 @@ static AnyValue *encode_value(arena *a, const tgo_attr *at) {
       items[i]->double_value = at->v.da[i];
     }
     return v;
-  case TGO_V_BOOL_ARRAY:
+  case TGO__V_BOOL_ARRAY:
     if (!(v = array_value(a, at->n, &items)))
       return NULL;
     for (uint32_t i = 0; i < at->n; i++) {
@@ -156,7 +156,7 @@ static int encode_attrs(arena *a, const struct tgo_attrs *attrs, KeyValue ***out
   if (!kvs)
     return -ENOMEM;
   size_t n = 0;
-  for (const tgo_attr *at = attrs->head; at; at = at->next) {
+  for (const tgo__attr *at = attrs->head; at; at = at->next) {
     AnyValue *v = encode_value(a, at);
     KeyValue *kv = v ? keyvalue(a, at->key, v) : NULL;
     if (!kv)
@@ -195,7 +195,7 @@ static Span *encode_span(arena *a, const tgo_span *s) {
     if (!evs)
       return NULL;
     size_t n = 0;
-    for (tgo_event *e = s->events; e; e = e->next) {
+    for (tgo__event *e = s->events; e; e = e->next) {
       Event *ev = NEW(a, Event, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT);
       if (!ev)
         return NULL;
@@ -224,7 +224,7 @@ static Span *encode_span(arena *a, const tgo_span *s) {
 static Resource *encode_resource(arena *a) {
   Resource *r = NEW(a, Resource, OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT);
   enum { MAX_RESOURCE = 64 };
-  tgo_kv *kvs = arena_alloc(a, MAX_RESOURCE * sizeof *kvs);
+  tgo__kv *kvs = arena_alloc(a, MAX_RESOURCE * sizeof *kvs);
   KeyValue **items = arena_alloc(a, MAX_RESOURCE * sizeof *items);
   if (!r || !kvs || !items)
     return NULL;
@@ -273,7 +273,7 @@ static size_t field_len(size_t body) { return 1 + varint_len(body) + body; }
 
 /* The span as protobuf-c packs it: the reference the fast writer
  * (otlp_writer.c) is tested against. */
-int tgo__otlp_span_pack_reference(const tgo_span *s, tgo_buf *out) {
+int tgo__otlp_span_pack_reference(const tgo_span *s, tgo__buf *out) {
   arena a = {0};
   int rc = -ENOMEM;
   Span *sp = encode_span(&a, s);
@@ -288,7 +288,7 @@ int tgo__otlp_span_pack_reference(const tgo_span *s, tgo_buf *out) {
 /* Resource and scope are packed by protobuf-c, spans by the writer
  * (otlp_writer.c); the three envelope levels (ExportTraceServiceRequest >
  * ResourceSpans > ScopeSpans) are framed here, sized once. */
-int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out) {
+int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
   arena a = {0};
   int rc = -ENOMEM;
   Scope scope = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
@@ -335,7 +335,7 @@ bail:
 
 /* gzip framing (windowBits 16+15), level 1: the collector is usually near,
  * so the exporter thread's CPU matters more than the last bytes. */
-int tgo__gzip(const uint8_t *in, size_t len, tgo_buf *out) {
+int tgo__gzip(const uint8_t *in, size_t len, tgo__buf *out) {
   z_stream z;
   memset(&z, 0, sizeof z);
   if (deflateInit2(&z, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)

@@ -56,59 +56,59 @@ static uint64_t double_bits(double d) {
 }
 
 /* AnyValue body sizes. */
-static size_t scalar_size(int type, const tgo_attr *a, size_t i) {
+static size_t scalar_size(int type, const tgo__attr *a, size_t i) {
   switch (type) {
-  case TGO_V_STR: return ld(a->n);
-  case TGO_V_BOOL: return 2;
-  case TGO_V_INT: return 1 + vlen((uint64_t)a->v.i);
-  case TGO_V_DOUBLE: return 9;
-  case TGO_V_STR_ARRAY: return ld(a->v.sa[i].len);
-  case TGO_V_BOOL_ARRAY: return 2;
-  case TGO_V_INT_ARRAY: return 1 + vlen((uint64_t)a->v.ia[i]);
-  case TGO_V_DOUBLE_ARRAY: return 9;
+  case TGO__V_STR: return ld(a->n);
+  case TGO__V_BOOL: return 2;
+  case TGO__V_INT: return 1 + vlen((uint64_t)a->v.i);
+  case TGO__V_DOUBLE: return 9;
+  case TGO__V_STR_ARRAY: return ld(a->v.sa[i].len);
+  case TGO__V_BOOL_ARRAY: return 2;
+  case TGO__V_INT_ARRAY: return 1 + vlen((uint64_t)a->v.ia[i]);
+  case TGO__V_DOUBLE_ARRAY: return 9;
   }
   return 0;
 }
 
-static size_t array_body_size(const tgo_attr *a) {
+static size_t array_body_size(const tgo__attr *a) {
   size_t n = 0;
   for (uint32_t i = 0; i < a->n; i++)
     n += ld(scalar_size(a->type, a, i));
   return n;
 }
 
-static size_t anyvalue_size(const tgo_attr *a) {
-  if (a->type >= TGO_V_STR_ARRAY)
+static size_t anyvalue_size(const tgo__attr *a) {
+  if (a->type >= TGO__V_STR_ARRAY)
     return ld(array_body_size(a));
   return scalar_size(a->type, a, 0);
 }
 
-static size_t keyvalue_size(const tgo_attr *a) {
+static size_t keyvalue_size(const tgo__attr *a) {
   return (a->key_len ? ld(a->key_len) : 0) + ld(anyvalue_size(a));
 }
 
-static uint8_t *write_scalar(uint8_t *p, int type, const tgo_attr *a, size_t i) {
+static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
   switch (type) {
-  case TGO_V_STR: return text_field(p, 0x0A, a->v.s, a->n);
-  case TGO_V_STR_ARRAY: return text_field(p, 0x0A, a->v.sa[i].s, a->v.sa[i].len);
-  case TGO_V_BOOL: *p++ = 0x10; *p++ = a->v.b ? 1 : 0; return p;
-  case TGO_V_BOOL_ARRAY: *p++ = 0x10; *p++ = a->v.ba[i] ? 1 : 0; return p;
-  case TGO_V_INT: *p++ = 0x18; return varint(p, (uint64_t)a->v.i);
-  case TGO_V_INT_ARRAY: *p++ = 0x18; return varint(p, (uint64_t)a->v.ia[i]);
-  case TGO_V_DOUBLE: *p++ = 0x21; return fixed64(p, double_bits(a->v.d));
-  case TGO_V_DOUBLE_ARRAY: *p++ = 0x21; return fixed64(p, double_bits(a->v.da[i]));
+  case TGO__V_STR: return text_field(p, 0x0A, a->v.s, a->n);
+  case TGO__V_STR_ARRAY: return text_field(p, 0x0A, a->v.sa[i].s, a->v.sa[i].len);
+  case TGO__V_BOOL: *p++ = 0x10; *p++ = a->v.b ? 1 : 0; return p;
+  case TGO__V_BOOL_ARRAY: *p++ = 0x10; *p++ = a->v.ba[i] ? 1 : 0; return p;
+  case TGO__V_INT: *p++ = 0x18; return varint(p, (uint64_t)a->v.i);
+  case TGO__V_INT_ARRAY: *p++ = 0x18; return varint(p, (uint64_t)a->v.ia[i]);
+  case TGO__V_DOUBLE: *p++ = 0x21; return fixed64(p, double_bits(a->v.d));
+  case TGO__V_DOUBLE_ARRAY: *p++ = 0x21; return fixed64(p, double_bits(a->v.da[i]));
   }
   return p;
 }
 
-static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo_attr *a) {
+static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
   *p++ = tag;
   p = varint(p, keyvalue_size(a));
   if (a->key_len)
     p = bytes_field(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
   *p++ = 0x12;                                    /* KeyValue.value */
   p = varint(p, anyvalue_size(a));
-  if (a->type >= TGO_V_STR_ARRAY) {
+  if (a->type >= TGO__V_STR_ARRAY) {
     *p++ = 0x2A; /* AnyValue.array_value */
     p = varint(p, array_body_size(a));
     for (uint32_t i = 0; i < a->n; i++) {
@@ -123,12 +123,12 @@ static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo_attr *a) {
 
 static size_t attrs_size(const struct tgo_attrs *attrs) {
   size_t n = 0;
-  for (const tgo_attr *a = attrs->head; a; a = a->next)
+  for (const tgo__attr *a = attrs->head; a; a = a->next)
     n += ld(keyvalue_size(a));
   return n;
 }
 
-static size_t event_size(const tgo_event *e) {
+static size_t event_size(const tgo__event *e) {
   size_t n = (e->time_ns ? 9 : 0) + (e->name_len ? ld(e->name_len) : 0) + attrs_size(&e->attrs);
   if (e->attrs.dropped)
     n += 1 + vlen(e->attrs.dropped);
@@ -162,7 +162,7 @@ size_t tgo__otlp_span_size(const tgo_span *s) {
   n += (s->start_ns ? 9 : 0) + (s->end_ns ? 9 : 0) + attrs_size(&s->attrs);
   if (s->attrs.dropped)
     n += 1 + vlen(s->attrs.dropped);
-  for (const tgo_event *e = s->events; e; e = e->next)
+  for (const tgo__event *e = s->events; e; e = e->next)
     n += ld(event_size(e));
   if (s->dropped_events)
     n += 1 + vlen(s->dropped_events);
@@ -193,13 +193,13 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     *p++ = 0x41;
     p = fixed64(p, s->end_ns);
   }
-  for (const tgo_attr *a = s->attrs.head; a; a = a->next)
+  for (const tgo__attr *a = s->attrs.head; a; a = a->next)
     p = write_keyvalue(p, 0x4A, a);
   if (s->attrs.dropped) {
     *p++ = 0x50;
     p = varint(p, s->attrs.dropped);
   }
-  for (const tgo_event *e = s->events; e; e = e->next) {
+  for (const tgo__event *e = s->events; e; e = e->next) {
     *p++ = 0x5A;
     p = varint(p, event_size(e));
     if (e->time_ns) {
@@ -208,7 +208,7 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     }
     if (e->name_len)
       p = text_field(p, 0x12, e->name, e->name_len);
-    for (const tgo_attr *a = e->attrs.head; a; a = a->next)
+    for (const tgo__attr *a = e->attrs.head; a; a = a->next)
       p = write_keyvalue(p, 0x1A, a);
     if (e->attrs.dropped) {
       *p++ = 0x20;

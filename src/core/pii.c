@@ -477,7 +477,7 @@ size_t tgo__pii_mask_now(char *p, size_t n) {
   return mask_builtin(u, n) + (n_patterns ? mask_patterns(u, n) : 0);
 }
 
-size_t tgo_pii_mask(char *p, size_t n) {
+size_t tgo__pii_mask(char *p, size_t n) {
   tgo__pii_begin();
   size_t found = tgo__pii_mask_now(p, n);
   tgo__pii_end();

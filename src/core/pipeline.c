@@ -116,7 +116,7 @@ static int start_exporter_locked(void) {
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc) {
-    TGO_LOG_ONCE(TGO_LOG_ERROR, "cannot start the exporter thread (%s); spans are dropped",
+    TGO__LOG_ONCE(TGO_LOG_ERROR, "cannot start the exporter thread (%s); spans are dropped",
                  strerror(rc));
     return -rc;
   }
@@ -126,21 +126,21 @@ static int start_exporter_locked(void) {
 }
 
 void tgo__pipeline_submit(tgo_span *s) {
-  if (tgo__cfg.exporter == TGO_EXPORTER_NONE) {
+  if (tgo__cfg.exporter == TGO__EXPORTER_NONE) {
     tgo_span_unref(s);
     return;
   }
   pthread_mutex_lock(&lock);
-  if (TGO_UNLIKELY(!running) && start_exporter_locked() < 0) {
+  if (TGO__UNLIKELY(!running) && start_exporter_locked() < 0) {
     pthread_mutex_unlock(&lock);
     atomic_fetch_add_explicit(&tgo__stats.spans_dropped, 1, memory_order_relaxed);
     tgo_span_unref(s);
     return;
   }
-  if (TGO_UNLIKELY(ring_len == ring_cap)) {
+  if (TGO__UNLIKELY(ring_len == ring_cap)) {
     pthread_mutex_unlock(&lock);
     atomic_fetch_add_explicit(&tgo__stats.spans_dropped, 1, memory_order_relaxed);
-    TGO_LOG_ONCE(TGO_LOG_WARN, "span queue full (%zu): dropping spans until the exporter catches up",
+    TGO__LOG_ONCE(TGO_LOG_WARN, "span queue full (%zu): dropping spans until the exporter catches up",
                  ring_cap);
     tgo_span_unref(s);
     return;
@@ -159,7 +159,7 @@ int tgo__pipeline_flush(int timeout_ms) {
   pthread_mutex_lock(&lock);
   if (!running || running_pid != getpid()) {
     pthread_mutex_unlock(&lock);
-    if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE)
+    if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
       tgo__console_flush_all();
     return 0;
   }
@@ -177,7 +177,7 @@ int tgo__pipeline_flush(int timeout_ms) {
   }
   flush_waiters--;
   pthread_mutex_unlock(&lock);
-  if (tgo__cfg.exporter == TGO_EXPORTER_CONSOLE)
+  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
     tgo__console_flush_all();
   return rc;
 }

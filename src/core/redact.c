@@ -46,7 +46,7 @@ static int is_url_with_secrets(const char *v, size_t n) {
          find_ci(rest, (size_t)(end - rest), "?") || find_ci(rest, (size_t)(end - rest), "%3f");
 }
 
-size_t tgo_redact_query(const char *q, size_t n, char *out, size_t cap) {
+size_t tgo__redact_query(const char *q, size_t n, char *out, size_t cap) {
   size_t o = 0;
   if (!cap)
     return 0;
@@ -83,7 +83,7 @@ static int segment_is_id(const char *s, size_t n) {
   return 0;
 }
 
-size_t tgo_key_pattern(const char *key, size_t n, char *out, size_t cap) {
+size_t tgo__key_pattern(const char *key, size_t n, char *out, size_t cap) {
   size_t o = 0;
   if (!cap)
     return 0;

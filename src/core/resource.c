@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #define MAX_EXTRA 16
-static tgo_kv extra[MAX_EXTRA];
+static tgo__kv extra[MAX_EXTRA];
 static size_t n_extra;
 static pthread_mutex_t extra_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -28,7 +28,7 @@ void tgo_resource_set(const char *key, const char *value) {
 }
 
 typedef struct {
-  tgo_kv *out;
+  tgo__kv *out;
   size_t n, max;
 } collector;
 
@@ -50,7 +50,7 @@ static void put(collector *c, const char *k, const char *v) {
 
 static void put_cb(const char *k, const char *v, void *ud) { put(ud, k, v); }
 
-size_t tgo__resource_collect(tgo_kv *out, size_t max) {
+size_t tgo__resource_collect(tgo__kv *out, size_t max) {
   collector c = {out, 0, max};
   char buf[256];
   put(&c, "service.name", "unknown_service:python");
@@ -70,7 +70,7 @@ size_t tgo__resource_collect(tgo_kv *out, size_t max) {
   pthread_mutex_lock(&tgo__cfg_lock);
   if (*tgo__cfg.resource_attributes &&
       tgo__parse_kv_list(tgo__cfg.resource_attributes, put_cb, &c))
-    TGO_LOG_ONCE(TGO_LOG_WARN, "OTEL_RESOURCE_ATTRIBUTES has malformed entries; they are skipped");
+    TGO__LOG_ONCE(TGO_LOG_WARN, "OTEL_RESOURCE_ATTRIBUTES has malformed entries; they are skipped");
   put(&c, "service.name", tgo__cfg.service_name);
   put(&c, "service.version", tgo__cfg.service_version);
   put(&c, "deployment.environment.name", tgo__cfg.environment);

@@ -18,26 +18,26 @@ static int ratio_keeps(double ratio, const uint8_t trace_id[16]) {
 /* Only a drop made by our own ratio may be reconsidered at the root's end:
  * always_off and an unsampled parent are the operator's and the caller's
  * decisions to keep nothing. */
-static int by_ratio(const tgo_config *c, const uint8_t trace_id[16]) {
+static int by_ratio(const tgo__config *c, const uint8_t trace_id[16]) {
   if (ratio_keeps(c->sampler_ratio, trace_id))
-    return TGO_SAMPLE_KEEP;
-  return c->keep_errors || c->keep_slow_ms > 0 ? TGO_SAMPLE_DEFER : TGO_SAMPLE_DROP;
+    return TGO__SAMPLE_KEEP;
+  return c->keep_errors || c->keep_slow_ms > 0 ? TGO__SAMPLE_DEFER : TGO__SAMPLE_DROP;
 }
 
-int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote) {
+int tgo__sample(const tgo__config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote) {
   (void)parent_remote;
   switch (c->sampler) {
-  case TGO_SAMPLER_ALWAYS_ON:
+  case TGO__SAMPLER_ALWAYS_ON:
     return 1;
-  case TGO_SAMPLER_ALWAYS_OFF:
+  case TGO__SAMPLER_ALWAYS_OFF:
     return 0;
-  case TGO_SAMPLER_RATIO:
+  case TGO__SAMPLER_RATIO:
     return by_ratio(c, trace_id);
-  case TGO_SAMPLER_PARENT_ALWAYS_OFF:
+  case TGO__SAMPLER_PARENT_ALWAYS_OFF:
     return parent_sampled >= 0 ? parent_sampled : 0;
-  case TGO_SAMPLER_PARENT_RATIO:
+  case TGO__SAMPLER_PARENT_RATIO:
     return parent_sampled >= 0 ? parent_sampled : by_ratio(c, trace_id);
-  case TGO_SAMPLER_PARENT_ALWAYS_ON:
+  case TGO__SAMPLER_PARENT_ALWAYS_ON:
   default:
     return parent_sampled >= 0 ? parent_sampled : 1;
   }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-tgo_counters tgo__stats;
+tgo__counters tgo__stats;
 
 static __thread tgo_span *current_span;
 
@@ -22,10 +22,10 @@ tgo_span *tgo_set_current(tgo_span *span) {
 /* Past the inline arena: chained chunks, bounded so one runaway span
  * cannot take the host's memory. n is already rounded. */
 void *tgo__span_alloc_slow(tgo_span *s, size_t n) {
-  if (s->arena_used + n > TGO_SPAN_MAX_ARENA)
+  if (s->arena_used + n > TGO__SPAN_MAX_ARENA)
     return NULL;
   size_t size = n > 4096 ? n : 4096;
-  tgo_chunk *c = tgo__chunk_push(&s->chunks, size);
+  tgo__chunk *c = tgo__chunk_push(&s->chunks, size);
   if (!c)
     return NULL;
   s->arena_used += size;
@@ -104,7 +104,7 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
 }
 
 void tgo__span_free(tgo_span *s) {
-  if (TGO_UNLIKELY(s->deferred))
+  if (TGO__UNLIKELY(s->deferred))
     tgo__tail_span_freed(s);
   tgo__chunks_free(s->chunks);
   free(s);
@@ -116,7 +116,7 @@ tgo_span *tgo_span_invalid(void) { return &noop_span; }
 
 tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_span *parent,
                          const tgo_span_context *remote) {
-  if (TGO_UNLIKELY(!tgo__cfg.enabled))
+  if (TGO__UNLIKELY(!tgo__cfg.enabled))
     return &noop_span;
   int parent_sampled = -1, parent_remote = 0;
   if (parent && parent != &noop_span)
@@ -136,25 +136,25 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   else
     tgo__new_trace_id(trace_id);
   int in_held_trace = parent && parent->deferred;
-  int decision = in_held_trace ? TGO_SAMPLE_DEFER
+  int decision = in_held_trace ? TGO__SAMPLE_DEFER
                                : tgo__sample(&tgo__cfg, trace_id, parent_sampled, parent_remote);
-  if (decision == TGO_SAMPLE_DEFER && !tgo__tail_admit(!in_held_trace))
-    decision = TGO_SAMPLE_DROP;
-  int sampled = decision != TGO_SAMPLE_DROP;
+  if (decision == TGO__SAMPLE_DEFER && !tgo__tail_admit(!in_held_trace))
+    decision = TGO__SAMPLE_DROP;
+  int sampled = decision != TGO__SAMPLE_DROP;
 
-  size_t size = sizeof(tgo_span) + (sampled ? TGO_SPAN_INLINE_ARENA : 0);
+  size_t size = sizeof(tgo_span) + (sampled ? TGO__SPAN_INLINE_ARENA : 0);
   tgo_span *s = malloc(size);
-  if (TGO_UNLIKELY(!s)) {
-    if (decision == TGO_SAMPLE_DEFER)
+  if (TGO__UNLIKELY(!s)) {
+    if (decision == TGO__SAMPLE_DEFER)
       tgo__tail_unadmit();
-    TGO_LOG_ONCE(TGO_LOG_ERROR, "out of memory starting a span; tracing continues without it");
+    TGO__LOG_ONCE(TGO_LOG_ERROR, "out of memory starting a span; tracing continues without it");
     return &noop_span;
   }
   memset(s, 0, sizeof *s);
   atomic_init(&s->refs, 1);
   s->recording = (uint8_t)sampled;
-  s->flags = (uint8_t)(decision == TGO_SAMPLE_KEEP);
-  if (decision == TGO_SAMPLE_DEFER) {
+  s->flags = (uint8_t)(decision == TGO__SAMPLE_KEEP);
+  if (decision == TGO__SAMPLE_DEFER) {
     s->deferred = 1;
     s->local_root = in_held_trace ? parent->local_root : s;
     if (s->local_root != s)
@@ -163,7 +163,7 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   s->kind = (uint8_t)kind;
   s->attrs.span = s;
   s->arena_pos = s->arena;
-  s->arena_left = sampled ? TGO_SPAN_INLINE_ARENA : 0;
+  s->arena_left = sampled ? TGO__SPAN_INLINE_ARENA : 0;
   memcpy(s->trace_id, trace_id, 16);
   tgo__new_span_id(s->span_id);
   if (parent) {
@@ -221,7 +221,7 @@ void tgo_span_end(tgo_span *s) {
     return;
   }
   s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
-  if (TGO_UNLIKELY(s->deferred))
+  if (TGO__UNLIKELY(s->deferred))
     tgo__tail_end(s);
   else
     tgo__pipeline_submit(s);
@@ -270,11 +270,11 @@ tgo_attrs *tgo_span_attrs(tgo_span *s) { return s->recording && !s->ended ? &s->
 tgo_attrs *tgo_span_add_event(tgo_span *s, const char *name, size_t name_len) {
   if (!s->recording || s->ended)
     return NULL;
-  if (s->n_events >= TGO_SPAN_MAX_EVENTS) {
+  if (s->n_events >= TGO__SPAN_MAX_EVENTS) {
     s->dropped_events++;
     return NULL;
   }
-  tgo_event *e = tgo__span_alloc(s, sizeof *e);
+  tgo__event *e = tgo__span_alloc(s, sizeof *e);
   const char *n = e ? tgo__span_strdup(s, name ? name : "", &name_len) : NULL;
   if (!n) {
     s->dropped_events++;
@@ -311,19 +311,19 @@ static inline uint32_t key_hash(const char *key, size_t len) {
 }
 
 /* Finds the slot for key (replacing an existing value), or appends one. */
-static tgo_attr *attr_slot(tgo_attrs *a, const char *key) {
+static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   if (!a || !key || !*key || a->span->ended)
     return NULL;
   size_t klen = strlen(key);
   uint32_t h = key_hash(key, klen);
-  for (tgo_attr *it = a->head; it; it = it->next)
+  for (tgo__attr *it = a->head; it; it = it->next)
     if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
       return it;
-  if (a->count >= TGO_SPAN_MAX_ATTRS) {
+  if (a->count >= TGO__SPAN_MAX_ATTRS) {
     a->dropped++;
     return NULL;
   }
-  tgo_attr *it = tgo__span_alloc(a->span, sizeof *it);
+  tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
   if (!it) {
     a->dropped++;
     return NULL;
@@ -342,57 +342,57 @@ static tgo_attr *attr_slot(tgo_attrs *a, const char *key) {
 }
 
 void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
   const char *v = tgo__span_strdup(a->span, val ? val : "", &len);
-  it->type = TGO_V_STR;
+  it->type = TGO__V_STR;
   it->v.s = v ? v : "";
   it->n = v ? (uint32_t)len : 0;
 }
 
 void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
   size_t limit = (size_t)tgo__cfg.attr_value_limit;
   if (len > limit)
     len = tgo__utf8_cut(val, limit);
-  it->type = TGO_V_STR;
+  it->type = TGO__V_STR;
   it->v.s = val;
   it->n = (uint32_t)len;
 }
 
 void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (it) {
-    it->type = TGO_V_INT;
+    it->type = TGO__V_INT;
     it->v.i = val;
   }
 }
 
 void tgo_attr_double(tgo_attrs *a, const char *key, double val) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (it) {
-    it->type = TGO_V_DOUBLE;
+    it->type = TGO__V_DOUBLE;
     it->v.d = val;
   }
 }
 
 void tgo_attr_bool(tgo_attrs *a, const char *key, int val) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (it) {
-    it->type = TGO_V_BOOL;
+    it->type = TGO__V_BOOL;
     it->v.b = !!val;
   }
 }
 
 void tgo_attr_str_array(tgo_attrs *a, const char *key, const char *const *vals, const size_t *lens,
                         size_t n) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
-  tgo_str *items = n ? tgo__span_alloc(a->span, n * sizeof *items) : NULL;
+  tgo__str *items = n ? tgo__span_alloc(a->span, n * sizeof *items) : NULL;
   size_t kept = 0;
   for (size_t i = 0; items && i < n; i++) {
     size_t len = lens ? lens[i] : strlen(vals[i]);
@@ -402,7 +402,7 @@ void tgo_attr_str_array(tgo_attrs *a, const char *key, const char *const *vals, 
     items[kept].s = v;
     items[kept++].len = (uint32_t)len;
   }
-  it->type = TGO_V_STR_ARRAY;
+  it->type = TGO__V_STR_ARRAY;
   it->v.sa = items;
   it->n = (uint32_t)kept;
 }
@@ -415,31 +415,31 @@ static void *copy_array(tgo_attrs *a, const void *vals, size_t size) {
 }
 
 void tgo_attr_int_array(tgo_attrs *a, const char *key, const int64_t *vals, size_t n) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
-  it->type = TGO_V_INT_ARRAY;
+  it->type = TGO__V_INT_ARRAY;
   it->v.ia = copy_array(a, vals, n * sizeof *vals);
   it->n = it->v.ia ? (uint32_t)n : 0;
 }
 
 void tgo_attr_double_array(tgo_attrs *a, const char *key, const double *vals, size_t n) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
-  it->type = TGO_V_DOUBLE_ARRAY;
+  it->type = TGO__V_DOUBLE_ARRAY;
   it->v.da = copy_array(a, vals, n * sizeof *vals);
   it->n = it->v.da ? (uint32_t)n : 0;
 }
 
 void tgo_attr_bool_array(tgo_attrs *a, const char *key, const int *vals, size_t n) {
-  tgo_attr *it = attr_slot(a, key);
+  tgo__attr *it = attr_slot(a, key);
   if (!it)
     return;
   uint8_t *b = n ? tgo__span_alloc(a->span, n) : NULL;
   for (size_t i = 0; b && i < n; i++)
     b[i] = vals[i] ? 1 : 0;
-  it->type = TGO_V_BOOL_ARRAY;
+  it->type = TGO__V_BOOL_ARRAY;
   it->v.ba = b;
   it->n = b ? (uint32_t)n : 0;
 }

@@ -81,7 +81,7 @@ static size_t in_list_end(const char *s, size_t i, size_t n) {
   return 0;
 }
 
-size_t tgo_sql_normalize(const char *s, size_t n, char *out, size_t cap) {
+size_t tgo__sql_normalize(const char *s, size_t n, char *out, size_t cap) {
   writer w = {out, cap, 0};
   if (!cap)
     return 0;
@@ -258,7 +258,7 @@ static const char *word_end(const char *p, const char *end) {
 
 /* The operation is the first keyword; the collection is the first table
  * after FROM (SELECT, DELETE), INTO (INSERT) or the verb (UPDATE). */
-void tgo_sql_summary(const char *sql, size_t len, const char **op, size_t *op_len, const char **table,
+void tgo__sql_summary(const char *sql, size_t len, const char **op, size_t *op_len, const char **table,
                      size_t *table_len) {
   const char *end = sql + len;
   const char *p = skip_space(sql, end);

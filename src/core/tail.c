@@ -21,7 +21,7 @@ int tgo__tail_admit(int new_trace) {
     return 1;
   tgo__tail_unadmit();
   atomic_fetch_add_explicit(&tgo__stats.spans_tail_dropped, 1, memory_order_relaxed);
-  TGO_LOG_ONCE(TGO_LOG_INFO, "tail keep buffer full (%d spans): some unsampled traces are not "
+  TGO__LOG_ONCE(TGO_LOG_INFO, "tail keep buffer full (%d spans): some unsampled traces are not "
                "held for the error/slow check", tgo__cfg.keep_max_spans);
   return 0;
 }

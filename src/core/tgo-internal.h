@@ -1,11 +1,12 @@
 /* Private declarations shared by the tracer core (tgo__ names). */
-#ifndef TGO_INTERNAL_H
-#define TGO_INTERNAL_H
+#ifndef TGO__INTERNAL_H
+#define TGO__INTERNAL_H
 
 #include "config.h"
 
-#define TGO_BUILDING 1
+#define TGO__BUILDING 1
 #include "tigerops/tigerops.h"
+#include "tgo-ext.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,17 +16,16 @@
 #include <stdint.h>
 #include <time.h>
 
-#define TGO_HIDDEN __attribute__((visibility("hidden")))
-#define TGO_LIKELY(x) __builtin_expect(!!(x), 1)
-#define TGO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TGO__HIDDEN __attribute__((visibility("hidden")))
+#define TGO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TGO__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- logging ---------------------------------------------------------- */
-enum { TGO_LOG_NONE = 0, TGO_LOG_ERROR, TGO_LOG_WARN, TGO_LOG_INFO, TGO_LOG_DEBUG };
 void tgo__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tgo__log_level(void);
 /* Logs the first occurrence at this call site only: agent failures are told
  * once, never once per request. */
-#define TGO_LOG_ONCE(level, ...)                                         \
+#define TGO__LOG_ONCE(level, ...)                                         \
   do {                                                                   \
     static atomic_bool tgo__told_;                                       \
     if (!atomic_exchange_explicit(&tgo__told_, true, memory_order_relaxed)) \
@@ -33,14 +33,14 @@ int tgo__log_level(void);
   } while (0)
 
 /* ---- configuration ---------------------------------------------------- */
-enum { TGO_EXPORTER_OTLP = 0, TGO_EXPORTER_CONSOLE, TGO_EXPORTER_NONE };
+enum { TGO__EXPORTER_OTLP = 0, TGO__EXPORTER_CONSOLE, TGO__EXPORTER_NONE };
 enum {
-  TGO_SAMPLER_ALWAYS_ON = 0,
-  TGO_SAMPLER_ALWAYS_OFF,
-  TGO_SAMPLER_RATIO,
-  TGO_SAMPLER_PARENT_ALWAYS_ON,
-  TGO_SAMPLER_PARENT_ALWAYS_OFF,
-  TGO_SAMPLER_PARENT_RATIO
+  TGO__SAMPLER_ALWAYS_ON = 0,
+  TGO__SAMPLER_ALWAYS_OFF,
+  TGO__SAMPLER_RATIO,
+  TGO__SAMPLER_PARENT_ALWAYS_ON,
+  TGO__SAMPLER_PARENT_ALWAYS_OFF,
+  TGO__SAMPLER_PARENT_RATIO
 };
 
 typedef struct {
@@ -73,16 +73,16 @@ typedef struct {
   int keep_max_spans;         /* spans held at once waiting for their root's verdict */
   int pii_masking;
   char pii_patterns[2048];    /* extra POSIX ERE patterns, comma-separated */
-} tgo_config;
+} tgo__config;
 
-extern tgo_config tgo__cfg;
+extern tgo__config tgo__cfg;
 extern pthread_mutex_t tgo__cfg_lock; /* guards string fields read by the exporter */
-void tgo__config_defaults(tgo_config *c);
+void tgo__config_defaults(tgo__config *c);
 /* Loads file then environment into c; envp is the environment to read. */
-void tgo__config_load(tgo_config *c, char **envp);
-int tgo__config_apply(tgo_config *c, const char *key, const char *value, const char *origin);
-int tgo__config_load_file(tgo_config *c, const char *path, int must_exist);
-int tgo__config_load_stream(tgo_config *c, FILE *f, const char *name);
+void tgo__config_load(tgo__config *c, char **envp);
+int tgo__config_apply(tgo__config *c, const char *key, const char *value, const char *origin);
+int tgo__config_load_file(tgo__config *c, const char *path, int must_exist);
+int tgo__config_load_stream(tgo__config *c, FILE *f, const char *name);
 int tgo__parse_bool(const char *s, int *out);
 
 /* ---- ids and clocks --------------------------------------------------- */
@@ -98,17 +98,17 @@ static inline uint64_t tgo__now_ns(clockid_t clk) {
 
 /* ---- spans ------------------------------------------------------------ */
 enum {
-  TGO_V_STR = 1, TGO_V_INT, TGO_V_DOUBLE, TGO_V_BOOL,
-  TGO_V_STR_ARRAY, TGO_V_INT_ARRAY, TGO_V_DOUBLE_ARRAY, TGO_V_BOOL_ARRAY
+  TGO__V_STR = 1, TGO__V_INT, TGO__V_DOUBLE, TGO__V_BOOL,
+  TGO__V_STR_ARRAY, TGO__V_INT_ARRAY, TGO__V_DOUBLE_ARRAY, TGO__V_BOOL_ARRAY
 };
 
 typedef struct {
   const char *s;
   uint32_t len;
-} tgo_str;
+} tgo__str;
 
-typedef struct tgo_attr {
-  struct tgo_attr *next;
+typedef struct tgo__attr {
+  struct tgo__attr *next;
   const char *key;
   uint32_t key_len;
   uint32_t key_hash; /* length and edge bytes: a cheap reject before memcmp */
@@ -119,32 +119,32 @@ typedef struct tgo_attr {
     int64_t i;
     double d;
     int b;
-    const tgo_str *sa;
+    const tgo__str *sa;
     const int64_t *ia;
     const double *da;
     const uint8_t *ba;
   } v;
-} tgo_attr;
+} tgo__attr;
 
 struct tgo_attrs {
-  tgo_attr *head, *tail;
+  tgo__attr *head, *tail;
   uint32_t count, dropped;
   tgo_span *span;
 };
 
-typedef struct tgo_event {
-  struct tgo_event *next;
+typedef struct tgo__event {
+  struct tgo__event *next;
   uint64_t time_ns;
   const char *name;
   uint32_t name_len;
   struct tgo_attrs attrs;
-} tgo_event;
+} tgo__event;
 
-typedef struct tgo_chunk {
-  struct tgo_chunk *next;
+typedef struct tgo__chunk {
+  struct tgo__chunk *next;
   size_t size;
   char data[];
-} tgo_chunk;
+} tgo__chunk;
 
 struct tgo_span {
   atomic_int refs;
@@ -167,29 +167,29 @@ struct tgo_span {
   const char *tracestate;
   uint32_t tracestate_len;
   struct tgo_attrs attrs;
-  tgo_event *events, *events_tail;
+  tgo__event *events, *events_tail;
   uint32_t n_events, dropped_events;
   size_t arena_used;  /* bytes taken from the arena, bounded per span */
   char *arena_pos;
   size_t arena_left;
-  tgo_chunk *chunks;
+  tgo__chunk *chunks;
   char arena[];
 };
 
 /* Allocates a chunk of size bytes and links it at *head. */
-tgo_chunk *tgo__chunk_push(tgo_chunk **head, size_t size);
-void tgo__chunks_free(tgo_chunk *head);
+tgo__chunk *tgo__chunk_push(tgo__chunk **head, size_t size);
+void tgo__chunks_free(tgo__chunk *head);
 
-#define TGO_SPAN_INLINE_ARENA 2048
-#define TGO_SPAN_MAX_ARENA (256 * 1024)
-#define TGO_SPAN_MAX_ATTRS 128
-#define TGO_SPAN_MAX_EVENTS 128
+#define TGO__SPAN_INLINE_ARENA 2048
+#define TGO__SPAN_MAX_ARENA (256 * 1024)
+#define TGO__SPAN_MAX_ATTRS 128
+#define TGO__SPAN_MAX_EVENTS 128
 
 void *tgo__span_alloc_slow(tgo_span *s, size_t n);
 /* Bump allocation from the span's inline arena; chunks past it. */
 static inline void *tgo__span_alloc(tgo_span *s, size_t n) {
   n = (n + 7) & ~(size_t)7;
-  if (TGO_LIKELY(n <= s->arena_left)) {
+  if (TGO__LIKELY(n <= s->arena_left)) {
     void *p = s->arena_pos;
     s->arena_pos += n;
     s->arena_left -= n;
@@ -208,10 +208,10 @@ static inline int tgo__span_is_local_root(const tgo_span *s) {
 }
 
 /* ---- sampling ---------------------------------------------------------- */
-enum { TGO_SAMPLE_DROP = 0, TGO_SAMPLE_KEEP = 1, TGO_SAMPLE_DEFER = 2 };
+enum { TGO__SAMPLE_DROP = 0, TGO__SAMPLE_KEEP = 1, TGO__SAMPLE_DEFER = 2 };
 /* Decides for a new span; parent_sampled is -1 without a parent. DEFER: the
  * local ratio dropped the trace but tail keep may still want it. */
-int tgo__sample(const tgo_config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote);
+int tgo__sample(const tgo__config *c, const uint8_t trace_id[16], int parent_sampled, int parent_remote);
 /* Tail keep: admits one more held span within the bound; 0 when full. */
 int tgo__tail_admit(int new_trace);
 /* Ends a deferred span: held, or submitted/dropped per its root's verdict. */
@@ -242,31 +242,31 @@ int tgo__pipeline_shutdown(int timeout_ms);
 typedef struct {
   atomic_ullong spans_started, spans_ended, spans_dropped, spans_exported, spans_failed, export_requests;
   atomic_ullong traces_tail_kept, spans_tail_dropped;
-} tgo_counters;
-extern tgo_counters tgo__stats;
+} tgo__counters;
+extern tgo__counters tgo__stats;
 
 /* A growable byte buffer for encoded payloads. */
 typedef struct {
   uint8_t *data;
   size_t len, cap;
-} tgo_buf;
-int tgo__buf_reserve(tgo_buf *b, size_t extra);
-void tgo__buf_free(tgo_buf *b);
+} tgo__buf;
+int tgo__buf_reserve(tgo__buf *b, size_t extra);
+void tgo__buf_free(tgo__buf *b);
 
 /* OTLP encoding of a batch, resource included. */
-typedef struct tgo_resource tgo_resource;
-int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo_buf *out);
+typedef struct tgo__resource tgo__resource;
+int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 size_t tgo__otlp_span_size(const tgo_span *s);
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s);
-int tgo__otlp_span_pack_reference(const tgo_span *s, tgo_buf *out);
-int tgo__gzip(const uint8_t *in, size_t len, tgo_buf *out);
+int tgo__otlp_span_pack_reference(const tgo_span *s, tgo__buf *out);
+int tgo__gzip(const uint8_t *in, size_t len, tgo__buf *out);
 
 /* The resource: key/value pairs copied at encode time. */
 typedef struct {
   char key[128];
   char value[512];
-} tgo_kv;
-size_t tgo__resource_collect(tgo_kv *out, size_t max);
+} tgo__kv;
+size_t tgo__resource_collect(tgo__kv *out, size_t max);
 
 /* HTTP POST through libcurl loaded at first use. */
 typedef struct {
@@ -274,9 +274,9 @@ typedef struct {
   int retry_after_s;  /* -1 when absent */
   int transport_error;
   char error[256];
-} tgo_http_result;
+} tgo__http_result;
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
-                   const uint8_t *body, size_t len, int timeout_ms, tgo_http_result *res);
+                   const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res);
 
 /* Console exporter: prints whole local traces as trees. */
 void tgo__console_add(tgo_span *s); /* takes the reference */

@@ -29,7 +29,7 @@ static void flush_at_exit(void) {
 }
 
 static void init_once_fn(void) {
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   tgo__cfg.log_level = TGO_LOG_WARN;
   tgo__config_load(&c, environ);

@@ -34,7 +34,7 @@ void tgo__hex_encode(const uint8_t *in, size_t n, char *out) {
   }
 }
 
-int tgo__buf_reserve(tgo_buf *b, size_t extra) {
+int tgo__buf_reserve(tgo__buf *b, size_t extra) {
   if (b->cap - b->len >= extra)
     return 0;
   size_t cap = b->cap ? b->cap : 4096;
@@ -48,14 +48,14 @@ int tgo__buf_reserve(tgo_buf *b, size_t extra) {
   return 0;
 }
 
-void tgo__buf_free(tgo_buf *b) {
+void tgo__buf_free(tgo__buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
 }
 
-tgo_chunk *tgo__chunk_push(tgo_chunk **head, size_t size) {
-  tgo_chunk *c = malloc(sizeof *c + size);
+tgo__chunk *tgo__chunk_push(tgo__chunk **head, size_t size) {
+  tgo__chunk *c = malloc(sizeof *c + size);
   if (c) {
     c->next = *head;
     c->size = size;
@@ -64,9 +64,9 @@ tgo_chunk *tgo__chunk_push(tgo_chunk **head, size_t size) {
   return c;
 }
 
-void tgo__chunks_free(tgo_chunk *c) {
+void tgo__chunks_free(tgo__chunk *c) {
   while (c) {
-    tgo_chunk *next = c->next;
+    tgo__chunk *next = c->next;
     free(c);
     c = next;
   }

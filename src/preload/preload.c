@@ -4,14 +4,13 @@
  * No thread, no output, no malloc of its own, no stdio: the tracer itself
  * starts later, when (and only if) Python imports our sitecustomize. This
  * also covers interpreters loaded after start (uWSGI's python3 plugin). */
-#define _GNU_SOURCE
+#include "config.h" /* first: _GNU_SOURCE from AC_USE_SYSTEM_EXTENSIONS */
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "config.h"
 
 extern char **environ;
 
@@ -59,12 +58,12 @@ __attribute__((constructor)) static void tigerops_preload(void) {
   if (!slash)
     return;
   *slash = '\0';
-  size_t n = strlen(lib), m = strlen(TGO_PYTHON_SUBDIR);
+  size_t n = strlen(lib), m = strlen(TGO__PYTHON_SUBDIR);
   if (n + 1 + m + 1 > sizeof dir)
     return;
   memcpy(dir, lib, n);
   dir[n] = '/';
-  memcpy(dir + n + 1, TGO_PYTHON_SUBDIR, m + 1);
+  memcpy(dir + n + 1, TGO__PYTHON_SUBDIR, m + 1);
 
   const char *old = env_get("PYTHONPATH");
   if (old && path_has(old, dir))

@@ -1,15 +1,14 @@
 /* tigerops-run [--service N] [--exporter E] [--endpoint URL] CMD ARGS...
  * Puts libtigerops.so in front of LD_PRELOAD and execs CMD in place: same
  * pid, the app gets its signals directly, fit for a container ENTRYPOINT. */
-#define _GNU_SOURCE
+#include "config.h" /* first: _GNU_SOURCE from AC_USE_SYSTEM_EXTENSIONS */
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "config.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -41,13 +40,13 @@ static int find_library(char *out, size_t cap) {
     char *slash = strrchr(exe, '/');
     if (slash) {
       *slash = '\0';
-      if (!strcmp(exe, TGO_BINDIR) && candidate(out, cap, TGO_LIBDIR, "/libtigerops.so"))
+      if (!strcmp(exe, TGO__BINDIR) && candidate(out, cap, TGO__LIBDIR, "/libtigerops.so"))
         return 0;
       if (candidate(out, cap, exe, "/../lib/libtigerops.so"))
         return 0;
     }
   }
-  return candidate(out, cap, TGO_LIBDIR, "/libtigerops.so") ? 0 : -1;
+  return candidate(out, cap, TGO__LIBDIR, "/libtigerops.so") ? 0 : -1;
 }
 
 static const struct {
@@ -109,7 +108,7 @@ int main(int argc, char **argv) {
   char lib[PATH_MAX];
   if (find_library(lib, sizeof lib) < 0) {
     fprintf(stderr, "tigerops-run: libtigerops.so not found (looked beside %s and in %s); "
-                    "running the command without the agent\n", argv[0], TGO_LIBDIR);
+                    "running the command without the agent\n", argv[0], TGO__LIBDIR);
   } else {
     const char *old = getenv("LD_PRELOAD");
     if (!old || !strstr(old, lib)) {

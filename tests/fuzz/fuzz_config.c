@@ -14,7 +14,7 @@ static void ignore(const char *k, const char *v, void *ud) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   tgo__cfg.log_level = TGO_LOG_NONE;
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   FILE *f = fmemopen((void *)data, size, "r");
   if (f) {

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   maybe_configure(data, size);
   unsigned char *text = malloc(size ? size : 1);
   memcpy(text, data, size);
-  tgo_pii_mask((char *)text, size);
+  tgo__pii_mask((char *)text, size);
   for (size_t i = 0; i < size; i++)
     if (text[i] != data[i] && text[i] != '*')
       __builtin_trap();

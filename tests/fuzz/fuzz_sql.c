@@ -6,12 +6,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char out[512];
-  size_t n = tgo_sql_normalize((const char *)data, size, out, sizeof out);
+  size_t n = tgo__sql_normalize((const char *)data, size, out, sizeof out);
   if (n >= sizeof out || out[n] != '\0' || strlen(out) != n)
     __builtin_trap();
   const char *op, *table;
   size_t op_len, table_len;
-  tgo_sql_summary(out, n, &op, &op_len, &table, &table_len);
+  tgo__sql_summary(out, n, &op, &op_len, &table, &table_len);
   if (op < out || op + op_len > out + n || (table && (table < out || table + table_len > out + n)))
     __builtin_trap();
   return 0;

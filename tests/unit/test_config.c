@@ -22,34 +22,34 @@ static char *write_ini(const char *text) {
 }
 
 Test(config, ini_file_accepts_short_and_full_names) {
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   char *path = write_ini("[tigerops]\nservice_name = orders\nTIGEROPS_ENVIRONMENT = prod\n"
                          "sample_rate = 0.5\n[otel]\nbsp_schedule_delay = 250\n");
   cr_assert_eq(tgo__config_load_file(&c, path, 1), 0);
   cr_assert_str_eq(c.service_name, "orders");
   cr_assert_str_eq(c.environment, "prod");
-  cr_assert_eq(c.sampler, TGO_SAMPLER_PARENT_RATIO);
+  cr_assert_eq(c.sampler, TGO__SAMPLER_PARENT_RATIO);
   cr_assert_float_eq(c.sampler_ratio, 0.5, 1e-9);
   cr_assert_eq(c.schedule_delay_ms, 250);
   unlink(path);
 }
 
 Test(config, bad_values_unknown_keys_and_syntax_errors_keep_defaults) {
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   char *path = write_ini("[tigerops]\nsample_rate = 2.5\nbsp = x\nno equals sign here\n"
                          "timeout = abc\nexporter = pigeon\n[weird]\nservice_name = ignored\n");
   tgo__config_load_file(&c, path, 1);
-  cr_assert_eq(c.sampler, TGO_SAMPLER_PARENT_ALWAYS_ON);
+  cr_assert_eq(c.sampler, TGO__SAMPLER_PARENT_ALWAYS_ON);
   cr_assert_float_eq(c.sampler_ratio, 1.0, 1e-9);
-  cr_assert_eq(c.exporter, TGO_EXPORTER_OTLP);
+  cr_assert_eq(c.exporter, TGO__EXPORTER_OTLP);
   cr_assert_str_eq(c.service_name, "");
   unlink(path);
 }
 
 Test(config, a_missing_file_is_not_fatal) {
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   cr_assert_lt(tgo__config_load_file(&c, "/nonexistent/tigerops.ini", 0), 0);
   cr_assert_eq(c.enabled, 1);
@@ -62,7 +62,7 @@ Test(config, environment_overrides_file_and_tigerops_overrides_otel) {
   char *envp[] = {cfg, "OTEL_SERVICE_NAME=otel-name", "TIGEROPS_SERVICE_NAME=tigerops-name",
                   "OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318/", "OTEL_BSP_MAX_QUEUE_SIZE=-3",
                   "OTEL_EXPORTER_OTLP_COMPRESSION=gzip", NULL};
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   tgo__config_load(&c, envp);
   cr_assert_str_eq(c.service_name, "tigerops-name");
@@ -75,7 +75,7 @@ Test(config, environment_overrides_file_and_tigerops_overrides_otel) {
 
 Test(config, otel_sdk_disabled_is_a_kill_switch) {
   char *envp[] = {"OTEL_SDK_DISABLED=true", "TIGEROPS_CONFIG=/nonexistent", NULL};
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   tgo__config_load(&c, envp);
   cr_assert_eq(c.enabled, 0);
@@ -84,15 +84,15 @@ Test(config, otel_sdk_disabled_is_a_kill_switch) {
 Test(config, samplers_by_name) {
   char *envp[] = {"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.01",
                   "TIGEROPS_CONFIG=/nonexistent", NULL};
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   tgo__config_load(&c, envp);
-  cr_assert_eq(c.sampler, TGO_SAMPLER_RATIO);
+  cr_assert_eq(c.sampler, TGO__SAMPLER_RATIO);
   cr_assert_float_eq(c.sampler_ratio, 0.01, 1e-12);
 }
 
 Test(config, non_url_endpoints_are_refused) {
-  tgo_config c;
+  tgo__config c;
   tgo__config_defaults(&c);
   cr_assert_lt(tgo__config_apply(&c, "TIGEROPS_ENDPOINT", "collector:4318", "test"), 0);
   cr_assert_str_eq(c.endpoint, "http://localhost:4318");

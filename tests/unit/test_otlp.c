@@ -28,7 +28,7 @@ static const KeyValue *kv(KeyValue **kvs, size_t n, const char *key) {
   return NULL;
 }
 
-static Request *encode_and_decode(tgo_span **spans, size_t n, tgo_buf *buf) {
+static Request *encode_and_decode(tgo_span **spans, size_t n, tgo__buf *buf) {
   cr_assert_eq(tgo__otlp_encode_traces(spans, n, buf), 0);
   Request *r = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
       NULL, buf->len, buf->data);
@@ -57,7 +57,7 @@ Test(otlp, batch_round_trips_through_the_generated_decoder) {
   tgo_span_end(child);
   tgo_span_end(root);
   tgo_span *batch[] = {child, root};
-  tgo_buf buf = {0};
+  tgo__buf buf = {0};
   Request *r = encode_and_decode(batch, 2, &buf);
 
   cr_assert_eq(r->n_resource_spans, 1);
@@ -105,7 +105,7 @@ Test(otlp, gzip_output_inflates_to_the_same_bytes) {
   uint8_t in[5000];
   for (size_t i = 0; i < sizeof in; i++)
     in[i] = (uint8_t)(i * 7 % 13);
-  tgo_buf z = {0};
+  tgo__buf z = {0};
   cr_assert_eq(tgo__gzip(in, sizeof in, &z), 0);
   cr_assert_lt(z.len, sizeof in);
   uint8_t out[6000];

@@ -14,7 +14,7 @@ static void setup(void) {
 TestSuite(otlp_writer, .init = setup);
 
 static void assert_same_bytes(tgo_span *s) {
-  tgo_buf ref = {0};
+  tgo__buf ref = {0};
   cr_assert_eq(tgo__otlp_span_pack_reference(s, &ref), 0);
   size_t size = tgo__otlp_span_size(s);
   cr_assert_eq(size, ref.len, "writer size %zu, protobuf-c %zu", size, ref.len);

@@ -17,7 +17,7 @@ static void expect(const char *in, const char *want) {
   char buf[512];
   size_t n = strlen(in);
   memcpy(buf, in, n + 1);
-  tgo_pii_mask(buf, n);
+  tgo__pii_mask(buf, n);
   cr_assert_str_eq(buf, want, "masking \"%s\"", in);
 }
 
@@ -61,7 +61,7 @@ Test(pii, numbers_that_are_not_phones_are_left_alone) {
 Test(pii, masking_keeps_the_length_and_utf8) {
   char buf[] = "é jane@example.com ü";
   size_t n = strlen(buf);
-  cr_assert_eq(tgo_pii_mask(buf, n), 1);
+  cr_assert_eq(tgo__pii_mask(buf, n), 1);
   cr_assert_eq(strlen(buf), n);
   cr_assert_str_eq(buf, "é ****@*******.*** ü");
 }
@@ -87,15 +87,15 @@ Test(pii, big_and_odd_inputs_are_fine) {
   char *big = malloc(n);
   for (size_t i = 0; i < n; i++)
     big[i] = "0123456789 -+()@."[i % 17];
-  tgo_pii_mask(big, n);
+  tgo__pii_mask(big, n);
   memset(big, '@', n);
-  tgo_pii_mask(big, n);
+  tgo__pii_mask(big, n);
   memset(big, '7', n);
-  tgo_pii_mask(big, n);
+  tgo__pii_mask(big, n);
   cr_assert_eq(big[0], '7', "one endless digit run is not a card");
   free(big);
   char empty[1] = "";
-  cr_assert_eq(tgo_pii_mask(empty, 0), 0);
+  cr_assert_eq(tgo__pii_mask(empty, 0), 0);
 }
 
 Test(pii, a_pattern_that_would_take_gigabytes_to_compile_is_refused) {
@@ -132,13 +132,13 @@ Test(pii, an_empty_match_at_the_end_reads_nothing_past_it) {
   cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "x*$", "t"), 0);
   char *buf = malloc(4);
   memcpy(buf, "abxx", 4); /* not terminated: ASan sees any read past it */
-  tgo_pii_mask(buf, 3);
+  tgo__pii_mask(buf, 3);
   cr_assert_eq(memcmp(buf, "ab*x", 4), 0);
   free(buf);
 }
 
 static void *mask_on_exporter_sized_stack(void *text) {
-  tgo_pii_mask(text, strlen(text));
+  tgo__pii_mask(text, strlen(text));
   return NULL;
 }
 

@@ -14,8 +14,8 @@ static void setup(void) {
 
 TestSuite(span, .init = setup);
 
-static const tgo_attr *find(const tgo_span *s, const char *key) {
-  for (const tgo_attr *a = s->attrs.head; a; a = a->next)
+static const tgo__attr *find(const tgo_span *s, const char *key) {
+  for (const tgo__attr *a = s->attrs.head; a; a = a->next)
     if (!strcmp(a->key, key))
       return a;
   return NULL;
@@ -41,7 +41,7 @@ Test(span, setting_a_key_again_replaces_its_value) {
   tgo_attr_str(a, "k", "one", 3);
   tgo_attr_int(a, "k", 2);
   cr_assert_eq(s->attrs.count, 1);
-  cr_assert_eq(find(s, "k")->type, TGO_V_INT);
+  cr_assert_eq(find(s, "k")->type, TGO__V_INT);
   cr_assert_eq(find(s, "k")->v.i, 2);
   tgo_span_end(s);
 }
@@ -54,8 +54,8 @@ Test(span, more_than_128_attributes_are_dropped_and_counted) {
     int n = snprintf(k, sizeof k, "k%d", i);
     tgo_attr_int(a, tgo_attrs_key(a, k, (size_t)n), i);
   }
-  cr_assert_eq(s->attrs.count, TGO_SPAN_MAX_ATTRS);
-  cr_assert_eq(s->attrs.dropped, 200 - TGO_SPAN_MAX_ATTRS);
+  cr_assert_eq(s->attrs.count, TGO__SPAN_MAX_ATTRS);
+  cr_assert_eq(s->attrs.dropped, 200 - TGO__SPAN_MAX_ATTRS);
   tgo_span_end(s);
 }
 
@@ -65,7 +65,7 @@ Test(span, long_values_are_cut_on_a_utf8_boundary) {
   for (int i = 0; i < 50; i++)
     memcpy(v + 2 * i, "\xc3\xa9", 2); /* é x 50 */
   tgo_attr_str(tgo_span_attrs(s), "v", v, sizeof v);
-  const tgo_attr *a = find(s, "v");
+  const tgo__attr *a = find(s, "v");
   cr_assert_leq(a->n, 32);
   cr_assert_eq(a->n % 2, 0, "cut inside a character");
   cr_assert(valid_utf8(a->v.s, a->n));
@@ -76,7 +76,7 @@ Test(span, invalid_utf8_is_repaired) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   const char bad[] = "ok\xff\xfe\xc3(\xed\xa0\x80z";
   tgo_attr_str(tgo_span_attrs(s), "v", bad, sizeof bad - 1);
-  const tgo_attr *a = find(s, "v");
+  const tgo__attr *a = find(s, "v");
   cr_assert_eq(a->n, sizeof bad - 1);
   cr_assert(valid_utf8(a->v.s, a->n), "not valid UTF-8: %s", a->v.s);
   cr_assert_eq(strncmp(a->v.s, "ok", 2), 0);
@@ -86,9 +86,9 @@ Test(span, invalid_utf8_is_repaired) {
 
 Test(span, events_beyond_the_limit_are_counted) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
-  for (int i = 0; i < TGO_SPAN_MAX_EVENTS + 5; i++)
+  for (int i = 0; i < TGO__SPAN_MAX_EVENTS + 5; i++)
     tgo_span_add_event(s, "e", 1);
-  cr_assert_eq(s->n_events, TGO_SPAN_MAX_EVENTS);
+  cr_assert_eq(s->n_events, TGO__SPAN_MAX_EVENTS);
   cr_assert_eq(s->dropped_events, 5);
   tgo_span_end(s);
 }
@@ -158,15 +158,15 @@ Test(disabled, tracer_hands_out_the_shared_noop_span) {
 }
 
 Test(span, interned_strings_are_shared_repaired_and_kept_by_pointer) {
-  const char *a = tgo_intern("SELECT a FROM t WHERE id = ?", 28);
-  const char *b = tgo_intern("SELECT a FROM t WHERE id = ?", 28);
+  const char *a = tgo__intern("SELECT a FROM t WHERE id = ?", 28);
+  const char *b = tgo__intern("SELECT a FROM t WHERE id = ?", 28);
   cr_assert_not_null(a);
   cr_assert_eq(a, b, "equal strings must intern to one copy");
-  const char *bad = tgo_intern("x\xff", 2);
+  const char *bad = tgo__intern("x\xff", 2);
   cr_assert_str_eq(bad, "x?");
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  tgo_attr_str_static(tgo_span_attrs(s), "db.query.text", a, 28);
-  const tgo_attr *at = find(s, "db.query.text");
+  tgo__attr_str_static(tgo_span_attrs(s), "db.query.text", a, 28);
+  const tgo__attr *at = find(s, "db.query.text");
   cr_assert_eq(at->v.s, a, "a static value is not copied");
   cr_assert_eq(at->n, 28);
   tgo_span_end(s);
@@ -175,9 +175,9 @@ Test(span, interned_strings_are_shared_repaired_and_kept_by_pointer) {
 Test(span, static_values_respect_the_length_limit) {
   char text[100];
   memset(text, 'a', sizeof text);
-  const char *big = tgo_intern(text, sizeof text);
+  const char *big = tgo__intern(text, sizeof text);
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  tgo_attr_str_static(tgo_span_attrs(s), "v", big, sizeof text);
+  tgo__attr_str_static(tgo_span_attrs(s), "v", big, sizeof text);
   cr_assert_eq(find(s, "v")->n, 32);
   tgo_span_end(s);
 }

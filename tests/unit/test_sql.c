@@ -8,7 +8,7 @@
 static char out[512];
 
 static const char *norm(const char *sql) {
-  tgo_sql_normalize(sql, strlen(sql), out, sizeof out);
+  tgo__sql_normalize(sql, strlen(sql), out, sizeof out);
   return out;
 }
 
@@ -54,11 +54,11 @@ Test(sql, unterminated_strings_are_swallowed_whole) {
 
 Test(sql, output_is_bounded_and_terminated) {
   char small[8];
-  size_t n = tgo_sql_normalize("SELECT something FROM somewhere", 31, small, sizeof small);
+  size_t n = tgo__sql_normalize("SELECT something FROM somewhere", 31, small, sizeof small);
   cr_assert_leq(n, 7);
   cr_assert_eq(small[n], '\0');
   cr_assert_str_eq(small, "SELECT");
-  cr_assert_eq(tgo_sql_normalize("SELECT 1", 8, small, 0), 0);
+  cr_assert_eq(tgo__sql_normalize("SELECT 1", 8, small, 0), 0);
 }
 
 Test(sql, random_bytes_including_nul_never_overrun_or_cut_the_text) {
@@ -68,7 +68,7 @@ Test(sql, random_bytes_including_nul_never_overrun_or_cut_the_text) {
     size_t n = (size_t)(rand() % 300);
     for (size_t i = 0; i < n; i++)
       in[i] = "SELECT'\"$-/*()?%:,0123 INxe\\\n"[rand() % 30];
-    size_t len = tgo_sql_normalize(in, n, o, sizeof o);
+    size_t len = tgo__sql_normalize(in, n, o, sizeof o);
     cr_assert_lt(len, sizeof o);
     cr_assert_eq(strlen(o), len);
   }
@@ -85,7 +85,7 @@ Test(sql, summary_finds_operation_and_table) {
       {"BEGIN", "BEGIN", ""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    tgo_sql_summary(cases[i][0], strlen(cases[i][0]), &op, &op_len, &table, &table_len);
+    tgo__sql_summary(cases[i][0], strlen(cases[i][0]), &op, &op_len, &table, &table_len);
     cr_expect_eq(op_len, strlen(cases[i][1]));
     cr_expect(!strncmp(op, cases[i][1], op_len));
     cr_expect_eq(table_len, strlen(cases[i][2]), "%s", cases[i][0]);
@@ -100,12 +100,12 @@ Test(sql, an_in_list_cut_short_is_read_within_bounds) {
   static const char crash[] = "NE\0\0\0\377\377\377\326INTO  IN (1,2INTO 'x' -- T";
   char *copy = malloc(sizeof crash - 1); /* exact size: ASan/valgrind see any overrun */
   memcpy(copy, crash, sizeof crash - 1);
-  size_t n = tgo_sql_normalize(copy, sizeof crash - 1, out, sizeof out);
+  size_t n = tgo__sql_normalize(copy, sizeof crash - 1, out, sizeof out);
   cr_assert_eq(strlen(out), n);
   const char *tail = "SELECT a FROM t WHERE b IN (1, nu";
   char *exact = malloc(strlen(tail));
   memcpy(exact, tail, strlen(tail));
-  tgo_sql_normalize(exact, strlen(tail), out, sizeof out);
+  tgo__sql_normalize(exact, strlen(tail), out, sizeof out);
   free(exact);
   free(copy);
 }
@@ -113,18 +113,18 @@ Test(sql, an_in_list_cut_short_is_read_within_bounds) {
 Test(redact, secret_query_values_are_replaced_and_the_rest_kept) {
   const char *q = "page=2&sig=abc123&X-Amz-Signature=deadbeef&token=t;key=k&empty&q=a%3Db";
   char o[256];
-  size_t n = tgo_redact_query(q, strlen(q), o, sizeof o);
+  size_t n = tgo__redact_query(q, strlen(q), o, sizeof o);
   cr_assert_str_eq(o, "page=2&sig=REDACTED&X-Amz-Signature=REDACTED&token=REDACTED;key=REDACTED&empty&q=a%3Db");
   cr_assert_eq(n, strlen(o));
   char small[6];
-  tgo_redact_query(q, strlen(q), small, sizeof small);
+  tgo__redact_query(q, strlen(q), small, sizeof small);
   cr_assert_str_eq(small, "page=");
 }
 
 Test(redact, urls_carrying_credentials_in_values_are_replaced) {
   const char *q = "next=https://example.com/home&cb=http://u:pw@h/x&r=https%3A%2F%2Fh%2Fp%3Ftoken%3Dt&n=2";
   char o[256];
-  tgo_redact_query(q, strlen(q), o, sizeof o);
+  tgo__redact_query(q, strlen(q), o, sizeof o);
   cr_assert_str_eq(o, "next=https://example.com/home&cb=REDACTED&r=REDACTED&n=2");
 }
 
@@ -140,7 +140,7 @@ Test(redact, key_patterns_mask_identifiers) {
       {"a::b", "a::b"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    tgo_key_pattern(cases[i][0], strlen(cases[i][0]), o, sizeof o);
+    tgo__key_pattern(cases[i][0], strlen(cases[i][0]), o, sizeof o);
     cr_expect_str_eq(o, cases[i][1], "%s", cases[i][0]);
   }
 }

@@ -37,7 +37,7 @@ typedef struct {
   statement_info cache[CACHE_SLOTS];
 } DbExecute;
 
-PyTypeObject *tgo_py_db_execute_type;
+PyTypeObject *tgo__py_db_execute_type;
 
 /* Statement shapes seen in the current request, on this thread. */
 static __thread tgo_span *npo_request;
@@ -67,17 +67,17 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   if (e->statement == statement)
     return e;
   Py_ssize_t len;
-  const char *sql = tgo_py_utf8(statement, &len);
+  const char *sql = tgo__py_utf8(statement, &len);
   if (!sql)
     return NULL;
   size_t cap = (size_t)len + 1 < 65536 ? (size_t)len + 1 : 65536;
   char *text = malloc(cap);
   if (!text)
     return NULL;
-  size_t n = tgo_sql_normalize(sql, (size_t)len, text, cap);
+  size_t n = tgo__sql_normalize(sql, (size_t)len, text, cap);
   const char *op, *table;
   size_t op_len, table_len;
-  tgo_sql_summary(text, n, &op, &op_len, &table, &table_len);
+  tgo__sql_summary(text, n, &op, &op_len, &table, &table_len);
   entry_clear(e);
   e->text = text;
   e->text_len = n;
@@ -96,7 +96,7 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   int m = snprintf(e->name, name_cap, "%s%s%s", *e->op ? e->op : d->system, *e->table ? " " : "", e->table);
   e->name_len = m > 0 ? (size_t)m : 0;
   e->hash = fnv1a(text, n);
-  e->shared_text = tgo_intern(text, n);
+  e->shared_text = tgo__intern(text, n);
   Py_INCREF(statement);
   e->statement = statement;
   return e;
@@ -105,7 +105,7 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
 /* Counts a statement shape in the running request; from the threshold on,
  * the request span says so (tigerops.n_plus_one.*). */
 static void count_for_n_plus_one(const statement_info *e) {
-  tgo_span *request = tgo_py_request_span();
+  tgo_span *request = tgo__py_request_span();
   if (!request || !tgo_span_is_recording(request))
     return;
   if (npo_request != request) {
@@ -117,7 +117,7 @@ static void count_for_n_plus_one(const statement_info *e) {
     if (npo[i].hash == e->hash || !npo[i].hash) {
       npo[i].hash = e->hash;
       uint32_t count = ++npo[i].count;
-      uint32_t threshold = (uint32_t)tgo_n_plus_one_threshold();
+      uint32_t threshold = (uint32_t)tgo__n_plus_one_threshold();
       if (count >= threshold) {
         tgo_attrs *a = tgo_span_attrs(request);
         if (count == threshold) { /* the text once; later runs only move the count */
@@ -132,7 +132,7 @@ static void count_for_n_plus_one(const statement_info *e) {
 }
 
 static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e) {
-  PyObject *rc = PyObject_GetAttr(cursor, tgo_py_str.rowcount);
+  PyObject *rc = PyObject_GetAttr(cursor, tgo__py_str.rowcount);
   if (!rc) {
     PyErr_Clear();
     return;
@@ -151,7 +151,7 @@ static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e)
  * logs and pg_stat_activity point at the trace. NULL: use args as they are. */
 static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
   Py_ssize_t len;
-  const char *sql = tgo_py_utf8(PyTuple_GetItem(args, 1), &len);
+  const char *sql = tgo__py_utf8(PyTuple_GetItem(args, 1), &len);
   if (!sql || len > (1 << 20))
     return NULL;
   tgo_span_context ctx;
@@ -214,7 +214,7 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   tgo_span *span = tgo_span_start(e->name, e->name_len, TGO_KIND_CLIENT, parent, NULL);
   tgo_attrs *a = tgo_span_attrs(span);
   void (*engine_str)(tgo_attrs *, const char *, const char *, size_t) =
-      d->shared ? tgo_attr_str_static : tgo_attr_str;
+      d->shared ? tgo__attr_str_static : tgo_attr_str;
   engine_str(a, "db.system.name", d->system, strlen(d->system));
   if (*d->namespace)
     engine_str(a, "db.namespace", d->namespace, strlen(d->namespace));
@@ -223,7 +223,7 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   if (*e->table)
     tgo_attr_str(a, "db.collection.name", e->table, strlen(e->table));
   if (e->shared_text)
-    tgo_attr_str_static(a, "db.query.text", e->shared_text, e->text_len);
+    tgo__attr_str_static(a, "db.query.text", e->shared_text, e->text_len);
   else
     tgo_attr_str(a, "db.query.text", e->text, e->text_len);
   if (*d->host)
@@ -239,15 +239,15 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     else
       PyErr_Clear();
   }
-  PyObject *commented = tgo_sqlcommenter() ? with_sql_comment(args, span) : NULL;
+  PyObject *commented = tgo__sqlcommenter() ? with_sql_comment(args, span) : NULL;
   PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
   Py_XDECREF(commented);
   if (!result) {
-    tgo_py_record_pending_exception(span, TGO_PY_EXC_STATUS | TGO_PY_EXC_EVENT);
+    tgo__py_record_pending_exception(span, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT);
   } else {
     record_rows(a, cursor, e);
   }
-  int slow_ms = tgo_slow_query_ms();
+  int slow_ms = tgo__slow_query_ms();
   if (slow_ms > 0 && tgo_span_elapsed_ns(span) >= (uint64_t)slow_ms * 1000000u) {
     tgo_attr_bool(a, "db.slow", 1);
     tgo_attr_int(tgo_span_add_event(span, "slow_query", 10), "tigerops.slow_query_ms", slow_ms);
@@ -284,7 +284,7 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
   const char *shared[4];
   d->shared = 1;
   for (int i = 0; i < 4; i++)
-    if (!(shared[i] = tgo_intern(in[i], strlen(in[i]))))
+    if (!(shared[i] = tgo__intern(in[i], strlen(in[i]))))
       d->shared = 0;
   if (d->shared) {
     d->system = shared[0];
@@ -364,13 +364,13 @@ static PyType_Spec db_spec = {
     "_tigerops.DbExecute", sizeof(DbExecute), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, db_slots,
 };
 
-int tgo_py_db_type_init(PyObject *module) {
-  tgo_py_db_execute_type = (PyTypeObject *)PyType_FromSpec(&db_spec);
-  if (!tgo_py_db_execute_type)
+int tgo__py_db_type_init(PyObject *module) {
+  tgo__py_db_execute_type = (PyTypeObject *)PyType_FromSpec(&db_spec);
+  if (!tgo__py_db_execute_type)
     return -1;
-  Py_INCREF(tgo_py_db_execute_type);
-  if (PyModule_AddObject(module, "DbExecute", (PyObject *)tgo_py_db_execute_type) < 0) {
-    Py_DECREF(tgo_py_db_execute_type);
+  Py_INCREF(tgo__py_db_execute_type);
+  if (PyModule_AddObject(module, "DbExecute", (PyObject *)tgo__py_db_execute_type) < 0) {
+    Py_DECREF(tgo__py_db_execute_type);
     return -1;
   }
   return 0;

@@ -45,13 +45,13 @@ typedef struct {
   char method[24];
 } Request;
 
-PyTypeObject *tgo_py_middleware_type;
-PyTypeObject *tgo_py_request_type;
+PyTypeObject *tgo__py_middleware_type;
+PyTypeObject *tgo__py_request_type;
 
 /* The Request whose app call is running on this thread, for the hook. */
 static __thread Request *running_request;
 
-tgo_span *tgo_py_request_span(void) { return running_request ? running_request->span : NULL; }
+tgo_span *tgo__py_request_span(void) { return running_request ? running_request->span : NULL; }
 
 #define MAX_ROUTES 4096
 
@@ -82,7 +82,7 @@ static size_t slot_of(const void *p, size_t cap) {
 static char *dup_attr_str(PyObject *obj, PyObject *name) {
   PyObject *v = obj ? PyObject_GetAttr(obj, name) : NULL;
   Py_ssize_t len;
-  const char *p = tgo_py_utf8(v, &len);
+  const char *p = tgo__py_utf8(v, &len);
   char *out = p ? strndup(p, (size_t)len) : NULL;
   Py_XDECREF(v);
   PyErr_Clear();
@@ -91,8 +91,8 @@ static char *dup_attr_str(PyObject *obj, PyObject *name) {
 
 static int route_fill(Middleware *mw, PyObject *rule, route_info *r) {
   memset(r, 0, sizeof *r);
-  r->route = dup_attr_str(rule, tgo_py_str.rule);
-  r->endpoint = dup_attr_str(rule, tgo_py_str.endpoint);
+  r->route = dup_attr_str(rule, tgo__py_str.rule);
+  r->endpoint = dup_attr_str(rule, tgo__py_str.endpoint);
   if (!r->route)
     return -1;
   r->route_len = strlen(r->route);
@@ -105,8 +105,8 @@ static int route_fill(Middleware *mw, PyObject *rule, route_info *r) {
     PyErr_Clear();
     Py_XDECREF(key);
     if (view) {
-      r->function = dup_attr_str(view, tgo_py_str.__qualname__);
-      r->namespace = dup_attr_str(view, tgo_py_str.__module__);
+      r->function = dup_attr_str(view, tgo__py_str.__qualname__);
+      r->namespace = dup_attr_str(view, tgo__py_str.__module__);
       Py_DECREF(view);
     }
   }
@@ -180,7 +180,7 @@ static PyObject *env_item(PyObject *environ, PyObject *key) {
  * bytes object alive until the caller drops it. */
 static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
   *hold = NULL;
-  const char *p = tgo_py_utf8(v, len);
+  const char *p = tgo__py_utf8(v, len);
   if (!p)
     return NULL;
   Py_ssize_t i = 0;
@@ -210,10 +210,10 @@ static void env_attr(tgo_attrs *a, const char *key, PyObject *v) {
 
 static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
   tgo_attr_str(a, "http.request.method", method, method_len);
-  PyObject *script = env_item(environ, tgo_py_str.SCRIPT_NAME);
-  PyObject *path = env_item(environ, tgo_py_str.PATH_INFO);
+  PyObject *script = env_item(environ, tgo__py_str.SCRIPT_NAME);
+  PyObject *path = env_item(environ, tgo__py_str.PATH_INFO);
   Py_ssize_t slen = 0;
-  if (script && tgo_py_utf8(script, &slen) && slen > 0) {
+  if (script && tgo__py_utf8(script, &slen) && slen > 0) {
     PyObject *full = path ? PyUnicode_Concat(script, path) : NULL;
     if (full) {
       env_attr(a, "url.path", full);
@@ -224,23 +224,23 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   } else if (path) {
     env_attr(a, "url.path", path);
   }
-  PyObject *q = env_item(environ, tgo_py_str.QUERY_STRING), *hold;
+  PyObject *q = env_item(environ, tgo__py_str.QUERY_STRING), *hold;
   Py_ssize_t qlen = 0;
   const char *query = env_bytes(q, &qlen, &hold);
   if (query && qlen > 0) {
     char redacted[2048];
     if ((size_t)qlen < sizeof redacted) {
-      size_t n = tgo_redact_query(query, (size_t)qlen, redacted, sizeof redacted);
+      size_t n = tgo__redact_query(query, (size_t)qlen, redacted, sizeof redacted);
       tgo_attr_str(a, "url.query", redacted, n);
     } else {
       tgo_attr_str(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
     }
   }
   Py_XDECREF(hold);
-  env_attr(a, "url.scheme", env_item(environ, tgo_py_str.wsgi_url_scheme));
+  env_attr(a, "url.scheme", env_item(environ, tgo__py_str.wsgi_url_scheme));
 
   Py_ssize_t len;
-  const char *host = env_bytes(env_item(environ, tgo_py_str.HTTP_HOST), &len, &hold);
+  const char *host = env_bytes(env_item(environ, tgo__py_str.HTTP_HOST), &len, &hold);
   if (host && len > 0) {
     const char *colon = len && host[0] != '[' ? memchr(host, ':', (size_t)len) : NULL;
     if (host[0] == '[') { /* [v6]:port */
@@ -251,19 +251,19 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
     if (colon)
       tgo_attr_int(a, "server.port", strtol(colon + 1, NULL, 10));
   } else {
-    env_attr(a, "server.address", env_item(environ, tgo_py_str.SERVER_NAME));
+    env_attr(a, "server.address", env_item(environ, tgo__py_str.SERVER_NAME));
   }
   int host_has_port = host && memchr(host, ':', (size_t)len);
   Py_XDECREF(hold);
   if (!host_has_port) {
-    const char *port = tgo_py_utf8(env_item(environ, tgo_py_str.SERVER_PORT), &len);
+    const char *port = tgo__py_utf8(env_item(environ, tgo__py_str.SERVER_PORT), &len);
     if (port && len > 0)
       tgo_attr_int(a, "server.port", strtol(port, NULL, 10));
   }
 
   /* client.address: the original client as proxies report it. */
-  const char *xff = env_bytes(env_item(environ, tgo_py_str.HTTP_X_FORWARDED_FOR), &len, &hold);
-  PyObject *peer = env_item(environ, tgo_py_str.REMOTE_ADDR);
+  const char *xff = env_bytes(env_item(environ, tgo__py_str.HTTP_X_FORWARDED_FOR), &len, &hold);
+  PyObject *peer = env_item(environ, tgo__py_str.REMOTE_ADDR);
   if (xff && len > 0) {
     const char *end = memchr(xff, ',', (size_t)len);
     size_t n = end ? (size_t)(end - xff) : (size_t)len;
@@ -275,13 +275,13 @@ static void set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
       n--;
     tgo_attr_str(a, "client.address", xff, n);
   } else {
-    PyObject *real = env_item(environ, tgo_py_str.HTTP_X_REAL_IP);
+    PyObject *real = env_item(environ, tgo__py_str.HTTP_X_REAL_IP);
     env_attr(a, "client.address", real && PyUnicode_Check(real) && PyUnicode_GetLength(real) ? real : peer);
   }
   Py_XDECREF(hold);
   env_attr(a, "network.peer.address", peer);
-  env_attr(a, "user_agent.original", env_item(environ, tgo_py_str.HTTP_USER_AGENT));
-  const char *proto = tgo_py_utf8(env_item(environ, tgo_py_str.SERVER_PROTOCOL), &len);
+  env_attr(a, "user_agent.original", env_item(environ, tgo__py_str.HTTP_USER_AGENT));
+  const char *proto = tgo__py_utf8(env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
   if (proto && len > 5 && !memcmp(proto, "HTTP/", 5))
     tgo_attr_str(a, "network.protocol.version", proto + 5, (size_t)len - 5);
 }
@@ -298,8 +298,8 @@ static void request_finish(Request *r) {
     size_t mlen = strlen(r->method);
     PyObject *rule = NULL;
     if (r->ctx) {
-      PyObject *req = PyObject_GetAttr(r->ctx, tgo_py_str.request);
-      rule = req ? PyObject_GetAttr(req, tgo_py_str.url_rule) : NULL;
+      PyObject *req = PyObject_GetAttr(r->ctx, tgo__py_str.request);
+      rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
       Py_XDECREF(req);
       PyErr_Clear();
     }
@@ -346,7 +346,7 @@ static void request_finish(Request *r) {
 
 static int parse_status(PyObject *status) {
   Py_ssize_t len;
-  const char *s = tgo_py_utf8(status, &len);
+  const char *s = tgo__py_utf8(status, &len);
   if (!s || len < 3)
     return 0;
   int code = 0;
@@ -362,7 +362,7 @@ static int parse_status(PyObject *status) {
  * costs the headers, never the request. */
 static void capture_headers(PyObject *capture, tgo_span *span, PyObject *headers) {
   Py_INCREF(capture); /* the app may replace the middleware's attribute meanwhile */
-  PyObject *handle = tgo_py_span_wrap(span, 0);
+  PyObject *handle = tgo__py_span_wrap(span, 0);
   PyObject *res = handle ? PyObject_CallFunctionObjArgs(capture, handle, headers, NULL) : NULL;
   Py_DECREF(capture);
   if (!res) {
@@ -403,7 +403,7 @@ static PyObject *request_next(PyObject *op) {
   PyObject *item = PyIter_Next(r->iter);
   tgo_set_current(prev);
   if (!item && PyErr_Occurred())
-    tgo_py_record_pending_exception(r->span, TGO_PY_EXC_STATUS);
+    tgo__py_record_pending_exception(r->span, TGO__PY_EXC_STATUS);
   return item;
 }
 
@@ -412,14 +412,14 @@ static PyObject *request_close(PyObject *op, PyObject *unused) {
   Request *r = (Request *)op;
   PyObject *res = NULL;
   if (r->inner && !r->finished) {
-    PyObject *close = PyObject_GetAttr(r->inner, tgo_py_str.close);
+    PyObject *close = PyObject_GetAttr(r->inner, tgo__py_str.close);
     if (close) {
       tgo_span *prev = tgo_set_current(r->span);
       res = PyObject_CallObject(close, NULL);
       tgo_set_current(prev);
       Py_DECREF(close);
       if (!res)
-        tgo_py_record_pending_exception(r->span, TGO_PY_EXC_STATUS);
+        tgo__py_record_pending_exception(r->span, TGO__PY_EXC_STATUS);
     } else {
       PyErr_Clear();
     }
@@ -515,10 +515,10 @@ static void apply_first_request_config(Middleware *mw) {
 /* Reads the incoming W3C context; an invalid header is ignored (new trace). */
 static int remote_context(PyObject *environ, tgo_span_context *ctx) {
   Py_ssize_t len;
-  const char *tp = tgo_py_utf8(env_item(environ, tgo_py_str.HTTP_TRACEPARENT), &len);
+  const char *tp = tgo__py_utf8(env_item(environ, tgo__py_str.HTTP_TRACEPARENT), &len);
   if (!tp || tgo_traceparent_parse(tp, (size_t)len, ctx) < 0)
     return 0;
-  const char *ts = tgo_py_utf8(env_item(environ, tgo_py_str.HTTP_TRACESTATE), &len);
+  const char *ts = tgo__py_utf8(env_item(environ, tgo__py_str.HTTP_TRACESTATE), &len);
   if (ts && tgo_tracestate_check(ts, (size_t)len) > 0) {
     ctx->tracestate = ts;
     ctx->tracestate_len = (size_t)len;
@@ -529,23 +529,23 @@ static int remote_context(PyObject *environ, tgo_span_context *ctx) {
 /* Excluded URLs (health checks): the pattern is searched in the full URL,
  * scheme://host/path?query, as the OpenTelemetry Python settings define. */
 static int url_excluded(PyObject *pattern, PyObject *environ) {
-  PyObject *scheme = env_item(environ, tgo_py_str.wsgi_url_scheme);
-  PyObject *host = env_item(environ, tgo_py_str.HTTP_HOST);
+  PyObject *scheme = env_item(environ, tgo__py_str.wsgi_url_scheme);
+  PyObject *host = env_item(environ, tgo__py_str.HTTP_HOST);
   if (!host)
-    host = env_item(environ, tgo_py_str.SERVER_NAME);
-  PyObject *path = env_item(environ, tgo_py_str.PATH_INFO);
-  PyObject *query = env_item(environ, tgo_py_str.QUERY_STRING);
+    host = env_item(environ, tgo__py_str.SERVER_NAME);
+  PyObject *path = env_item(environ, tgo__py_str.PATH_INFO);
+  PyObject *query = env_item(environ, tgo__py_str.QUERY_STRING);
   Py_ssize_t qlen = 0;
-  int has_query = query && tgo_py_utf8(query, &qlen) && qlen > 0;
-  PyObject *url = PyUnicode_FromFormat("%U://%U%U%s%U", scheme && PyUnicode_Check(scheme) ? scheme : tgo_py_str.empty,
-                                       host && PyUnicode_Check(host) ? host : tgo_py_str.empty,
-                                       path && PyUnicode_Check(path) ? path : tgo_py_str.empty,
-                                       has_query ? "?" : "", has_query ? query : tgo_py_str.empty);
+  int has_query = query && tgo__py_utf8(query, &qlen) && qlen > 0;
+  PyObject *url = PyUnicode_FromFormat("%U://%U%U%s%U", scheme && PyUnicode_Check(scheme) ? scheme : tgo__py_str.empty,
+                                       host && PyUnicode_Check(host) ? host : tgo__py_str.empty,
+                                       path && PyUnicode_Check(path) ? path : tgo__py_str.empty,
+                                       has_query ? "?" : "", has_query ? query : tgo__py_str.empty);
   if (!url) {
     PyErr_Clear();
     return 0;
   }
-  PyObject *match = PyObject_CallMethodObjArgs(pattern, tgo_py_str.search, url, NULL);
+  PyObject *match = PyObject_CallMethodObjArgs(pattern, tgo__py_str.search, url, NULL);
   Py_DECREF(url);
   int excluded = match && match != Py_None;
   Py_XDECREF(match);
@@ -568,7 +568,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
     return PyObject_Call(mw->wsgi_app, args, NULL);
 
   Py_ssize_t mlen = 0;
-  const char *method = tgo_py_utf8(env_item(environ, tgo_py_str.REQUEST_METHOD), &mlen);
+  const char *method = tgo__py_utf8(env_item(environ, tgo__py_str.REQUEST_METHOD), &mlen);
   if (!method || mlen <= 0 || mlen >= 24) {
     method = "_OTHER";
     mlen = 6;
@@ -583,7 +583,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
       capture_headers(mw->capture_request, span, environ);
   }
 
-  Request *r = PyObject_GC_New(Request, tgo_py_request_type);
+  Request *r = PyObject_GC_New(Request, tgo__py_request_type);
   if (!r) {
     tgo_span_end(span);
     return NULL;
@@ -609,7 +609,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   running_request = prev_request;
 
   if (!result) {
-    tgo_py_record_pending_exception(span, TGO_PY_EXC_STATUS);
+    tgo__py_record_pending_exception(span, TGO__PY_EXC_STATUS);
     if (!r->status_code)
       r->status_code = 500;
     PyObject *type, *value, *tb;
@@ -621,7 +621,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   }
   /* sendfile(2) needs the server to see its own file wrapper: hand it back
    * and end the span now rather than lose the zero-copy path. */
-  PyObject *fw = env_item(environ, tgo_py_str.wsgi_file_wrapper);
+  PyObject *fw = env_item(environ, tgo__py_str.wsgi_file_wrapper);
   if (fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw)) {
     request_finish(r);
     Py_DECREF(r);
@@ -788,14 +788,14 @@ static PyType_Spec middleware_spec = {
     middleware_slots,
 };
 
-int tgo_py_middleware_types_init(PyObject *module) {
-  tgo_py_request_type = (PyTypeObject *)PyType_FromSpec(&request_spec);
-  tgo_py_middleware_type = (PyTypeObject *)PyType_FromSpec(&middleware_spec);
-  if (!tgo_py_request_type || !tgo_py_middleware_type)
+int tgo__py_middleware_types_init(PyObject *module) {
+  tgo__py_request_type = (PyTypeObject *)PyType_FromSpec(&request_spec);
+  tgo__py_middleware_type = (PyTypeObject *)PyType_FromSpec(&middleware_spec);
+  if (!tgo__py_request_type || !tgo__py_middleware_type)
     return -1;
-  Py_INCREF(tgo_py_middleware_type);
-  if (PyModule_AddObject(module, "FlaskMiddleware", (PyObject *)tgo_py_middleware_type) < 0) {
-    Py_DECREF(tgo_py_middleware_type);
+  Py_INCREF(tgo__py_middleware_type);
+  if (PyModule_AddObject(module, "FlaskMiddleware", (PyObject *)tgo__py_middleware_type) < 0) {
+    Py_DECREF(tgo__py_middleware_type);
     return -1;
   }
   return 0;

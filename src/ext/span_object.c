@@ -17,14 +17,14 @@ typedef struct {
   int entered;
 } SpanObject;
 
-PyTypeObject *tgo_py_span_type;
+PyTypeObject *tgo__py_span_type;
 
 static void start_now(SpanObject *self) {
   if (self->span)
     return;
   Py_ssize_t len = 0, plen = 0;
-  const char *name = tgo_py_utf8(self->name, &len);
-  const char *parent = tgo_py_utf8(self->parent, &plen);
+  const char *name = tgo__py_utf8(self->name, &len);
+  const char *parent = tgo__py_utf8(self->parent, &plen);
   tgo_span_context remote;
   /* An explicit parent that is malformed starts a new trace, as the W3C
    * spec says for a bad incoming header. */
@@ -33,12 +33,12 @@ static void start_now(SpanObject *self) {
                               parent ? NULL : tgo_current(), use_remote ? &remote : NULL);
   Py_CLEAR(self->parent);
   tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
-  tgo_py_set_attrs(tgo_span_attrs(self->span), self->attributes);
+  tgo__py_set_attrs(tgo_span_attrs(self->span), self->attributes);
   Py_CLEAR(self->attributes);
 }
 
-PyObject *tgo_py_span_wrap(tgo_span *span, int owned) {
-  SpanObject *self = PyObject_New(SpanObject, tgo_py_span_type);
+PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
+  SpanObject *self = PyObject_New(SpanObject, tgo__py_span_type);
   if (!self)
     return NULL;
   self->span = span;
@@ -122,7 +122,7 @@ static PyObject *span_exit(PyObject *op, PyObject *args) {
     PyObject *tname = PyObject_GetAttrString(type, "__qualname__");
     PyObject *msg = PyObject_Str(value);
     Py_ssize_t nlen = 0, mlen = 0;
-    const char *n = tgo_py_utf8(tname, &nlen), *m = tgo_py_utf8(msg, &mlen);
+    const char *n = tgo__py_utf8(tname, &nlen), *m = tgo__py_utf8(msg, &mlen);
     PyErr_Clear();
     if (n)
       tgo_attr_str(tgo_span_attrs(self->span), "error.type", n, (size_t)nlen);
@@ -164,14 +164,14 @@ static PyObject *span_set_attribute(PyObject *op, PyObject *args) {
   if (!PyArg_ParseTuple(args, "OO:set_attribute", &key, &value))
     return NULL;
   Py_ssize_t len;
-  const char *k = tgo_py_utf8(key, &len); /* a non-str key is ignored, as OpenTelemetry's API does */
+  const char *k = tgo__py_utf8(key, &len); /* a non-str key is ignored, as OpenTelemetry's API does */
   if (k)
-    tgo_py_set_attr(live_attrs((SpanObject *)op), k, value);
+    tgo__py_set_attr(live_attrs((SpanObject *)op), k, value);
   Py_RETURN_NONE;
 }
 
 static PyObject *span_set_attributes(PyObject *op, PyObject *mapping) {
-  tgo_py_set_attrs(live_attrs((SpanObject *)op), mapping);
+  tgo__py_set_attrs(live_attrs((SpanObject *)op), mapping);
   Py_RETURN_NONE;
 }
 
@@ -183,9 +183,9 @@ static PyObject *span_add_event(PyObject *op, PyObject *args, PyObject *kwds) {
   SpanObject *self = (SpanObject *)op;
   start_now(self);
   Py_ssize_t len;
-  const char *n = tgo_py_utf8(name, &len);
+  const char *n = tgo__py_utf8(name, &len);
   if (n)
-    tgo_py_set_attrs(tgo_span_add_event(self->span, n, (size_t)len), attributes);
+    tgo__py_set_attrs(tgo_span_add_event(self->span, n, (size_t)len), attributes);
   Py_RETURN_NONE;
 }
 
@@ -197,7 +197,7 @@ static PyObject *span_set_status(PyObject *op, PyObject *args) {
   start_now(self);
   tgo_status st = TGO_STATUS_UNSET;
   Py_ssize_t len = 0;
-  const char *c = tgo_py_utf8(code, &len);
+  const char *c = tgo__py_utf8(code, &len);
   if (c && (!strcmp(c, "error") || !strcmp(c, "ERROR")))
     st = TGO_STATUS_ERROR;
   else if (c && (!strcmp(c, "ok") || !strcmp(c, "OK")))
@@ -208,7 +208,7 @@ static PyObject *span_set_status(PyObject *op, PyObject *args) {
     PyErr_SetString(PyExc_ValueError, "status must be 'ok', 'error' or 'unset'");
     return NULL;
   }
-  const char *d = tgo_py_utf8(description, &len);
+  const char *d = tgo__py_utf8(description, &len);
   tgo_span_set_status(self->span, st, d, d ? (size_t)len : 0);
   Py_RETURN_NONE;
 }
@@ -217,7 +217,7 @@ static PyObject *span_update_name(PyObject *op, PyObject *name) {
   SpanObject *self = (SpanObject *)op;
   start_now(self);
   Py_ssize_t len;
-  const char *n = tgo_py_utf8(name, &len);
+  const char *n = tgo__py_utf8(name, &len);
   if (n)
     tgo_span_set_name(self->span, n, (size_t)len);
   Py_RETURN_NONE;
@@ -282,13 +282,13 @@ static PyType_Spec span_spec = {
     "_tigerops.Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, span_slots,
 };
 
-int tgo_py_span_type_init(PyObject *module) {
-  tgo_py_span_type = (PyTypeObject *)PyType_FromSpec(&span_spec);
-  if (!tgo_py_span_type)
+int tgo__py_span_type_init(PyObject *module) {
+  tgo__py_span_type = (PyTypeObject *)PyType_FromSpec(&span_spec);
+  if (!tgo__py_span_type)
     return -1;
-  Py_INCREF(tgo_py_span_type);
-  if (PyModule_AddObject(module, "Span", (PyObject *)tgo_py_span_type) < 0) {
-    Py_DECREF(tgo_py_span_type);
+  Py_INCREF(tgo__py_span_type);
+  if (PyModule_AddObject(module, "Span", (PyObject *)tgo__py_span_type) < 0) {
+    Py_DECREF(tgo__py_span_type);
     return -1;
   }
   return 0;

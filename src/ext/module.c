@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-tgo_py_names tgo_py_str;
+tgo__py_names tgo__py_str;
 
 static PyObject *py_init(PyObject *m, PyObject *unused) {
   (void)m;
@@ -96,7 +96,7 @@ static PyObject *py_current_span(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
   tgo_span *s = tgo_current();
-  return tgo_py_span_wrap(s ? s : tgo_span_invalid(), 0);
+  return tgo__py_span_wrap(s ? s : tgo_span_invalid(), 0);
 }
 
 /* True when a recording span is current: the cheap test instrumentations
@@ -106,10 +106,10 @@ static PyObject *py_current_span(PyObject *m, PyObject *unused) {
 static PyObject *py_request_span(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
-  tgo_span *s = tgo_py_request_span();
+  tgo_span *s = tgo__py_request_span();
   if (!s)
     Py_RETURN_NONE;
-  return tgo_py_span_wrap(s, 0);
+  return tgo__py_span_wrap(s, 0);
 }
 
 static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
@@ -130,14 +130,14 @@ static PyObject *py_inject(PyObject *m, PyObject *headers) {
   char tp[TGO_TRACEPARENT_LEN + 1];
   tgo_traceparent_format(&ctx, tp);
   PyObject *v = PyUnicode_FromStringAndSize(tp, TGO_TRACEPARENT_LEN);
-  if (!v || PyObject_SetItem(headers, tgo_py_str.traceparent, v) < 0) {
+  if (!v || PyObject_SetItem(headers, tgo__py_str.traceparent, v) < 0) {
     Py_XDECREF(v);
     return NULL;
   }
   Py_DECREF(v);
   if (ctx.tracestate && ctx.tracestate_len) {
     v = PyUnicode_FromStringAndSize(ctx.tracestate, (Py_ssize_t)ctx.tracestate_len);
-    if (!v || PyObject_SetItem(headers, tgo_py_str.tracestate, v) < 0) {
+    if (!v || PyObject_SetItem(headers, tgo__py_str.tracestate, v) < 0) {
       Py_XDECREF(v);
       return NULL;
     }
@@ -214,16 +214,16 @@ static PyObject *py_process_denied(PyObject *m, PyObject *unused) {
 static PyObject *py_sql_normalize(PyObject *m, PyObject *arg) {
   (void)m;
   Py_ssize_t len;
-  const char *sql = tgo_py_utf8(arg, &len);
+  const char *sql = tgo__py_utf8(arg, &len);
   if (!sql) {
     PyErr_SetString(PyExc_TypeError, "sql_normalize() takes a str");
     return NULL;
   }
   char buf[4096];
-  size_t n = tgo_sql_normalize(sql, (size_t)len, buf, sizeof buf);
+  size_t n = tgo__sql_normalize(sql, (size_t)len, buf, sizeof buf);
   const char *op, *table;
   size_t op_len, table_len;
-  tgo_sql_summary(buf, n, &op, &op_len, &table, &table_len);
+  tgo__sql_summary(buf, n, &op, &op_len, &table, &table_len);
   return Py_BuildValue("(s#s#s#)", buf, (Py_ssize_t)n, op, (Py_ssize_t)op_len, table ? table : "",
                        (Py_ssize_t)table_len);
 }
@@ -231,7 +231,7 @@ static PyObject *py_sql_normalize(PyObject *m, PyObject *arg) {
 static PyObject *py_redact_query(PyObject *m, PyObject *arg) {
   (void)m;
   Py_ssize_t len;
-  const char *q = tgo_py_utf8(arg, &len);
+  const char *q = tgo__py_utf8(arg, &len);
   if (!q) {
     PyErr_SetString(PyExc_TypeError, "redact_query() takes a str");
     return NULL;
@@ -239,7 +239,7 @@ static PyObject *py_redact_query(PyObject *m, PyObject *arg) {
   char buf[4096];
   if ((size_t)len >= sizeof buf)
     return PyUnicode_FromString("REDACTED");
-  size_t n = tgo_redact_query(q, (size_t)len, buf, sizeof buf);
+  size_t n = tgo__redact_query(q, (size_t)len, buf, sizeof buf);
   return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
 }
 
@@ -258,7 +258,7 @@ static PyObject *py_key_statement(PyObject *m, PyObject *args) {
     cmd_text = PyUnicode_DecodeLatin1(PyBytes_AsString(command), PyBytes_Size(command), "replace");
   }
   Py_ssize_t clen = 0;
-  const char *c = tgo_py_utf8(cmd_text, &clen);
+  const char *c = tgo__py_utf8(cmd_text, &clen);
   for (Py_ssize_t i = 0; c && i < clen && n < 64; i++)
     buf[n++] = (char)(c[i] >= 'a' && c[i] <= 'z' ? c[i] - 'a' + 'A' : c[i]);
   Py_XDECREF(cmd_text);
@@ -267,14 +267,14 @@ static PyObject *py_key_statement(PyObject *m, PyObject *args) {
   Py_ssize_t klen = 0;
   PyObject *key_text = NULL;
   if (PyUnicode_Check(key)) {
-    k = tgo_py_utf8(key, &klen);
+    k = tgo__py_utf8(key, &klen);
   } else if (PyBytes_Check(key)) {
     key_text = PyUnicode_DecodeLatin1(PyBytes_AsString(key), PyBytes_Size(key), "replace");
-    k = tgo_py_utf8(key_text, &klen);
+    k = tgo__py_utf8(key_text, &klen);
   }
   if (k && klen > 0 && klen < 4096) {
     buf[n++] = ' ';
-    n += tgo_key_pattern(k, (size_t)klen, buf + n, sizeof buf - n);
+    n += tgo__key_pattern(k, (size_t)klen, buf + n, sizeof buf - n);
   }
   Py_XDECREF(key_text);
   PyErr_Clear();
@@ -294,7 +294,7 @@ static PyObject *py_log(PyObject *m, PyObject *args) {
 static PyObject *py_traceparent_valid(PyObject *m, PyObject *arg) {
   (void)m;
   Py_ssize_t len;
-  const char *s = tgo_py_utf8(arg, &len);
+  const char *s = tgo__py_utf8(arg, &len);
   tgo_span_context ctx;
   return PyBool_FromLong(s && tgo_traceparent_parse(s, (size_t)len, &ctx) == 0);
 }
@@ -323,7 +323,7 @@ static PyMethodDef module_functions[] = {
 
 static int intern_names(void) {
 #define NAME(field, text)                                      \
-  if (!(tgo_py_str.field = PyUnicode_InternFromString(text))) \
+  if (!(tgo__py_str.field = PyUnicode_InternFromString(text))) \
     return -1;
   NAME(REQUEST_METHOD, "REQUEST_METHOD");
   NAME(PATH_INFO, "PATH_INFO");
@@ -358,8 +358,8 @@ static int intern_names(void) {
 }
 
 static int module_exec(PyObject *m) {
-  if (intern_names() < 0 || tgo_py_span_type_init(m) < 0 || tgo_py_middleware_types_init(m) < 0 ||
-      tgo_py_db_type_init(m) < 0)
+  if (intern_names() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_types_init(m) < 0 ||
+      tgo__py_db_type_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||
       PyModule_AddIntConstant(m, "KIND_SERVER", TGO_KIND_SERVER) < 0 ||

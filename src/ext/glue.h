@@ -1,12 +1,13 @@
 /* Shared between the files of the _tigerops extension. Built against the
  * limited API of 3.9 so one .abi3.so serves every CPython from 3.9 on. */
-#ifndef TGO_PY_GLUE_H
-#define TGO_PY_GLUE_H
+#ifndef TGO__PY_GLUE_H
+#define TGO__PY_GLUE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include "tigerops/tigerops.h"
+#include "tgo-ext.h"
 
 #if Py_LIMITED_API + 0 < 0x030A0000
 /* Exported by every CPython 3.x; only added to the limited API in 3.10. */
@@ -30,34 +31,34 @@ typedef struct {
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
       *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty;
-} tgo_py_names;
-extern tgo_py_names tgo_py_str;
+} tgo__py_names;
+extern tgo__py_names tgo__py_str;
 
-extern PyTypeObject *tgo_py_span_type;
-extern PyTypeObject *tgo_py_middleware_type;
-extern PyTypeObject *tgo_py_request_type;
+extern PyTypeObject *tgo__py_span_type;
+extern PyTypeObject *tgo__py_middleware_type;
+extern PyTypeObject *tgo__py_request_type;
 
-int tgo_py_span_type_init(PyObject *module);
-int tgo_py_middleware_types_init(PyObject *module);
-int tgo_py_db_type_init(PyObject *module);
+int tgo__py_span_type_init(PyObject *module);
+int tgo__py_middleware_types_init(PyObject *module);
+int tgo__py_db_type_init(PyObject *module);
 /* The server span of the Flask request running on this thread, or NULL. */
-tgo_span *tgo_py_request_span(void);
+tgo_span *tgo__py_request_span(void);
 
 
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
-const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len);
+const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len);
 /* Sets one attribute from a Python value of any type; odd values are
  * stringified or skipped, never raised. */
-void tgo_py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
+void tgo__py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
 /* Applies every item of a mapping as attributes. */
-void tgo_py_set_attrs(tgo_attrs *attrs, PyObject *mapping);
+void tgo__py_set_attrs(tgo_attrs *attrs, PyObject *mapping);
 /* Records the pending Python exception on a span without clearing it: as
- * its ERROR status (TGO_PY_EXC_STATUS) and/or an "exception" event. */
-enum { TGO_PY_EXC_STATUS = 1, TGO_PY_EXC_EVENT = 2 };
-void tgo_py_record_pending_exception(tgo_span *span, int what);
+ * its ERROR status (TGO__PY_EXC_STATUS) and/or an "exception" event. */
+enum { TGO__PY_EXC_STATUS = 1, TGO__PY_EXC_EVENT = 2 };
+void tgo__py_record_pending_exception(tgo_span *span, int what);
 
 /* Wraps a C span in a Python handle (new reference); owned means ending the
  * handle ends the span. */
-PyObject *tgo_py_span_wrap(tgo_span *span, int owned);
+PyObject *tgo__py_span_wrap(tgo_span *span, int owned);
 
 #endif

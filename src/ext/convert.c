@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *tgo_py_utf8(PyObject *s, Py_ssize_t *len) {
+const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len) {
   if (!s || !PyUnicode_Check(s))
     return NULL;
   const char *p = PyUnicode_AsUTF8AndSize(s, len);
@@ -80,7 +80,7 @@ static int set_array(tgo_attrs *a, const char *key, PyObject *seq) {
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
       PyObject *it = PySequence_GetItem(seq, i);
       Py_ssize_t len;
-      const char *p = it ? tgo_py_utf8(it, &len) : NULL;
+      const char *p = it ? tgo__py_utf8(it, &len) : NULL;
       if (!p) {
         Py_XDECREF(it);
         rc = -1;
@@ -107,13 +107,13 @@ static void set_from_str_of(tgo_attrs *a, const char *key, PyObject *value) {
     return;
   }
   Py_ssize_t len;
-  const char *p = tgo_py_utf8(s, &len);
+  const char *p = tgo__py_utf8(s, &len);
   if (p)
     tgo_attr_str(a, key, p, (size_t)len);
   Py_DECREF(s);
 }
 
-void tgo_py_set_attr(tgo_attrs *a, const char *key_text, PyObject *value) {
+void tgo__py_set_attr(tgo_attrs *a, const char *key_text, PyObject *value) {
   if (!a || !key_text || !value || value == Py_None)
     return;
   const char *key = tgo_attrs_key(a, key_text, strlen(key_text));
@@ -121,7 +121,7 @@ void tgo_py_set_attr(tgo_attrs *a, const char *key_text, PyObject *value) {
     return;
   Py_ssize_t len;
   if (PyUnicode_Check(value)) {
-    const char *p = tgo_py_utf8(value, &len);
+    const char *p = tgo__py_utf8(value, &len);
     if (p)
       tgo_attr_str(a, key, p, (size_t)len);
   } else if (PyBool_Check(value)) {
@@ -150,7 +150,7 @@ void tgo_py_set_attr(tgo_attrs *a, const char *key_text, PyObject *value) {
   }
 }
 
-void tgo_py_set_attrs(tgo_attrs *a, PyObject *mapping) {
+void tgo__py_set_attrs(tgo_attrs *a, PyObject *mapping) {
   if (!a || !mapping || mapping == Py_None)
     return;
   PyObject *items = PyMapping_Items(mapping);
@@ -165,9 +165,9 @@ void tgo_py_set_attrs(tgo_attrs *a, PyObject *mapping) {
       continue;
     PyObject *k = PyTuple_GetItem(kv, 0);
     Py_ssize_t klen;
-    const char *key = tgo_py_utf8(k, &klen);
+    const char *key = tgo__py_utf8(k, &klen);
     if (key)
-      tgo_py_set_attr(a, key, PyTuple_GetItem(kv, 1));
+      tgo__py_set_attr(a, key, PyTuple_GetItem(kv, 1));
   }
   Py_DECREF(items);
   PyErr_Clear();
@@ -175,7 +175,7 @@ void tgo_py_set_attrs(tgo_attrs *a, PyObject *mapping) {
 
 /* The pending exception as the span's error status (with error.type)
  * and/or an "exception" event (type, message); the exception stays pending. */
-void tgo_py_record_pending_exception(tgo_span *span, int what) {
+void tgo__py_record_pending_exception(tgo_span *span, int what) {
   if (!tgo_span_is_recording(span) || !PyErr_Occurred())
     return;
   PyObject *type, *value, *tb;
@@ -185,13 +185,13 @@ void tgo_py_record_pending_exception(tgo_span *span, int what) {
   if (!name || !msg)
     PyErr_Clear();
   Py_ssize_t nlen = 0, mlen = 0;
-  const char *n = tgo_py_utf8(name, &nlen), *m = tgo_py_utf8(msg, &mlen);
-  if (what & TGO_PY_EXC_STATUS) {
+  const char *n = tgo__py_utf8(name, &nlen), *m = tgo__py_utf8(msg, &mlen);
+  if (what & TGO__PY_EXC_STATUS) {
     if (n)
       tgo_attr_str(tgo_span_attrs(span), "error.type", n, (size_t)nlen);
     tgo_span_set_status(span, TGO_STATUS_ERROR, m ? m : n, m ? (size_t)mlen : (size_t)nlen);
   }
-  if (what & TGO_PY_EXC_EVENT) {
+  if (what & TGO__PY_EXC_EVENT) {
     tgo_attrs *ev = tgo_span_add_event(span, "exception", 9);
     if (n)
       tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
