@@ -115,6 +115,8 @@ TGO_EXTERN tgo_attrs *tgo_span_add_event(tgo_span *span, const char *name, size_
  * NOT: a key must live as long as the span (a string literal), or be a copy
  * made by tgo_attrs_key() for keys built at run time. */
 TGO_EXTERN const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len);
+/* Nonzero when key is set (a NULL a has nothing). */
+TGO_EXTERN int tgo_attrs_has(const tgo_attrs *a, const char *key);
 TGO_EXTERN void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len);
 TGO_EXTERN void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val);
 TGO_EXTERN void tgo_attr_double(tgo_attrs *a, const char *key, double val);

@@ -310,6 +310,17 @@ static inline uint32_t key_hash(const char *key, size_t len) {
          (uint32_t)(unsigned char)key[len ? len - 1 : 0] << 24;
 }
 
+int tgo_attrs_has(const tgo_attrs *a, const char *key) {
+  if (!a || !key || !*key)
+    return 0;
+  size_t klen = strlen(key);
+  uint32_t h = key_hash(key, klen);
+  for (const tgo__attr *it = a->head; it; it = it->next)
+    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
+      return 1;
+  return 0;
+}
+
 /* Finds the slot for key (replacing an existing value), or appends one. */
 static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   if (!a || !key || !*key || a->span->ended)

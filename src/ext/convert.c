@@ -173,17 +173,41 @@ void tgo__py_set_attrs(tgo_attrs *a, PyObject *mapping) {
   PyErr_Clear();
 }
 
-/* The pending exception as the span's error status (with error.type)
- * and/or an "exception" event (type, message); the exception stays pending. */
-void tgo__py_record_pending_exception(tgo_span *span, int what) {
-  if (!tgo_span_is_recording(span) || !PyErr_Occurred())
-    return;
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  PyObject *name = type ? PyObject_GetAttrString(type, "__qualname__") : NULL;
-  PyObject *msg = value ? PyObject_Str(value) : NULL;
-  if (!name || !msg)
+/* The one exception recorder, for every path (span blocks, requests, hooks,
+ * statements, Celery): error status with error.type, and/or an "exception"
+ * event whose attributes (type, message, traceback) the tigerops package's
+ * registered formatter makes; without one, or when it fails, type and
+ * message only. */
+static PyObject *exception_formatter;
+
+void tgo__py_set_exception_formatter(PyObject *formatter) {
+  Py_XINCREF(formatter);
+  Py_XSETREF(exception_formatter, formatter);
+}
+
+static PyObject *type_name_of(PyObject *exc) {
+  PyObject *type = (PyObject *)Py_TYPE(exc);
+  PyObject *name = PyObject_GetAttr(type, tgo__py_str.__qualname__);
+  if (!name)
     PyErr_Clear();
+  return name;
+}
+
+/* str(exc), or "<unprintable T>" when its __str__ fails. */
+static PyObject *message_of(PyObject *exc, PyObject *type_name) {
+  PyObject *msg = PyObject_Str(exc);
+  if (!msg) {
+    PyErr_Clear();
+    msg = PyUnicode_FromFormat("<unprintable %S>", type_name ? type_name : tgo__py_str.empty);
+    if (!msg)
+      PyErr_Clear();
+  }
+  return msg;
+}
+
+static void record(tgo_span *span, PyObject *exc, int what, PyObject *extra) {
+  PyObject *name = type_name_of(exc);
+  PyObject *msg = message_of(exc, name);
   Py_ssize_t nlen = 0, mlen = 0;
   const char *n = tgo__py_utf8(name, &nlen), *m = tgo__py_utf8(msg, &mlen);
   if (what & TGO__PY_EXC_STATUS) {
@@ -193,12 +217,44 @@ void tgo__py_record_pending_exception(tgo_span *span, int what) {
   }
   if (what & TGO__PY_EXC_EVENT) {
     tgo_attrs *ev = tgo_span_add_event(span, "exception", 9);
-    if (n)
-      tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
-    if (m)
-      tgo_attr_str(ev, "exception.message", m, (size_t)mlen);
+    PyObject *attrs = exception_formatter ? PyObject_CallFunctionObjArgs(exception_formatter, exc, NULL) : NULL;
+    if (attrs && PyDict_Check(attrs)) {
+      tgo__py_set_attrs(ev, attrs);
+    } else {
+      PyErr_Clear();
+      if (n)
+        tgo_attr_str(ev, "exception.type", n, (size_t)nlen);
+      if (m)
+        tgo_attr_str(ev, "exception.message", m, (size_t)mlen);
+    }
+    Py_XDECREF(attrs);
+    tgo__py_set_attrs(ev, extra);
   }
   Py_XDECREF(name);
   Py_XDECREF(msg);
+}
+
+void tgo__py_record_exception(tgo_span *span, PyObject *exc, int what, PyObject *extra) {
+  if (!span || !tgo_span_is_recording(span))
+    return;
+  if (exc) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb); /* the caller's pending exception, if any, survives */
+    if (PyExceptionInstance_Check(exc))
+      record(span, exc, what, extra);
+    PyErr_Restore(type, value, tb);
+    return;
+  }
+  if (!PyErr_Occurred())
+    return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && PyExceptionInstance_Check(value)) {
+    if (tb)
+      PyException_SetTraceback(value, tb);
+    record(span, value, what, extra);
+  }
+  PyErr_Clear();
   PyErr_Restore(type, value, tb);
 }

@@ -3,8 +3,10 @@
  * instance, so each statement the DBAPI cursor runs is one CLIENT span,
  * child of the current span. The statement text is normalised in C once
  * per distinct statement object (SQLAlchemy reuses the compiled string),
- * so a cached statement costs a pointer compare. N+1 detection counts
- * statement shapes per request on the request's own thread. */
+ * so a cached statement costs a pointer compare. The cache is shared by
+ * threads and the DBAPI call releases the GIL, so everything a span needs
+ * after the call is copied out of the entry before it. N+1 detection counts
+ * statement shapes in the running request's own state. */
 #include "glue.h"
 
 #include <stdio.h>
@@ -24,6 +26,7 @@ typedef struct {
   char op[32];
   char table[128];
   uint64_t hash;
+  int returns_rows; /* rowcount counts rows returned, not rows changed */
 } statement_info;
 
 typedef struct {
@@ -39,13 +42,6 @@ typedef struct {
 
 PyTypeObject *tgo__py_db_execute_type;
 
-/* Statement shapes seen in the current request, on this thread. */
-static __thread tgo_span *npo_request;
-static __thread struct {
-  uint64_t hash;
-  uint32_t count;
-} npo[NPO_SLOTS];
-
 static uint64_t fnv1a(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++)
@@ -59,6 +55,16 @@ static void entry_clear(statement_info *e) {
   free(e->name);
   e->text = e->name = NULL;
   e->shared_text = NULL;
+}
+
+/* Statements whose rowcount is the rows they return. */
+static int returns_rows(const char *op) {
+  static const char *const ops[] = {"SELECT", "SHOW", "PRAGMA", "EXPLAIN", "DESCRIBE", "DESC",
+                                    "VALUES", "TABLE", "WITH", "FETCH"};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (!strcmp(op, ops[i]))
+      return 1;
+  return 0;
 }
 
 static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
@@ -96,42 +102,14 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   int m = snprintf(e->name, name_cap, "%s%s%s", *e->op ? e->op : d->system, *e->table ? " " : "", e->table);
   e->name_len = m > 0 ? (size_t)m : 0;
   e->hash = fnv1a(text, n);
+  e->returns_rows = returns_rows(e->op);
   e->shared_text = tgo__intern(text, n);
   Py_INCREF(statement);
   e->statement = statement;
   return e;
 }
 
-/* Counts a statement shape in the running request; from the threshold on,
- * the request span says so (tigerops.n_plus_one.*). */
-static void count_for_n_plus_one(const statement_info *e) {
-  tgo_span *request = tgo__py_request_span();
-  if (!request || !tgo_span_is_recording(request))
-    return;
-  if (npo_request != request) {
-    memset(npo, 0, sizeof npo);
-    npo_request = request;
-  }
-  size_t i = e->hash % NPO_SLOTS;
-  for (size_t probe = 0; probe < NPO_SLOTS; probe++, i = (i + 1) % NPO_SLOTS) {
-    if (npo[i].hash == e->hash || !npo[i].hash) {
-      npo[i].hash = e->hash;
-      uint32_t count = ++npo[i].count;
-      uint32_t threshold = (uint32_t)tgo__n_plus_one_threshold();
-      if (count >= threshold) {
-        tgo_attrs *a = tgo_span_attrs(request);
-        if (count == threshold) { /* the text once; later runs only move the count */
-          tgo_attr_bool(a, "tigerops.n_plus_one", 1);
-          tgo_attr_str(a, "tigerops.n_plus_one.statement", e->text, e->text_len);
-        }
-        tgo_attr_int(a, "tigerops.n_plus_one.count", count);
-      }
-      return;
-    }
-  }
-}
-
-static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e) {
+static void record_rows(tgo_attrs *a, PyObject *cursor, int rows_returned) {
   PyObject *rc = PyObject_GetAttr(cursor, tgo__py_str.rowcount);
   if (!rc) {
     PyErr_Clear();
@@ -143,7 +121,7 @@ static void record_rows(tgo_attrs *a, PyObject *cursor, const statement_info *e)
     PyErr_Clear();
   if (rows < 0)
     return;
-  tgo_attr_int(a, strcmp(e->op, "SELECT") ? "db.response.affected_rows" : "db.response.returned_rows", rows);
+  tgo_attr_int(a, rows_returned ? "db.response.returned_rows" : "db.response.affected_rows", rows);
 }
 
 /* sqlcommenter: the args with the statement carrying the span's
@@ -204,6 +182,10 @@ static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
 
 static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   DbExecute *d = (DbExecute *)op;
+  if (!d->original || !d->system || !d->namespace || !d->host || !d->connection) {
+    PyErr_SetString(PyExc_TypeError, "DbExecute is not initialised");
+    return NULL;
+  }
   tgo_span *parent = tgo_current();
   if (!parent || !tgo_span_is_recording(parent) || !PyTuple_Check(args) || PyTuple_Size(args) < 2)
     return PyObject_Call(d->original, args, kwargs);
@@ -239,20 +221,23 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     else
       PyErr_Clear();
   }
+  /* The entry may be reused by another thread once the call below releases
+   * the GIL: take what is needed after it now. */
+  int rows_returned = e->returns_rows;
+  tgo__py_request_count_statement(e->hash, e->text, e->text_len);
+  e = NULL;
   PyObject *commented = tgo__sqlcommenter() ? with_sql_comment(args, span) : NULL;
   PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
   Py_XDECREF(commented);
-  if (!result) {
-    tgo__py_record_pending_exception(span, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT);
-  } else {
-    record_rows(a, cursor, e);
-  }
+  if (!result)
+    tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
+  else
+    record_rows(a, cursor, rows_returned);
   int slow_ms = tgo__slow_query_ms();
   if (slow_ms > 0 && tgo_span_elapsed_ns(span) >= (uint64_t)slow_ms * 1000000u) {
     tgo_attr_bool(a, "db.slow", 1);
     tgo_attr_int(tgo_span_add_event(span, "slow_query", 10), "tigerops.slow_query_ms", slow_ms);
   }
-  count_for_n_plus_one(e);
   tgo_span_end(span);
   return result;
 }

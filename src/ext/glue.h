@@ -39,10 +39,12 @@ extern PyTypeObject *tgo__py_middleware_type;
 extern PyTypeObject *tgo__py_request_type;
 
 int tgo__py_span_type_init(PyObject *module);
-int tgo__py_middleware_types_init(PyObject *module);
+int tgo__py_middleware_type_init(PyObject *module);
 int tgo__py_db_type_init(PyObject *module);
-/* The server span of the Flask request running on this thread, or NULL. */
+/* The server span of the running Flask request, or NULL. */
 tgo_span *tgo__py_request_span(void);
+/* N+1 detection: counts a statement shape (hash) in the running request. */
+void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len);
 
 
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
@@ -52,10 +54,14 @@ const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len);
 void tgo__py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
 /* Applies every item of a mapping as attributes. */
 void tgo__py_set_attrs(tgo_attrs *attrs, PyObject *mapping);
-/* Records the pending Python exception on a span without clearing it: as
- * its ERROR status (TGO__PY_EXC_STATUS) and/or an "exception" event. */
+/* Records an exception on a span: as its ERROR status with error.type
+ * (TGO__PY_EXC_STATUS) and/or an "exception" event (TGO__PY_EXC_EVENT)
+ * with the traceback and the extra attributes (a mapping, or NULL). exc
+ * NULL: the pending exception, which stays pending. */
 enum { TGO__PY_EXC_STATUS = 1, TGO__PY_EXC_EVENT = 2 };
-void tgo__py_record_pending_exception(tgo_span *span, int what);
+void tgo__py_record_exception(tgo_span *span, PyObject *exc, int what, PyObject *extra);
+/* The callable (exc) -> event attributes the tigerops package registers. */
+void tgo__py_set_exception_formatter(PyObject *formatter);
 
 /* Wraps a C span in a Python handle (new reference); owned means ending the
  * handle ends the span. */

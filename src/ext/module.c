@@ -99,8 +99,6 @@ static PyObject *py_current_span(PyObject *m, PyObject *unused) {
   return tgo__py_span_wrap(s ? s : tgo_span_invalid(), 0);
 }
 
-/* True when a recording span is current: the cheap test instrumentations
- * make before doing any work. */
 /* The server span of the Flask request running on this thread (borrowed
  * handle), or None: for hooks such as got_request_exception. */
 static PyObject *py_request_span(PyObject *m, PyObject *unused) {
@@ -112,6 +110,8 @@ static PyObject *py_request_span(PyObject *m, PyObject *unused) {
   return tgo__py_span_wrap(s, 0);
 }
 
+/* True when a recording span is current: the cheap test instrumentations
+ * make before doing any work. */
 static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
@@ -281,6 +281,16 @@ static PyObject *py_key_statement(PyObject *m, PyObject *args) {
   return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
 }
 
+static PyObject *py_set_exception_formatter(PyObject *m, PyObject *formatter) {
+  (void)m;
+  if (formatter != Py_None && !PyCallable_Check(formatter)) {
+    PyErr_SetString(PyExc_TypeError, "the exception formatter must be callable or None");
+    return NULL;
+  }
+  tgo__py_set_exception_formatter(formatter == Py_None ? NULL : formatter);
+  Py_RETURN_NONE;
+}
+
 static PyObject *py_log(PyObject *m, PyObject *args) {
   (void)m;
   int level;
@@ -316,6 +326,8 @@ static PyMethodDef module_functions[] = {
     {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
     {"redact_query", py_redact_query, METH_O, "redact_query(query) -> query with secret values REDACTED"},
     {"key_statement", py_key_statement, METH_VARARGS, "key_statement(command, key=None) -> 'CMD key:?'"},
+    {"set_exception_formatter", py_set_exception_formatter, METH_O,
+     "set_exception_formatter(f): f(exc) -> exception event attributes, for every recorded exception"},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -358,7 +370,7 @@ static int intern_names(void) {
 }
 
 static int module_exec(PyObject *m) {
-  if (intern_names() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_types_init(m) < 0 ||
+  if (intern_names() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
       tgo__py_db_type_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||

@@ -8,7 +8,7 @@
 typedef struct {
   PyObject_HEAD
   tgo_span *span;       /* NULL until started; holds one reference */
-  tgo_span *prev;       /* the current span before __enter__ */
+  tgo_span *prev;       /* the current span before __enter__; a reference while entered */
   PyObject *name;       /* for the lazy start */
   PyObject *attributes; /* likewise */
   PyObject *parent;     /* a traceparent to continue instead of the current span */
@@ -38,7 +38,7 @@ static void start_now(SpanObject *self) {
 }
 
 PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
-  SpanObject *self = PyObject_New(SpanObject, tgo__py_span_type);
+  SpanObject *self = PyObject_GC_New(SpanObject, tgo__py_span_type);
   if (!self)
     return NULL;
   self->span = span;
@@ -50,6 +50,7 @@ PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
   self->owned = owned;
   self->entered = 0;
   tgo_span_ref(span);
+  PyObject_GC_Track((PyObject *)self);
   return (PyObject *)self;
 }
 
@@ -81,17 +82,49 @@ static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
   return 0;
 }
 
+/* Leaves the span's block: the previous span is current again. */
+static void leave(SpanObject *self) {
+  if (!self->entered)
+    return;
+  self->entered = 0;
+  tgo_span *prev = self->prev;
+  self->prev = NULL;
+  /* Only when it is still ours: blocks left out of order keep the newer one. */
+  if (tgo_current() == self->span)
+    tgo_set_current(prev);
+  if (prev)
+    tgo_span_unref(prev);
+}
+
+static int span_traverse(PyObject *op, visitproc visit, void *arg) {
+  SpanObject *self = (SpanObject *)op;
+  Py_VISIT(self->name);
+  Py_VISIT(self->attributes);
+  Py_VISIT(self->parent);
+  Py_VISIT(Py_TYPE(op));
+  return 0;
+}
+
+static int span_clear(PyObject *op) {
+  SpanObject *self = (SpanObject *)op;
+  Py_CLEAR(self->name);
+  Py_CLEAR(self->attributes);
+  Py_CLEAR(self->parent);
+  return 0;
+}
+
 static void span_dealloc(PyObject *op) {
   SpanObject *self = (SpanObject *)op;
   PyTypeObject *tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  leave(self); /* dropped while entered: the thread's current span must not dangle */
   if (self->span) {
     if (self->owned && !tgo_span_is_ended(self->span))
       tgo_span_end(self->span); /* dropped without end(): keep its data */
     tgo_span_unref(self->span);
+    self->span = NULL;
   }
-  Py_XDECREF(self->name);
-  Py_XDECREF(self->attributes);
-  Py_XDECREF(self->parent);
+  span_clear(op);
   freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
   tp_free(op);
   Py_DECREF(tp);
@@ -103,6 +136,8 @@ static PyObject *span_enter(PyObject *op, PyObject *unused) {
   start_now(self);
   if (!self->entered) {
     self->prev = tgo_set_current(self->span);
+    if (self->prev)
+      tgo_span_ref(self->prev);
     self->entered = 1;
   }
   Py_INCREF(op);
@@ -114,29 +149,33 @@ static PyObject *span_exit(PyObject *op, PyObject *args) {
   PyObject *type = Py_None, *value = Py_None, *tb = Py_None;
   if (!PyArg_UnpackTuple(args, "__exit__", 0, 3, &type, &value, &tb))
     return NULL;
-  if (self->span && value != Py_None && tgo_span_is_recording(self->span)) {
-    PyObject *r = PyObject_CallMethod(op, "record_exception", "O", value);
-    if (!r)
-      PyErr_Clear(); /* never replace the user's exception with ours */
-    Py_XDECREF(r);
-    PyObject *tname = PyObject_GetAttrString(type, "__qualname__");
-    PyObject *msg = PyObject_Str(value);
-    Py_ssize_t nlen = 0, mlen = 0;
-    const char *n = tgo__py_utf8(tname, &nlen), *m = tgo__py_utf8(msg, &mlen);
-    PyErr_Clear();
-    if (n)
-      tgo_attr_str(tgo_span_attrs(self->span), "error.type", n, (size_t)nlen);
-    tgo_span_set_status(self->span, TGO_STATUS_ERROR, m, m ? (size_t)mlen : 0);
-    Py_XDECREF(tname);
-    Py_XDECREF(msg);
-  }
-  if (self->entered) {
-    tgo_set_current(self->prev);
-    self->entered = 0;
-  }
+  if (self->span && value != Py_None)
+    tgo__py_record_exception(self->span, value, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
+  leave(self);
   if (self->span && self->owned)
     tgo_span_end(self->span);
   Py_RETURN_FALSE;
+}
+
+/* OpenTelemetry's record_exception: an "exception" event (no status). */
+static PyObject *span_record_exception(PyObject *op, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"exception", "attributes", NULL};
+  PyObject *exc, *attributes = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:record_exception", kwlist, &exc, &attributes))
+    return NULL;
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  tgo__py_record_exception(self->span, exc, TGO__PY_EXC_EVENT, attributes);
+  Py_RETURN_NONE;
+}
+
+/* The agent's own paths (request, Celery): error status, error.type and
+ * the exception event, through the one recorder. */
+static PyObject *span_record_error(PyObject *op, PyObject *exc) {
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  tgo__py_record_exception(self->span, exc, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
+  Py_RETURN_NONE;
 }
 
 static PyObject *span_start(PyObject *op, PyObject *unused) {
@@ -258,6 +297,9 @@ static PyMethodDef span_methods[] = {
     {"set_status", span_set_status, METH_VARARGS, "set_status('ok'|'error'|'unset', description=None)"},
     {"update_name", span_update_name, METH_O, NULL},
     {"is_recording", span_is_recording, METH_NOARGS, NULL},
+    {"_record_error", span_record_error, METH_O, "error status and exception event (agent use)"},
+    {"record_exception", (PyCFunction)(void (*)(void))span_record_exception, METH_VARARGS | METH_KEYWORDS,
+     "record_exception(exception, attributes=None): an exception event with the traceback"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -272,6 +314,8 @@ static PyType_Slot span_slots[] = {
     {Py_tp_init, span_init},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, span_dealloc},
+    {Py_tp_traverse, span_traverse},
+    {Py_tp_clear, span_clear},
     {Py_tp_methods, span_methods},
     {Py_tp_getset, span_getset},
     {Py_tp_doc, (void *)"A traced operation: use as a context manager."},
@@ -279,7 +323,7 @@ static PyType_Slot span_slots[] = {
 };
 
 static PyType_Spec span_spec = {
-    "_tigerops.Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, span_slots,
+    "_tigerops.Span", sizeof(SpanObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, span_slots,
 };
 
 int tgo__py_span_type_init(PyObject *module) {

@@ -53,13 +53,15 @@ def exception_event(exception, attributes=None):
     return event
 
 
+# Every recorded exception (span blocks, requests, hooks, statements,
+# Celery) gets its event attributes from this one formatter.
+_tigerops.set_exception_formatter(exception_event)
+
+
 class Span(_tigerops.Span):
     """A span: a context manager, or (as a template) a decorator."""
 
     __slots__ = ("_template",)
-
-    def record_exception(self, exception, attributes=None):
-        self.add_event("exception", exception_event(exception, attributes))
 
     def __call__(self, func):
         """Used as a decorator: a new span per call, named like this one."""

@@ -69,12 +69,7 @@ def _failure(sender=None, task_id=None, exception=None, einfo=None, **_):
     if expected and isinstance(exception, tuple(expected)):
         span.set_attribute("celery.expected_exception", type(exception).__qualname__)
         return
-    stack = str(getattr(einfo, "traceback", "") or "")
-    span.add_event("exception", {"exception.type": type(exception).__qualname__,
-                                 "exception.message": str(exception),
-                                 "exception.stacktrace": stack[-65536:]})
-    span.set_attribute("error.type", type(exception).__qualname__)
-    span.set_status("error", str(exception))
+    span._record_error(exception)
 
 
 def _retry(request=None, reason=None, **_):

@@ -46,11 +46,7 @@ def record_request_exception(sender, exception=None, **_):
     if span is None or exception is None or not span.is_recording():
         return
     try:
-        from tigerops import exception_event
-        event = exception_event(exception)
-        span.add_event("exception", event)
-        span.set_attribute("error.type", type(exception).__qualname__)
-        span.set_status("error", event["exception.message"])
+        span._record_error(exception)
     except Exception as exc:  # Flask's own error handling must go on regardless
         _tigerops.log(2, "could not record a request exception: %r" % (exc,))
 
@@ -129,6 +125,7 @@ def instrument_app(app, excluded_urls=None):
     if not _bootstrap.start():
         return None
     middleware = _tigerops.FlaskMiddleware(
+        app,
         app.wsgi_app,
         app.request_context,
         app.view_functions,

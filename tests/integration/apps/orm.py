@@ -77,3 +77,32 @@ def broken():
     with engine.connect() as conn:
         conn.execute(text("SELECT no_such_column FROM authors"))
     return "unreachable"
+
+
+@app.route("/twice-then-fail")
+def twice_then_fail():
+    with Session(engine) as s:
+        for i in (1, 2):
+            s.get(Author, i)
+    raise ValueError("failed after two lookups")
+
+
+# One distinct statement per n, run five times (the N+1 threshold) and slow
+# enough in SQLite that the GIL is released while other threads run theirs.
+_COUNT_UP = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
+             "SELECT count(*) AS col_%d FROM c")
+
+
+@app.route("/distinct/<int:n>")
+def distinct(n):
+    with engine.connect() as conn:
+        for _ in range(5):
+            conn.execute(text(_COUNT_UP % n)).fetchall()
+    return "ok"
+
+
+@app.route("/show")
+def show():
+    with engine.connect() as conn:
+        rows = conn.execute(text("SHOW server_version")).fetchall()
+    return jsonify(n=len(rows))

@@ -1,0 +1,185 @@
+/* The WSGI environ as request span attributes, the incoming trace context
+ * and excluded URLs. Values are read as the client sent them. */
+#include "flask.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+PyObject *tgo__py_env_item(PyObject *environ, PyObject *key) {
+  PyObject *v = PyDict_GetItemWithError(environ, key);
+  if (!v && PyErr_Occurred())
+    PyErr_Clear();
+  return v;
+}
+
+/* WSGI strings are bytes decoded as latin-1; recover the bytes when they
+ * are not ASCII, so the core sees what the client sent. *hold keeps the
+ * bytes object alive until the caller drops it. */
+static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
+  *hold = NULL;
+  const char *p = tgo__py_utf8(v, len);
+  if (!p)
+    return NULL;
+  Py_ssize_t i = 0;
+  while (i < *len && (unsigned char)p[i] < 0x80)
+    i++;
+  if (i == *len)
+    return p;
+  PyObject *raw = PyUnicode_AsLatin1String(v);
+  char *b;
+  if (!raw || PyBytes_AsStringAndSize(raw, &b, len) < 0) {
+    PyErr_Clear();
+    Py_XDECREF(raw);
+    return NULL;
+  }
+  *hold = raw;
+  return b;
+}
+
+static void env_attr(tgo_attrs *a, const char *key, PyObject *v) {
+  Py_ssize_t len;
+  PyObject *hold;
+  const char *p = env_bytes(v, &len, &hold);
+  if (p)
+    tgo_attr_str(a, key, p, (size_t)len);
+  Py_XDECREF(hold);
+}
+
+static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
+  PyObject *script = tgo__py_env_item(environ, tgo__py_str.SCRIPT_NAME);
+  PyObject *path = tgo__py_env_item(environ, tgo__py_str.PATH_INFO);
+  Py_ssize_t slen = 0;
+  if (script && tgo__py_utf8(script, &slen) && slen > 0) {
+    PyObject *full = path ? PyUnicode_Concat(script, path) : NULL;
+    if (full) {
+      env_attr(a, "url.path", full);
+      Py_DECREF(full);
+    } else {
+      PyErr_Clear();
+    }
+  } else if (path) {
+    env_attr(a, "url.path", path);
+  }
+  PyObject *hold;
+  Py_ssize_t qlen = 0;
+  const char *query = env_bytes(tgo__py_env_item(environ, tgo__py_str.QUERY_STRING), &qlen, &hold);
+  if (query && qlen > 0) {
+    char redacted[2048];
+    if ((size_t)qlen < sizeof redacted) {
+      size_t n = tgo__redact_query(query, (size_t)qlen, redacted, sizeof redacted);
+      tgo_attr_str(a, "url.query", redacted, n);
+    } else {
+      tgo_attr_str(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
+    }
+  }
+  Py_XDECREF(hold);
+}
+
+/* server.address and server.port from Host ("name", "name:port", "[v6]",
+ * "[v6]:port"); a Host without a port means the scheme's default port, as
+ * HTTP says. Without Host: SERVER_NAME and SERVER_PORT. */
+static void set_server(tgo_attrs *a, PyObject *environ, int https) {
+  Py_ssize_t len;
+  PyObject *hold;
+  const char *host = env_bytes(tgo__py_env_item(environ, tgo__py_str.HTTP_HOST), &len, &hold);
+  if (host && len > 0) {
+    const char *colon;
+    if (host[0] == '[') {
+      const char *close = memchr(host, ']', (size_t)len);
+      colon = close && close + 1 < host + len && close[1] == ':' ? close + 1 : NULL;
+    } else {
+      colon = memchr(host, ':', (size_t)len);
+    }
+    tgo_attr_str(a, "server.address", host, colon ? (size_t)(colon - host) : (size_t)len);
+    long port = colon ? strtol(colon + 1, NULL, 10) : (https ? 443 : 80);
+    if (port > 0 && port < 65536)
+      tgo_attr_int(a, "server.port", port);
+    Py_XDECREF(hold);
+    return;
+  }
+  Py_XDECREF(hold);
+  env_attr(a, "server.address", tgo__py_env_item(environ, tgo__py_str.SERVER_NAME));
+  const char *port = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PORT), &len);
+  if (port && len > 0)
+    tgo_attr_int(a, "server.port", strtol(port, NULL, 10));
+}
+
+/* client.address: the original client as proxies report it. */
+static void set_client(tgo_attrs *a, PyObject *environ) {
+  Py_ssize_t len;
+  PyObject *hold;
+  const char *xff = env_bytes(tgo__py_env_item(environ, tgo__py_str.HTTP_X_FORWARDED_FOR), &len, &hold);
+  PyObject *peer = tgo__py_env_item(environ, tgo__py_str.REMOTE_ADDR);
+  if (xff && len > 0) {
+    const char *end = memchr(xff, ',', (size_t)len);
+    size_t n = end ? (size_t)(end - xff) : (size_t)len;
+    while (n && (*xff == ' ' || *xff == '\t')) {
+      xff++;
+      n--;
+    }
+    while (n && (xff[n - 1] == ' ' || xff[n - 1] == '\t'))
+      n--;
+    tgo_attr_str(a, "client.address", xff, n);
+  } else {
+    PyObject *real = tgo__py_env_item(environ, tgo__py_str.HTTP_X_REAL_IP);
+    env_attr(a, "client.address", real && PyUnicode_Check(real) && PyUnicode_GetLength(real) ? real : peer);
+  }
+  Py_XDECREF(hold);
+  env_attr(a, "network.peer.address", peer);
+}
+
+void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
+  tgo_attr_str(a, "http.request.method", method, method_len);
+  set_path_and_query(a, environ);
+  PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
+  Py_ssize_t len;
+  const char *s = tgo__py_utf8(scheme, &len);
+  env_attr(a, "url.scheme", scheme);
+  set_server(a, environ, s && len == 5 && !memcmp(s, "https", 5));
+  set_client(a, environ);
+  env_attr(a, "user_agent.original", tgo__py_env_item(environ, tgo__py_str.HTTP_USER_AGENT));
+  const char *proto = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
+  if (proto && len > 5 && !memcmp(proto, "HTTP/", 5))
+    tgo_attr_str(a, "network.protocol.version", proto + 5, (size_t)len - 5);
+}
+
+int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx) {
+  Py_ssize_t len;
+  const char *tp = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.HTTP_TRACEPARENT), &len);
+  if (!tp || tgo_traceparent_parse(tp, (size_t)len, ctx) < 0)
+    return 0;
+  const char *ts = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.HTTP_TRACESTATE), &len);
+  if (ts && tgo_tracestate_check(ts, (size_t)len) > 0) {
+    ctx->tracestate = ts;
+    ctx->tracestate_len = (size_t)len;
+  }
+  return 1;
+}
+
+/* The pattern is searched in the full URL, scheme://host/path?query, as the
+ * OpenTelemetry Python settings define. */
+int tgo__py_url_excluded(PyObject *pattern, PyObject *environ) {
+  PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
+  PyObject *host = tgo__py_env_item(environ, tgo__py_str.HTTP_HOST);
+  if (!host)
+    host = tgo__py_env_item(environ, tgo__py_str.SERVER_NAME);
+  PyObject *path = tgo__py_env_item(environ, tgo__py_str.PATH_INFO);
+  PyObject *query = tgo__py_env_item(environ, tgo__py_str.QUERY_STRING);
+  Py_ssize_t qlen = 0;
+  int has_query = query && tgo__py_utf8(query, &qlen) && qlen > 0;
+  PyObject *empty = tgo__py_str.empty;
+  PyObject *url = PyUnicode_FromFormat("%U://%U%U%s%U", scheme && PyUnicode_Check(scheme) ? scheme : empty,
+                                       host && PyUnicode_Check(host) ? host : empty,
+                                       path && PyUnicode_Check(path) ? path : empty, has_query ? "?" : "",
+                                       has_query ? query : empty);
+  if (!url) {
+    PyErr_Clear();
+    return 0;
+  }
+  PyObject *match = PyObject_CallMethodObjArgs(pattern, tgo__py_str.search, url, NULL);
+  Py_DECREF(url);
+  int excluded = match && match != Py_None;
+  Py_XDECREF(match);
+  PyErr_Clear();
+  return excluded;
+}

@@ -1,0 +1,107 @@
+/* The Flask request span's pieces, shared by the files of the extension
+ * that make it: route_cache.c (url_rule -> route facts), environ.c (WSGI
+ * environ -> attributes), middleware.c (the app's wsgi_app), request.c (one
+ * object per request: start_response, response iterable, request state). */
+#ifndef TGO__PY_FLASK_H
+#define TGO__PY_FLASK_H
+
+#include "glue.h"
+
+/* What a url_rule tells about a request, cached per rule object. */
+typedef struct {
+  PyObject *rule; /* strong: keeps the key's address unique */
+  char *route, *endpoint, *function, *namespace, *blueprint;
+  size_t route_len;
+} tgo__py_route;
+
+typedef struct {
+  tgo__py_route *slots; /* open addressing on the rule's address */
+  size_t cap, len;
+} tgo__py_route_cache;
+
+/* Facts for a url_rule: from the cache, or made into *scratch when the cache
+ * is full (free it with tgo__py_route_clear). NULL when none can be had. */
+const tgo__py_route *tgo__py_route_lookup(tgo__py_route_cache *cache, PyObject *view_functions,
+                                          PyObject *rule, tgo__py_route *scratch);
+void tgo__py_route_clear(tgo__py_route *r);
+void tgo__py_route_cache_free(tgo__py_route_cache *cache);
+
+/* FlaskMiddleware: replaces app.wsgi_app. It never holds the app strongly
+ * (the app holds it): a method bound to the app is kept as its function
+ * and called with the app from a weak reference, so a dropped app is freed
+ * at once, as without the agent. */
+typedef struct {
+  PyObject_HEAD
+  PyObject *app_ref;          /* weakref to the app */
+  PyObject *wsgi_app;         /* callable, or the app's function when wsgi_app_unbound */
+  PyObject *request_context;  /* likewise */
+  int wsgi_app_unbound, request_context_unbound;
+  PyObject *view_functions;
+  PyObject *on_first_request; /* cleared once called */
+  PyObject *excluded;         /* compiled regex searched in the full URL, or NULL */
+  /* Opt-in header capture (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*):
+   * callables (span, environ) and (span, headers), NULL when off. */
+  PyObject *capture_request, *capture_response;
+  tgo__py_route_cache routes;
+} tgo__py_middleware;
+
+/* Calls one of the middleware's wrapped callables (bound back to the app
+ * when kept unbound) with one or two arguments; NULL with an exception. */
+PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *callable, int unbound,
+                                          PyObject *a, PyObject *b);
+
+#define TGO__PY_NPO_SLOTS 64
+
+/* One per request, made by the middleware: at once the start_response the
+ * app sees (to read the status) and the iterable the server gets (to end
+ * the span when the server closes it, so streaming responses are timed
+ * whole). It owns all per-request state. */
+typedef struct tgo__py_request {
+  PyObject_HEAD
+  tgo__py_middleware *mw;
+  tgo_span *span; /* one reference of ours */
+  PyObject *start_response;
+  PyObject *inner;
+  PyObject *iter;
+  PyObject *ctx; /* Flask's RequestContext: the matched url_rule at the end */
+  int status_code;
+  int finished;
+  char method[24];
+  /* N+1 detection: statement shapes counted in this request. */
+  struct {
+    uint64_t hash;
+    uint32_t count;
+  } npo[TGO__PY_NPO_SLOTS];
+} tgo__py_request;
+
+/* Makes the request object for a started span (takes a reference of it). */
+tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyObject *start_response,
+                                     const char *method, size_t method_len);
+/* Ends the span once, with route, status and error facts. */
+void tgo__py_request_finish(tgo__py_request *r);
+
+/* The request state of the running request: the one accessor that decides
+ * the concurrency model (a thread-local today). enter makes r the running
+ * request and its span the current span, returning what to restore. */
+typedef struct {
+  tgo__py_request *request;
+  tgo_span *span;
+} tgo__py_request_saved;
+tgo__py_request *tgo__py_request_running(void);
+tgo__py_request_saved tgo__py_request_enter(tgo__py_request *r);
+void tgo__py_request_leave(tgo__py_request_saved saved);
+
+/* ---- environ -> attributes -------------------------------------------- */
+PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
+void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
+/* Reads the incoming W3C context; an invalid header is ignored (0). */
+int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx);
+/* Whether the compiled pattern matches the request's full URL. */
+int tgo__py_url_excluded(PyObject *pattern, PyObject *environ);
+
+/* Header capture (opt-in); its failure costs the headers, never the request. */
+void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *headers);
+
+int tgo__py_request_type_init(PyObject *module);
+
+#endif

@@ -1,0 +1,305 @@
+/* FlaskMiddleware: replaces app.wsgi_app, starts the request span, makes
+ * the per-request object and runs the app under it. Flask's own
+ * request_context() is hooked (app.request_context = this object's method)
+ * to keep the RequestContext, which gives the matched rule at the end. */
+#include "flask.h"
+
+#include <string.h>
+
+PyTypeObject *tgo__py_middleware_type;
+
+PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *callable, int unbound,
+                                          PyObject *a, PyObject *b) {
+  if (!callable) {
+    PyErr_SetString(PyExc_TypeError, "FlaskMiddleware is not initialised");
+    return NULL;
+  }
+  if (!unbound)
+    return PyObject_CallFunctionObjArgs(callable, a, b, NULL);
+  PyObject *app = mw->app_ref ? PyWeakref_GetObject(mw->app_ref) : NULL;
+  if (!app || app == Py_None) {
+    PyErr_SetString(PyExc_RuntimeError, "the Flask app of this middleware no longer exists");
+    return NULL;
+  }
+  Py_INCREF(app);
+  PyObject *res = PyObject_CallFunctionObjArgs(callable, app, a, b, NULL);
+  Py_DECREF(app);
+  return res;
+}
+
+static void apply_first_request_config(tgo__py_middleware *mw) {
+  PyObject *cb = mw->on_first_request;
+  mw->on_first_request = NULL;
+  PyObject *res = PyObject_CallObject(cb, NULL);
+  if (!res) {
+    PyErr_Clear();
+    tgo_log(TGO_LOG_WARN, "could not read app.config; using file and environment settings");
+  }
+  Py_XDECREF(res);
+  Py_DECREF(cb);
+}
+
+static PyObject *call_app(tgo__py_middleware *mw, PyObject *environ, PyObject *start_response) {
+  return tgo__py_middleware_call_wrapped(mw, mw->wsgi_app, mw->wsgi_app_unbound, environ, start_response);
+}
+
+static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  if (kwargs || !PyTuple_Check(args) || PyTuple_Size(args) != 2) {
+    PyErr_SetString(PyExc_TypeError, "a WSGI app takes (environ, start_response)");
+    return NULL;
+  }
+  PyObject *environ = PyTuple_GetItem(args, 0);
+  PyObject *start_response = PyTuple_GetItem(args, 1);
+  if (!tgo_enabled() || !PyDict_Check(environ) || !mw->wsgi_app)
+    return call_app(mw, environ, start_response);
+  if (__builtin_expect(mw->on_first_request != NULL, 0))
+    apply_first_request_config(mw);
+  if (mw->excluded && tgo__py_url_excluded(mw->excluded, environ))
+    return call_app(mw, environ, start_response);
+
+  Py_ssize_t mlen = 0;
+  const char *method = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.REQUEST_METHOD), &mlen);
+  if (!method || mlen <= 0 || mlen >= 24) {
+    method = "_OTHER";
+    mlen = 6;
+  }
+  tgo_span_context remote;
+  int has_remote = tgo__py_remote_context(environ, &remote);
+  tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER, has_remote ? NULL : tgo_current(),
+                                  has_remote ? &remote : NULL);
+  if (tgo_span_is_recording(span)) {
+    tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
+    if (mw->capture_request)
+      tgo__py_capture_headers(mw->capture_request, span, environ);
+  }
+  tgo__py_request *r = tgo__py_request_new(mw, span, start_response, method, (size_t)mlen);
+  if (!r) {
+    tgo_span_end(span);
+    return NULL;
+  }
+
+  tgo__py_request_saved saved = tgo__py_request_enter(r);
+  PyObject *result = call_app(mw, environ, (PyObject *)r);
+  tgo__py_request_leave(saved);
+
+  if (!result) {
+    tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS, NULL);
+    if (!r->status_code)
+      r->status_code = 500;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    tgo__py_request_finish(r);
+    PyErr_Restore(type, value, tb);
+    Py_DECREF(r);
+    return NULL;
+  }
+  /* sendfile(2) needs the server to see its own file wrapper: hand it back
+   * and end the span now rather than lose the zero-copy path. */
+  PyObject *fw = tgo__py_env_item(environ, tgo__py_str.wsgi_file_wrapper);
+  if (fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw)) {
+    tgo__py_request_finish(r);
+    Py_DECREF(r);
+    return result;
+  }
+  r->inner = result;
+  return (PyObject *)r;
+}
+
+/* app.request_context(environ), hooked: Flask calls it at the start of
+ * every request; the running request keeps the context. */
+static PyObject *middleware_request_context(PyObject *op, PyObject *environ) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  PyObject *ctx = tgo__py_middleware_call_wrapped(mw, mw->request_context, mw->request_context_unbound,
+                                                  environ, NULL);
+  tgo__py_request *r = tgo__py_request_running();
+  if (ctx && r && r->mw == mw && !r->ctx) {
+    Py_INCREF(ctx);
+    r->ctx = ctx;
+  }
+  return ctx;
+}
+
+/* A method bound to the app is kept as its function (*unbound = 1): the
+ * middleware must not hold the app that holds it. */
+static PyObject *unbind(PyObject *callable, PyObject *app, int *unbound) {
+  *unbound = 0;
+  PyObject *self = PyObject_GetAttrString(callable, "__self__");
+  PyObject *func = self == app ? PyObject_GetAttrString(callable, "__func__") : NULL;
+  Py_XDECREF(self);
+  PyErr_Clear();
+  if (func) {
+    *unbound = 1;
+    return func;
+  }
+  Py_INCREF(callable);
+  return callable;
+}
+
+static int middleware_init(PyObject *op, PyObject *args, PyObject *kwds) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  static char *kwlist[] = {"app", "wsgi_app", "request_context", "view_functions", "on_first_request", NULL};
+  PyObject *app, *wsgi_app, *request_context, *view_functions, *on_first = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O", kwlist, &app, &wsgi_app, &request_context,
+                                   &view_functions, &on_first))
+    return -1;
+  if (!PyCallable_Check(wsgi_app) || !PyCallable_Check(request_context)) {
+    PyErr_SetString(PyExc_TypeError, "wsgi_app and request_context must be callable");
+    return -1;
+  }
+  PyObject *ref = PyWeakref_NewRef(app, NULL);
+  if (!ref)
+    return -1;
+  Py_XSETREF(mw->app_ref, ref);
+  Py_XSETREF(mw->wsgi_app, unbind(wsgi_app, app, &mw->wsgi_app_unbound));
+  Py_XSETREF(mw->request_context, unbind(request_context, app, &mw->request_context_unbound));
+  Py_INCREF(view_functions);
+  Py_XSETREF(mw->view_functions, view_functions);
+  if (on_first != Py_None) {
+    Py_INCREF(on_first);
+    Py_XSETREF(mw->on_first_request, on_first);
+  }
+  return 0;
+}
+
+static int middleware_traverse(PyObject *op, visitproc visit, void *arg) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  Py_VISIT(mw->app_ref);
+  Py_VISIT(mw->wsgi_app);
+  Py_VISIT(mw->request_context);
+  Py_VISIT(mw->view_functions);
+  Py_VISIT(mw->on_first_request);
+  Py_VISIT(mw->excluded);
+  Py_VISIT(mw->capture_request);
+  Py_VISIT(mw->capture_response);
+  Py_VISIT(Py_TYPE(op));
+  return 0;
+}
+
+static int middleware_clear(PyObject *op) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  Py_CLEAR(mw->app_ref);
+  Py_CLEAR(mw->wsgi_app);
+  Py_CLEAR(mw->request_context);
+  Py_CLEAR(mw->view_functions);
+  Py_CLEAR(mw->on_first_request);
+  Py_CLEAR(mw->excluded);
+  Py_CLEAR(mw->capture_request);
+  Py_CLEAR(mw->capture_response);
+  return 0;
+}
+
+static void middleware_dealloc(PyObject *op) {
+  PyTypeObject *tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  middleware_clear(op);
+  tgo__py_route_cache_free(&((tgo__py_middleware *)op)->routes);
+  PyObject_GC_Del(op);
+  Py_DECREF(tp);
+}
+
+static PyObject *middleware_get_wrapped(PyObject *op, void *closure) {
+  (void)closure;
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  if (!mw->wsgi_app)
+    Py_RETURN_NONE;
+  if (!mw->wsgi_app_unbound) {
+    Py_INCREF(mw->wsgi_app);
+    return mw->wsgi_app;
+  }
+  PyObject *app = PyWeakref_GetObject(mw->app_ref);
+  if (!app || app == Py_None)
+    Py_RETURN_NONE;
+  return PyObject_CallMethod(mw->wsgi_app, "__get__", "O", app); /* bound again */
+}
+
+static PyObject *middleware_get_excluded(PyObject *op, void *closure) {
+  (void)closure;
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  PyObject *o = mw->excluded ? mw->excluded : Py_None;
+  Py_INCREF(o);
+  return o;
+}
+
+static int middleware_set_excluded(PyObject *op, PyObject *value, void *closure) {
+  (void)closure;
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  if (value && value != Py_None && !PyObject_HasAttrString(value, "search")) {
+    PyErr_SetString(PyExc_TypeError, "excluded must be a compiled pattern (with .search) or None");
+    return -1;
+  }
+  PyObject *v = value && value != Py_None ? value : NULL;
+  Py_XINCREF(v);
+  Py_XSETREF(mw->excluded, v);
+  return 0;
+}
+
+/* closure: offset of the callable's field in Middleware. */
+static PyObject *middleware_get_capture(PyObject *op, void *closure) {
+  PyObject *o = *(PyObject **)((char *)op + (size_t)closure);
+  if (!o)
+    o = Py_None;
+  Py_INCREF(o);
+  return o;
+}
+
+static int middleware_set_capture(PyObject *op, PyObject *value, void *closure) {
+  if (value && value != Py_None && !PyCallable_Check(value)) {
+    PyErr_SetString(PyExc_TypeError, "header capture must be a callable or None");
+    return -1;
+  }
+  PyObject *v = value && value != Py_None ? value : NULL;
+  Py_XINCREF(v);
+  Py_XSETREF(*(PyObject **)((char *)op + (size_t)closure), v);
+  return 0;
+}
+
+static PyMethodDef middleware_methods[] = {
+    {"request_context", middleware_request_context, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef middleware_getset[] = {
+    {"__wrapped__", middleware_get_wrapped, NULL, "the WSGI app under the agent", NULL},
+    {"excluded", middleware_get_excluded, middleware_set_excluded,
+     "compiled pattern: requests whose full URL it matches get no span", NULL},
+    {"capture_request", middleware_get_capture, middleware_set_capture,
+     "capture_request(span, environ): records request headers, or None",
+     (void *)offsetof(tgo__py_middleware, capture_request)},
+    {"capture_response", middleware_get_capture, middleware_set_capture,
+     "capture_response(span, headers): records response headers, or None",
+     (void *)offsetof(tgo__py_middleware, capture_response)},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot middleware_slots[] = {
+    {Py_tp_call, middleware_call},
+    {Py_tp_init, middleware_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_methods, middleware_methods},
+    {Py_tp_getset, middleware_getset},
+    {Py_tp_traverse, middleware_traverse},
+    {Py_tp_clear, middleware_clear},
+    {Py_tp_dealloc, middleware_dealloc},
+    {Py_tp_doc, (void *)"FlaskMiddleware(app, wsgi_app, request_context, view_functions, on_first_request=None)"},
+    {0, NULL},
+};
+
+static PyType_Spec middleware_spec = {
+    "_tigerops.FlaskMiddleware", sizeof(tgo__py_middleware), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    middleware_slots,
+};
+
+int tgo__py_middleware_type_init(PyObject *module) {
+  if (tgo__py_request_type_init(module) < 0)
+    return -1;
+  tgo__py_middleware_type = (PyTypeObject *)PyType_FromSpec(&middleware_spec);
+  if (!tgo__py_middleware_type)
+    return -1;
+  Py_INCREF(tgo__py_middleware_type);
+  if (PyModule_AddObject(module, "FlaskMiddleware", (PyObject *)tgo__py_middleware_type) < 0) {
+    Py_DECREF(tgo__py_middleware_type);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,299 @@
+/* The per-request object and all per-request state: the span, the status,
+ * Flask's RequestContext (for the matched rule), the N+1 statement counts.
+ * Which request is running is answered by one accessor, so the concurrency
+ * model (a thread-local today) is decided in this file only. */
+#include "flask.h"
+
+#include <stdio.h>
+#include <string.h>
+
+PyTypeObject *tgo__py_request_type;
+
+static __thread tgo__py_request *running_request;
+
+tgo__py_request *tgo__py_request_running(void) { return running_request; }
+
+tgo__py_request_saved tgo__py_request_enter(tgo__py_request *r) {
+  tgo__py_request_saved saved = {running_request, tgo_set_current(r->span)};
+  running_request = r;
+  return saved;
+}
+
+void tgo__py_request_leave(tgo__py_request_saved saved) {
+  running_request = saved.request;
+  tgo_set_current(saved.span);
+}
+
+tgo_span *tgo__py_request_span(void) { return running_request ? running_request->span : NULL; }
+
+/* Counts a statement shape in the running request; from the threshold on,
+ * the request span says so (tigerops.n_plus_one.*). The table lives in the
+ * request object, so counts can never carry over to another request. */
+void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len) {
+  tgo__py_request *r = running_request;
+  if (!r || !tgo_span_is_recording(r->span))
+    return;
+  size_t i = hash % TGO__PY_NPO_SLOTS;
+  for (size_t probe = 0; probe < TGO__PY_NPO_SLOTS; probe++, i = (i + 1) % TGO__PY_NPO_SLOTS) {
+    if (r->npo[i].hash != hash && r->npo[i].hash)
+      continue;
+    r->npo[i].hash = hash;
+    uint32_t count = ++r->npo[i].count;
+    uint32_t threshold = (uint32_t)tgo__n_plus_one_threshold();
+    if (count >= threshold) {
+      tgo_attrs *a = tgo_span_attrs(r->span);
+      if (count == threshold) { /* the text once; later runs only move the count */
+        tgo_attr_bool(a, "tigerops.n_plus_one", 1);
+        tgo_attr_str(a, "tigerops.n_plus_one.statement", text, text_len);
+      }
+      tgo_attr_int(a, "tigerops.n_plus_one.count", count);
+    }
+    return;
+  }
+}
+
+static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a) {
+  PyObject *req = PyObject_GetAttr(r->ctx, tgo__py_str.request);
+  PyObject *rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
+  Py_XDECREF(req);
+  PyErr_Clear();
+  if (!rule || rule == Py_None) {
+    Py_XDECREF(rule);
+    return;
+  }
+  tgo__py_route scratch = {0};
+  const tgo__py_route *ri = tgo__py_route_lookup(&r->mw->routes, r->mw->view_functions, rule, &scratch);
+  if (ri) {
+    char name[512];
+    size_t mlen = strlen(r->method);
+    size_t rlen = ri->route_len < sizeof name - 32 ? ri->route_len : sizeof name - 32;
+    memcpy(name, r->method, mlen);
+    name[mlen] = ' ';
+    memcpy(name + mlen + 1, ri->route, rlen);
+    tgo_span_set_name(span, name, mlen + 1 + rlen);
+    tgo_attr_str(a, "http.route", ri->route, ri->route_len);
+    if (ri->endpoint)
+      tgo_attr_str(a, "flask.endpoint", ri->endpoint, strlen(ri->endpoint));
+    if (ri->blueprint)
+      tgo_attr_str(a, "flask.blueprint", ri->blueprint, strlen(ri->blueprint));
+    if (ri->function)
+      tgo_attr_str(a, "code.function", ri->function, strlen(ri->function));
+    if (ri->namespace)
+      tgo_attr_str(a, "code.namespace", ri->namespace, strlen(ri->namespace));
+  }
+  if (ri == &scratch)
+    tgo__py_route_clear(&scratch);
+  Py_DECREF(rule);
+}
+
+void tgo__py_request_finish(tgo__py_request *r) {
+  if (r->finished || !r->span)
+    return;
+  r->finished = 1;
+  tgo_span *span = r->span;
+  if (tgo_span_is_recording(span)) {
+    tgo_attrs *a = tgo_span_attrs(span);
+    if (r->ctx && r->mw)
+      set_route(r, span, a);
+    if (r->status_code > 0) {
+      tgo_attr_int(a, "http.response.status_code", r->status_code);
+      if (r->status_code >= 400)
+        tgo_attr_bool(a, "error", 1);
+      if (r->status_code >= 500) {
+        if (!tgo_span_get_status(span))
+          tgo_span_set_status(span, TGO_STATUS_ERROR, NULL, 0);
+        /* An exception's type, when one was recorded, says more than the code. */
+        if (!tgo_attrs_has(a, "error.type")) {
+          char code[8];
+          int n = snprintf(code, sizeof code, "%d", r->status_code);
+          tgo_attr_str(a, "error.type", code, (size_t)n);
+        }
+      }
+    }
+  }
+  tgo_span_end(span);
+  Py_CLEAR(r->ctx);
+}
+
+static void finish_keeping_error(tgo__py_request *r) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  tgo__py_request_finish(r);
+  PyErr_Restore(type, value, tb);
+}
+
+tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyObject *start_response,
+                                     const char *method, size_t method_len) {
+  tgo__py_request *r = PyObject_GC_New(tgo__py_request, tgo__py_request_type);
+  if (!r)
+    return NULL;
+  Py_INCREF(mw);
+  r->mw = mw;
+  r->span = span;
+  tgo_span_ref(span); /* ours; the starter's reference goes to the exporter at end */
+  Py_INCREF(start_response);
+  r->start_response = start_response;
+  r->inner = r->iter = r->ctx = NULL;
+  r->status_code = 0;
+  r->finished = 0;
+  if (method_len >= sizeof r->method)
+    method_len = sizeof r->method - 1;
+  memcpy(r->method, method, method_len);
+  r->method[method_len] = '\0';
+  memset(r->npo, 0, sizeof r->npo);
+  PyObject_GC_Track((PyObject *)r);
+  return r;
+}
+
+static int parse_status(PyObject *status) {
+  Py_ssize_t len;
+  const char *s = tgo__py_utf8(status, &len);
+  if (!s || len < 3)
+    return 0;
+  int code = 0;
+  for (int i = 0; i < 3; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return 0;
+    code = code * 10 + (s[i] - '0');
+  }
+  return code;
+}
+
+void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *headers) {
+  Py_INCREF(capture); /* the app may replace the middleware's attribute meanwhile */
+  PyObject *handle = tgo__py_span_wrap(span, 0);
+  PyObject *res = handle ? PyObject_CallFunctionObjArgs(capture, handle, headers, NULL) : NULL;
+  Py_DECREF(capture);
+  if (!res) {
+    PyErr_Clear();
+    tgo_log(TGO_LOG_WARN, "header capture failed; headers are not recorded");
+  }
+  Py_XDECREF(res);
+  Py_XDECREF(handle);
+}
+
+/* The start_response the app calls. The args tuple is passed on as is. */
+static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  if (PyTuple_Check(args) && PyTuple_Size(args) >= 1)
+    r->status_code = parse_status(PyTuple_GetItem(args, 0));
+  if (r->mw->capture_response && PyTuple_Check(args) && PyTuple_Size(args) >= 2 &&
+      tgo_span_is_recording(r->span))
+    tgo__py_capture_headers(r->mw->capture_response, r->span, PyTuple_GetItem(args, 1));
+  return PyObject_Call(r->start_response, args, kwargs);
+}
+
+static PyObject *request_iter(PyObject *op) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  if (!r->iter && !(r->iter = PyObject_GetIter(r->inner)))
+    return NULL;
+  Py_INCREF(op);
+  return op;
+}
+
+static PyObject *request_next(PyObject *op) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  if (!r->iter && !(r->iter = PyObject_GetIter(r->inner)))
+    return NULL;
+  tgo__py_request_saved saved = tgo__py_request_enter(r);
+  PyObject *item = PyIter_Next(r->iter);
+  tgo__py_request_leave(saved);
+  if (!item && PyErr_Occurred())
+    tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);
+  return item;
+}
+
+static PyObject *request_close(PyObject *op, PyObject *unused) {
+  (void)unused;
+  tgo__py_request *r = (tgo__py_request *)op;
+  PyObject *res = NULL;
+  if (r->inner && !r->finished) {
+    PyObject *close = PyObject_GetAttr(r->inner, tgo__py_str.close);
+    if (close) {
+      tgo__py_request_saved saved = tgo__py_request_enter(r);
+      res = PyObject_CallObject(close, NULL);
+      tgo__py_request_leave(saved);
+      Py_DECREF(close);
+      if (!res)
+        tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);
+    } else {
+      PyErr_Clear();
+    }
+  }
+  finish_keeping_error(r);
+  if (!res && PyErr_Occurred())
+    return NULL;
+  Py_XDECREF(res);
+  Py_RETURN_NONE;
+}
+
+static int request_traverse(PyObject *op, visitproc visit, void *arg) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  Py_VISIT(r->mw);
+  Py_VISIT(r->start_response);
+  Py_VISIT(r->inner);
+  Py_VISIT(r->iter);
+  Py_VISIT(r->ctx);
+  Py_VISIT(Py_TYPE(op));
+  return 0;
+}
+
+static int request_clear(PyObject *op) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  /* Collected in a cycle without close(): end the span while the request
+   * context (route, endpoint) is still reachable. */
+  finish_keeping_error(r);
+  Py_CLEAR(r->start_response);
+  Py_CLEAR(r->inner);
+  Py_CLEAR(r->iter);
+  Py_CLEAR(r->ctx);
+  return 0;
+}
+
+static void request_dealloc(PyObject *op) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  PyTypeObject *tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  request_clear(op); /* a server that never called close(): the span still ends */
+  if (r->span)
+    tgo_span_unref(r->span);
+  Py_CLEAR(r->mw);
+  PyObject_GC_Del(op);
+  Py_DECREF(tp);
+}
+
+/* Made only by the middleware: an instance from Python would have no span. */
+static PyObject *request_refuse_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  (void)args;
+  (void)kwds;
+  PyErr_Format(PyExc_TypeError, "cannot create '%s' instances", "_tigerops.Request");
+  (void)type;
+  return NULL;
+}
+
+static PyMethodDef request_methods[] = {
+    {"close", request_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot request_slots[] = {
+    {Py_tp_new, request_refuse_new},
+    {Py_tp_call, request_call},
+    {Py_tp_iter, request_iter},
+    {Py_tp_iternext, request_next},
+    {Py_tp_methods, request_methods},
+    {Py_tp_traverse, request_traverse},
+    {Py_tp_clear, request_clear},
+    {Py_tp_dealloc, request_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec request_spec = {
+    "_tigerops.Request", sizeof(tgo__py_request), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, request_slots,
+};
+
+int tgo__py_request_type_init(PyObject *module) {
+  (void)module;
+  tgo__py_request_type = (PyTypeObject *)PyType_FromSpec(&request_spec);
+  return tgo__py_request_type ? 0 : -1;
+}

@@ -1,0 +1,116 @@
+/* Route facts (route, endpoint, view function, blueprint) per url_rule
+ * object: made once from Python attributes, then a request costs one
+ * pointer-keyed lookup. Bounded: past MAX_ROUTES a rule's facts are made
+ * per request instead of cached. */
+#include "flask.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUTES 4096
+
+void tgo__py_route_clear(tgo__py_route *r) {
+  Py_CLEAR(r->rule);
+  free(r->route);
+  free(r->endpoint);
+  free(r->function);
+  free(r->namespace);
+  free(r->blueprint);
+  memset(r, 0, sizeof *r);
+}
+
+void tgo__py_route_cache_free(tgo__py_route_cache *cache) {
+  for (size_t i = 0; i < cache->cap; i++)
+    if (cache->slots[i].rule)
+      tgo__py_route_clear(&cache->slots[i]);
+  free(cache->slots);
+  memset(cache, 0, sizeof *cache);
+}
+
+static size_t slot_of(const void *p, size_t cap) {
+  uintptr_t h = (uintptr_t)p >> 4;
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 20) & (cap - 1);
+}
+
+static char *dup_attr_str(PyObject *obj, PyObject *name) {
+  PyObject *v = obj ? PyObject_GetAttr(obj, name) : NULL;
+  Py_ssize_t len;
+  const char *p = tgo__py_utf8(v, &len);
+  char *out = p ? strndup(p, (size_t)len) : NULL;
+  Py_XDECREF(v);
+  PyErr_Clear();
+  return out;
+}
+
+static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r) {
+  memset(r, 0, sizeof *r);
+  r->route = dup_attr_str(rule, tgo__py_str.rule);
+  r->endpoint = dup_attr_str(rule, tgo__py_str.endpoint);
+  if (!r->route) {
+    free(r->endpoint);
+    r->endpoint = NULL;
+    return -1;
+  }
+  r->route_len = strlen(r->route);
+  if (r->endpoint) {
+    const char *dot = strrchr(r->endpoint, '.');
+    if (dot)
+      r->blueprint = strndup(r->endpoint, (size_t)(dot - r->endpoint));
+    PyObject *key = PyUnicode_FromString(r->endpoint);
+    PyObject *view = key && view_functions ? PyObject_GetItem(view_functions, key) : NULL;
+    PyErr_Clear();
+    Py_XDECREF(key);
+    if (view) {
+      r->function = dup_attr_str(view, tgo__py_str.__qualname__);
+      r->namespace = dup_attr_str(view, tgo__py_str.__module__);
+      Py_DECREF(view);
+    }
+  }
+  Py_INCREF(rule);
+  r->rule = rule;
+  return 0;
+}
+
+static int cache_grow(tgo__py_route_cache *cache) {
+  size_t cap = cache->cap ? cache->cap * 2 : 64;
+  tgo__py_route *t = calloc(cap, sizeof *t);
+  if (!t)
+    return -1;
+  for (size_t i = 0; i < cache->cap; i++) {
+    if (!cache->slots[i].rule)
+      continue;
+    size_t s = slot_of(cache->slots[i].rule, cap);
+    while (t[s].rule)
+      s = (s + 1) & (cap - 1);
+    t[s] = cache->slots[i];
+  }
+  free(cache->slots);
+  cache->slots = t;
+  cache->cap = cap;
+  return 0;
+}
+
+const tgo__py_route *tgo__py_route_lookup(tgo__py_route_cache *cache, PyObject *view_functions,
+                                          PyObject *rule, tgo__py_route *scratch) {
+  if (cache->cap) {
+    size_t s = slot_of(rule, cache->cap);
+    while (cache->slots[s].rule) {
+      if (cache->slots[s].rule == rule)
+        return &cache->slots[s];
+      s = (s + 1) & (cache->cap - 1);
+    }
+  }
+  if (cache->len >= MAX_ROUTES || ((cache->len + 1) * 2 > cache->cap && cache_grow(cache) < 0))
+    return route_fill(view_functions, rule, scratch) == 0 ? scratch : NULL;
+  tgo__py_route r;
+  if (route_fill(view_functions, rule, &r) < 0)
+    return NULL;
+  size_t s = slot_of(rule, cache->cap);
+  while (cache->slots[s].rule)
+    s = (s + 1) & (cache->cap - 1);
+  cache->slots[s] = r;
+  cache->len++;
+  return &cache->slots[s];
+}
