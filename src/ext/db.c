@@ -186,7 +186,7 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     PyErr_SetString(PyExc_TypeError, "DbExecute is not initialised");
     return NULL;
   }
-  tgo_span *parent = tgo_current();
+  tgo_span *parent = tgo__py_current();
   if (!parent || !tgo_span_is_recording(parent) || !PyTuple_Check(args) || PyTuple_Size(args) < 2)
     return PyObject_Call(d->original, args, kwargs);
   PyObject *cursor = PyTuple_GetItem(args, 0);

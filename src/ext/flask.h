@@ -80,16 +80,8 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
 /* Ends the span once, with route, status and error facts. */
 void tgo__py_request_finish(tgo__py_request *r);
 
-/* The request state of the running request: the one accessor that decides
- * the concurrency model (a thread-local today). enter makes r the running
- * request and its span the current span, returning what to restore. */
-typedef struct {
-  tgo__py_request *request;
-  tgo_span *span;
-} tgo__py_request_saved;
+/* The running request (context.c decides how that is known). */
 tgo__py_request *tgo__py_request_running(void);
-tgo__py_request_saved tgo__py_request_enter(tgo__py_request *r);
-void tgo__py_request_leave(tgo__py_request_saved saved);
 
 /* ---- environ -> attributes -------------------------------------------- */
 PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);

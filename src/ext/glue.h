@@ -41,6 +41,22 @@ extern PyTypeObject *tgo__py_request_type;
 int tgo__py_span_type_init(PyObject *module);
 int tgo__py_middleware_type_init(PyObject *module);
 int tgo__py_db_type_init(PyObject *module);
+/* The concurrency model (context.c): which span is current and which
+ * request runs, in C thread-locals (threads) or in ContextVars (greenlets,
+ * asyncio, async views). Every reader and writer goes through these. */
+struct tgo__py_request;
+typedef struct {
+  uint8_t mode, entered, request_set;
+  tgo_span *span, *prev_span;
+  struct tgo__py_request *prev_request;
+  PyObject *tok_span, *tok_request; /* context mode: ContextVar tokens */
+} tgo__py_saved;
+tgo_span *tgo__py_current(void);
+/* Makes span current (and request running, when not NULL) until leave. */
+tgo__py_saved tgo__py_enter(tgo_span *span, struct tgo__py_request *request);
+void tgo__py_leave(tgo__py_saved *saved);
+int tgo__py_context_mode(void);
+int tgo__py_set_context_mode(int on);
 /* The server span of the running Flask request, or NULL. */
 tgo_span *tgo__py_request_span(void);
 /* N+1 detection: counts a statement shape (hash) in the running request. */

@@ -66,7 +66,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   }
   tgo_span_context remote;
   int has_remote = tgo__py_remote_context(environ, &remote);
-  tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER, has_remote ? NULL : tgo_current(),
+  tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER, has_remote ? NULL : tgo__py_current(),
                                   has_remote ? &remote : NULL);
   if (tgo_span_is_recording(span)) {
     tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
@@ -79,9 +79,9 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
     return NULL;
   }
 
-  tgo__py_request_saved saved = tgo__py_request_enter(r);
+  tgo__py_saved saved = tgo__py_enter(span, r);
   PyObject *result = call_app(mw, environ, (PyObject *)r);
-  tgo__py_request_leave(saved);
+  tgo__py_leave(&saved);
 
   if (!result) {
     tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS, NULL);

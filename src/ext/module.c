@@ -95,7 +95,7 @@ static PyObject *py_stats(PyObject *m, PyObject *unused) {
 static PyObject *py_current_span(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
-  tgo_span *s = tgo_current();
+  tgo_span *s = tgo__py_current();
   return tgo__py_span_wrap(s ? s : tgo_span_invalid(), 0);
 }
 
@@ -115,14 +115,14 @@ static PyObject *py_request_span(PyObject *m, PyObject *unused) {
 static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
-  tgo_span *s = tgo_current();
+  tgo_span *s = tgo__py_current();
   return PyBool_FromLong(s && tgo_span_is_recording(s));
 }
 
 /* Writes traceparent (and tracestate) of the current span into a mapping. */
 static PyObject *py_inject(PyObject *m, PyObject *headers) {
   (void)m;
-  tgo_span *s = tgo_current();
+  tgo_span *s = tgo__py_current();
   if (!s)
     Py_RETURN_FALSE;
   tgo_span_context ctx;
@@ -291,6 +291,23 @@ static PyObject *py_set_exception_formatter(PyObject *m, PyObject *formatter) {
   Py_RETURN_NONE;
 }
 
+/* The concurrency model: False for threads (thread-locals), True for
+ * greenlets and coroutines (ContextVars). Takes effect for spans and
+ * requests entered from now on. */
+static PyObject *py_set_context_mode(PyObject *m, PyObject *on) {
+  (void)m;
+  int flag = PyObject_IsTrue(on);
+  if (flag < 0 || tgo__py_set_context_mode(flag) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_context_mode(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  return PyBool_FromLong(tgo__py_context_mode());
+}
+
 static PyObject *py_log(PyObject *m, PyObject *args) {
   (void)m;
   int level;
@@ -328,6 +345,9 @@ static PyMethodDef module_functions[] = {
     {"key_statement", py_key_statement, METH_VARARGS, "key_statement(command, key=None) -> 'CMD key:?'"},
     {"set_exception_formatter", py_set_exception_formatter, METH_O,
      "set_exception_formatter(f): f(exc) -> exception event attributes, for every recorded exception"},
+    {"set_context_mode", py_set_context_mode, METH_O,
+     "set_context_mode(on): the current span lives in ContextVars (greenlets, coroutines) or thread-locals"},
+    {"context_mode", py_context_mode, METH_NOARGS, NULL},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
     {NULL, NULL, 0, NULL},

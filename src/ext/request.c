@@ -1,7 +1,7 @@
 /* The per-request object and all per-request state: the span, the status,
  * Flask's RequestContext (for the matched rule), the N+1 statement counts.
- * Which request is running is answered by one accessor, so the concurrency
- * model (a thread-local today) is decided in this file only. */
+ * Which request is running is answered by context.c, the one place that
+ * decides the concurrency model. */
 #include "flask.h"
 
 #include <stdio.h>
@@ -9,28 +9,11 @@
 
 PyTypeObject *tgo__py_request_type;
 
-static __thread tgo__py_request *running_request;
-
-tgo__py_request *tgo__py_request_running(void) { return running_request; }
-
-tgo__py_request_saved tgo__py_request_enter(tgo__py_request *r) {
-  tgo__py_request_saved saved = {running_request, tgo_set_current(r->span)};
-  running_request = r;
-  return saved;
-}
-
-void tgo__py_request_leave(tgo__py_request_saved saved) {
-  running_request = saved.request;
-  tgo_set_current(saved.span);
-}
-
-tgo_span *tgo__py_request_span(void) { return running_request ? running_request->span : NULL; }
-
 /* Counts a statement shape in the running request; from the threshold on,
  * the request span says so (tigerops.n_plus_one.*). The table lives in the
  * request object, so counts can never carry over to another request. */
 void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len) {
-  tgo__py_request *r = running_request;
+  tgo__py_request *r = tgo__py_request_running();
   if (!r || !tgo_span_is_recording(r->span))
     return;
   size_t i = hash % TGO__PY_NPO_SLOTS;
@@ -195,9 +178,9 @@ static PyObject *request_next(PyObject *op) {
   tgo__py_request *r = (tgo__py_request *)op;
   if (!r->iter && !(r->iter = PyObject_GetIter(r->inner)))
     return NULL;
-  tgo__py_request_saved saved = tgo__py_request_enter(r);
+  tgo__py_saved saved = tgo__py_enter(r->span, r);
   PyObject *item = PyIter_Next(r->iter);
-  tgo__py_request_leave(saved);
+  tgo__py_leave(&saved);
   if (!item && PyErr_Occurred())
     tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);
   return item;
@@ -210,9 +193,9 @@ static PyObject *request_close(PyObject *op, PyObject *unused) {
   if (r->inner && !r->finished) {
     PyObject *close = PyObject_GetAttr(r->inner, tgo__py_str.close);
     if (close) {
-      tgo__py_request_saved saved = tgo__py_request_enter(r);
+      tgo__py_saved saved = tgo__py_enter(r->span, r);
       res = PyObject_CallObject(close, NULL);
-      tgo__py_request_leave(saved);
+      tgo__py_leave(&saved);
       Py_DECREF(close);
       if (!res)
         tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);

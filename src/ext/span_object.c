@@ -8,13 +8,12 @@
 typedef struct {
   PyObject_HEAD
   tgo_span *span;       /* NULL until started; holds one reference */
-  tgo_span *prev;       /* the current span before __enter__; a reference while entered */
+  tgo__py_saved saved;  /* what __enter__ replaced, restored on exit */
   PyObject *name;       /* for the lazy start */
   PyObject *attributes; /* likewise */
   PyObject *parent;     /* a traceparent to continue instead of the current span */
   int kind;
   int owned;
-  int entered;
 } SpanObject;
 
 PyTypeObject *tgo__py_span_type;
@@ -30,7 +29,7 @@ static void start_now(SpanObject *self) {
    * spec says for a bad incoming header. */
   int use_remote = parent && tgo_traceparent_parse(parent, (size_t)plen, &remote) == 0;
   self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
-                              parent ? NULL : tgo_current(), use_remote ? &remote : NULL);
+                              parent ? NULL : tgo__py_current(), use_remote ? &remote : NULL);
   Py_CLEAR(self->parent);
   tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
   tgo__py_set_attrs(tgo_span_attrs(self->span), self->attributes);
@@ -42,13 +41,12 @@ PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
   if (!self)
     return NULL;
   self->span = span;
-  self->prev = NULL;
+  memset(&self->saved, 0, sizeof self->saved);
   self->name = NULL;
   self->attributes = NULL;
   self->parent = NULL;
   self->kind = TGO_KIND_INTERNAL;
   self->owned = owned;
-  self->entered = 0;
   tgo_span_ref(span);
   PyObject_GC_Track((PyObject *)self);
   return (PyObject *)self;
@@ -82,25 +80,13 @@ static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
   return 0;
 }
 
-/* Leaves the span's block: the previous span is current again. */
-static void leave(SpanObject *self) {
-  if (!self->entered)
-    return;
-  self->entered = 0;
-  tgo_span *prev = self->prev;
-  self->prev = NULL;
-  /* Only when it is still ours: blocks left out of order keep the newer one. */
-  if (tgo_current() == self->span)
-    tgo_set_current(prev);
-  if (prev)
-    tgo_span_unref(prev);
-}
-
 static int span_traverse(PyObject *op, visitproc visit, void *arg) {
   SpanObject *self = (SpanObject *)op;
   Py_VISIT(self->name);
   Py_VISIT(self->attributes);
   Py_VISIT(self->parent);
+  Py_VISIT(self->saved.tok_span);
+  Py_VISIT(self->saved.tok_request);
   Py_VISIT(Py_TYPE(op));
   return 0;
 }
@@ -117,7 +103,7 @@ static void span_dealloc(PyObject *op) {
   SpanObject *self = (SpanObject *)op;
   PyTypeObject *tp = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
-  leave(self); /* dropped while entered: the thread's current span must not dangle */
+  tgo__py_leave(&self->saved); /* dropped while entered: the current span must not dangle */
   if (self->span) {
     if (self->owned && !tgo_span_is_ended(self->span))
       tgo_span_end(self->span); /* dropped without end(): keep its data */
@@ -134,12 +120,8 @@ static PyObject *span_enter(PyObject *op, PyObject *unused) {
   (void)unused;
   SpanObject *self = (SpanObject *)op;
   start_now(self);
-  if (!self->entered) {
-    self->prev = tgo_set_current(self->span);
-    if (self->prev)
-      tgo_span_ref(self->prev);
-    self->entered = 1;
-  }
+  if (!self->saved.entered)
+    self->saved = tgo__py_enter(self->span, NULL);
   Py_INCREF(op);
   return op;
 }
@@ -151,7 +133,7 @@ static PyObject *span_exit(PyObject *op, PyObject *args) {
     return NULL;
   if (self->span && value != Py_None)
     tgo__py_record_exception(self->span, value, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
-  leave(self);
+  tgo__py_leave(&self->saved);
   if (self->span && self->owned)
     tgo_span_end(self->span);
   Py_RETURN_FALSE;

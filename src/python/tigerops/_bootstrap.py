@@ -22,6 +22,8 @@ def start():
     _tigerops.resource_set("process.runtime.name", sys.implementation.name)
     _tigerops.resource_set("process.runtime.version", "%d.%d.%d" % sys.version_info[:3])
     atexit.register(_tigerops.shutdown)
+    from tigerops import _context
+    _context.choose()
     from tigerops import _hooks
     _hooks.install()
     _started = True

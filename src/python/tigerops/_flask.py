@@ -94,6 +94,8 @@ def _first_request(app_ref):
     app = app_ref()
     if app is None:
         return
+    from tigerops import _context
+    _context.choose(app)
     middleware = app.extensions.get(EXTENSION_KEY)
     from tigerops import _headers
     header_settings = False

@@ -1,0 +1,50 @@
+"""Chooses the concurrency model the C side keeps the current span in:
+thread-locals (a few instructions) while every request has its own thread,
+ContextVars once requests share a thread: gevent or eventlet monkey
+patching (greenlets), or async views (asgiref runs them in another thread
+with the context copied). Checked at start and before each app's first
+request, so the switch happens between requests."""
+import sys
+
+import _tigerops
+
+_CO_COROUTINE = 0x80
+
+
+def _greenlets_patched():
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        try:
+            if monkey.is_module_patched("threading") or monkey.is_module_patched("socket"):
+                return "gevent"
+        except Exception:
+            pass
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None:
+        try:
+            if patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket"):
+                return "eventlet"
+        except Exception:
+            pass
+    return None
+
+
+def _has_async_views(app):
+    for view in list(getattr(app, "view_functions", {}).values()):
+        func = getattr(view, "view_class", None) or view
+        code = getattr(func, "__code__", None)
+        if code is not None and code.co_flags & _CO_COROUTINE:
+            return True
+    return False
+
+
+def choose(app=None):
+    """Switches to ContextVars when this process needs them (never back)."""
+    if _tigerops.context_mode():
+        return
+    reason = _greenlets_patched()
+    if reason is None and app is not None and _has_async_views(app):
+        reason = "async views"
+    if reason is not None:
+        _tigerops.set_context_mode(True)
+        _tigerops.log(3, "%s: the current span follows greenlets and coroutines (contextvars)" % reason)
