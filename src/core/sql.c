@@ -275,8 +275,10 @@ static int keyword_at(const char *sql, const char *q, const char *end, const cha
 /* Just past the FROM or INTO that names the statement's own table: the
  * first one outside parentheses, so FROM inside EXTRACT(x FROM y) or a
  * subquery in the select list does not count; the first one anywhere when
- * no keyword sits at the outer level. Quoted identifiers are skipped whole. */
-static const char *find_anchor(const char *sql, const char *p, const char *end) {
+ * no keyword sits at the outer level or when any_depth is set (WITH: the
+ * outer FROM names a CTE, the first table read is inside it). Quoted
+ * identifiers are skipped whole. */
+static const char *find_anchor(const char *sql, const char *p, const char *end, int any_depth) {
   const char *nested = NULL;
   int depth = 0;
   while (p < end) {
@@ -289,7 +291,7 @@ static const char *find_anchor(const char *sql, const char *p, const char *end) 
     } else if (*p == ')') {
       depth -= depth > 0; /* a subquery we started inside closes: its FROM was found first */
     } else if (keyword_at(sql, p, end, "FROM") || keyword_at(sql, p, end, "INTO")) {
-      if (!depth)
+      if (!depth || any_depth)
         return p + 4;
       if (!nested)
         nested = p + 4;
@@ -374,7 +376,7 @@ void tgo__sql_summary(const char *sql, size_t len, const char **op, size_t *op_l
   if (*op_len == 6 && !strncasecmp(p, "UPDATE", 6))
     anchor = e;
   else
-    anchor = find_anchor(sql, e, end);
+    anchor = find_anchor(sql, e, end, *op_len == 4 && !strncasecmp(p, "WITH", 4));
   while (anchor) {
     const char *t = skip_space(anchor, end);
     const char *te = t;
@@ -389,6 +391,6 @@ void tgo__sql_summary(const char *sql, size_t len, const char **op, size_t *op_l
       read_name(t, end, table, table_len);
       return;
     }
-    anchor = find_anchor(sql, te, end);
+    anchor = find_anchor(sql, te, end, 0);
   }
 }

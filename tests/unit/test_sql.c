@@ -121,6 +121,9 @@ Test(sql, from_inside_parentheses_in_the_select_list_is_skipped) {
   expect_summary("SELECT (SELECT max(x) FROM b) AS m, a FROM t", "SELECT", "t");
   expect_summary("SELECT EXTRACT(YEAR FROM created) FROM events", "SELECT", "events");
   expect_summary("SELECT x FROM (t1 JOIN t2 ON t1.id = t2.id)", "SELECT", "t1");
+  /* a CTE: its name is no table; the first table read is inside it, as before */
+  expect_summary("WITH recent AS (SELECT id FROM orders WHERE ts > ?) SELECT count(*) FROM recent", "WITH",
+                 "orders");
 }
 
 Test(sql, quoted_tables_are_named_without_their_quotes) {
