@@ -8,7 +8,6 @@ Not a timed test: the figures depend on the machine; read the ratio."""
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 APPS = os.path.join(ROOT, "tests", "integration", "apps")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from util import free_port  # noqa: E402 (the one free_port, beside the apps it serves)
 
 
 def wait_ready(url, timeout=30):

@@ -4,6 +4,7 @@
 #   2. the unit tests again under ASan/UBSan, and under valgrind
 #   3. the integration tests: real servers under the agent, against an
 #      OTLP receiver that decodes with the official schema
+#   4. in-process pytest tests of the _tigerops extension (tests/python)
 # Python is always /usr/bin/python3: the pyenv python on PATH lacks the
 # Debian packages (Flask, gunicorn, ...) the tests run against.
 set -euo pipefail
@@ -71,6 +72,13 @@ TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprov
 rc=$?
 set -e
 [ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")
+
+step "in-process tests of _tigerops (tests/python: objects, odd values, refcounts, GC, leaks)"
+set +e
+TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/python
+rc=$?
+set -e
+[ $rc = 0 ] || failed+=("in-process tests (pytest exit $rc)")
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[*]}"

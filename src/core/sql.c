@@ -256,8 +256,113 @@ static const char *word_end(const char *p, const char *end) {
   return p;
 }
 
+/* The closing character of a quoted identifier ("x", `x`, [x]), or 0 when p
+ * does not open one. */
+static char quote_closer(char c) { return c == '"' ? '"' : c == '`' ? '`' : c == '[' ? ']' : 0; }
+
+/* Past the quoted identifier opening at p (to end when it is unterminated). */
+static const char *skip_quoted(const char *p, const char *end) {
+  const char *q = memchr(p + 1, quote_closer(*p), (size_t)(end - p - 1));
+  return q ? q + 1 : end;
+}
+
+static int keyword_at(const char *sql, const char *q, const char *end, const char *kw) {
+  size_t n = strlen(kw);
+  return q + n < end && !strncasecmp(q, kw, n) && (q[n] == ' ' || q[n] == '(') && q > sql &&
+         (q[-1] == ' ' || q[-1] == ')');
+}
+
+/* Just past the FROM or INTO that names the statement's own table: the
+ * first one outside parentheses, so FROM inside EXTRACT(x FROM y) or a
+ * subquery in the select list does not count; the first one anywhere when
+ * no keyword sits at the outer level or when any_depth is set (WITH: the
+ * outer FROM names a CTE, the first table read is inside it). Quoted
+ * identifiers are skipped whole. */
+static const char *find_anchor(const char *sql, const char *p, const char *end, int any_depth) {
+  const char *nested = NULL;
+  int depth = 0;
+  while (p < end) {
+    if (quote_closer(*p)) {
+      p = skip_quoted(p, end);
+      continue;
+    }
+    if (*p == '(') {
+      depth++;
+    } else if (*p == ')') {
+      depth -= depth > 0; /* a subquery we started inside closes: its FROM was found first */
+    } else if (keyword_at(sql, p, end, "FROM") || keyword_at(sql, p, end, "INTO")) {
+      if (!depth || any_depth)
+        return p + 4;
+      if (!nested)
+        nested = p + 4;
+    }
+    p++;
+  }
+  return nested;
+}
+
+/* Dotted names whose parts were quoted are rebuilt here without the quotes;
+ * the result is read before this thread calls tgo__sql_summary again. */
+static __thread char unquoted[128];
+
+/* The table name at p: dot-separated parts, each bare or quoted, reported
+ * without quotes ("order" and public."order" as order and public.order). */
+static void read_name(const char *p, const char *end, const char **name, size_t *name_len) {
+  const char *part[8];
+  size_t part_len[8], parts = 0;
+  int quoted = 0;
+  while (p < end && parts < 8) {
+    if (quote_closer(*p)) {
+      const char *close = memchr(p + 1, quote_closer(*p), (size_t)(end - p - 1));
+      part[parts] = p + 1;
+      part_len[parts] = (size_t)((close ? close : end) - p - 1);
+      p = close ? close + 1 : end;
+      quoted = 1;
+    } else {
+      const char *e = p;
+      while (e < end && ident_char((unsigned char)*e))
+        e++;
+      part[parts] = p;
+      part_len[parts] = (size_t)(e - p);
+      p = e;
+    }
+    if (!part_len[parts])
+      break;
+    parts++;
+    if (p + 1 < end && *p == '.')
+      p++;
+    else
+      break;
+  }
+  *name = NULL;
+  *name_len = 0;
+  if (!parts)
+    return;
+  if (parts == 1 || !quoted) { /* one stretch of the input */
+    *name = part[0];
+    *name_len = (size_t)(part[parts - 1] + part_len[parts - 1] - part[0]);
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < parts; i++) {
+    size_t take = part_len[i];
+    if (n + take + 1 >= sizeof unquoted)
+      break;
+    if (i)
+      unquoted[n++] = '.';
+    memcpy(unquoted + n, part[i], take);
+    n += take;
+  }
+  *name = unquoted;
+  *name_len = n;
+}
+
 /* The operation is the first keyword; the collection is the first table
- * after FROM (SELECT, DELETE), INTO (INSERT) or the verb (UPDATE). */
+ * after the outer FROM (SELECT, DELETE), INTO (INSERT) or the verb (UPDATE).
+ * A derived table (FROM (SELECT ... FROM t) AS anon_1, SQLAlchemy's count
+ * and paginate queries) is named after the table it reads. *op points into
+ * sql; *table into sql or, for a dotted name with quoted parts, into a
+ * per-thread buffer valid until the next call. */
 void tgo__sql_summary(const char *sql, size_t len, const char **op, size_t *op_len, const char **table,
                      size_t *table_len) {
   const char *end = sql + len;
@@ -270,21 +375,22 @@ void tgo__sql_summary(const char *sql, size_t len, const char **op, size_t *op_l
   const char *anchor = NULL;
   if (*op_len == 6 && !strncasecmp(p, "UPDATE", 6))
     anchor = e;
-  const char *const keys[] = {"FROM", "INTO"};
-  for (const char *q = e; !anchor && q < end; q++) {
-    for (size_t k = 0; k < 2; k++) {
-      if (q + 4 < end && !strncasecmp(q, keys[k], 4) && q[4] == ' ' && q > sql && q[-1] == ' ') {
-        anchor = q + 4;
-        break;
-      }
+  else
+    anchor = find_anchor(sql, e, end, *op_len == 4 && !strncasecmp(p, "WITH", 4));
+  while (anchor) {
+    const char *t = skip_space(anchor, end);
+    const char *te = t;
+    while (te < end && ident_char((unsigned char)*te))
+      te++;
+    int paren = t > anchor && memchr(anchor, '(', (size_t)(t - anchor));
+    if (paren && te - t == 6 && !strncasecmp(t, "VALUES", 6))
+      return; /* rows written inline: no table */
+    int derived =
+        paren && ((te - t == 6 && !strncasecmp(t, "SELECT", 6)) || (te - t == 4 && !strncasecmp(t, "WITH", 4)));
+    if (!derived) {
+      read_name(t, end, table, table_len);
+      return;
     }
-  }
-  if (!anchor)
-    return;
-  const char *t = skip_space(anchor, end);
-  const char *te = word_end(t, end);
-  if (te > t && *t != '?') {
-    *table = t;
-    *table_len = (size_t)(te - t);
+    anchor = find_anchor(sql, te, end, 0);
   }
 }

@@ -1,13 +1,14 @@
 """Starting real processes under the agent, for the integration tests."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from util import free_port  # noqa: F401 (re-exported: servers.py and tests import it from here)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -25,12 +26,6 @@ def _default_prefix():
 PREFIX = os.environ.get("TIGEROPS_TEST_PREFIX") or _default_prefix()
 LIB = os.path.join(PREFIX, "lib", "libtigerops.so")
 RUN = os.path.join(PREFIX, "bin", "tigerops-run")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra):

@@ -1,9 +1,11 @@
 """The OTLP receiver (tests/receiver, node) as a Python object for tests,
-and a minimal protobuf reader for checks on the raw bytes sent."""
+and the one protobuf reader for checks on the raw bytes sent (the
+receiver decodes with the official schema; this reads what it cannot)."""
 import base64
 import json
 import os
 import select
+import struct
 import subprocess
 import tempfile
 import time
@@ -156,3 +158,108 @@ def protobuf_fields(buf):
         else:
             raise AssertionError("unexpected wire type %d" % wire)
         yield num, v
+
+
+# ---- strict view of what went over the wire ----------------------------------
+
+def _utf8(b):
+    return bytes(b).decode("utf-8")  # strict: invalid UTF-8 raises
+
+
+def _any_value(buf):
+    for num, v in protobuf_fields(buf):
+        if num == 1:
+            return _utf8(v)
+        if num == 2:
+            return bool(v)
+        if num == 3:
+            return v - (1 << 64) if v >= 1 << 63 else v
+        if num == 4:
+            return struct.unpack("<d", v)[0]
+        if num == 5:
+            return [_any_value(x) for n, x in protobuf_fields(v) if n == 1]
+        if num == 6:
+            return dict(_key_value(x) for n, x in protobuf_fields(v) if n == 1)
+        if num == 7:
+            return bytes(v)
+    return None
+
+
+def _key_value(buf):
+    key, value = "", None
+    for num, v in protobuf_fields(buf):
+        if num == 1:
+            key = _utf8(v)
+        elif num == 2:
+            value = _any_value(v)
+    return key, value
+
+
+def _span(buf):
+    span = {"spanId": "", "name": "", "traceState": "", "attributes": [], "events": [], "status": "", "flags": 0}
+    for num, v in protobuf_fields(buf):
+        if num == 2:
+            span["spanId"] = bytes(v).hex()
+        elif num == 16:
+            span["flags"] = struct.unpack("<I", v)[0]
+        elif num == 3:
+            span["traceState"] = _utf8(v)
+        elif num == 5:
+            span["name"] = _utf8(v)
+        elif num == 9:
+            span["attributes"].append(_key_value(v))
+        elif num == 11:
+            event = {"name": "", "attributes": []}
+            for n, x in protobuf_fields(v):
+                if n == 2:
+                    event["name"] = _utf8(x)
+                elif n == 3:
+                    event["attributes"].append(_key_value(x))
+            span["events"].append(event)
+        elif num == 13:
+            for n, x in protobuf_fields(v):
+                if n == 3:
+                    _utf8(x)
+                elif n == 4:
+                    _key_value(x)
+        elif num == 15:
+            for n, x in protobuf_fields(v):
+                if n == 2:
+                    span["status"] = _utf8(x)
+    return span
+
+
+def wire_spans(receiver, status=None):
+    """Every span of every export request (answered with status, when
+    given), decoded from the raw bytes by protobuf_fields with every string
+    (resource, scope, span, attribute, event, status) checked as strict
+    UTF-8: {spanId, name, traceState, attributes, events, status, flags},
+    attributes as (key, value) lists, exact: int64 as int, NaN/inf as
+    floats. Span.flags (field 16) is read here because the receiver's
+    official protos predate it."""
+    out = []
+    for body in receiver.bodies("/v1/traces", status=status):
+        try:
+            for n1, resource_spans in protobuf_fields(body):
+                for n2, x in protobuf_fields(resource_spans):
+                    if n2 == 1:  # resource
+                        for n3, kv in protobuf_fields(x):
+                            if n3 == 1:
+                                _key_value(kv)
+                    elif n2 == 2:  # scope spans
+                        for n3, y in protobuf_fields(x):
+                            if n3 == 1:  # scope
+                                for n4, z in protobuf_fields(y):
+                                    if n4 in (1, 2):
+                                        _utf8(z)
+                                    elif n4 == 3:
+                                        _key_value(z)
+                            elif n3 == 2:
+                                out.append(_span(y))
+                            elif n3 == 3:
+                                _utf8(y)
+                    elif n2 == 3:
+                        _utf8(x)
+        except UnicodeDecodeError as e:
+            raise AssertionError("invalid UTF-8 exported: %s in %r" % (e, e.object[max(0, e.start - 40):e.end + 40]))
+    return out

@@ -13,12 +13,11 @@ import codecs
 import json
 import math
 import socket
-import struct
 
 import pytest
 
 from agent import APPS, clean_env, agent_env, gunicorn, server_spans
-from otlp import OtlpReceiver, protobuf_fields
+from otlp import OtlpReceiver, wire_spans
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -102,104 +101,6 @@ def spans_with_paths(receiver, paths):
             assert p not in found, "two spans for one request to %s" % p
             found[p] = s
     return found
-
-
-# ---- strict view of what went over the wire ----------------------------------
-
-def _utf8(b):
-    return bytes(b).decode("utf-8")  # strict: invalid UTF-8 raises
-
-
-def _any_value(buf):
-    for num, v in protobuf_fields(buf):
-        if num == 1:
-            return _utf8(v)
-        if num == 2:
-            return bool(v)
-        if num == 3:
-            return v - (1 << 64) if v >= 1 << 63 else v
-        if num == 4:
-            return struct.unpack("<d", v)[0]
-        if num == 5:
-            return [_any_value(x) for n, x in protobuf_fields(v) if n == 1]
-        if num == 6:
-            return dict(_key_value(x) for n, x in protobuf_fields(v) if n == 1)
-        if num == 7:
-            return bytes(v)
-    return None
-
-
-def _key_value(buf):
-    key, value = "", None
-    for num, v in protobuf_fields(buf):
-        if num == 1:
-            key = _utf8(v)
-        elif num == 2:
-            value = _any_value(v)
-    return key, value
-
-
-def _span(buf):
-    span = {"name": "", "traceState": "", "attributes": [], "events": [], "status": ""}
-    for num, v in protobuf_fields(buf):
-        if num == 3:
-            span["traceState"] = _utf8(v)
-        elif num == 5:
-            span["name"] = _utf8(v)
-        elif num == 9:
-            span["attributes"].append(_key_value(v))
-        elif num == 11:
-            event = {"name": "", "attributes": []}
-            for n, x in protobuf_fields(v):
-                if n == 2:
-                    event["name"] = _utf8(x)
-                elif n == 3:
-                    event["attributes"].append(_key_value(x))
-            span["events"].append(event)
-        elif num == 13:
-            for n, x in protobuf_fields(v):
-                if n == 3:
-                    _utf8(x)
-                elif n == 4:
-                    _key_value(x)
-        elif num == 15:
-            for n, x in protobuf_fields(v):
-                if n == 2:
-                    span["status"] = _utf8(x)
-    return span
-
-
-def wire_spans(receiver):
-    """Every span of every export request, decoded from the raw protobuf
-    with every string (resource, scope, span, attribute, event, status)
-    checked as strict UTF-8; attributes as (key, value) lists, exact:
-    int64 as int, NaN/inf as floats."""
-    out = []
-    for body in receiver.bodies("/v1/traces"):
-        try:
-            for n1, resource_spans in protobuf_fields(body):
-                for n2, x in protobuf_fields(resource_spans):
-                    if n2 == 1:  # resource
-                        for n3, kv in protobuf_fields(x):
-                            if n3 == 1:
-                                _key_value(kv)
-                    elif n2 == 2:  # scope spans
-                        for n3, y in protobuf_fields(x):
-                            if n3 == 1:  # scope
-                                for n4, z in protobuf_fields(y):
-                                    if n4 in (1, 2):
-                                        _utf8(z)
-                                    elif n4 == 3:
-                                        _key_value(z)
-                            elif n3 == 2:
-                                out.append(_span(y))
-                            elif n3 == 3:
-                                _utf8(y)
-                    elif n2 == 3:
-                        _utf8(x)
-        except UnicodeDecodeError as e:
-            raise AssertionError("invalid UTF-8 exported: %s in %r" % (e, e.object[max(0, e.start - 40):e.end + 40]))
-    return out
 
 
 def wire_span(receiver, url_path=None, name=None):

@@ -19,14 +19,13 @@ exported span is read from the raw request bodies (wire_flags)."""
 import concurrent.futures
 import json
 import random
-import struct
 import urllib.error
 import urllib.request
 
 import pytest
 
 from agent import agent_env, gunicorn, server_spans
-from otlp import protobuf_fields
+from otlp import wire_spans
 
 APP = "sampled:app"
 ROUTE = "GET /req/<int:i>"
@@ -147,24 +146,9 @@ def exported_exactly(otlp, server, *paths):
 # The receiver decodes with OTLP protos older than Span.flags (field 16,
 # fixed32), so its "flags" is always 0: read the flags from the raw bodies.
 
-def _submessages(buf, *path):
-    """The messages at field numbers path, one level each."""
-    if not path:
-        yield buf
-        return
-    for num, v in protobuf_fields(buf):
-        if num == path[0]:
-            yield from _submessages(v, *path[1:])
-
-
 def wire_flags(otlp):
     """{span id (hex): Span.flags as sent} for every delivered span."""
-    flags = {}
-    for body in otlp.bodies("/v1/traces", status=200):
-        for span in _submessages(body, 1, 2, 2):  # resource_spans, scope_spans, spans
-            fields = dict(protobuf_fields(span))
-            flags[bytes(fields[2]).hex()] = struct.unpack("<I", fields[16])[0] if 16 in fields else 0
-    return flags
+    return {s["spanId"]: s["flags"] for s in wire_spans(otlp, status=200)}
 
 
 # ---- 1. every sampler setting ------------------------------------------------

@@ -1,0 +1,201 @@
+"""_tigerops.DbExecute in process: the C wrapper SQLAlchemy's dialect
+methods are replaced with, driven here over a real sqlite3 cursor with the
+(cursor, statement, parameters, context) calls a dialect makes, and with
+arguments no dialect would pass."""
+import sqlite3
+
+import pytest
+
+import _tigerops
+import tigerops
+from inproc import assert_clean_exit, exported_one, isolated
+
+SCHEMA = """
+CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, author_id INTEGER);
+CREATE TABLE "order" (id INTEGER PRIMARY KEY, total INTEGER);
+INSERT INTO articles (title, author_id) VALUES ('a', 1), ('b', 1), ('c', 2);
+INSERT INTO "order" (total) VALUES (10), (20);
+"""
+
+
+def do_execute(cursor, statement, parameters, context=None):
+    cursor.execute(statement, parameters)
+
+
+def do_execute_no_params(cursor, statement, context=None):
+    cursor.execute(statement)
+
+
+def do_executemany(cursor, statement, parameters, context=None):
+    cursor.executemany(statement, parameters)
+
+
+@pytest.fixture
+def db():
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(SCHEMA)
+    wrappers = [_tigerops.DbExecute(f, mode, "sqlite", "main", "", 0, "sqlite://")
+                for mode, f in enumerate((do_execute, do_execute_no_params, do_executemany))]
+    yield conn, wrappers
+    conn.close()
+
+
+def children(receiver, parent_name):
+    parent = exported_one(receiver, parent_name)
+    return [s for s in receiver.spans() if s["parentSpanId"] == parent["spanId"]]
+
+
+def test_statements_become_client_spans_named_by_operation_and_table(receiver, unique, db):
+    conn, (execute, no_params, many) = db
+    cur = conn.cursor()
+    with tigerops.span(unique):
+        execute(cur, "SELECT title FROM articles WHERE author_id = ?", (1,))
+        assert [r[0] for r in cur.fetchall()] == ["a", "b"]
+        no_params(cur, "UPDATE articles SET title = 'z' WHERE id = 3")
+        many(cur, "INSERT INTO articles (title, author_id) VALUES (?, ?)", [("d", 3), ("e", 3)])
+    spans = {s["name"]: s for s in children(receiver, unique)}
+    assert set(spans) == {"SELECT articles", "UPDATE articles", "INSERT articles"}
+    select = spans["SELECT articles"]
+    assert select["kind"] == 3
+    assert select["attributes"]["db.system.name"] == "sqlite"
+    assert select["attributes"]["db.query.text"] == "SELECT title FROM articles WHERE author_id = ?"
+    assert spans["UPDATE articles"]["attributes"]["db.query.text"] == "UPDATE articles SET title = ? WHERE id = ?"
+    assert spans["INSERT articles"]["attributes"]["db.operation.batch.size"] == 2
+
+
+def test_count_queries_over_a_subquery_and_quoted_tables_are_named_after_the_real_table(receiver, unique, db):
+    """Bug 3: SQLAlchemy's count()/paginate() query was named 'SELECT SELECT'
+    with db.collection.name 'SELECT'; a quoted table kept its quotes."""
+    conn, (execute, _, _) = db
+    cur = conn.cursor()
+    with tigerops.span(unique):
+        execute(cur, "SELECT count(*) AS count_1 FROM (SELECT articles.id AS articles_id, articles.title AS "
+                     "articles_title FROM articles WHERE articles.author_id = ?) AS anon_1", (1,))
+        assert cur.fetchone() == (2,)
+        execute(cur, 'SELECT "order".id, "order".total FROM "order" WHERE "order".total > ?', (5,))
+        assert len(cur.fetchall()) == 2
+    spans = children(receiver, unique)
+    assert sorted(s["name"] for s in spans) == ["SELECT articles", "SELECT order"]
+    assert sorted(s["attributes"]["db.collection.name"] for s in spans) == ["articles", "order"]
+
+
+def test_a_failing_statement_is_recorded_and_the_error_propagates(receiver, unique, db):
+    conn, (execute, _, _) = db
+    with tigerops.span(unique):
+        with pytest.raises(sqlite3.OperationalError):
+            execute(conn.cursor(), "SELECT nope FROM articles", ())
+    (span,) = children(receiver, unique)
+    assert span["status"]["code"] == 2
+    assert span["attributes"]["error.type"].endswith("OperationalError")
+
+
+def test_outside_a_span_the_original_is_called_untraced(db):
+    conn, (execute, no_params, _) = db
+    cur = conn.cursor()
+    assert not tigerops.current_span().is_recording()
+    execute(cur, "SELECT count(*) FROM articles", ())
+    assert cur.fetchone() == (3,)
+    no_params(cur, "SELECT 1")
+    assert cur.fetchone() == (1,)
+
+
+class NoRowcount:
+    """A cursor-like object whose attributes raise."""
+    @property
+    def rowcount(self):
+        raise RuntimeError("rowcount fails")
+
+    def execute(self, statement, parameters=None):
+        return None
+
+
+class WeirdStr(str):
+    pass
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {}),
+    ((object(),), {}),
+    ((NoRowcount(), None, ()), {}),
+    ((NoRowcount(), 42, ()), {}),
+    ((NoRowcount(), b"SELECT 1", ()), {}),
+    ((NoRowcount(), "SELECT \ud800 FROM t", ()), {}),
+    ((NoRowcount(), WeirdStr("SELECT a FROM weird"), ()), {}),
+    ((NoRowcount(), "", ()), {}),
+    ((NoRowcount(), "x" * 200000, ()), {}),
+    ((NoRowcount(), "SELECT a FROM t", ()), {"context": None}),
+    ((NoRowcount(), "SELECT a FROM t", (), None, "extra", "args"), {}),
+])
+def test_odd_arguments_reach_the_original_or_raise_its_type_error(args, kwargs):
+    """Whatever a caller passes, DbExecute hands it to the original (which
+    decides) and never crashes or turns it into another error."""
+    calls = []
+
+    def original(*a, **kw):
+        calls.append((a, kw))
+        return "result"
+
+    wrapper = _tigerops.DbExecute(original, 0, "sqlite", "", "", 0, "")
+    for traced in (False, True):
+        calls.clear()
+        with tigerops.span("odd-db-args") if traced else _nothing():
+            assert wrapper(*args, **kwargs) == "result"
+        assert len(calls) == 1 and calls[0][1] == kwargs
+        assert calls[0][0][0:1] == args[0:1]
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("args", [
+    (sqlite3.connect, 0, "s", "", "", 0, ""),  # fine: any callable
+    (None, 0, "s", "", "", 0, ""),
+    (print, 3, "s", "", "", 0, ""),
+    (print, 0, None, "", "", 0, ""),
+    (print, 0, "s\ud800", "", "", 0, ""),
+    (print, 0, "s", "", "", 2 ** 70, ""),
+    (print,),
+])
+def test_bad_constructor_arguments_raise_cleanly(args):
+    if args[0] is sqlite3.connect:
+        _tigerops.DbExecute(*args)
+        return
+    with pytest.raises((TypeError, ValueError, OverflowError, UnicodeError)):
+        _tigerops.DbExecute(*args)
+
+
+def test_a_db_execute_made_without_init_raises_when_called():
+    """Bug 6: DbExecute.__new__ without __init__, then a call, segfaulted."""
+    out = assert_clean_exit(isolated(
+        "import _tigerops, tigerops\n"
+        "d = _tigerops.DbExecute.__new__(_tigerops.DbExecute)\n"
+        "for traced in (False, True):\n"
+        "    try:\n"
+        "        if traced:\n"
+        "            with tigerops.span('x'):\n"
+        "                d(None, 'SELECT 1', ())\n"
+        "        else:\n"
+        "            d(None, 'SELECT 1', ())\n"
+        "    except (TypeError, RuntimeError, ValueError) as e:\n"
+        "        print('raised', type(e).__name__)\n"
+        "    else:\n"
+        "        print('no error')\n"
+        "print(type(d.__doc__).__name__)\n"
+        "del d\n"
+        "print('alive')\n"), "uninitialised DbExecute")
+    lines = out.split("\n")
+    assert lines[0].startswith("raised ") and lines[1].startswith("raised "), out
+    assert "alive" in lines
+
+
+def test_init_twice_replaces_the_wrapped_callable():
+    first, second = [], []
+    d = _tigerops.DbExecute(lambda *a: first.append(a), 0, "sqlite", "", "", 0, "")
+    d.__init__(lambda *a: second.append(a), 0, "postgresql", "db", "h", 5432, "")
+    d(None, "SELECT 1", ())
+    assert not first and len(second) == 1

@@ -1,0 +1,246 @@
+"""_tigerops.FlaskMiddleware and the per-request object it hands the app as
+start_response, in process: requests through an instrumented Flask app
+(werkzeug's test client and hand-made environs), and the types' behaviour
+when Python code creates or calls them in ways no server would."""
+import glob
+import re
+
+import flask
+import pytest
+
+import _tigerops
+import tigerops
+from tigerops import _flask
+from inproc import PYTHON, assert_clean_exit, isolated
+
+
+# buffered=True: werkzeug's client then reads the body and calls close(),
+# as a server does, which is when the request span ends.
+
+def make_app(name):
+    app = flask.Flask(name)
+
+    @app.route("/hello/<who>")
+    def hello(who):
+        return "hello " + who
+
+    @app.route("/fail")
+    def fail():
+        raise RuntimeError("view failed")
+
+    assert _flask.instrument_app(app) is not None
+    return app
+
+
+def request_span(receiver, path):
+    assert _tigerops.flush(5000)
+    spans = receiver.wait_for_spans(lambda s: s["attributes"].get("url.path") == path)
+    found = [s for s in spans if s["attributes"].get("url.path") == path]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_request_through_the_instrumented_app_is_a_server_span(receiver, unique):
+    app = make_app(unique)
+    path = "/hello/" + unique
+    resp = app.test_client().get(path, headers={"User-Agent": "pytest"}, buffered=True)
+    assert resp.status_code == 200 and resp.data == b"hello " + unique.encode()
+    span = request_span(receiver, path)
+    assert span["name"] == "GET /hello/<who>" and span["kind"] == 2
+    attrs = span["attributes"]
+    assert attrs["http.route"] == "/hello/<who>"
+    assert attrs["http.response.status_code"] == 200
+    assert attrs["user_agent.original"] == "pytest"
+
+
+@pytest.mark.parametrize("scheme, port", [("http", 80), ("https", 443)])
+def test_an_ipv6_host_without_a_port_gets_the_scheme_default(receiver, unique, scheme, port):
+    """Bug 8: Host: [::1] (no port) lost server.port, where example.com
+    got the scheme's default."""
+    app = make_app(unique)
+    client = app.test_client()
+    for host in ("example.com", "[::1]"):
+        path = "/hello/%s-%s" % (unique, host.strip("[]").replace(":", ""))
+        resp = client.get(path, base_url="%s://%s/" % (scheme, host), headers={"Host": host}, buffered=True)
+        assert resp.status_code == 200
+        attrs = request_span(receiver, path)["attributes"]
+        assert attrs["url.scheme"] == scheme
+        assert attrs["server.address"].strip("[]") == host.strip("[]")
+        assert attrs.get("server.port") == port, (host, attrs)
+
+
+def test_an_ipv6_host_with_a_port_keeps_it(receiver, unique):
+    app = make_app(unique)
+    path = "/hello/" + unique
+    assert app.test_client().get(path, headers={"Host": "[::1]:8443"}, buffered=True).status_code == 200
+    attrs = request_span(receiver, path)["attributes"]
+    assert attrs["server.address"].strip("[]") == "::1" and attrs["server.port"] == 8443
+
+
+def test_an_exception_in_a_view_is_recorded_on_the_request_span(receiver, unique):
+    app = make_app(unique)
+    assert app.test_client().get("/fail?id=" + unique, buffered=True).status_code == 500
+    assert _tigerops.flush(5000)
+    spans = receiver.wait_for_spans(lambda s: s["attributes"].get("url.query") == "id=" + unique)
+    (span,) = [s for s in spans if s["attributes"].get("url.query") == "id=" + unique]
+    assert span["attributes"]["http.route"] == "/fail"
+    assert span["status"]["code"] == 2
+    assert span["attributes"]["http.response.status_code"] == 500
+    assert [e["attributes"]["exception.type"] for e in span["events"] if e["name"] == "exception"] == [
+        "RuntimeError"]
+
+
+def test_a_hand_made_environ_and_a_plain_start_response_work(receiver, unique):
+    app = make_app(unique)
+    seen = []
+    path = "/hello/" + unique
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "h", "SERVER_PORT": "80",
+               "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None, "SERVER_PROTOCOL": "HTTP/1.1"}
+    body = app.wsgi_app(environ, lambda status, headers, exc_info=None: seen.append(status))
+    assert b"".join(body) == b"hello " + unique.encode()
+    body.close()
+    assert seen == ["200 OK"]
+    assert request_span(receiver, path)["attributes"]["http.response.status_code"] == 200
+
+
+# ---- the types, created and called the wrong way -----------------------------------
+
+def test_a_middleware_made_without_init_is_refused_or_raises_cleanly_when_called():
+    """Bug 6: FlaskMiddleware.__new__(FlaskMiddleware) then a call raised
+    SystemError. Creating it may be refused (TypeError); if it exists,
+    calling it raises TypeError or RuntimeError, never SystemError."""
+    out = assert_clean_exit(isolated(
+        "import _tigerops\n"
+        "M = _tigerops.FlaskMiddleware\n"
+        "try:\n"
+        "    m = M.__new__(M)\n"
+        "except TypeError:\n"
+        "    print('refused')\n"
+        "    raise SystemExit(0)\n"
+        "env = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/'}\n"
+        "for call in (lambda: m(env, print), lambda: m.request_context(env), lambda: m(), lambda: m.__wrapped__,\n"
+        "             lambda: m.excluded, lambda: setattr(m, 'excluded', None)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except (TypeError, RuntimeError, AttributeError) as e:\n"
+        "        print('raised', type(e).__name__)\n"
+        "    except BaseException as e:\n"
+        "        print('WRONG', type(e).__name__, e)\n"
+        "    else:\n"
+        "        print('returned')\n"
+        "del m\n"
+        "print('alive')\n"), "uninitialised FlaskMiddleware")
+    lines = out.split()
+    assert "WRONG" not in out, out
+    assert lines == ["refused"] or (lines[:1] == ["raised"] and lines[-1] == "alive"), out
+
+
+# The object the middleware passes the app as start_response, caught by a
+# WSGI layer between the middleware and the app. A real Flask app where
+# Flask is installed (/usr/bin/python3); elsewhere (the pyenv interpreters
+# the abi3 build also runs on) an object with the attributes the Flask glue
+# uses. Run without the preload, so no hook instruments the app before the
+# capturing layer is in place.
+STEAL_START_RESPONSE = """
+import _tigerops
+from tigerops import _flask
+kept = []
+try:
+    import flask
+except ImportError:
+    class App:
+        def __init__(self):
+            self.extensions, self.view_functions, self.config = {}, {}, {}
+        def wsgi_app(self, environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        def request_context(self, environ):
+            return None
+    app = App()
+else:
+    app = flask.Flask("steal")
+    app.route("/")(lambda: "ok")
+inner = app.wsgi_app
+def capture(environ, start_response):
+    kept.append(start_response)
+    return inner(environ, start_response)
+app.wsgi_app = capture
+assert _flask.instrument_app(app) is not None
+environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "h", "SERVER_PORT": "80",
+           "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None}
+body = app.wsgi_app(environ, lambda status, headers, exc_info=None: None)
+assert b"".join(body) == b"ok"
+body.close()
+Request = type(kept[0])
+assert Request.__module__ == "_tigerops", Request
+del body, inner, capture, environ
+"""
+
+PYTHONS = [PYTHON] + sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
+PYTHONS = [p for p in PYTHONS if re.search(r"(^/usr/bin/python3$)|/3\.(9|1[0-3])\.", p)]
+
+
+def _python_id(path):
+    return "debian" if path == PYTHON else "pyenv-" + path.split("/")[-3]
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_python_id)
+def test_the_request_type_cannot_be_created_from_python(python):
+    """Bug 6: type(start_response)() made a request object with no
+    middleware, span or start_response, and calling it segfaulted."""
+    out = assert_clean_exit(isolated(STEAL_START_RESPONSE + (
+        "for make in (lambda: Request(), lambda: Request.__new__(Request), lambda: Request('200 OK', [])):\n"
+        "    try:\n"
+        "        r = make()\n"
+        "    except TypeError:\n"
+        "        print('refused')\n"
+        "    else:\n"
+        "        print('CREATED')\n"
+        "        for call in (lambda: r('200 OK', []), lambda: list(r), lambda: r.close(), lambda: next(r)):\n"
+        "            try:\n"
+        "                call()\n"
+        "            except Exception:\n"
+        "                pass\n"
+        "        del r\n"
+        "print('alive')\n"), python=python, preload=False), "creating the request type")
+    assert out.split() == ["refused", "refused", "refused", "alive"], out
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_python_id)
+def test_a_start_response_outliving_its_request_is_safe(python):
+    """A start_response kept past the response (an app or server holding
+    on to it) can still be called, iterated and closed: no crash, no
+    SystemError."""
+    out = assert_clean_exit(isolated(STEAL_START_RESPONSE + (
+        "import gc\n"
+        "r = kept.pop()\n"
+        "del app\n"
+        "gc.collect()\n"
+        "for call in (lambda: r('200 OK', []), lambda: list(r), lambda: r.close(), lambda: r.close(),\n"
+        "             lambda: r(), lambda: r(1, 2, 3, 4), lambda: r('not a status', None), lambda: next(r)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except Exception as e:\n"
+        "        print('raised', type(e).__name__)\n"
+        "del r\n"
+        "gc.collect()\n"
+        "print('alive')\n"), python=python, preload=False), "a kept start_response")
+    assert "SystemError" not in out and out.split()[-1] == "alive", out
+
+
+def test_a_span_handle_inside_a_request_is_the_request_span(receiver, unique):
+    app = flask.Flask(unique)
+    seen = {}
+
+    @app.route("/handle/<x>")
+    def handle(x):
+        s = tigerops.current_span()
+        s.set_attribute("from.view", x)
+        seen["span_id"] = s.span_id
+        return "ok"
+
+    _flask.instrument_app(app)
+    path = "/handle/" + unique
+    assert app.test_client().get(path, buffered=True).status_code == 200
+    span = request_span(receiver, path)
+    assert span["spanId"] == seen["span_id"] and span["attributes"]["from.view"] == unique
