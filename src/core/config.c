@@ -687,8 +687,13 @@ void tgo__config_check_names(char **envp) {
 void tgo__config_load(tgo__config *c, char **envp) {
   const char *lvl = env_get(envp, "TIGEROPS_LOG_LEVEL");
   int level;
-  if (lvl && (level = enum_index(levels, lvl, strlen(lvl))) >= 0)
-    c->log_level = level; /* so that warnings about the file obey it */
+  /* Warnings about the file and the environment obey the level already;
+   * before the tracer starts, the level in force is the global one. */
+  if (lvl && (level = enum_index(levels, lvl, strlen(lvl))) >= 0) {
+    c->log_level = level;
+    if (!tgo_enabled())
+      tgo__cfg.log_level = level;
+  }
   const char *path = env_get(envp, "TIGEROPS_CONFIG");
   if (path && *path)
     tgo__config_load_file(c, path, 1);

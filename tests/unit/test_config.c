@@ -441,3 +441,16 @@ Test(config, the_startup_line_names_service_endpoint_protocol_and_sampler_withou
             "%s", log);
   cr_assert(strstr(log, "pw") == NULL && strstr(log, "user") == NULL, "%s", log);
 }
+
+Test(config, the_log_level_in_the_environment_governs_warnings_about_the_environment) {
+  tgo__config c;
+  tgo__config_defaults(&c);
+  capture cap;
+  capture_begin(&cap);
+  char *envp[] = {"TIGEROPS_LOG_LEVEL=error", "TIGEROPS_SERVCE_NAME=x", "OTEL_BSP_MAX_QUEUE_SIZE=-1",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_load(&c, envp);
+  char *log = capture_end(&cap);
+  cr_assert_str_eq(log, "");
+  cr_assert_eq(c.log_level, TGO_LOG_ERROR);
+}
