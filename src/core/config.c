@@ -1,40 +1,184 @@
-/* Settings: defaults < ini file < environment < tgo_config_set (app.config). */
+/* Settings: one table (name, type, default, bounds, where it may come from)
+ * drives parsing, applying, getting and listing, for the C core and for the
+ * Python glue alike. Layers: defaults < ini file < environment < app.config. */
 #include "tgo-internal.h"
 
-#include <errno.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 tgo__config tgo__cfg = {.enabled = 0, .log_level = TGO_LOG_WARN}; /* on at tgo_init() */
 pthread_mutex_t tgo__cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define TGO__DEFAULT_CONFIG_FILE "/etc/tigerops/tigerops.ini"
 
-void tgo__config_defaults(tgo__config *c) {
-  memset(c, 0, sizeof *c);
-  c->enabled = 1;
-  c->exporter = TGO__EXPORTER_OTLP;
-  c->log_level = TGO_LOG_WARN;
-  c->sampler = TGO__SAMPLER_PARENT_ALWAYS_ON;
-  c->sampler_ratio = 1.0;
-  strcpy(c->endpoint, "http://localhost:4318");
-  c->timeout_ms = 10000;
-  c->schedule_delay_ms = 5000;
-  c->max_queue_size = 2048;
-  c->max_batch_size = 512;
-  c->attr_value_limit = 8192;
-  c->shutdown_timeout_ms = 5000;
-  c->slow_query_ms = 0;
-  c->n_plus_one_threshold = 5;
-  c->keep_errors = 1;
-  c->keep_max_spans = 4096;
-  c->pii_masking = 1;
+enum {
+  T_BOOL,  /* int field, true/false */
+  T_NOT,   /* OTEL_SDK_DISABLED: true clears the int field */
+  T_INT,   /* int field within [lo, hi] */
+  T_RATIO, /* double field within [0, 1] */
+  T_RATE,  /* TIGEROPS_SAMPLE_RATE: a ratio that also picks the parent-based ratio sampler */
+  T_STR,   /* char array */
+  T_URL,   /* char array holding an http(s) URL, trailing '/' dropped */
+  T_ENUM,  /* int field: the index of the value in names ("a|b": aliases) */
+  T_PII,   /* char array of patterns checked by the PII masker */
+  T_KV,    /* char array: k=v list, stored re-encoded with valid UTF-8 */
+  T_CHECK, /* no field: a feature we do not have; values outside names warn */
+  T_NONE   /* no field: read elsewhere (TIGEROPS_CONFIG by this file) */
+};
+
+#define F_FILE TGO__SETTING_FILE
+#define F_ENV TGO__SETTING_ENV
+#define F_APP TGO__SETTING_APP
+#define F_ALL (F_FILE | F_ENV | F_APP)
+#define F_SECRET TGO__SETTING_SECRET
+#define F_PER_APP TGO__SETTING_PER_APP
+#define F_FIXED TGO__SETTING_FIXED
+#define F_UTF8 64         /* repaired to valid UTF-8: it goes into the resource */
+#define F_EMPTY_UNSET 128 /* an empty value counts as not set */
+#define F_LIST 256        /* T_CHECK: every comma-separated item must be in names */
+
+typedef struct {
+  const char *name;
+  unsigned char type;
+  unsigned short flags;
+  unsigned short off, size;
+  long lo, hi;
+  const char *def;          /* the default, as text; NULL: zero / an alias's */
+  const char *const *names; /* T_ENUM values; T_CHECK accepted values */
+  const char *hint;         /* T_CHECK: what to say instead */
+} setting;
+
+#define FIELD(f) offsetof(tgo__config, f), sizeof(((tgo__config *)0)->f)
+#define NOFIELD 0, 0
+
+static const char *const samplers[] = {"always_on", "always_off", "traceidratio", "parentbased_always_on",
+                                       "parentbased_always_off", "parentbased_traceidratio", NULL};
+static const char *const exporters[] = {"otlp", "console", "none", NULL};
+static const char *const levels[] = {"none", "error", "warning|warn", "info", "debug", NULL};
+static const char *const compressions[] = {"none|", "gzip", NULL};
+static const char *const protocols[] = {"http/protobuf", NULL};
+static const char *const propagators[] = {"tracecontext", "baggage", NULL};
+static const char *const only_none[] = {"none", NULL};
+static const char *const nothing[] = {NULL};
+
+#define UNSUPPORTED_TLS(name, hint) {name, T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, nothing, hint}
+
+/* Several names for one field are aliases; in the environment OTEL_* names
+ * are read before the others, so TIGEROPS_* wins, and later rows of a family
+ * win over earlier ones (the more specific name). */
+static const setting table[] = {
+    {"TIGEROPS_ENABLED", T_BOOL, F_ALL, FIELD(enabled), 0, 0, "true", NULL, NULL},
+    {"OTEL_SDK_DISABLED", T_NOT, F_ALL, FIELD(enabled), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_SERVICE_NAME", T_STR, F_ALL | F_UTF8, FIELD(service_name), 0, 0, NULL, NULL, NULL},
+    {"OTEL_SERVICE_NAME", T_STR, F_ALL | F_UTF8, FIELD(service_name), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_SERVICE_VERSION", T_STR, F_ALL | F_UTF8, FIELD(service_version), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_ENVIRONMENT", T_STR, F_ALL | F_UTF8, FIELD(environment), 0, 0, NULL, NULL, NULL},
+    {"OTEL_RESOURCE_ATTRIBUTES", T_KV, F_ALL, FIELD(resource_attributes), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_ENDPOINT", T_URL, F_ALL, FIELD(endpoint), 0, 0, "http://localhost:4318", NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT", T_URL, F_ALL, FIELD(endpoint), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", T_URL, F_ALL, FIELD(traces_endpoint), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_API_KEY", T_STR, F_ALL | F_SECRET, FIELD(api_key), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_HEADERS", T_STR, F_ALL | F_SECRET, FIELD(headers), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", T_STR, F_ALL | F_SECRET, FIELD(headers), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TIMEOUT", T_INT, F_ALL, FIELD(timeout_ms), 1, 600000, "10000", NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", T_INT, F_ALL, FIELD(timeout_ms), 1, 600000, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, "none", compressions, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, NULL, compressions, NULL},
+    {"OTEL_EXPORTER_OTLP_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
+     "only http/protobuf is supported; exporting with it"},
+    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
+     "only http/protobuf is supported; exporting with it"},
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client certificates are not supported; none is sent"),
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client certificates are not supported; none is sent"),
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
+    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
+    {"OTEL_PROPAGATORS", T_CHECK, F_ALL | F_LIST, NOFIELD, 0, 0, NULL, propagators,
+     "only tracecontext and baggage are supported; using them"},
+    {"OTEL_METRICS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "metrics are not exported"},
+    {"OTEL_LOGS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "logs are not exported"},
+    {"TIGEROPS_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, "otlp", exporters, NULL},
+    {"OTEL_TRACES_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, NULL, exporters, NULL},
+    {"OTEL_TRACES_SAMPLER", T_ENUM, F_ALL, FIELD(sampler), 0, 0, "parentbased_always_on", samplers, NULL},
+    {"OTEL_TRACES_SAMPLER_ARG", T_RATIO, F_ALL, FIELD(sampler_ratio), 0, 0, "1", NULL, NULL},
+    {"TIGEROPS_SAMPLE_RATE", T_RATE, F_ALL, FIELD(sampler_ratio), 0, 0, NULL, NULL, NULL},
+    {"OTEL_BSP_SCHEDULE_DELAY", T_INT, F_ALL, FIELD(schedule_delay_ms), 1, 600000, "5000", NULL, NULL},
+    /* The exporter's ring is sized once, when it first starts. */
+    {"OTEL_BSP_MAX_QUEUE_SIZE", T_INT, F_ALL | F_FIXED, FIELD(max_queue_size), 1, 1000000, "2048", NULL, NULL},
+    {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", T_INT, F_ALL, FIELD(max_batch_size), 1, 100000, "512", NULL, NULL},
+    {"TIGEROPS_ATTRIBUTE_VALUE_LIMIT", T_INT, F_ALL, FIELD(attr_value_limit), 16, 1 << 20, "8192", NULL, NULL},
+    {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", T_INT, F_ALL, FIELD(attr_value_limit), 16, 1 << 20, NULL, NULL, NULL},
+    {"TIGEROPS_SHUTDOWN_TIMEOUT_MS", T_INT, F_ALL, FIELD(shutdown_timeout_ms), 0, 600000, "5000", NULL, NULL},
+    {"TIGEROPS_SLOW_QUERY_MS", T_INT, F_ALL, FIELD(slow_query_ms), 0, 3600000, "0", NULL, NULL},
+    {"TIGEROPS_N_PLUS_ONE_THRESHOLD", T_INT, F_ALL, FIELD(n_plus_one_threshold), 2, 1000000, "5", NULL, NULL},
+    {"TIGEROPS_SQLCOMMENTER", T_BOOL, F_ALL, FIELD(sqlcommenter), 0, 0, "false", NULL, NULL},
+    {"TIGEROPS_KEEP_ERRORS", T_BOOL, F_ALL, FIELD(keep_errors), 0, 0, "true", NULL, NULL},
+    {"TIGEROPS_KEEP_SLOW_MS", T_INT, F_ALL, FIELD(keep_slow_ms), 0, 3600000, "0", NULL, NULL},
+    {"TIGEROPS_KEEP_BUFFER_SPANS", T_INT, F_ALL, FIELD(keep_max_spans), 0, 1000000, "4096", NULL, NULL},
+    {"TIGEROPS_PII_MASKING", T_BOOL, F_ALL, FIELD(pii_masking), 0, 0, "true", NULL, NULL},
+    {"TIGEROPS_PII_PATTERNS", T_PII, F_ALL, FIELD(pii_patterns), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_LOG_LEVEL", T_ENUM, F_ALL, FIELD(log_level), 0, 0, "warning", levels, NULL},
+    /* Decided once per process, before Python runs any app code. */
+    {"TIGEROPS_DENYLIST", T_STR, F_FILE | F_ENV | F_FIXED, FIELD(denylist), 0, 0, NULL, NULL, NULL},
+    /* Python-only: app.config sets them for that app alone. */
+    {"OTEL_PYTHON_EXCLUDED_URLS", T_STR, F_ALL | F_PER_APP | F_EMPTY_UNSET, FIELD(excluded_urls), 0, 0, NULL,
+     NULL, NULL},
+    {"OTEL_PYTHON_FLASK_EXCLUDED_URLS", T_STR, F_ALL | F_PER_APP | F_EMPTY_UNSET, FIELD(excluded_urls), 0, 0,
+     NULL, NULL, NULL},
+    {"TIGEROPS_EXCLUDED_URLS", T_STR, F_ALL | F_PER_APP | F_EMPTY_UNSET, FIELD(excluded_urls), 0, 0, NULL, NULL,
+     NULL},
+    {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", T_STR, F_ALL | F_PER_APP,
+     FIELD(capture_request), 0, 0, NULL, NULL, NULL},
+    {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", T_STR, F_ALL | F_PER_APP,
+     FIELD(capture_response), 0, 0, NULL, NULL, NULL},
+    {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", T_STR, F_ALL | F_PER_APP,
+     FIELD(sanitize_fields), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_DENIED_HEADERS", T_STR, F_ALL | F_PER_APP, FIELD(denied_headers), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_TRACE_CELERY", T_BOOL, F_ALL, FIELD(trace_celery), 0, 0, "true", NULL, NULL},
+    {"TIGEROPS_TRACE_CACHE", T_BOOL, F_ALL, FIELD(trace_cache), 0, 0, "true", NULL, NULL},
+    {"TIGEROPS_CONFIG", T_NONE, F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_LIBRARY", T_NONE, F_ENV, NOFIELD, 0, 0, NULL, NULL, NULL}, /* tigerops-run's */
+};
+#define N_SETTINGS (sizeof table / sizeof table[0])
+_Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small");
+
+/* Standard OTEL_* names of other SDK parts that are close to ours: never
+ * "did you mean" them. */
+static const char *const others[] = {
+    "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_LOG_LEVEL",
+    "OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+};
+
+static int find(const char *name) {
+  for (size_t i = 0; i < N_SETTINGS; i++)
+    if (!strcasecmp(table[i].name, name))
+      return (int)i;
+  return -1;
 }
+
+/* The first row naming the same field: aliases share its layer. */
+static size_t slot_of(size_t i) {
+  if (!table[i].size)
+    return i;
+  for (size_t j = 0; j < i; j++)
+    if (table[j].off == table[i].off && table[j].size)
+      return j;
+  return i;
+}
+
+static void *field(tgo__config *c, const setting *s) { return (char *)c + s->off; }
 
 int tgo__parse_bool(const char *s, int *out) {
   static const char *const yes[] = {"1", "true", "yes", "on"};
@@ -74,11 +218,29 @@ static int parse_ratio(const char *s, double *out) {
   return 0;
 }
 
-static int copy_str(char *dst, size_t cap, const char *v) {
+/* Index of v among names, each "a|b" listing aliases; -1 if absent. */
+static int enum_index(const char *const *names, const char *v, size_t n) {
+  for (int i = 0; names[i]; i++) {
+    for (const char *p = names[i];;) {
+      const char *bar = strchr(p, '|');
+      size_t len = bar ? (size_t)(bar - p) : strlen(p);
+      if (len == n && !strncasecmp(p, v, n))
+        return i;
+      if (!bar)
+        break;
+      p = bar + 1;
+    }
+  }
+  return -1;
+}
+
+static int copy_str(char *dst, size_t cap, const char *v, int repair) {
   size_t n = strlen(v);
   if (n >= cap)
     return -E2BIG;
   memcpy(dst, v, n + 1);
+  if (repair)
+    tgo__utf8_repair((unsigned char *)dst, n);
   return 0;
 }
 
@@ -87,234 +249,275 @@ static int copy_str(char *dst, size_t cap, const char *v) {
 static int copy_url(char *dst, size_t cap, const char *v) {
   if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8))
     return -EINVAL;
-  int rc = copy_str(dst, cap, v);
+  int rc = copy_str(dst, cap, v, 0);
   size_t n = strlen(dst);
-  while (rc == 0 && n > 0 && dst[n - 1] == '/' && strncasecmp(dst, "http", 4) == 0 && n > 8)
+  while (rc == 0 && n > 8 && dst[n - 1] == '/')
     dst[--n] = '\0';
   return rc;
 }
 
-typedef enum {
-  K_ENABLED, K_DISABLED, K_SERVICE, K_VERSION, K_ENV, K_ENDPOINT, K_TRACES_ENDPOINT,
-  K_API_KEY, K_HEADERS, K_TIMEOUT, K_COMPRESSION, K_SAMPLE_RATE, K_SAMPLER, K_SAMPLER_ARG,
-  K_EXPORTER, K_LOG_LEVEL, K_RESOURCE, K_DELAY, K_QUEUE, K_BATCH, K_DENYLIST,
-  K_VALUE_LIMIT, K_SHUTDOWN_TIMEOUT, K_SLOW_QUERY, K_N_PLUS_ONE, K_SQLCOMMENTER,
-  K_KEEP_ERRORS, K_KEEP_SLOW, K_KEEP_BUFFER, K_PII_MASKING, K_PII_PATTERNS
-} key_id;
+typedef struct {
+  char *out;
+  size_t cap, len;
+  int overflow;
+} kv_writer;
 
-/* Environment order matters: OTEL_* first, so TIGEROPS_* wins when both are set. */
-static const struct {
-  const char *name;
-  key_id id;
-} keys[] = {
-    {"OTEL_SDK_DISABLED", K_DISABLED},
-    {"OTEL_SERVICE_NAME", K_SERVICE},
-    {"OTEL_RESOURCE_ATTRIBUTES", K_RESOURCE},
-    {"OTEL_EXPORTER_OTLP_ENDPOINT", K_ENDPOINT},
-    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", K_TRACES_ENDPOINT},
-    {"OTEL_EXPORTER_OTLP_HEADERS", K_HEADERS},
-    {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", K_HEADERS},
-    {"OTEL_EXPORTER_OTLP_TIMEOUT", K_TIMEOUT},
-    {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", K_TIMEOUT},
-    {"OTEL_EXPORTER_OTLP_COMPRESSION", K_COMPRESSION},
-    {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", K_COMPRESSION},
-    {"OTEL_TRACES_SAMPLER", K_SAMPLER},
-    {"OTEL_TRACES_SAMPLER_ARG", K_SAMPLER_ARG},
-    {"OTEL_TRACES_EXPORTER", K_EXPORTER},
-    {"OTEL_BSP_SCHEDULE_DELAY", K_DELAY},
-    {"OTEL_BSP_MAX_QUEUE_SIZE", K_QUEUE},
-    {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", K_BATCH},
-    {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", K_VALUE_LIMIT},
-    {"TIGEROPS_ENABLED", K_ENABLED},
-    {"TIGEROPS_SERVICE_NAME", K_SERVICE},
-    {"TIGEROPS_SERVICE_VERSION", K_VERSION},
-    {"TIGEROPS_ENVIRONMENT", K_ENV},
-    {"TIGEROPS_ENDPOINT", K_ENDPOINT},
-    {"TIGEROPS_API_KEY", K_API_KEY},
-    {"TIGEROPS_SAMPLE_RATE", K_SAMPLE_RATE},
-    {"TIGEROPS_EXPORTER", K_EXPORTER},
-    {"TIGEROPS_LOG_LEVEL", K_LOG_LEVEL},
-    {"TIGEROPS_DENYLIST", K_DENYLIST},
-    {"TIGEROPS_ATTRIBUTE_VALUE_LIMIT", K_VALUE_LIMIT},
-    {"TIGEROPS_SHUTDOWN_TIMEOUT_MS", K_SHUTDOWN_TIMEOUT},
-    {"TIGEROPS_SLOW_QUERY_MS", K_SLOW_QUERY},
-    {"TIGEROPS_N_PLUS_ONE_THRESHOLD", K_N_PLUS_ONE},
-    {"TIGEROPS_SQLCOMMENTER", K_SQLCOMMENTER},
-    {"TIGEROPS_KEEP_ERRORS", K_KEEP_ERRORS},
-    {"TIGEROPS_KEEP_SLOW_MS", K_KEEP_SLOW},
-    {"TIGEROPS_KEEP_BUFFER_SPANS", K_KEEP_BUFFER},
-    {"TIGEROPS_PII_MASKING", K_PII_MASKING},
-    {"TIGEROPS_PII_PATTERNS", K_PII_PATTERNS},
-};
-#define N_KEYS (sizeof keys / sizeof keys[0])
-
-static int find_key(const char *name) {
-  for (size_t i = 0; i < N_KEYS; i++)
-    if (!strcasecmp(keys[i].name, name))
-      return (int)i;
-  return -1;
-}
-
-static int apply_sampler(tgo__config *c, const char *v) {
-  static const struct {
-    const char *name;
-    int sampler;
-  } names[] = {
-      {"always_on", TGO__SAMPLER_ALWAYS_ON},
-      {"always_off", TGO__SAMPLER_ALWAYS_OFF},
-      {"traceidratio", TGO__SAMPLER_RATIO},
-      {"parentbased_always_on", TGO__SAMPLER_PARENT_ALWAYS_ON},
-      {"parentbased_always_off", TGO__SAMPLER_PARENT_ALWAYS_OFF},
-      {"parentbased_traceidratio", TGO__SAMPLER_PARENT_RATIO},
-  };
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    if (!strcasecmp(v, names[i].name)) {
-      c->sampler = names[i].sampler;
-      return 0;
+static void kv_put(kv_writer *w, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    int escape = *p == '%' || *p == ',' || *p == '=' || *p <= ' ' || *p == 0x7f;
+    size_t need = escape ? 3 : 1;
+    if (w->len + need >= w->cap) {
+      w->overflow = 1;
+      return;
+    }
+    if (escape) {
+      w->out[w->len++] = '%';
+      w->out[w->len++] = hex[*p >> 4];
+      w->out[w->len++] = hex[*p & 15];
+    } else {
+      w->out[w->len++] = (char)*p;
     }
   }
-  return -EINVAL;
 }
 
-static int apply_value(tgo__config *c, key_id id, const char *v) {
-  int b, rc = 0;
+/* Each decoded pair, repaired to valid UTF-8 (a %FF must not reach the
+ * resource: a strict decoder rejects the whole export), encoded again. */
+static void kv_normalise_cb(const char *k, const char *v, void *ud) {
+  kv_writer *w = ud;
+  char key[256], val[1024];
+  snprintf(key, sizeof key, "%s", k);
+  snprintf(val, sizeof val, "%s", v);
+  tgo__utf8_repair((unsigned char *)key, strlen(key));
+  tgo__utf8_repair((unsigned char *)val, strlen(val));
+  if (w->len && w->len + 1 < w->cap)
+    w->out[w->len++] = ',';
+  kv_put(w, key);
+  if (w->len + 1 < w->cap)
+    w->out[w->len++] = '=';
+  kv_put(w, val);
+}
+
+static int copy_kv(char *dst, size_t cap, const char *v, int *malformed) {
+  char tmp[4096];
+  kv_writer w = {tmp, sizeof tmp < cap ? sizeof tmp : cap, 0, 0};
+  *malformed = tgo__parse_kv_list(v, kv_normalise_cb, &w);
+  if (w.overflow)
+    return -E2BIG;
+  tmp[w.len] = '\0';
+  memcpy(dst, tmp, w.len + 1);
+  return 0;
+}
+
+/* Every comma-separated item of v (or v itself) is one of names. */
+static int accepted(const setting *s, const char *v) {
+  if (!*v)
+    return 1; /* set to nothing: not asking for the feature */
+  if (!(s->flags & F_LIST))
+    return enum_index(s->names, v, strlen(v)) >= 0;
+  for (const char *p = v; p;) {
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    while (n && isspace((unsigned char)*p))
+      p++, n--;
+    while (n && isspace((unsigned char)p[n - 1]))
+      n--;
+    if (n && enum_index(s->names, p, n) < 0)
+      return 0;
+    p = comma ? comma + 1 : NULL;
+  }
+  return 1;
+}
+
+/* Parses v into c's field for s. Writes only a valid value. */
+static int parse_into(tgo__config *c, const setting *s, const char *v, int *malformed) {
+  void *f = field(c, s);
+  int b, rc;
   double r;
-  switch (id) {
-  case K_ENABLED:
-    return tgo__parse_bool(v, &c->enabled); /* writes only a valid value */
-  case K_DISABLED:
+  switch (s->type) {
+  case T_BOOL:
+    return tgo__parse_bool(v, f);
+  case T_NOT:
     if ((rc = tgo__parse_bool(v, &b)) == 0 && b)
-      c->enabled = 0;
+      *(int *)f = 0;
     return rc;
-  case K_SERVICE:
-    return copy_str(c->service_name, sizeof c->service_name, v);
-  case K_VERSION:
-    return copy_str(c->service_version, sizeof c->service_version, v);
-  case K_ENV:
-    return copy_str(c->environment, sizeof c->environment, v);
-  case K_ENDPOINT:
-    return copy_url(c->endpoint, sizeof c->endpoint, v);
-  case K_TRACES_ENDPOINT:
-    return copy_url(c->traces_endpoint, sizeof c->traces_endpoint, v);
-  case K_API_KEY:
-    return copy_str(c->api_key, sizeof c->api_key, v);
-  case K_HEADERS:
-    return copy_str(c->headers, sizeof c->headers, v);
-  case K_RESOURCE:
-    return copy_str(c->resource_attributes, sizeof c->resource_attributes, v);
-  case K_DENYLIST:
-    return copy_str(c->denylist, sizeof c->denylist, v);
-  case K_TIMEOUT:
-    return parse_int(v, 1, 600000, &c->timeout_ms);
-  case K_DELAY:
-    return parse_int(v, 1, 600000, &c->schedule_delay_ms);
-  case K_QUEUE:
-    return parse_int(v, 1, 1000000, &c->max_queue_size);
-  case K_BATCH:
-    return parse_int(v, 1, 100000, &c->max_batch_size);
-  case K_VALUE_LIMIT:
-    return parse_int(v, 16, 1 << 20, &c->attr_value_limit);
-  case K_SHUTDOWN_TIMEOUT:
-    return parse_int(v, 0, 600000, &c->shutdown_timeout_ms);
-  case K_SLOW_QUERY:
-    return parse_int(v, 0, 3600000, &c->slow_query_ms);
-  case K_N_PLUS_ONE:
-    return parse_int(v, 2, 1000000, &c->n_plus_one_threshold);
-  case K_SQLCOMMENTER:
-    return tgo__parse_bool(v, &c->sqlcommenter);
-  case K_KEEP_ERRORS:
-    return tgo__parse_bool(v, &c->keep_errors);
-  case K_KEEP_SLOW:
-    return parse_int(v, 0, 3600000, &c->keep_slow_ms);
-  case K_KEEP_BUFFER:
-    return parse_int(v, 0, 1000000, &c->keep_max_spans);
-  case K_PII_MASKING:
-    return tgo__parse_bool(v, &c->pii_masking);
-  case K_PII_PATTERNS:
-    if (tgo__pii_patterns_check(v) < 0)
-      return -EINVAL;
-    return copy_str(c->pii_patterns, sizeof c->pii_patterns, v);
-  case K_COMPRESSION:
-    if (!strcasecmp(v, "gzip"))
-      c->gzip = 1;
-    else if (!strcasecmp(v, "none") || !*v)
-      c->gzip = 0;
-    else
-      return -EINVAL;
-    return 0;
-  case K_SAMPLE_RATE:
+  case T_INT:
+    return parse_int(v, s->lo, s->hi, f);
+  case T_RATIO:
+    return parse_ratio(v, f);
+  case T_RATE:
     if ((rc = parse_ratio(v, &r)) == 0) {
       c->sampler = TGO__SAMPLER_PARENT_RATIO;
       c->sampler_ratio = r;
     }
     return rc;
-  case K_SAMPLER:
-    return apply_sampler(c, v);
-  case K_SAMPLER_ARG:
-    if ((rc = parse_ratio(v, &r)) == 0)
-      c->sampler_ratio = r;
-    return rc;
-  case K_EXPORTER:
-    if (!strcasecmp(v, "otlp"))
-      c->exporter = TGO__EXPORTER_OTLP;
-    else if (!strcasecmp(v, "console"))
-      c->exporter = TGO__EXPORTER_CONSOLE;
-    else if (!strcasecmp(v, "none"))
-      c->exporter = TGO__EXPORTER_NONE;
-    else
+  case T_STR:
+    return copy_str(f, s->size, v, s->flags & F_UTF8);
+  case T_URL:
+    return copy_url(f, s->size, v);
+  case T_ENUM:
+    if ((b = enum_index(s->names, v, strlen(v))) < 0)
       return -EINVAL;
+    *(int *)f = b;
     return 0;
-  case K_LOG_LEVEL: {
-    static const char *const levels[] = {"none", "error", "warning", "info", "debug"};
-    for (int i = 0; i <= TGO_LOG_DEBUG; i++) {
-      if (!strcasecmp(v, levels[i])) {
-        c->log_level = i;
-        return 0;
-      }
-    }
-    if (!strcasecmp(v, "warn")) {
-      c->log_level = TGO_LOG_WARN;
-      return 0;
-    }
-    return -EINVAL;
-  }
+  case T_PII:
+    if (tgo__pii_patterns_check(v) < 0)
+      return -EINVAL;
+    return copy_str(f, s->size, v, 0);
+  case T_KV:
+    return copy_kv(f, s->size, v, malformed);
+  case T_CHECK:
+    return accepted(s, v) ? 0 : -ENOTSUP;
+  case T_NONE:
+    return 0;
   }
   return -EINVAL;
 }
 
-/* Applies one setting; a bad value leaves the previous one and warns once
- * with the key's name (never the value: it may be a secret). */
-int tgo__config_apply(tgo__config *c, const char *key, const char *value, const char *origin) {
-  int i = find_key(key);
-  if (i < 0) {
-    tgo__log(TGO_LOG_WARN, "%s: unknown setting %s ignored", origin, key);
-    return -ENOENT;
+static void set_layer(tgo__config *c, size_t i, int layer) {
+  c->layer[slot_of(i)] = (unsigned char)layer;
+  if (table[i].type == T_RATE) /* it chose the sampler too */
+    c->layer[slot_of((size_t)find("OTEL_TRACES_SAMPLER"))] = (unsigned char)layer;
+}
+
+/* Applies setting i at a layer; a bad value leaves the previous one and
+ * warns with the setting's name (never the value: it may be a secret). */
+static int apply_at(tgo__config *c, size_t i, const char *v, int layer, const char *origin) {
+  const setting *s = &table[i];
+  unsigned from = layer == TGO__LAYER_FILE ? F_FILE : layer == TGO__LAYER_APP ? F_APP : F_ENV;
+  if (!(s->flags & from)) {
+    tgo__log(TGO_LOG_WARN, "%s: %s cannot be set there; ignored", origin, s->name);
+    return -EPERM;
   }
+  if ((s->flags & F_EMPTY_UNSET) && !*v)
+    return 0;
+  if ((s->flags & F_FIXED) && c == &tgo__cfg && layer > TGO__LAYER_ENV && tgo_enabled()) {
+    tgo__log(TGO_LOG_WARN, "%s: %s takes effect only at process start; ignored", origin, s->name);
+    return -EBUSY;
+  }
+  int malformed = 0;
   pthread_mutex_lock(&tgo__cfg_lock);
-  int rc = apply_value(c, keys[i].id, value);
+  int rc = parse_into(c, s, v, &malformed);
+  if (rc == 0 && s->size)
+    set_layer(c, i, layer);
   pthread_mutex_unlock(&tgo__cfg_lock);
-  if (rc < 0)
-    tgo__log(TGO_LOG_WARN, "%s: invalid value for %s, keeping the %s", origin, keys[i].name,
+  if (rc == -ENOTSUP)
+    tgo__log(TGO_LOG_WARN, "%s: %s: %s", origin, s->name, s->hint);
+  else if (rc < 0)
+    tgo__log(TGO_LOG_WARN, "%s: invalid value for %s, keeping the %s", origin, s->name,
              c == &tgo__cfg ? "current value" : "default");
+  else if (malformed)
+    tgo__log(TGO_LOG_WARN, "%s: %s has malformed entries; they are skipped", origin, s->name);
   return rc;
 }
 
-/* Short ini names ("service_name") mean the TIGEROPS_ setting; full names
- * of either family are accepted too. */
+void tgo__config_defaults(tgo__config *c) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < N_SETTINGS; i++) {
+    int malformed;
+    if (table[i].def)
+      parse_into(c, &table[i], table[i].def, &malformed);
+  }
+}
+
+/* Levenshtein distance with one row, giving up past max. */
+size_t tgo__edit_distance(const char *a, const char *b, size_t max) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 127 || lb > 127)
+    return max + 1;
+  if ((la > lb ? la - lb : lb - la) > max)
+    return max + 1;
+  size_t row[128];
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0], best = row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t cost = toupper((unsigned char)a[i - 1]) != toupper((unsigned char)b[j - 1]);
+      size_t v = diag + cost;
+      if (up + 1 < v)
+        v = up + 1;
+      if (row[j - 1] + 1 < v)
+        v = row[j - 1] + 1;
+      row[j] = v;
+      diag = up;
+      if (v < best)
+        best = v;
+    }
+    if (best > max)
+      return max + 1;
+  }
+  return row[lb];
+}
+
+/* The setting an unknown name most likely meant, or NULL when none is close
+ * (other parts of the OpenTelemetry SDK have many OTEL_* names of their own). */
+static const char *suggest(const char *name) {
+  size_t len = strlen(name);
+  if (len < 8 || find(name) >= 0)
+    return NULL;
+  for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+    if (!strcasecmp(others[i], name))
+      return NULL;
+  size_t max = len >= 24 ? 3 : 2, best = max + 1;
+  const char *pick = NULL;
+  for (size_t i = 0; i < N_SETTINGS; i++) {
+    size_t d = tgo__edit_distance(name, table[i].name, max);
+    if (d < best) {
+      best = d;
+      pick = table[i].name;
+    }
+  }
+  return pick;
+}
+
+static void warn_unknown(const char *origin, const char *name) {
+  const char *close = suggest(name);
+  if (close)
+    tgo__log(TGO_LOG_WARN, "%s: unknown setting %s ignored; did you mean %s?", origin, name, close);
+  else
+    tgo__log(TGO_LOG_WARN, "%s: unknown setting %s ignored", origin, name);
+}
+
+/* Applies one setting by name; origin names the layer ("config file",
+ * "app.config"; anything else is the environment). */
+int tgo__config_apply(tgo__config *c, const char *key, const char *value, const char *origin) {
+  int i = find(key);
+  if (i < 0) {
+    warn_unknown(origin, key);
+    return -ENOENT;
+  }
+  int layer = !strcmp(origin, "config file") ? TGO__LAYER_FILE
+              : !strcmp(origin, "app.config") ? TGO__LAYER_APP
+                                               : TGO__LAYER_ENV;
+  return apply_at(c, (size_t)i, value, layer, origin);
+}
+
+/* Short ini names ("service_name") mean the TIGEROPS_ setting, or else the
+ * OTEL_ one ([otel]: the other way round); full names are accepted too. */
 static int ini_entry(void *user, const char *section, const char *name, const char *value) {
   tgo__config *c = user;
-  if (*section && strcasecmp(section, "tigerops") && strcasecmp(section, "otel")) {
+  int otel = !strcasecmp(section, "otel");
+  if (*section && strcasecmp(section, "tigerops") && !otel) {
     tgo__log(TGO_LOG_WARN, "config file: unknown section [%s] ignored", section);
     return 1;
   }
-  char full[128];
-  if (find_key(name) >= 0 || strlen(name) > 90)
-    snprintf(full, sizeof full, "%s", name);
-  else
-    snprintf(full, sizeof full, "%s_%s", strcasecmp(section, "otel") ? "TIGEROPS" : "OTEL", name);
-  for (char *p = full; *p; p++)
-    *p = (char)toupper((unsigned char)*p);
-  tgo__config_apply(c, full, value, "config file");
+  char full[160];
+  int i = strlen(name) < 100 ? find(name) : -1;
+  for (int k = 0; i < 0 && k < 2 && strlen(name) < 100; k++) {
+    snprintf(full, sizeof full, "%s_%s", (k == 0) == otel ? "OTEL" : "TIGEROPS", name);
+    i = find(full);
+  }
+  if (i < 0) {
+    int prefixed = !strncasecmp(name, "TIGEROPS_", 9) || !strncasecmp(name, "OTEL_", 5);
+    snprintf(full, sizeof full, "%s%.100s", prefixed ? "" : otel ? "OTEL_" : "TIGEROPS_", name);
+    for (char *p = full; *p; p++)
+      *p = (char)toupper((unsigned char)*p);
+    warn_unknown("config file", full);
+    return 1;
+  }
+  apply_at(c, (size_t)i, value, TGO__LAYER_FILE, "config file");
   return 1;
 }
 
@@ -325,17 +528,75 @@ int tgo__config_load_stream(tgo__config *c, FILE *f, const char *name) {
   return line > 0 ? -EINVAL : 0;
 }
 
+/* Only a regular file of bounded size is read, and the open never blocks:
+ * TIGEROPS_CONFIG naming a FIFO, a device or a huge file must not hang or
+ * flood the process at start. */
 int tgo__config_load_file(tgo__config *c, const char *path, int must_exist) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     int err = errno;
     if (must_exist)
       tgo__log(TGO_LOG_WARN, "cannot read config file %s: %s", path, strerror(err));
     return -err;
   }
-  tgo__config_load_stream(c, f, path);
-  fclose(f);
-  return 0;
+  struct stat st;
+  int rc = 0;
+  char *text = NULL;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    tgo__log(TGO_LOG_WARN, "config file %s is not a regular file; ignored", path);
+    rc = -EINVAL;
+    goto out;
+  }
+  if (st.st_size > TGO__CONFIG_FILE_MAX) {
+    tgo__log(TGO_LOG_WARN, "config file %s is larger than %d bytes; ignored", path, TGO__CONFIG_FILE_MAX);
+    rc = -EFBIG;
+    goto out;
+  }
+  /* st_size may lie (procfs) or grow: the read itself is bounded too. */
+  size_t cap = (size_t)st.st_size + 1, len = 0;
+  text = malloc(cap + 1);
+  if (!text) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    if (len == cap) {
+      if (cap > TGO__CONFIG_FILE_MAX) {
+        tgo__log(TGO_LOG_WARN, "config file %s is larger than %d bytes; ignored", path, TGO__CONFIG_FILE_MAX);
+        rc = -EFBIG;
+        goto out;
+      }
+      size_t ncap = cap * 2 > TGO__CONFIG_FILE_MAX + 1 ? TGO__CONFIG_FILE_MAX + 1 : cap * 2;
+      char *p = realloc(text, ncap + 1);
+      if (!p) {
+        rc = -ENOMEM;
+        goto out;
+      }
+      text = p;
+      cap = ncap;
+    }
+    ssize_t n = read(fd, text + len, cap - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      tgo__log(TGO_LOG_WARN, "cannot read config file %s: %s", path, strerror(errno));
+      rc = -EIO;
+      goto out;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  text[len] = '\0';
+  int line = ini_parse_string(text, ini_entry, c);
+  if (line > 0) {
+    tgo__log(TGO_LOG_WARN, "config file %s: syntax error on line %d ignored", path, line);
+    rc = -EINVAL;
+  }
+out:
+  free(text);
+  close(fd);
+  return rc;
 }
 
 static const char *env_get(char **envp, const char *name) {
@@ -346,25 +607,157 @@ static const char *env_get(char **envp, const char *name) {
   return NULL;
 }
 
-void tgo__config_load(tgo__config *c, char **envp) {
-  const char *lvl = env_get(envp, "TIGEROPS_LOG_LEVEL");
-  if (lvl) /* so that warnings about the file obey it */
-    apply_value(c, K_LOG_LEVEL, lvl);
-  const char *path = env_get(envp, "TIGEROPS_CONFIG");
-  if (path && *path)
-    tgo__config_load_file(c, path, 1);
-  else
-    tgo__config_load_file(c, TGO__DEFAULT_CONFIG_FILE, 0);
-  for (size_t i = 0; i < N_KEYS; i++) {
-    const char *v = env_get(envp, keys[i].name);
-    if (v)
-      tgo__config_apply(c, keys[i].name, v, "environment");
-  }
+/* What the environment held for each setting at the last read (a hash, 0:
+ * absent), so a re-read applies only what changed: never a value app.config
+ * replaced, and a bad value is warned about once. */
+static uint64_t env_seen[N_SETTINGS];
+
+static uint64_t hash_text(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h | 1;
+}
+
+static void fix_batch_size(tgo__config *c) {
   if (c->max_batch_size > c->max_queue_size) {
     tgo__log(TGO_LOG_WARN, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE exceeds the queue size; using %d",
              c->max_queue_size);
     c->max_batch_size = c->max_queue_size;
   }
+}
+
+int tgo__config_reload_env(tgo__config *c, char **envp, int started) {
+  int changed = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+      const setting *s = &table[i];
+      int is_otel = !strncmp(s->name, "OTEL_", 5);
+      if (!(s->flags & F_ENV) || is_otel != (pass == 0))
+        continue;
+      const char *v = env_get(envp, s->name);
+      if (!v)
+        continue;
+      uint64_t h = hash_text(v);
+      if (h == env_seen[i])
+        continue;
+      env_seen[i] = h;
+      if (s->size && c->layer[slot_of(i)] > TGO__LAYER_ENV)
+        continue;
+      if (started && (s->flags & F_FIXED)) {
+        tgo__log(TGO_LOG_WARN, "environment: %s changed after the agent started; it takes effect at the "
+                               "next start", s->name);
+        continue;
+      }
+      if (apply_at(c, i, v, TGO__LAYER_ENV, "environment") == 0 && s->size)
+        changed++;
+    }
+  }
+  fix_batch_size(c);
+  return changed;
+}
+
+void tgo__config_check_names(char **envp) {
+  static uint64_t told[32];
+  static size_t n_told;
+  for (char **e = envp; e && *e; e++) {
+    if (strncmp(*e, "TIGEROPS_", 9) && strncmp(*e, "OTEL_", 5))
+      continue;
+    const char *eq = strchr(*e, '=');
+    char name[128];
+    if (!eq || (size_t)(eq - *e) >= sizeof name)
+      continue;
+    memcpy(name, *e, (size_t)(eq - *e));
+    name[eq - *e] = '\0';
+    const char *close = suggest(name);
+    if (!close)
+      continue;
+    uint64_t h = hash_text(name);
+    size_t k = 0;
+    while (k < n_told && told[k] != h)
+      k++;
+    if (k < n_told)
+      continue;
+    if (n_told < sizeof told / sizeof told[0])
+      told[n_told++] = h;
+    tgo__log(TGO_LOG_WARN, "environment: unknown setting %s ignored; did you mean %s?", name, close);
+  }
+}
+
+void tgo__config_load(tgo__config *c, char **envp) {
+  const char *lvl = env_get(envp, "TIGEROPS_LOG_LEVEL");
+  int level;
+  /* Warnings about the file and the environment obey the level already;
+   * before the tracer starts, the level in force is the global one. */
+  if (lvl && (level = enum_index(levels, lvl, strlen(lvl))) >= 0) {
+    c->log_level = level;
+    if (!tgo_enabled())
+      tgo__cfg.log_level = level;
+  }
+  const char *path = env_get(envp, "TIGEROPS_CONFIG");
+  if (path && *path)
+    tgo__config_load_file(c, path, 1);
+  else
+    tgo__config_load_file(c, TGO__DEFAULT_CONFIG_FILE, 0);
+  memset(env_seen, 0, sizeof env_seen);
+  tgo__config_reload_env(c, envp, 0);
+  tgo__config_check_names(envp);
+}
+
+/* The endpoint without user-info or query: they may carry credentials. */
+static void shown_url(const char *url, char *out, size_t cap) {
+  const char *scheme = strstr(url, "://");
+  const char *host = scheme ? scheme + 3 : url;
+  const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+  if (at && (!slash || at < slash))
+    host = at + 1;
+  snprintf(out, cap, "%.*s%.*s", scheme ? (int)(scheme + 3 - url) : 0, url, (int)strcspn(host, "?#"), host);
+}
+
+static void find_service_cb(const char *k, const char *v, void *ud) {
+  if (!strcmp(k, "service.name"))
+    snprintf(ud, 256, "%s", v);
+}
+
+void tgo__config_log_summary(const tgo__config *c, const char *what) {
+  if (tgo__log_level() < TGO_LOG_INFO)
+    return;
+  char service[256] = "unknown_service:python", url[1100], shown[1100];
+  pthread_mutex_lock(&tgo__cfg_lock);
+  tgo__parse_kv_list(c->resource_attributes, find_service_cb, service);
+  if (*c->service_name)
+    snprintf(service, sizeof service, "%s", c->service_name);
+  if (*c->traces_endpoint)
+    snprintf(url, sizeof url, "%s", c->traces_endpoint);
+  else
+    snprintf(url, sizeof url, "%s/v1/traces", c->endpoint);
+  pthread_mutex_unlock(&tgo__cfg_lock);
+  shown_url(url, shown, sizeof shown);
+  char sampler[64];
+  if (c->sampler == TGO__SAMPLER_RATIO || c->sampler == TGO__SAMPLER_PARENT_RATIO)
+    snprintf(sampler, sizeof sampler, "%s(%g)", samplers[c->sampler], c->sampler_ratio);
+  else
+    snprintf(sampler, sizeof sampler, "%s", samplers[c->sampler]);
+  tgo__log(TGO_LOG_INFO, "%s %s: service=%s endpoint=%s protocol=http/protobuf%s sampler=%s exporter=%s", what,
+           PACKAGE_VERSION, service, shown, c->gzip ? "+gzip" : "", sampler, exporters[c->exporter]);
+}
+
+int tgo__config_reload(void) {
+  extern char **environ;
+  if (!tgo_enabled())
+    return 0;
+  tgo__config_check_names(environ);
+  if (tgo__config_reload_env(&tgo__cfg, environ, 1) > 0)
+    tgo__config_log_summary(&tgo__cfg, "settings re-read from the environment; tracer");
+  return tgo_enabled();
+}
+
+const char *tgo__config_setting(size_t i, unsigned *flags) {
+  if (i >= N_SETTINGS)
+    return NULL;
+  if (flags)
+    *flags = table[i].flags & (F_ALL | F_SECRET | F_PER_APP | F_FIXED);
+  return table[i].name;
 }
 
 int tgo_config_set(const char *key, const char *value) {
@@ -377,47 +770,42 @@ int tgo__slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
 int tgo__n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
 int tgo__sqlcommenter(void) { return tgo__cfg.sqlcommenter; }
 
+/* The first name of an enum value ("warning|warn" -> "warning"). */
+static void put_enum(char *buf, size_t buflen, const char *const *names, int v) {
+  const char *name = names[v];
+  snprintf(buf, buflen, "%.*s", (int)strcspn(name, "|"), name);
+}
+
+/* The current value as text that tgo_config_set takes back; secrets are
+ * only "(set)" or empty. */
 int tgo_config_get(const char *key, char *buf, size_t buflen) {
-  int i = find_key(key);
+  int i = key ? find(key) : -1;
   if (i < 0 || !buflen)
     return -ENOENT;
+  const setting *s = &table[i];
   tgo__config *c = &tgo__cfg;
+  void *f = field(c, s);
   pthread_mutex_lock(&tgo__cfg_lock);
-  switch (keys[i].id) {
-  case K_ENABLED: snprintf(buf, buflen, "%s", c->enabled ? "true" : "false"); break;
-  case K_DISABLED: snprintf(buf, buflen, "%s", c->enabled ? "false" : "true"); break;
-  case K_SERVICE: snprintf(buf, buflen, "%s", c->service_name); break;
-  case K_VERSION: snprintf(buf, buflen, "%s", c->service_version); break;
-  case K_ENV: snprintf(buf, buflen, "%s", c->environment); break;
-  case K_ENDPOINT: snprintf(buf, buflen, "%s", c->endpoint); break;
-  case K_TRACES_ENDPOINT: snprintf(buf, buflen, "%s", c->traces_endpoint); break;
-  case K_API_KEY: snprintf(buf, buflen, "%s", *c->api_key ? "(set)" : ""); break;
-  case K_HEADERS: snprintf(buf, buflen, "%s", *c->headers ? "(set)" : ""); break;
-  case K_RESOURCE: snprintf(buf, buflen, "%s", c->resource_attributes); break;
-  case K_DENYLIST: snprintf(buf, buflen, "%s", c->denylist); break;
-  case K_TIMEOUT: snprintf(buf, buflen, "%d", c->timeout_ms); break;
-  case K_DELAY: snprintf(buf, buflen, "%d", c->schedule_delay_ms); break;
-  case K_QUEUE: snprintf(buf, buflen, "%d", c->max_queue_size); break;
-  case K_BATCH: snprintf(buf, buflen, "%d", c->max_batch_size); break;
-  case K_VALUE_LIMIT: snprintf(buf, buflen, "%d", c->attr_value_limit); break;
-  case K_SHUTDOWN_TIMEOUT: snprintf(buf, buflen, "%d", c->shutdown_timeout_ms); break;
-  case K_SLOW_QUERY: snprintf(buf, buflen, "%d", c->slow_query_ms); break;
-  case K_N_PLUS_ONE: snprintf(buf, buflen, "%d", c->n_plus_one_threshold); break;
-  case K_SQLCOMMENTER: snprintf(buf, buflen, "%s", c->sqlcommenter ? "true" : "false"); break;
-  case K_KEEP_ERRORS: snprintf(buf, buflen, "%s", c->keep_errors ? "true" : "false"); break;
-  case K_KEEP_SLOW: snprintf(buf, buflen, "%d", c->keep_slow_ms); break;
-  case K_KEEP_BUFFER: snprintf(buf, buflen, "%d", c->keep_max_spans); break;
-  case K_PII_MASKING: snprintf(buf, buflen, "%s", c->pii_masking ? "true" : "false"); break;
-  case K_PII_PATTERNS: snprintf(buf, buflen, "%s", c->pii_patterns); break;
-  case K_COMPRESSION: snprintf(buf, buflen, "%s", c->gzip ? "gzip" : "none"); break;
-  case K_SAMPLE_RATE:
-  case K_SAMPLER_ARG: snprintf(buf, buflen, "%g", c->sampler_ratio); break;
-  case K_SAMPLER: snprintf(buf, buflen, "%d", c->sampler); break;
-  case K_EXPORTER:
-    snprintf(buf, buflen, "%s", c->exporter == TGO__EXPORTER_OTLP ? "otlp"
-                                : c->exporter == TGO__EXPORTER_CONSOLE ? "console" : "none");
+  switch (s->type) {
+  case T_BOOL: snprintf(buf, buflen, "%s", *(int *)f ? "true" : "false"); break;
+  case T_NOT: snprintf(buf, buflen, "%s", *(int *)f ? "false" : "true"); break;
+  case T_INT: snprintf(buf, buflen, "%d", *(int *)f); break;
+  case T_RATIO:
+  case T_RATE: snprintf(buf, buflen, "%.15g", *(double *)f); break;
+  case T_ENUM: put_enum(buf, buflen, s->names, *(int *)f); break;
+  case T_STR:
+  case T_URL:
+  case T_PII:
+  case T_KV:
+    snprintf(buf, buflen, "%s", !(s->flags & F_SECRET) ? (const char *)f : *(const char *)f ? "(set)" : "");
     break;
-  case K_LOG_LEVEL: snprintf(buf, buflen, "%d", c->log_level); break;
+  case T_CHECK: /* what is in use */
+    if (s->names[0])
+      put_enum(buf, buflen, s->names, 0);
+    else
+      *buf = '\0';
+    break;
+  default: *buf = '\0'; break;
   }
   pthread_mutex_unlock(&tgo__cfg_lock);
   return 0;

@@ -18,6 +18,18 @@ TGO__EXPORT int tgo__slow_query_ms(void);
 TGO__EXPORT int tgo__n_plus_one_threshold(void);
 TGO__EXPORT int tgo__sqlcommenter(void);
 
+/* The settings table, for the glue: flags of setting i (TGO__SETTING_*),
+ * NULL past the end. */
+enum {
+  TGO__SETTING_FILE = 1, TGO__SETTING_ENV = 2, TGO__SETTING_APP = 4,
+  TGO__SETTING_SECRET = 8, TGO__SETTING_PER_APP = 16, TGO__SETTING_FIXED = 32
+};
+TGO__EXPORT const char *tgo__config_setting(size_t i, unsigned *flags);
+/* Re-reads the process environment (an app loaded a .env file, a test
+ * conftest set OTEL_SDK_DISABLED) at environment precedence. Returns
+ * tgo_enabled(). */
+TGO__EXPORT int tgo__config_reload(void);
+
 /* Like tgo_attr_str, but keeps the pointer: val must outlive every span,
  * i.e. be a string literal or come from tgo__intern(). */
 TGO__EXPORT void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);

@@ -43,6 +43,10 @@ enum {
   TGO__SAMPLER_PARENT_RATIO
 };
 
+enum { TGO__LAYER_DEFAULT = 0, TGO__LAYER_FILE, TGO__LAYER_ENV, TGO__LAYER_APP };
+#define TGO__MAX_SETTINGS 96
+#define TGO__CONFIG_FILE_MAX (1 << 20) /* bytes; a bigger config file is refused */
+
 typedef struct {
   int enabled;
   int exporter;
@@ -73,6 +77,17 @@ typedef struct {
   int keep_max_spans;         /* spans held at once waiting for their root's verdict */
   int pii_masking;
   char pii_patterns[2048];    /* extra POSIX ERE patterns, comma-separated */
+  /* Read by the Python glue through tgo_config_get (one parser: the table). */
+  char excluded_urls[2048];
+  char capture_request[1024];
+  char capture_response[1024];
+  char sanitize_fields[1024];
+  char denied_headers[1024];
+  int trace_celery;
+  int trace_cache;
+  /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
+   * so that re-reading the environment never overrides app.config. */
+  unsigned char layer[TGO__MAX_SETTINGS];
 } tgo__config;
 
 extern tgo__config tgo__cfg;
@@ -84,6 +99,15 @@ int tgo__config_apply(tgo__config *c, const char *key, const char *value, const 
 int tgo__config_load_file(tgo__config *c, const char *path, int must_exist);
 int tgo__config_load_stream(tgo__config *c, FILE *f, const char *name);
 int tgo__parse_bool(const char *s, int *out);
+/* Re-reads envp at environment precedence: values that changed since the
+ * last read and were not set by app.config. Returns how many changed. */
+int tgo__config_reload_env(tgo__config *c, char **envp, int started);
+/* Warns about TIGEROPS_/OTEL_ names in envp that are ours misspelt. */
+void tgo__config_check_names(char **envp);
+/* Edit distance of a and b, or max+1 when it exceeds max. */
+size_t tgo__edit_distance(const char *a, const char *b, size_t max);
+/* The info-level start-up line: service, endpoint, protocol, sampler. */
+void tgo__config_log_summary(const tgo__config *c, const char *what);
 
 /* ---- ids and clocks --------------------------------------------------- */
 void tgo__random_bytes(uint8_t *out, size_t n); /* fast, fork-aware, never all-zero ids */

@@ -41,7 +41,7 @@ static void init_once_fn(void) {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   atexit(flush_at_exit);
   initialised = 1;
-  tgo__log(TGO_LOG_DEBUG, "tracer %s started; exporter %d", PACKAGE_VERSION, c.exporter);
+  tgo__config_log_summary(&tgo__cfg, "tracer");
 }
 
 int tgo_init(void) {

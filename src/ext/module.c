@@ -68,6 +68,32 @@ static PyObject *py_config_get(PyObject *m, PyObject *args) {
   return PyUnicode_FromString(buf);
 }
 
+static PyObject *py_config_reload(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  return PyBool_FromLong(tgo__config_reload());
+}
+
+/* ((name, per_app), ...) for every setting of the table: the glue routes
+ * app.config keys with it instead of keeping a list of its own. */
+static PyObject *py_config_settings(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  PyObject *list = PyList_New(0);
+  const char *name;
+  unsigned flags;
+  for (size_t i = 0; list && (name = tgo__config_setting(i, &flags)) != NULL; i++) {
+    PyObject *item = Py_BuildValue("(sO)", name, (flags & TGO__SETTING_PER_APP) ? Py_True : Py_False);
+    if (!item || PyList_Append(list, item) < 0) {
+      Py_XDECREF(item);
+      Py_CLEAR(list);
+      break;
+    }
+    Py_DECREF(item);
+  }
+  return list;
+}
+
 static PyObject *py_resource_set(PyObject *m, PyObject *args) {
   (void)m;
   const char *key, *value;
@@ -333,6 +359,9 @@ static PyMethodDef module_functions[] = {
     {"shutdown", py_shutdown, METH_VARARGS, "shutdown(timeout_ms=configured) -> bool"},
     {"config_set", py_config_set, METH_VARARGS, NULL},
     {"config_get", py_config_get, METH_VARARGS, NULL},
+    {"config_reload", py_config_reload, METH_NOARGS,
+     "Re-read the environment at its precedence. True if still tracing."},
+    {"config_settings", py_config_settings, METH_NOARGS, "[(name, per_app), ...] of every setting."},
     {"resource_set", py_resource_set, METH_VARARGS, NULL},
     {"stats", py_stats, METH_NOARGS, NULL},
     {"current_span", py_current_span, METH_NOARGS, NULL},

@@ -6,6 +6,24 @@ import sys
 import _tigerops
 
 _started = None
+# On/off switches of whole instrumentations, read per call by their glue;
+# refreshed whenever a layer of the settings may have changed.
+TRACE_CELERY = True
+TRACE_CACHE = True
+
+
+def refresh_switches():
+    global TRACE_CELERY, TRACE_CACHE
+    TRACE_CELERY = _tigerops.config_get("TIGEROPS_TRACE_CELERY") != "false"
+    TRACE_CACHE = _tigerops.config_get("TIGEROPS_TRACE_CACHE") != "false"
+
+
+def reload_settings():
+    """Reads the environment again (a .env file loaded by the app, a test
+    conftest's OTEL_SDK_DISABLED). Returns True when still tracing."""
+    enabled = _tigerops.config_reload()
+    refresh_switches()
+    return enabled
 
 
 def start():
@@ -21,6 +39,7 @@ def start():
         return False
     _tigerops.resource_set("process.runtime.name", sys.implementation.name)
     _tigerops.resource_set("process.runtime.version", "%d.%d.%d" % sys.version_info[:3])
+    refresh_switches()
     atexit.register(_tigerops.shutdown)
     from tigerops import _context
     _context.choose()

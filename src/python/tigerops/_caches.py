@@ -4,7 +4,7 @@ pattern; cached values are never recorded."""
 import functools
 
 import _tigerops
-from tigerops import Span
+from tigerops import Span, _bootstrap
 
 _READS = frozenset(("get", "get_many"))
 
@@ -27,7 +27,7 @@ def _record_hit(span, op, result):
 def _wrap_flask_caching(op, original):
     @functools.wraps(original)
     def method(self, *args, **kwargs):
-        if not _tigerops.tracing_now():
+        if not _bootstrap.TRACE_CACHE or not _tigerops.tracing_now():
             return original(self, *args, **kwargs)
         with Span("cache." + op, _tigerops.KIND_INTERNAL) as span:
             if args:
@@ -54,7 +54,7 @@ def patch_flask_caching(module):
 def _wrap_memcache(op, original):
     @functools.wraps(original)
     def method(self, *args, **kwargs):
-        if not _tigerops.tracing_now():
+        if not _bootstrap.TRACE_CACHE or not _tigerops.tracing_now():
             return original(self, *args, **kwargs)
         with Span(op, _tigerops.KIND_CLIENT) as span:
             span.set_attribute("db.system.name", "memcached")

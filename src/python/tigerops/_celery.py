@@ -5,7 +5,7 @@ from one signal to the next are kept by task id; failures carry the
 traceback, retries an event, and expected exceptions (throws=) are not
 errors."""
 import _tigerops
-from tigerops import Span
+from tigerops import Span, _bootstrap
 
 _publishing = {}
 _running = {}
@@ -19,7 +19,7 @@ def _remember(table, task_id, span):
 
 
 def _before_publish(sender=None, headers=None, routing_key=None, properties=None, **_):
-    if not _tigerops.tracing_now() or headers is None:
+    if not _bootstrap.TRACE_CELERY or not _tigerops.tracing_now() or headers is None:
         return
     task_id = headers.get("id") or (properties or {}).get("correlation_id")
     span = Span("publish %s" % sender, _tigerops.KIND_PRODUCER, {
@@ -38,6 +38,8 @@ def _after_publish(sender=None, headers=None, **_):
 
 
 def _prerun(task_id=None, task=None, **_):
+    if not _bootstrap.TRACE_CELERY:
+        return
     request = getattr(task, "request", None)
     traceparent = getattr(request, "traceparent", None)
     if not isinstance(traceparent, str):

@@ -2,14 +2,19 @@
 (automatic) or through TigerOps().init_app(app) (manual); both are
 idempotent, so an app is never traced twice."""
 import functools
-import os
 import weakref
 
 import _tigerops
 
 EXTENSION_KEY = "tigerops"
-# Comma-separated regexes searched in the full URL; the first set one wins.
+# Comma-separated regexes searched in the full URL; in app.config the first
+# set one wins (the settings table gives the same order to file and env).
 EXCLUDED_URLS_SETTINGS = ("TIGEROPS_EXCLUDED_URLS", "OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+# app.config values applied per app: {app: {key: text}}, so a setting is
+# applied (and a bad one warned about) once, not at each of init_app and
+# the first request.
+_applied = weakref.WeakKeyDictionary()
+_per_app_names = None
 
 
 def compile_excluded_urls(text, origin="excluded_urls"):
@@ -32,11 +37,17 @@ def compile_excluded_urls(text, origin="excluded_urls"):
     return re.compile("|".join("(?:%s)" % p for p in valid)) if valid else None
 
 
-def _excluded_from_environment():
-    for name in EXCLUDED_URLS_SETTINGS:
-        if os.environ.get(name):
-            return compile_excluded_urls(os.environ[name], name)
-    return None
+def _excluded_from_settings():
+    return compile_excluded_urls(_tigerops.config_get(EXCLUDED_URLS_SETTINGS[0]), "excluded_urls")
+
+
+def _per_app_settings():
+    """The settings app.config sets for its own app (URL and header lists);
+    the others are process-wide. The C settings table says which is which."""
+    global _per_app_names
+    if _per_app_names is None:
+        _per_app_names = frozenset(name for name, per_app in _tigerops.config_settings() if per_app)
+    return _per_app_names
 
 
 def record_request_exception(sender, exception=None, **_):
@@ -87,6 +98,37 @@ def _config_text(value):
     return str(value)
 
 
+def _apply_app_config(app, middleware):
+    """app.config's TIGEROPS_*/OTEL_* keys: process-wide ones go to the C
+    settings (where they win over file and environment), per-app ones (URL
+    and header lists) to this app's middleware."""
+    per_app = _per_app_settings()
+    done = _applied.setdefault(app, {})
+    headers_changed = False
+    excluded = None
+    for key, value in list(app.config.items()):
+        if not isinstance(key, str) or value is None or not key.startswith(("TIGEROPS_", "OTEL_")):
+            continue
+        text = _config_text(value) if not isinstance(value, (list, tuple)) else ",".join(map(str, value))
+        if key in per_app:
+            if key in EXCLUDED_URLS_SETTINGS:
+                if excluded is None or EXCLUDED_URLS_SETTINGS.index(key) < EXCLUDED_URLS_SETTINGS.index(excluded):
+                    excluded = key
+            elif done.get(key) != text:
+                headers_changed = True
+        elif done.get(key) != text:
+            _tigerops.config_set(key, text)
+        done[key] = text
+    if middleware is not None:
+        if excluded is not None:
+            middleware.excluded = compile_excluded_urls(app.config[excluded], "app.config " + excluded)
+        if headers_changed:
+            from tigerops import _headers
+            _headers.install(middleware, app.config)
+    from tigerops import _bootstrap
+    _bootstrap.refresh_switches()
+
+
 def _first_request(app_ref):
     """At the app's first request the factory has finished: app.config (which
     wins over file and environment) is applied and the hooks it registered
@@ -96,35 +138,52 @@ def _first_request(app_ref):
         return
     from tigerops import _context
     _context.choose(app)
-    middleware = app.extensions.get(EXTENSION_KEY)
-    from tigerops import _headers
-    header_settings = False
-    for key, value in list(app.config.items()):
-        if not isinstance(key, str) or value is None:
-            continue
-        if key in _headers.SETTINGS:
-            header_settings = True
-        elif key in EXCLUDED_URLS_SETTINGS:
-            if middleware is not None:
-                middleware.excluded = compile_excluded_urls(value, "app.config " + key)
-        elif key.startswith("TIGEROPS_") or key.startswith("OTEL_"):
-            _tigerops.config_set(key, _config_text(value))
-    if header_settings and middleware is not None:
-        _headers.install(middleware, app.config)
+    _apply_app_config(app, app.extensions.get(EXTENSION_KEY))
     from tigerops import _flask_internals
     _flask_internals.wrap_hooks(app)
+
+
+def instrument_existing_engines(app):
+    """Engines Flask-SQLAlchemy made before we started (code-first
+    TigerOps(app) after db.init_app(app), no preload): create_engine was not
+    ours yet, so they get the statement tracer here."""
+    state = app.extensions.get("sqlalchemy")
+    if state is None:
+        return
+    engines = []
+    app_engines = getattr(state, "_app_engines", None)  # Flask-SQLAlchemy 3
+    if app_engines is not None:
+        engines.extend((app_engines.get(app) or {}).values())
+    else:  # 2.x: the state object holds the extension; engines are made on demand
+        db = getattr(state, "db", state)
+        get_engine = getattr(db, "get_engine", None)
+        if get_engine is not None:
+            with app.app_context():
+                engines.append(get_engine(app))
+    from tigerops import _sqlalchemy
+    for engine in engines:
+        _sqlalchemy.instrument_engine(getattr(engine, "sync_engine", engine))
 
 
 def instrument_app(app, excluded_urls=None):
     """Returns the app's middleware, or None when tracing is off."""
     extensions = app.extensions
     existing = extensions.get(EXTENSION_KEY)
+    from tigerops import _bootstrap
     if existing is not None:
+        _bootstrap.reload_settings()
+        _apply_app_config(app, existing)
         if excluded_urls is not None:
             existing.excluded = compile_excluded_urls(excluded_urls)
+        _instrument_engines_failing_open(app)
         return existing
-    from tigerops import _bootstrap
     if not _bootstrap.start():
+        return None
+    # The app may have loaded a .env file, or its tests turned tracing off,
+    # since the agent started: the environment is read again now.
+    if not _bootstrap.reload_settings():
+        _tigerops.log(3, "tracing is off in the environment: Flask app %r not instrumented"
+                      % (getattr(app, "name", "?"),))
         return None
     middleware = _tigerops.FlaskMiddleware(
         app,
@@ -134,7 +193,7 @@ def instrument_app(app, excluded_urls=None):
         functools.partial(_first_request, weakref.ref(app)),
     )
     middleware.excluded = (compile_excluded_urls(excluded_urls) if excluded_urls is not None
-                           else _excluded_from_environment())
+                           else _excluded_from_settings())
     try:
         from tigerops import _headers
         _headers.install(middleware)
@@ -149,4 +208,13 @@ def instrument_app(app, excluded_urls=None):
             got_request_exception.connect(record_request_exception, app, weak=False)
     except Exception as exc:
         _tigerops.log(3, "request exceptions will carry no traceback: %r" % (exc,))
+    _apply_app_config(app, middleware)
+    _instrument_engines_failing_open(app)
     return middleware
+
+
+def _instrument_engines_failing_open(app):
+    try:
+        instrument_existing_engines(app)
+    except Exception as exc:
+        _tigerops.log(2, "could not instrument the app's existing SQLAlchemy engines: %r" % (exc,))

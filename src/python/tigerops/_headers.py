@@ -10,7 +10,6 @@ Values go to http.request.header.<name> / http.response.header.<name> as
 string arrays. Credentials are never captured whatever the lists say:
 Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, and any
 name in TIGEROPS_DENIED_HEADERS."""
-import os
 import re
 
 import _tigerops
@@ -110,11 +109,12 @@ def _raw(value):
 
 
 def plan_from(config=None):
-    """The plan from the environment, app.config winning; None when off."""
+    """The plan from the settings (file, environment), this app's app.config
+    winning; None when off."""
     def setting(name):
         if config is not None and config.get(name) is not None:
             return str(config.get(name))
-        return os.environ.get(name, "")
+        return _tigerops.config_get(name) or ""
     request, response = setting(REQUEST_SETTING), setting(RESPONSE_SETTING)
     if not request.strip() and not response.strip():
         return None
