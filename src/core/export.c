@@ -1,4 +1,4 @@
-/* One batch out: encode, compress, POST, and retry what the OTLP spec calls
+/* The OTLP/HTTP exporter. One batch out: encode, compress, POST, and retry what the OTLP spec calls
  * retryable (429/502/503/504 honouring Retry-After; transport errors with
  * jittered exponential backoff). Runs only on the exporter thread. */
 #include "tgo-internal.h"
@@ -111,13 +111,8 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
   }
 }
 
-void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
-  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE) {
-    for (size_t i = 0; i < n; i++)
-      tgo__console_add(spans[i]);
-    atomic_fetch_add_explicit(&tgo__stats.spans_exported, n, memory_order_relaxed);
-    return;
-  }
+/* The OTLP/HTTP protobuf exporter's batch: takes the spans' references. */
+static void otlp_export(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
   tgo__buf body = {0}, zipped = {0};
   int rc = tgo__otlp_encode_traces(spans, n, &body);
   for (size_t i = 0; i < n; i++)
@@ -144,3 +139,5 @@ out:
   tgo__buf_free(&body);
   tgo__buf_free(&zipped);
 }
+
+const tgo__exporter tgo__exporter_otlp = {"otlp", otlp_export, NULL, NULL};
