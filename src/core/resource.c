@@ -9,12 +9,12 @@
 #define MAX_EXTRA 16
 static tgo__kv extra[MAX_EXTRA];
 static size_t n_extra;
-static pthread_mutex_t extra_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t tgo__resource_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void tgo_resource_set(const char *key, const char *value) {
   if (!key || !value)
     return;
-  pthread_mutex_lock(&extra_lock);
+  pthread_mutex_lock(&tgo__resource_lock);
   size_t i = 0;
   while (i < n_extra && strcmp(extra[i].key, key))
     i++;
@@ -24,8 +24,14 @@ void tgo_resource_set(const char *key, const char *value) {
     if (i == n_extra)
       n_extra++;
   }
-  pthread_mutex_unlock(&extra_lock);
+  pthread_mutex_unlock(&tgo__resource_lock);
 }
+
+/* The exporter thread reads the extra attributes under this lock every batch,
+ * so a fork can catch it held by a thread the child does not have. Entries
+ * are always NUL-terminated (the last byte of each field is never written
+ * but with NUL), so a half-written one is at worst a wrong value. */
+void tgo__resource_fork_child(void) { pthread_mutex_init(&tgo__resource_lock, NULL); }
 
 typedef struct {
   tgo__kv *out;
@@ -63,10 +69,10 @@ size_t tgo__resource_collect(tgo__kv *out, size_t max) {
     buf[sizeof buf - 1] = '\0';
     put(&c, "host.name", buf);
   }
-  pthread_mutex_lock(&extra_lock);
+  pthread_mutex_lock(&tgo__resource_lock);
   for (size_t i = 0; i < n_extra; i++)
     put(&c, extra[i].key, extra[i].value);
-  pthread_mutex_unlock(&extra_lock);
+  pthread_mutex_unlock(&tgo__resource_lock);
   pthread_mutex_lock(&tgo__cfg_lock);
   if (*tgo__cfg.resource_attributes &&
       tgo__parse_kv_list(tgo__cfg.resource_attributes, put_cb, &c))

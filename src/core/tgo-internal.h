@@ -293,6 +293,12 @@ typedef struct {
   char value[512];
 } tgo__kv;
 size_t tgo__resource_collect(tgo__kv *out, size_t max);
+/* The locks a thread the child does not have (the exporter, another request
+ * thread) can hold at fork, reset by these in the child. Not static only so
+ * that tests/unit/test_fork.c can hold them. */
+extern pthread_mutex_t tgo__resource_lock, tgo__intern_lock;
+void tgo__resource_fork_child(void);
+void tgo__intern_fork_child(void);
 
 /* HTTP POST through libcurl loaded at first use. */
 typedef struct {

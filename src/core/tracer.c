@@ -20,6 +20,8 @@ static void fork_child(void) {
   tgo__tail_fork_child();
   tgo__pii_fork_child();
   tgo__exporters_fork_child();
+  tgo__intern_fork_child();
+  tgo__resource_fork_child();
 }
 
 /* The last chance for spans ended after Python's own atexit hooks ran. */
