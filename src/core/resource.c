@@ -11,6 +11,21 @@ static tgo__kv extra[MAX_EXTRA];
 static size_t n_extra;
 pthread_mutex_t tgo__resource_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Copies s into a field of cap bytes, cut on a character boundary and with
+ * invalid UTF-8 repaired: a strict OTLP decoder rejects a whole request for
+ * one bad resource string, so every batch would be lost. The resource's
+ * strings come from the environment, the ini file, app.config, the public
+ * API and gethostname: none of them promises UTF-8. */
+static void copy_text(char *dst, size_t cap, const char *s) {
+  size_t n = strlen(s);
+  if (n >= cap)
+    n = tgo__utf8_cut(s, cap - 1);
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+  if (!tgo__is_ascii(dst, n))
+    tgo__utf8_repair((unsigned char *)dst, n);
+}
+
 void tgo_resource_set(const char *key, const char *value) {
   if (!key || !value)
     return;
@@ -19,8 +34,8 @@ void tgo_resource_set(const char *key, const char *value) {
   while (i < n_extra && strcmp(extra[i].key, key))
     i++;
   if (i < MAX_EXTRA) {
-    snprintf(extra[i].key, sizeof extra[i].key, "%s", key);
-    snprintf(extra[i].value, sizeof extra[i].value, "%s", value);
+    copy_text(extra[i].key, sizeof extra[i].key, key);
+    copy_text(extra[i].value, sizeof extra[i].value, value);
     if (i == n_extra)
       n_extra++;
   }
@@ -48,8 +63,8 @@ static void put(collector *c, const char *k, const char *v) {
     i++;
   if (i == c->max)
     return;
-  snprintf(c->out[i].key, sizeof c->out[i].key, "%s", k);
-  snprintf(c->out[i].value, sizeof c->out[i].value, "%s", v);
+  copy_text(c->out[i].key, sizeof c->out[i].key, k);
+  copy_text(c->out[i].value, sizeof c->out[i].value, v);
   if (i == c->n)
     c->n++;
 }

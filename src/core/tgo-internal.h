@@ -292,6 +292,7 @@ typedef struct {
   char key[128];
   char value[512];
 } tgo__kv;
+/* Every string valid UTF-8, whatever its source. */
 size_t tgo__resource_collect(tgo__kv *out, size_t max);
 /* The locks a thread the child does not have (the exporter, another request
  * thread) can hold at fork, reset by these in the child. Not static only so
