@@ -307,6 +307,8 @@ typedef struct {
   int retry_after_s;  /* -1 when absent */
   int transport_error;
   char error[256];
+  char body[200];     /* the response body's first bytes, raw (not terminated) */
+  size_t body_len;
 } tgo__http_result;
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res);
