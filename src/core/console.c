@@ -114,7 +114,8 @@ static void print_trace(tgo_span *root, tgo_span **members, size_t n) {
   tgo_span_unref(root);
 }
 
-void tgo__console_add(tgo_span *s) {
+/* Takes the reference. */
+static void console_add(tgo_span *s) {
   pthread_mutex_lock(&lock);
   if (!tgo__span_is_local_root(s)) {
     if (n_pending == MAX_PENDING) {
@@ -140,14 +141,15 @@ void tgo__console_add(tgo_span *s) {
 }
 
 /* Spans held for the parent's traces are the parent's to print. */
-void tgo__console_fork_child(void) {
+static void console_fork_child(void) {
   pthread_mutex_init(&lock, NULL);
   for (size_t i = 0; i < n_pending; i++)
     tgo_span_unref(pending[i]);
   n_pending = 0;
 }
 
-void tgo__console_flush_all(void) {
+/* Prints the spans still waiting for their root, as orphans. */
+static void console_flush(void) {
   pthread_mutex_lock(&lock);
   while (n_pending) {
     tgo_span *s = pending[--n_pending];
@@ -157,3 +159,13 @@ void tgo__console_flush_all(void) {
   }
   pthread_mutex_unlock(&lock);
 }
+
+static void console_export(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
+  (void)abort_flag;
+  for (size_t i = 0; i < n; i++)
+    console_add(spans[i]);
+  atomic_fetch_add_explicit(&tgo__stats.spans_exported, n, memory_order_relaxed);
+}
+
+const tgo__exporter tgo__exporter_console = {"console", console_export, console_flush,
+                                             console_fork_child};

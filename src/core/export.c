@@ -1,4 +1,4 @@
-/* One batch out: encode, compress, POST, and retry what the OTLP spec calls
+/* The OTLP/HTTP exporter. One batch out: encode, compress, POST, and retry what the OTLP spec calls
  * retryable (429/502/503/504 honouring Retry-After; transport errors with
  * jittered exponential backoff). Runs only on the exporter thread. */
 #include "tgo-internal.h"
@@ -73,6 +73,32 @@ static void backoff_sleep(int ms, const atomic_int *abort_flag) {
   }
 }
 
+/* The collector's own words, made safe for a log line: printable ASCII
+ * only (no terminal escapes, no line breaks), at most what http.c kept. */
+static void sanitise(const char *in, size_t n, char *out, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 1 < cap; i++) {
+    unsigned char c = (unsigned char)in[i];
+    out[k++] = c >= 0x20 && c < 0x7F ? (char)c : c == '\n' || c == '\r' || c == '\t' ? ' ' : '?';
+  }
+  while (k && out[k - 1] == ' ')
+    k--;
+  out[k] = '\0';
+}
+
+/* A rejected credential is a setup mistake, not an outage: say which
+ * settings send one and what the collector answered, once per process. */
+static void log_refused(const char *url, const tgo__http_result *r) {
+  char said[sizeof r->body + 1];
+  sanitise(r->body, r->body_len, said, sizeof said);
+  TGO__LOG_ONCE(TGO_LOG_ERROR,
+                "export to %s refused with HTTP %ld (%s): check TIGEROPS_API_KEY (sent as "
+                "\"Authorization: Bearer ...\") and OTEL_EXPORTER_OTLP_HEADERS; the collector said: "
+                "\"%s\"; spans are dropped (logged once)",
+                url, r->status, r->status == 401 ? "unauthorized" : "forbidden",
+                *said ? said : "(nothing)");
+}
+
 static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, const send_plan *p,
                             const atomic_int *abort_flag) {
   int base_ms = 500;
@@ -85,7 +111,9 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
       return;
     }
     if (!retryable(&r) || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
-      if (r.transport_error)
+      if (r.status == 401 || r.status == 403)
+        log_refused(p->url, &r);
+      else if (r.transport_error)
         TGO__LOG_ONCE(TGO_LOG_WARN, "export to %s failed: %s; spans dropped (logged once)", p->url,
                      r.error);
       else
@@ -111,13 +139,8 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
   }
 }
 
-void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
-  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE) {
-    for (size_t i = 0; i < n; i++)
-      tgo__console_add(spans[i]);
-    atomic_fetch_add_explicit(&tgo__stats.spans_exported, n, memory_order_relaxed);
-    return;
-  }
+/* The OTLP/HTTP protobuf exporter's batch: takes the spans' references. */
+static void otlp_export(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
   tgo__buf body = {0}, zipped = {0};
   int rc = tgo__otlp_encode_traces(spans, n, &body);
   for (size_t i = 0; i < n; i++)
@@ -144,3 +167,5 @@ out:
   tgo__buf_free(&body);
   tgo__buf_free(&zipped);
 }
+
+const tgo__exporter tgo__exporter_otlp = {"otlp", otlp_export, NULL, NULL};

@@ -64,10 +64,15 @@ static void load_curl(void) {
   loaded = 1;
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
-  (void)p;
-  (void)ud;
-  return size * n;
+/* Keeps the head of the response body (a collector explains a refusal
+ * there) and discards the rest. */
+static size_t keep_body_head(char *p, size_t size, size_t n, void *ud) {
+  tgo__http_result *r = ud;
+  size_t len = size * n, room = sizeof r->body - r->body_len;
+  size_t take = len < room ? len : room;
+  memcpy(r->body + r->body_len, p, take);
+  r->body_len += take;
+  return len;
 }
 
 /* Picks Retry-After (delay-seconds form) out of the response headers. */
@@ -119,7 +124,8 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
   curl.easy_setopt(handle, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
   curl.easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 5000 ? timeout_ms : 5000));
   curl.easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl.easy_setopt(handle, CURLOPT_WRITEFUNCTION, discard_body);
+  curl.easy_setopt(handle, CURLOPT_WRITEFUNCTION, keep_body_head);
+  curl.easy_setopt(handle, CURLOPT_WRITEDATA, res);
   curl.easy_setopt(handle, CURLOPT_HEADERFUNCTION, on_header);
   curl.easy_setopt(handle, CURLOPT_HEADERDATA, res);
   curl.easy_setopt(handle, CURLOPT_USERAGENT, "tigerops/" PACKAGE_VERSION);

@@ -9,7 +9,7 @@
 #define INTERN_SLOTS 8192 /* power of two; at most half used */
 #define INTERN_MAX_BYTES (4u << 20)
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t tgo__intern_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char **slots;
 static size_t used, bytes;
 
@@ -24,7 +24,7 @@ const char *tgo__intern(const char *s, size_t len) {
   if (!s || len > 65536)
     return NULL;
   const char *found = NULL;
-  pthread_mutex_lock(&lock);
+  pthread_mutex_lock(&tgo__intern_lock);
   if (!slots)
     slots = calloc(INTERN_SLOTS, sizeof *slots);
   if (slots) {
@@ -47,9 +47,15 @@ const char *tgo__intern(const char *s, size_t len) {
       }
     }
   }
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_unlock(&tgo__intern_lock);
   return found;
 }
+
+/* A thread the child does not have (a request thread, or the exporter
+ * thread) may have been interning at fork, and the child would block on its
+ * lock for ever. The table itself stays: spans the child inherited point
+ * into it. */
+void tgo__intern_fork_child(void) { pthread_mutex_init(&tgo__intern_lock, NULL); }
 
 void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len) {
   tgo__attr_set_static_str(a, key, val, len);

@@ -1,53 +1,20 @@
 /* The span encoder used on the export path: writes OTLP Span messages
  * straight from the C span, in field-number order with proto3 defaults
  * omitted, which is exactly what protobuf-c produces for the same message
- * (tests/unit/test_otlp.c compares the two byte for byte). protobuf-c's
+ * (tests/unit/test_otlp_writer.c compares the two byte for byte). protobuf-c's
  * descriptor-driven packer spent about 1 µs of CPU per attribute; this
  * writes one in a few dozen instructions. */
 #include "tgo-internal.h"
+#include "tgo-pbwire.h"
 
 #include <string.h>
 
-static inline size_t vlen(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static inline uint8_t *varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-static inline uint8_t *fixed64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    *p++ = (uint8_t)(v >> (8 * i));
-  return p;
-}
-
-static inline uint8_t *bytes_field(uint8_t *p, uint8_t tag, const void *data, size_t n) {
-  *p++ = tag;
-  p = varint(p, n);
-  memcpy(p, data, n);
-  return p + n;
-}
-
 /* A string the user or the app chose: masked for PII as it is written. */
 static inline uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t n) {
-  p = bytes_field(p, tag, s, n);
+  p = tgo__pb_bytes(p, tag, s, n);
   tgo__pii_mask_now((char *)p - n, n);
   return p;
 }
-
-/* Wire size of a length-delimited field with a one-byte tag. */
-static inline size_t ld(size_t n) { return 1 + vlen(n) + n; }
 
 static uint64_t double_bits(double d) {
   uint64_t u;
@@ -58,13 +25,13 @@ static uint64_t double_bits(double d) {
 /* AnyValue body sizes. */
 static size_t scalar_size(int type, const tgo__attr *a, size_t i) {
   switch (type) {
-  case TGO__V_STR: return ld(a->n);
+  case TGO__V_STR: return tgo__pb_ld_len(a->n);
   case TGO__V_BOOL: return 2;
-  case TGO__V_INT: return 1 + vlen((uint64_t)a->v.i);
+  case TGO__V_INT: return 1 + tgo__pb_varint_len((uint64_t)a->v.i);
   case TGO__V_DOUBLE: return 9;
-  case TGO__V_STR_ARRAY: return ld(a->v.sa[i].len);
+  case TGO__V_STR_ARRAY: return tgo__pb_ld_len(a->v.sa[i].len);
   case TGO__V_BOOL_ARRAY: return 2;
-  case TGO__V_INT_ARRAY: return 1 + vlen((uint64_t)a->v.ia[i]);
+  case TGO__V_INT_ARRAY: return 1 + tgo__pb_varint_len((uint64_t)a->v.ia[i]);
   case TGO__V_DOUBLE_ARRAY: return 9;
   }
   return 0;
@@ -73,18 +40,18 @@ static size_t scalar_size(int type, const tgo__attr *a, size_t i) {
 static size_t array_body_size(const tgo__attr *a) {
   size_t n = 0;
   for (uint32_t i = 0; i < a->n; i++)
-    n += ld(scalar_size(a->type, a, i));
+    n += tgo__pb_ld_len(scalar_size(a->type, a, i));
   return n;
 }
 
 static size_t anyvalue_size(const tgo__attr *a) {
   if (a->type >= TGO__V_STR_ARRAY)
-    return ld(array_body_size(a));
+    return tgo__pb_ld_len(array_body_size(a));
   return scalar_size(a->type, a, 0);
 }
 
 static size_t keyvalue_size(const tgo__attr *a) {
-  return (a->key_len ? ld(a->key_len) : 0) + ld(anyvalue_size(a));
+  return (a->key_len ? tgo__pb_ld_len(a->key_len) : 0) + tgo__pb_ld_len(anyvalue_size(a));
 }
 
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
@@ -93,27 +60,27 @@ static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i)
   case TGO__V_STR_ARRAY: return text_field(p, 0x0A, a->v.sa[i].s, a->v.sa[i].len);
   case TGO__V_BOOL: *p++ = 0x10; *p++ = a->v.b ? 1 : 0; return p;
   case TGO__V_BOOL_ARRAY: *p++ = 0x10; *p++ = a->v.ba[i] ? 1 : 0; return p;
-  case TGO__V_INT: *p++ = 0x18; return varint(p, (uint64_t)a->v.i);
-  case TGO__V_INT_ARRAY: *p++ = 0x18; return varint(p, (uint64_t)a->v.ia[i]);
-  case TGO__V_DOUBLE: *p++ = 0x21; return fixed64(p, double_bits(a->v.d));
-  case TGO__V_DOUBLE_ARRAY: *p++ = 0x21; return fixed64(p, double_bits(a->v.da[i]));
+  case TGO__V_INT: *p++ = 0x18; return tgo__pb_varint(p, (uint64_t)a->v.i);
+  case TGO__V_INT_ARRAY: *p++ = 0x18; return tgo__pb_varint(p, (uint64_t)a->v.ia[i]);
+  case TGO__V_DOUBLE: *p++ = 0x21; return tgo__pb_fixed64(p, double_bits(a->v.d));
+  case TGO__V_DOUBLE_ARRAY: *p++ = 0x21; return tgo__pb_fixed64(p, double_bits(a->v.da[i]));
   }
   return p;
 }
 
 static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
   *p++ = tag;
-  p = varint(p, keyvalue_size(a));
+  p = tgo__pb_varint(p, keyvalue_size(a));
   if (a->key_len)
-    p = bytes_field(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
+    p = tgo__pb_bytes(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
   *p++ = 0x12;                                    /* KeyValue.value */
-  p = varint(p, anyvalue_size(a));
+  p = tgo__pb_varint(p, anyvalue_size(a));
   if (a->type >= TGO__V_STR_ARRAY) {
     *p++ = 0x2A; /* AnyValue.array_value */
-    p = varint(p, array_body_size(a));
+    p = tgo__pb_varint(p, array_body_size(a));
     for (uint32_t i = 0; i < a->n; i++) {
       *p++ = 0x0A; /* ArrayValue.values */
-      p = varint(p, scalar_size(a->type, a, i));
+      p = tgo__pb_varint(p, scalar_size(a->type, a, i));
       p = write_scalar(p, a->type, a, i);
     }
     return p;
@@ -124,21 +91,21 @@ static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
 static size_t attrs_size(const struct tgo_attrs *attrs) {
   size_t n = 0;
   for (const tgo__attr *a = attrs->head; a; a = a->next)
-    n += ld(keyvalue_size(a));
+    n += tgo__pb_ld_len(keyvalue_size(a));
   return n;
 }
 
 static size_t event_size(const tgo__event *e) {
-  size_t n = (e->time_ns ? 9 : 0) + (e->name_len ? ld(e->name_len) : 0) + attrs_size(&e->attrs);
+  size_t n = (e->time_ns ? 9 : 0) + (e->name_len ? tgo__pb_ld_len(e->name_len) : 0) + attrs_size(&e->attrs);
   if (e->attrs.dropped)
-    n += 1 + vlen(e->attrs.dropped);
+    n += 1 + tgo__pb_varint_len(e->attrs.dropped);
   return n;
 }
 
 static size_t status_size(const tgo_span *s) {
   size_t n = 0;
   if (s->status_msg_len)
-    n += ld(s->status_msg_len);
+    n += tgo__pb_ld_len(s->status_msg_len);
   if (s->status)
     n += 2;
   return n;
@@ -150,35 +117,35 @@ static uint32_t span_flags(const tgo_span *s) {
 }
 
 size_t tgo__otlp_span_size(const tgo_span *s) {
-  size_t n = ld(16) + ld(8);
+  size_t n = tgo__pb_ld_len(16) + tgo__pb_ld_len(8);
   if (s->tracestate_len)
-    n += ld(s->tracestate_len);
+    n += tgo__pb_ld_len(s->tracestate_len);
   if (s->has_parent)
-    n += ld(8);
+    n += tgo__pb_ld_len(8);
   if (s->name_len)
-    n += ld(s->name_len);
+    n += tgo__pb_ld_len(s->name_len);
   if (s->kind)
     n += 2;
   n += (s->start_ns ? 9 : 0) + (s->end_ns ? 9 : 0) + attrs_size(&s->attrs);
   if (s->attrs.dropped)
-    n += 1 + vlen(s->attrs.dropped);
+    n += 1 + tgo__pb_varint_len(s->attrs.dropped);
   for (const tgo__event *e = s->events; e; e = e->next)
-    n += ld(event_size(e));
+    n += tgo__pb_ld_len(event_size(e));
   if (s->dropped_events)
-    n += 1 + vlen(s->dropped_events);
+    n += 1 + tgo__pb_varint_len(s->dropped_events);
   if (s->status != TGO_STATUS_UNSET)
-    n += ld(status_size(s));
+    n += tgo__pb_ld_len(status_size(s));
   n += 2 + 4; /* flags: two-byte tag, fixed32 */
   return n;
 }
 
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
-  p = bytes_field(p, 0x0A, s->trace_id, 16);
-  p = bytes_field(p, 0x12, s->span_id, 8);
+  p = tgo__pb_bytes(p, 0x0A, s->trace_id, 16);
+  p = tgo__pb_bytes(p, 0x12, s->span_id, 8);
   if (s->tracestate_len)
-    p = bytes_field(p, 0x1A, s->tracestate, s->tracestate_len);
+    p = tgo__pb_bytes(p, 0x1A, s->tracestate, s->tracestate_len);
   if (s->has_parent)
-    p = bytes_field(p, 0x22, s->parent_span_id, 8);
+    p = tgo__pb_bytes(p, 0x22, s->parent_span_id, 8);
   if (s->name_len)
     p = text_field(p, 0x2A, s->name, s->name_len);
   if (s->kind) {
@@ -187,24 +154,24 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
   }
   if (s->start_ns) {
     *p++ = 0x39;
-    p = fixed64(p, s->start_ns);
+    p = tgo__pb_fixed64(p, s->start_ns);
   }
   if (s->end_ns) {
     *p++ = 0x41;
-    p = fixed64(p, s->end_ns);
+    p = tgo__pb_fixed64(p, s->end_ns);
   }
   for (const tgo__attr *a = s->attrs.head; a; a = a->next)
     p = write_keyvalue(p, 0x4A, a);
   if (s->attrs.dropped) {
     *p++ = 0x50;
-    p = varint(p, s->attrs.dropped);
+    p = tgo__pb_varint(p, s->attrs.dropped);
   }
   for (const tgo__event *e = s->events; e; e = e->next) {
     *p++ = 0x5A;
-    p = varint(p, event_size(e));
+    p = tgo__pb_varint(p, event_size(e));
     if (e->time_ns) {
       *p++ = 0x09;
-      p = fixed64(p, e->time_ns);
+      p = tgo__pb_fixed64(p, e->time_ns);
     }
     if (e->name_len)
       p = text_field(p, 0x12, e->name, e->name_len);
@@ -212,16 +179,16 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
       p = write_keyvalue(p, 0x1A, a);
     if (e->attrs.dropped) {
       *p++ = 0x20;
-      p = varint(p, e->attrs.dropped);
+      p = tgo__pb_varint(p, e->attrs.dropped);
     }
   }
   if (s->dropped_events) {
     *p++ = 0x60;
-    p = varint(p, s->dropped_events);
+    p = tgo__pb_varint(p, s->dropped_events);
   }
   if (s->status != TGO_STATUS_UNSET) {
     *p++ = 0x7A;
-    p = varint(p, status_size(s));
+    p = tgo__pb_varint(p, status_size(s));
     if (s->status_msg_len)
       p = text_field(p, 0x12, s->status_msg, s->status_msg_len);
     *p++ = 0x18;

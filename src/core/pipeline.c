@@ -30,7 +30,17 @@ static void deadline_after(struct timespec *ts, int ms) {
   ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
-void tgo__export_batch(tgo_span **spans, size_t n, const atomic_int *abort_flag);
+/* The configured exporter's, or dropped when it is "none" (app.config may
+ * have switched to it while these spans were queued). */
+static void export_batch(tgo_span **spans, size_t n) {
+  const tgo__exporter *ex = tgo__exporter_current();
+  if (ex->export) {
+    ex->export(spans, n, &stopping);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    tgo_span_unref(spans[i]);
+}
 
 static void *exporter_main(void *arg) {
   (void)arg;
@@ -80,7 +90,7 @@ static void *exporter_main(void *arg) {
     ring_len -= n;
     pthread_mutex_unlock(&lock);
 
-    tgo__export_batch(batch, n, &stopping);
+    export_batch(batch, n);
 
     pthread_mutex_lock(&lock);
     completed_seq += n;
@@ -126,7 +136,7 @@ static int start_exporter_locked(void) {
 }
 
 void tgo__pipeline_submit(tgo_span *s) {
-  if (tgo__cfg.exporter == TGO__EXPORTER_NONE) {
+  if (!tgo__exporter_current()->export) {
     tgo_span_unref(s);
     return;
   }
@@ -155,12 +165,17 @@ void tgo__pipeline_submit(tgo_span *s) {
     pthread_cond_signal(&wake);
 }
 
+static void exporter_flush(void) {
+  const tgo__exporter *ex = tgo__exporter_current();
+  if (ex->flush)
+    ex->flush();
+}
+
 int tgo__pipeline_flush(int timeout_ms) {
   pthread_mutex_lock(&lock);
   if (!running || running_pid != getpid()) {
     pthread_mutex_unlock(&lock);
-    if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
-      tgo__console_flush_all();
+    exporter_flush();
     return 0;
   }
   uint64_t target = submitted_seq;
@@ -177,8 +192,7 @@ int tgo__pipeline_flush(int timeout_ms) {
   }
   flush_waiters--;
   pthread_mutex_unlock(&lock);
-  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
-    tgo__console_flush_all();
+  exporter_flush();
   return rc;
 }
 

@@ -9,23 +9,44 @@
 #define MAX_EXTRA 16
 static tgo__kv extra[MAX_EXTRA];
 static size_t n_extra;
-static pthread_mutex_t extra_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t tgo__resource_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Copies s into a field of cap bytes, cut on a character boundary and with
+ * invalid UTF-8 repaired: a strict OTLP decoder rejects a whole request for
+ * one bad resource string, so every batch would be lost. The resource's
+ * strings come from the environment, the ini file, app.config, the public
+ * API and gethostname: none of them promises UTF-8. */
+static void copy_text(char *dst, size_t cap, const char *s) {
+  size_t n = strlen(s);
+  if (n >= cap)
+    n = tgo__utf8_cut(s, cap - 1);
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+  if (!tgo__is_ascii(dst, n))
+    tgo__utf8_repair((unsigned char *)dst, n);
+}
 
 void tgo_resource_set(const char *key, const char *value) {
   if (!key || !value)
     return;
-  pthread_mutex_lock(&extra_lock);
+  pthread_mutex_lock(&tgo__resource_lock);
   size_t i = 0;
   while (i < n_extra && strcmp(extra[i].key, key))
     i++;
   if (i < MAX_EXTRA) {
-    snprintf(extra[i].key, sizeof extra[i].key, "%s", key);
-    snprintf(extra[i].value, sizeof extra[i].value, "%s", value);
+    copy_text(extra[i].key, sizeof extra[i].key, key);
+    copy_text(extra[i].value, sizeof extra[i].value, value);
     if (i == n_extra)
       n_extra++;
   }
-  pthread_mutex_unlock(&extra_lock);
+  pthread_mutex_unlock(&tgo__resource_lock);
 }
+
+/* The exporter thread reads the extra attributes under this lock every batch,
+ * so a fork can catch it held by a thread the child does not have. Entries
+ * are always NUL-terminated (the last byte of each field is never written
+ * but with NUL), so a half-written one is at worst a wrong value. */
+void tgo__resource_fork_child(void) { pthread_mutex_init(&tgo__resource_lock, NULL); }
 
 typedef struct {
   tgo__kv *out;
@@ -42,8 +63,8 @@ static void put(collector *c, const char *k, const char *v) {
     i++;
   if (i == c->max)
     return;
-  snprintf(c->out[i].key, sizeof c->out[i].key, "%s", k);
-  snprintf(c->out[i].value, sizeof c->out[i].value, "%s", v);
+  copy_text(c->out[i].key, sizeof c->out[i].key, k);
+  copy_text(c->out[i].value, sizeof c->out[i].value, v);
   if (i == c->n)
     c->n++;
 }
@@ -63,10 +84,10 @@ size_t tgo__resource_collect(tgo__kv *out, size_t max) {
     buf[sizeof buf - 1] = '\0';
     put(&c, "host.name", buf);
   }
-  pthread_mutex_lock(&extra_lock);
+  pthread_mutex_lock(&tgo__resource_lock);
   for (size_t i = 0; i < n_extra; i++)
     put(&c, extra[i].key, extra[i].value);
-  pthread_mutex_unlock(&extra_lock);
+  pthread_mutex_unlock(&tgo__resource_lock);
   pthread_mutex_lock(&tgo__cfg_lock);
   if (*tgo__cfg.resource_attributes &&
       tgo__parse_kv_list(tgo__cfg.resource_attributes, put_cb, &c))

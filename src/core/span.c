@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-tgo__counters tgo__stats;
-
 static __thread tgo_span *current_span;
 
 tgo_span *tgo_current(void) { return current_span; }
@@ -453,15 +451,4 @@ void tgo_attr_bool_array(tgo_attrs *a, const char *key, const int *vals, size_t 
   it->type = TGO__V_BOOL_ARRAY;
   it->v.ba = b;
   it->n = b ? (uint32_t)n : 0;
-}
-
-void tgo_get_stats(tgo_stats *out) {
-  out->spans_started = atomic_load(&tgo__stats.spans_started);
-  out->spans_ended = atomic_load(&tgo__stats.spans_ended);
-  out->spans_dropped = atomic_load(&tgo__stats.spans_dropped);
-  out->spans_exported = atomic_load(&tgo__stats.spans_exported);
-  out->spans_failed = atomic_load(&tgo__stats.spans_failed);
-  out->export_requests = atomic_load(&tgo__stats.export_requests);
-  out->traces_tail_kept = atomic_load(&tgo__stats.traces_tail_kept);
-  out->spans_tail_dropped = atomic_load(&tgo__stats.spans_tail_dropped);
 }

@@ -33,7 +33,7 @@ int tgo__log_level(void);
   } while (0)
 
 /* ---- configuration ---------------------------------------------------- */
-enum { TGO__EXPORTER_OTLP = 0, TGO__EXPORTER_CONSOLE, TGO__EXPORTER_NONE };
+enum { TGO__EXPORTER_OTLP = 0, TGO__EXPORTER_CONSOLE, TGO__EXPORTER_NONE, TGO__EXPORTER_COUNT };
 enum {
   TGO__SAMPLER_ALWAYS_ON = 0,
   TGO__SAMPLER_ALWAYS_OFF,
@@ -263,6 +263,33 @@ void tgo__pipeline_fork_parent(void);
 int tgo__pipeline_flush(int timeout_ms);
 int tgo__pipeline_shutdown(int timeout_ms);
 
+/* ---- exporters (exporter.c) ------------------------------------------- */
+/* What the exporter thread hands batches of ended spans to; the entry is
+ * looked up from tgo__cfg.exporter, never branched on by name. */
+typedef struct tgo__exporter {
+  const char *name; /* the TIGEROPS_EXPORTER value */
+  /* On the exporter thread; takes the batch's references and counts the
+   * spans exported or failed. abort_flag is set when a shutdown wants the
+   * thread back: stop retrying. NULL: spans are dropped at submit and no
+   * thread starts. */
+  void (*export)(tgo_span **spans, size_t n, const atomic_int *abort_flag);
+  /* After a flush has drained the queue: writes out what the exporter holds
+   * back (the console's incomplete traces). May be NULL. */
+  void (*flush)(void);
+  /* In a forked child: drops what the parent buffered and resets the
+   * exporter's locks. May be NULL. */
+  void (*fork_child)(void);
+} tgo__exporter;
+extern const tgo__exporter tgo__exporter_otlp;    /* export.c: OTLP/HTTP protobuf */
+extern const tgo__exporter tgo__exporter_console; /* console.c: traces as trees on stderr */
+extern const tgo__exporter *const tgo__exporters[TGO__EXPORTER_COUNT];
+static inline const tgo__exporter *tgo__exporter_current(void) {
+  return tgo__exporters[tgo__cfg.exporter];
+}
+int tgo__exporter_index(const char *name); /* TGO__EXPORTER_*, or -1 */
+void tgo__exporters_fork_child(void);
+
+/* ---- counters (stats.c) ------------------------------------------------ */
 typedef struct {
   atomic_ullong spans_started, spans_ended, spans_dropped, spans_exported, spans_failed, export_requests;
   atomic_ullong traces_tail_kept, spans_tail_dropped;
@@ -278,11 +305,10 @@ int tgo__buf_reserve(tgo__buf *b, size_t extra);
 void tgo__buf_free(tgo__buf *b);
 
 /* OTLP encoding of a batch, resource included. */
-typedef struct tgo__resource tgo__resource;
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 size_t tgo__otlp_span_size(const tgo_span *s);
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s);
-int tgo__otlp_span_pack_reference(const tgo_span *s, tgo__buf *out);
+/* gzip Content-Encoding of a request body, appended to out (gzip.c). */
 int tgo__gzip(const uint8_t *in, size_t len, tgo__buf *out);
 
 /* The resource: key/value pairs copied at encode time. */
@@ -290,7 +316,14 @@ typedef struct {
   char key[128];
   char value[512];
 } tgo__kv;
+/* Every string valid UTF-8, whatever its source. */
 size_t tgo__resource_collect(tgo__kv *out, size_t max);
+/* The locks a thread the child does not have (the exporter, another request
+ * thread) can hold at fork, reset by these in the child. Not static only so
+ * that tests/unit/test_fork.c can hold them. */
+extern pthread_mutex_t tgo__resource_lock, tgo__intern_lock;
+void tgo__resource_fork_child(void);
+void tgo__intern_fork_child(void);
 
 /* HTTP POST through libcurl loaded at first use. */
 typedef struct {
@@ -298,14 +331,12 @@ typedef struct {
   int retry_after_s;  /* -1 when absent */
   int transport_error;
   char error[256];
+  char body[200];     /* the response body's first bytes, raw (not terminated) */
+  size_t body_len;
 } tgo__http_result;
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res);
 
-/* Console exporter: prints whole local traces as trees. */
-void tgo__console_add(tgo_span *s); /* takes the reference */
-void tgo__console_flush_all(void);
-void tgo__console_fork_child(void);
 
 /* Parses "k=v,k2=v2" with percent-decoding (W3C baggage style lists used by
  * OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS). Calls cb per pair. */

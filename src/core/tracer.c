@@ -19,7 +19,9 @@ static void fork_child(void) {
   tgo__pipeline_fork_child();
   tgo__tail_fork_child();
   tgo__pii_fork_child();
-  tgo__console_fork_child();
+  tgo__exporters_fork_child();
+  tgo__intern_fork_child();
+  tgo__resource_fork_child();
 }
 
 /* The last chance for spans ended after Python's own atexit hooks ran. */

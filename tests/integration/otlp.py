@@ -77,8 +77,10 @@ class OtlpReceiver:
     def reset(self):
         self._call("POST", "/reset", {})
 
-    def set_mode(self, status=None, retry_after=None, delay_ms=0):
+    def set_mode(self, status=None, retry_after=None, delay_ms=0, body=None):
         mode = {}
+        if body is not None:
+            mode["body"] = body
         if status is not None:
             mode["status"] = status
         if retry_after is not None:

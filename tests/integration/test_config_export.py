@@ -2,6 +2,8 @@
 import subprocess
 import time
 
+import pytest
+
 from agent import PYTHON, agent_env
 
 REQUEST = ("import hello; c = hello.app.test_client(); "
@@ -83,3 +85,22 @@ def test_retry_after_503_then_delivered(otlp):
     assert statuses[0] == 503 and statuses[-1] == 200, statuses
     assert len(spans) == 2
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_logged_once_with_a_hint_and_the_collectors_words(otlp, status):
+    otlp.set_mode(status=status, body="invalid API key\x1b[31m for tenant acme\r\n" + "x" * 400)
+    env = agent_env(otlp, TIGEROPS_API_KEY="sk-wrong-123")
+    code = ("import hello, tigerops; c = hello.app.test_client()\n"
+            "for i in range(3):\n    c.get('/hello/c%d' % i); tigerops.flush(5000)")
+    r = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [q["status"] for q in otlp.requests()] == [status] * 3, "one refused export per flush"
+    lines = [l for l in r.stderr.splitlines() if "refused with HTTP %d" % status in l]
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    assert "TIGEROPS_API_KEY" in line and "OTEL_EXPORTER_OTLP_HEADERS" in line
+    assert "invalid API key?[31m for tenant acme" in line, "the collector's message, made printable"
+    assert "\x1b" not in r.stderr and "sk-wrong-123" not in r.stderr
+    assert 150 <= line.count("x") < 200, "about the first 200 bytes of the body, no more"
+    assert "answered HTTP" not in r.stderr, "not also logged as an outage"

@@ -205,6 +205,13 @@ def test_failure_mode_then_back_to_normal(otlp):
     assert [s["name"] for s in otlp.wait_for_spans(count=2)] == ["slow", "accepted"]
 
 
+def test_failure_mode_answers_with_a_body(otlp):
+    otlp.set_mode(status=401, body="invalid API key")
+    status, headers, body = post(otlp.endpoint, one_span_request())
+    assert (status, body) == (401, b"invalid API key")
+    assert headers["Content-Type"] == "text/plain"
+
+
 def test_reset_forgets_everything(otlp):
     otlp.set_mode(status=500)
     post(otlp.endpoint, one_span_request())

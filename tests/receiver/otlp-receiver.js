@@ -9,7 +9,7 @@
 // GET  /spans                    decoded spans, flattened (JSON)
 // GET  /requests[?bodies=1]      every request: path, headers, size, status
 // POST /reset                    forget everything
-// POST /mode {"status":503,"retryAfter":"1","delayMs":0}   answer like that
+// POST /mode {"status":503,"retryAfter":"1","delayMs":0,"body":"why"}   answer like that
 //                                (still recorded and decoded in /requests, but
 //                                 the spans of a rejected export stay out of
 //                                 /spans: only delivered spans count);
@@ -134,8 +134,9 @@ function handleExport(req, res, raw, pathname) {
       record.status = mode.status;
       const headers = { 'Content-Type': 'application/x-protobuf' };
       if (mode.retryAfter !== undefined) headers['Retry-After'] = String(mode.retryAfter);
+      if (mode.body !== undefined) headers['Content-Type'] = 'text/plain';
       res.writeHead(mode.status, headers);
-      return res.end();
+      return res.end(mode.body);
     }
     res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
     res.end();

@@ -1,9 +1,11 @@
-/* The fast span writer must produce exactly protobuf-c's bytes. */
+/* The fast writers (span: otlp_writer.c; envelope, resource, scope:
+ * otlp.c) must produce exactly protobuf-c's bytes (otlp_reference.c). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "otlp_reference.h"
 #include "tgo-internal.h"
 
 static void setup(void) {
@@ -15,7 +17,7 @@ TestSuite(otlp_writer, .init = setup);
 
 static void assert_same_bytes(tgo_span *s) {
   tgo__buf ref = {0};
-  cr_assert_eq(tgo__otlp_span_pack_reference(s, &ref), 0);
+  cr_assert_eq(otlp_ref_pack_span(s, &ref), 0);
   size_t size = tgo__otlp_span_size(s);
   cr_assert_eq(size, ref.len, "writer size %zu, protobuf-c %zu", size, ref.len);
   uint8_t *buf = malloc(size + 16);
@@ -86,4 +88,24 @@ Test(otlp_writer, matches_protobuf_c_with_dropped_counts_and_ok_status) {
   assert_same_bytes(s);
   tgo_span_unref(s);
   tgo_span_unref(parent);
+}
+
+Test(otlp_writer, whole_request_matches_protobuf_c_resource_scope_and_spans) {
+  tgo_resource_set("team", "core");
+  tgo_resource_set("region", "eu-west-1");
+  tgo_span *root = tgo_span_start("GET /x", 6, TGO_KIND_SERVER, NULL, NULL);
+  tgo_attr_int(tgo_span_attrs(root), "http.response.status_code", 200);
+  tgo_span *child = tgo_span_start("SELECT t", 8, TGO_KIND_CLIENT, root, NULL);
+  child->end_ns = child->start_ns + 3;
+  root->end_ns = root->start_ns + 9;
+  tgo_span *batch[] = {child, root};
+  tgo__buf ours = {0}, ref = {0};
+  cr_assert_eq(tgo__otlp_encode_traces(batch, 2, &ours), 0);
+  cr_assert_eq(otlp_ref_pack_request(batch, 2, &ref), 0);
+  cr_assert_eq(ours.len, ref.len, "writer %zu bytes, protobuf-c %zu", ours.len, ref.len);
+  cr_assert(memcmp(ours.data, ref.data, ref.len) == 0, "bytes differ from protobuf-c's");
+  tgo__buf_free(&ours);
+  tgo__buf_free(&ref);
+  tgo_span_unref(child);
+  tgo_span_unref(root);
 }
