@@ -25,6 +25,30 @@ static size_t eol(const char *p, size_t i, size_t n) {
   return nl ? (size_t)(nl - p) : n;
 }
 
+/* memmem for the short needles here: glibc's memmem sets up a 256-entry
+ * shift table per call, which cost more than the whole scan of a typical
+ * attribute value; memchr on the first byte (vectorised) is much cheaper. */
+static inline const char *find_n(const char *p, size_t from, size_t to, const char *needle, size_t m) {
+  while (to > from && to - from >= m) {
+    const char *c = memchr(p + from, needle[0], to - from - m + 1);
+    if (!c)
+      return NULL;
+    if (!memcmp(c + 1, needle + 1, m - 1))
+      return c;
+    from = (size_t)(c - p) + 1;
+  }
+  return NULL;
+}
+#define find(p, from, to, lit) find_n(p, from, to, lit, sizeof lit - 1)
+
+/* The end of a one-line shape: a newline, or an escaped one ("\\n") in a
+ * message that went through repr(). */
+static size_t shape_end(const char *p, size_t i, size_t n) {
+  size_t to = eol(p, i, n);
+  const char *esc = find(p, i, to, "\\n");
+  return esc ? (size_t)(esc - p) : to;
+}
+
 /* The start of the line holding i, looking back no further than floor. */
 static size_t line_start(const char *p, size_t i, size_t floor) {
   while (i > floor && p[i - 1] != '\n')
@@ -38,11 +62,6 @@ static size_t last_of(const char *p, size_t from, size_t to, char c) {
     if (p[i - 1] == c)
       return i - 1;
   return to;
-}
-
-static const char *find(const char *p, size_t from, size_t to, const char *needle) {
-  size_t m = strlen(needle);
-  return to > from ? memmem(p + from, to - from, needle, m) : NULL;
 }
 
 static int at(const char *p, size_t i, size_t n, const char *s) {
@@ -104,8 +123,12 @@ static size_t mask_sql(char *p, size_t i, size_t to) {
         t++;
       if (t < to && p[t] == '$') {
         size_t tag = t - i + 1;
-        const char *close = t + 1 < to ? memmem(p + t + 1, to - t - 1, p + i, tag) : NULL;
-        size_t end = close ? (size_t)(close - p) : to;
+        size_t end = to;
+        for (const char *d = memchr(p + t + 1, '$', to - t - 1); d; d = memchr(d + 1, '$', to - (size_t)(d + 1 - p)))
+          if ((size_t)(d - p) + tag <= to && !memcmp(d, p + i, tag)) {
+            end = (size_t)(d - p);
+            break;
+          }
         found += mask(p, t + 1, end);
         i = end + tag;
       } else {
@@ -132,11 +155,36 @@ static size_t mask_sql(char *p, size_t i, size_t to) {
   return found;
 }
 
+/* Whether SQLAlchemy's next part of the message starts at the "]" at e:
+ * after a newline, or after an escaped one ("\\n") when the message went
+ * through repr(), as in Celery's retry reason. */
+static int part_ends_at(const char *p, size_t e, size_t n, int with_parameters) {
+  size_t k = e + 1;
+  if (at(p, k, n, "\n"))
+    k += 1;
+  else if (at(p, k, n, "\\n"))
+    k += 2;
+  else
+    return 0;
+  return at(p, k, n, "(Background on this error at: ") ||
+         (with_parameters && (at(p, k, n, "[parameters: ") || at(p, k, n, "[SQL parameters hidden")));
+}
+
 /* "[parameters: ...]": SQLAlchemy's repr of the bind values is one line
- * (reprs escape newlines), followed by "\n(Background on ...)" or nothing. */
+ * (reprs escape newlines), followed by "\n(Background on ...)" or nothing.
+ * In a repr()'d message the line runs on: there the part ends at an
+ * escaped "\\n(Background", or the rest of the line goes. */
 static size_t parameters(char *p, size_t q, size_t n, size_t *next) {
   size_t from = q + 1 + (q + 1 < n && p[q + 1] == ' ');
   size_t to = eol(p, from, n);
+  int raw = to < n ? at(p, to + 1, n, "(Background on this error at: ") : to > from && p[to - 1] == ']';
+  if (!raw) {
+    for (const char *b = memchr(p + from, ']', to - from); b; b = memchr(b + 1, ']', to - (size_t)(b + 1 - p)))
+      if (part_ends_at(p, (size_t)(b - p), n, 0)) {
+        to = (size_t)(b - p) + 1;
+        break;
+      }
+  }
   *next = to;
   if (to > from && p[to - 1] == ']')
     to--;
@@ -148,14 +196,11 @@ static size_t parameters(char *p, size_t q, size_t n, size_t *next) {
  * single forward scan, so many statements in one text stay linear. */
 static size_t statement(char *p, size_t q, size_t n, size_t *next) {
   size_t from = q + 1, to = n;
-  for (const char *b = memchr(p + from, ']', n - from); b; b = memchr(b + 1, ']', n - (size_t)(b + 1 - p))) {
-    size_t e = (size_t)(b - p);
-    if (at(p, e, n, "]\n[parameters: ") || at(p, e, n, "]\n[SQL parameters hidden") ||
-        at(p, e, n, "]\n(Background on this error at: ")) {
-      to = e;
+  for (const char *b = memchr(p + from, ']', n - from); b; b = memchr(b + 1, ']', n - (size_t)(b + 1 - p)))
+    if (part_ends_at(p, (size_t)(b - p), n, 1)) {
+      to = (size_t)(b - p);
       break;
     }
-  }
   if (to == n) { /* the message's last part: up to its closing bracket */
     size_t last = n;
     while (last > from && (p[last - 1] == '\n' || p[last - 1] == ' '))
@@ -172,7 +217,7 @@ static size_t statement(char *p, size_t q, size_t n, size_t *next) {
  * all of it goes. */
 static size_t echoed_line(char *p, size_t q, size_t n, size_t *next) {
   size_t from = q + 1 + (q + 1 < n && p[q + 1] == ' ');
-  size_t to = eol(p, from, n);
+  size_t to = shape_end(p, from, n);
   *next = to;
   if (at(p, from, to, "..."))
     return mask(p, from + 3, to);
@@ -203,7 +248,7 @@ static size_t detail(char *p, size_t q, size_t n, size_t *next) {
 
 /* "CONTEXT:  unnamed portal parameter $1 = '...'": server-side binds. */
 static size_t context(char *p, size_t q, size_t n, size_t *next) {
-  size_t to = eol(p, q + 1, n);
+  size_t to = shape_end(p, q + 1, n);
   *next = to;
   return mask_sql(p, q + 1, to);
 }
@@ -227,7 +272,7 @@ static size_t quoted_value(char *p, size_t q, size_t n, size_t *next, line_memo 
   }
   if (!memo->hot)
     return 0;
-  size_t start = q + 3, to = memo->end;
+  size_t start = q + 3, to = shape_end(p, start, n);
   *next = to;
   return mask(p, start, last_of(p, start, to, '"'));
 }
@@ -291,8 +336,12 @@ static size_t scrub_phrases(char *p, size_t n) {
   return found;
 }
 
+/* No shape fits in fewer bytes than "[parameters: x]", and most exported
+ * strings (methods, routes, addresses) are that short. */
+enum { MIN_SHAPE = 15 };
+
 size_t tgo__scrub(char *p, size_t n) {
-  if (n < 8)
+  if (n < MIN_SHAPE)
     return 0;
   return scrub_colons(p, n) + scrub_phrases(p, n);
 }

@@ -227,3 +227,19 @@ Test(scrub, repeated_shapes_in_a_huge_line_scrub_in_linear_time, .timeout = 10) 
   }
   free(buf);
 }
+
+/* Celery's retry reason is "Retry in 0s: " + repr(exc): the same shapes
+ * with every newline escaped as "\n", all on one line. */
+Test(scrub, a_repr_of_the_exception_with_escaped_newlines) {
+  expect("Retry in 0s: IntegrityError('(psycopg2.errors.InvalidTextRepresentation) invalid input syntax for "
+         "type integer: \"sk_live_X\"\\nLINE 1: ...WHERE id = \\'sk_live_X\\'\\n   ^\\n\\n[SQL: SELECT 1 WHERE "
+         "id = %(id)s]\\n[parameters: {\\'id\\': \"it\\'s sk_live_X\"}]\\n(Background on this error at: "
+         "https://sqlalche.me/e/14/9h9h)')",
+         "Retry in 0s: IntegrityError('(psycopg2.errors.InvalidTextRepresentation) invalid input syntax for "
+         "type integer: \"*********\"\\nLINE 1: ...************************\\n   ^\\n\\n[SQL: SELECT * WHERE "
+         "id = %(id)s]\\n[parameters: ***************************]\\n(Background on this error at: "
+         "https://sqlalche.me/e/14/9h9h)')");
+  lacks("Retry in 0s: IntegrityError('(psycopg2.errors.UniqueViolation) duplicate key value violates unique "
+        "constraint \"t_token_key\"\\nDETAIL:  Key (token)=(sk_live_X) already exists.\\n')",
+        "sk_live");
+}
