@@ -106,6 +106,7 @@ static void print_trace(tgo_span *root, tgo_span **members, size_t n) {
     }
   }
   if (t.data) {
+    tgo__scrub(t.data, t.len);
     tgo__pii_mask(t.data, t.len);
     ssize_t w = write(STDERR_FILENO, t.data, t.len);
     (void)w;

@@ -9,9 +9,11 @@
 
 #include <string.h>
 
-/* A string the user or the app chose: masked for PII as it is written. */
+/* A string the user or the app chose: scrubbed of echoed bind values and
+ * masked for PII as it is written. */
 static inline uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t n) {
   p = tgo__pb_bytes(p, tag, s, n);
+  tgo__scrub((char *)p - n, n);
   tgo__pii_mask_now((char *)p - n, n);
   return p;
 }

@@ -253,6 +253,11 @@ void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
 void tgo__pii_fork_child(void);
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
+/* Masks with '*', in place and keeping the length, the bind values that
+ * SQLAlchemy and databases echo into error texts ("[parameters: ...]",
+ * literals in "[SQL: ...]" and "LINE n:", "DETAIL:  Key (c)=(v)", ...).
+ * Always on; returns the number of ranges masked. */
+size_t tgo__scrub(char *p, size_t n);
 
 /* ---- export pipeline --------------------------------------------------- */
 /* Takes the starter's reference of an ended, recording span. */

@@ -58,3 +58,24 @@ def in_app_context():
 @app.task
 def total(values):
     return sum(values)
+
+
+# A task whose argument ends up in a database error: a UNIQUE violation
+# (the value inserted twice in one transaction, always rolled back) on
+# CHARGES_DB_URL, or the jobs SQLite file. Retried once, then it fails.
+charges = create_engine(os.environ.get("CHARGES_DB_URL") or
+                        "sqlite:///" + os.environ.get("JOBS_DB", "/tmp/tigerops-jobs.db"), future=True)
+
+
+@app.task(bind=True, max_retries=1)
+def charge(self, token):
+    from sqlalchemy.exc import IntegrityError
+    try:
+        with charges.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS echo_charges (token VARCHAR(80) UNIQUE)"))
+            for _ in range(2):
+                conn.execute(text("INSERT INTO echo_charges (token) VALUES (:t)"), {"t": token})
+    except IntegrityError as e:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=e, countdown=0)
+        raise
