@@ -320,3 +320,23 @@ def test_an_explicit_parent_continues_that_trace_and_a_bad_one_starts_a_new_trac
         assert bad.trace_id != tid
     assert exported_one(receiver, unique + "-good")["parentSpanId"] == sid
     assert exported_one(receiver, unique + "-bad")["parentSpanId"] == ""
+
+
+def test_a_long_traceback_is_cut_on_line_boundaries():
+    # The exporter's scrubber finds bind values after their marker
+    # ("[parameters:"): a cut inside a line would leave values without it.
+    message = "\n".join("row %d [parameters: ('sk_live_cut',)]" % i for i in range(5000))
+    try:
+        raise ValueError(message)
+    except ValueError as exc:
+        event, raised = tigerops.exception_event(exc), exc
+    stack = event["exception.stacktrace"]
+    assert "... (truncated) ..." in stack
+    head, tail = stack.split("\n... (truncated) ...\n")
+    full = set(_traceback_lines(raised))
+    assert head.splitlines()[-1] in full and tail.splitlines()[0] in full
+
+
+def _traceback_lines(exc):
+    import traceback
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).splitlines()

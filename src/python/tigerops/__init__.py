@@ -37,8 +37,13 @@ def exception_event(exception, attributes=None):
     stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__,
                                                limit=-_MAX_TRACEBACK_FRAMES))
     if len(stack) > _MAX_TRACEBACK_CHARS:
+        # Cut on line boundaries: a line cut in the middle would lose the
+        # marker ("[parameters:", "DETAIL:") that the exporter's scrubber
+        # finds the bind values after.
         half = _MAX_TRACEBACK_CHARS // 2
-        stack = stack[:half] + "\n... (truncated) ...\n" + stack[-half:]
+        head = stack[:half].rpartition("\n")[0]
+        tail = stack[-half:].partition("\n")[2]
+        stack = head + "\n... (truncated) ...\n" + tail
     try:
         message = str(exception)
     except Exception:  # an exception whose __str__ fails is still recorded
