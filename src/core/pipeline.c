@@ -23,6 +23,13 @@ static int running;
 static pid_t running_pid;
 static pthread_t thread;
 
+/* The end of the exit flush in progress (CLOCK_MONOTONIC ns; 0: none) and the
+ * process it belongs to. One process exit makes several shutdown calls (a
+ * Celery signal, Python's atexit, our C atexit): they share one bound. It
+ * closes when the exporter restarts for spans ended after it. */
+static uint64_t exit_end_ns;
+static pid_t exit_pid;
+
 static void deadline_after(struct timespec *ts, int ms) {
   clock_gettime(CLOCK_REALTIME, ts);
   uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
@@ -112,6 +119,8 @@ static int start_exporter_locked(void) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   stopping = 0;
+  exit_end_ns = 0; /* spans after a shutdown: a later exit gets its own bound */
+  tgo__http_set_deadline(0);
   int rc = pthread_create(&thread, &attr, exporter_main, NULL);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -155,17 +164,21 @@ void tgo__pipeline_submit(tgo_span *s) {
     pthread_cond_signal(&wake);
 }
 
-int tgo__pipeline_flush(int timeout_ms) {
-  pthread_mutex_lock(&lock);
-  if (!running || running_pid != getpid()) {
-    pthread_mutex_unlock(&lock);
-    if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
-      tgo__console_flush_all();
+/* pthread_cond_timedwait's CLOCK_REALTIME deadline for a CLOCK_MONOTONIC time. */
+static void realtime_at(struct timespec *ts, uint64_t mono_ns) {
+  uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+  uint64_t ms = mono_ns > now ? (mono_ns - now + 999999u) / 1000000u : 0;
+  deadline_after(ts, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+}
+
+/* Called with the lock held; waits until what was submitted before the call
+ * is exported or mono_end passes. */
+static int flush_locked(uint64_t mono_end) {
+  if (!running || running_pid != getpid())
     return 0;
-  }
   uint64_t target = submitted_seq;
   struct timespec deadline;
-  deadline_after(&deadline, timeout_ms);
+  realtime_at(&deadline, mono_end);
   int rc = 0;
   flush_waiters++;
   pthread_cond_signal(&wake);
@@ -176,25 +189,66 @@ int tgo__pipeline_flush(int timeout_ms) {
     }
   }
   flush_waiters--;
+  return rc;
+}
+
+int tgo__pipeline_flush(int timeout_ms) {
+  uint64_t end = tgo__now_ns(CLOCK_MONOTONIC) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+  pthread_mutex_lock(&lock);
+  int rc = flush_locked(end);
   pthread_mutex_unlock(&lock);
   if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
     tgo__console_flush_all();
   return rc;
 }
 
+/* Flushes until the bound, then stops the exporter. What is still queued when
+ * the time for sending runs out is counted as failed, and the request in
+ * flight is cut (tgo__http_set_deadline), so the exporter thread is gone or
+ * going when this returns: no exit ever waits longer than timeout_ms in all. */
 int tgo__pipeline_shutdown(int timeout_ms) {
-  int rc = tgo__pipeline_flush(timeout_ms);
+  uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+  uint64_t end = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
   pthread_mutex_lock(&lock);
-  if (running && running_pid == getpid()) {
-    stopping = 1;
-    pthread_cond_signal(&wake);
-    struct timespec deadline;
-    deadline_after(&deadline, 200);
-    while (running)
-      if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT)
-        break;
+  if (exit_end_ns && exit_pid == getpid()) {
+    if (exit_end_ns < end)
+      end = exit_end_ns;
+  } else {
+    exit_end_ns = end;
+    exit_pid = getpid();
   }
+  if (!running || running_pid != getpid()) {
+    pthread_mutex_unlock(&lock);
+    if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
+      tgo__console_flush_all();
+    return 0;
+  }
+  /* Sending stops a little before the end so the exporter thread can count
+   * the cut request and exit inside the bound. */
+  uint64_t left = end > now ? end - now : 0;
+  uint64_t grace = left / 10 < 100000000u ? left / 10 : 100000000u;
+  uint64_t cut = end - grace;
+  tgo__http_set_deadline(cut);
+  int rc = flush_locked(cut);
+  stopping = 1;
+  if (rc && ring_len) { /* not sent in time: never sent */
+    for (size_t i = 0; i < ring_len; i++)
+      tgo_span_unref(ring[(ring_head + i) % ring_cap]);
+    atomic_fetch_add_explicit(&tgo__stats.spans_failed, ring_len, memory_order_relaxed);
+    completed_seq += ring_len;
+    ring_head = ring_len = 0;
+  }
+  pthread_cond_signal(&wake);
+  struct timespec deadline;
+  realtime_at(&deadline, end);
+  while (running)
+    if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
+      rc = -ETIMEDOUT;
+      break;
+    }
   pthread_mutex_unlock(&lock);
+  if (tgo__cfg.exporter == TGO__EXPORTER_CONSOLE)
+    tgo__console_flush_all();
   return rc;
 }
 

@@ -12,10 +12,10 @@ from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
 
 
 class Worker:
-    def __init__(self, env, pool="prefork", concurrency=2):
+    def __init__(self, env, pool="prefork", concurrency=2, extra=()):
         self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
         argv = [RUN, PYTHON, "-m", "celery", "-A", "tasks", "worker", "-P", pool, "-c", str(concurrency),
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"]
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", *extra]
         self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60

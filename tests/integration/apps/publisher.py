@@ -35,3 +35,8 @@ def failures():
     tasks.flaky.delay()
     tasks.expected.delay()
     return "queued"
+
+
+@app.route("/publish")
+def publish():
+    return tasks.echo.delay(1).id

@@ -58,3 +58,8 @@ def in_app_context():
 @app.task
 def total(values):
     return sum(values)
+
+
+@app.task
+def echo(n):
+    return n
