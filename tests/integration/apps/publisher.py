@@ -1,6 +1,6 @@
 """A Flask app that queues Celery tasks."""
 from celery import chain, chord, group
-from flask import Flask
+from flask import Flask, request
 
 import tasks
 
@@ -39,4 +39,4 @@ def failures():
 
 @app.route("/publish")
 def publish():
-    return tasks.echo.delay(1).id
+    return tasks.echo.apply_async(args=(1,), task_id=request.args.get("id")).id
