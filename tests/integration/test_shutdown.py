@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from agent import APPS, PYTHON, RUN, agent_env, gunicorn, http_get
+from agent import APPS, PYTHON, RUN, agent_env, gunicorn, uwsgi
 from test_celery import Worker
 
 # Process start-up and teardown on a loaded 2-core machine, not agent time:
@@ -179,3 +179,54 @@ def test_celery_warm_shutdown_stays_within_the_bound_with_an_export_in_flight(co
     # billiard's child sleeps 1 s after reporting its exit, agent or not.
     allowed = bound_ms / 1000 + MARGIN_S + (1.0 if pool == "prefork" else 0.0)
     assert took <= allowed, "SIGTERM to exit took %.2f s with a %d ms bound" % (took, bound_ms)
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
+def test_workers_recycled_by_max_requests_lose_no_span(otlp, server):
+    # The default 5 s schedule delay: a recycled worker's last spans are
+    # still queued when it exits, and only its exit flush can send them.
+    env = agent_env(otlp, OTEL_BSP_SCHEDULE_DELAY="5000")
+    n = 300
+    if server == "gunicorn":
+        web = gunicorn("hello:app", env, 2, extra=("--max-requests", "20"))
+    else:  # uWSGI recycles no worker younger than 60 s unless told
+        web = uwsgi("hello:app", env, 2, extra=("--max-requests", "20", "--min-worker-lifetime", "0"))
+    with web:
+        for i in range(n):
+            assert web.get("/hello/%d" % i)[0] == 200
+        pids = {s["resource"]["process.pid"] for s in otlp.spans()}
+    assert len(pids) >= 10, "workers were recycled (%d seen so far)" % len(pids)
+    spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=n, timeout=20)
+    paths = sorted(s["attributes"]["url.path"] for s in spans if s["name"] == "GET /hello/<name>")
+    assert paths == sorted("/hello/%d" % i for i in range(n))
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "\nState:\tZ" in f.read()
+    except FileNotFoundError:
+        return True
+
+
+def test_a_second_signal_during_a_uwsgi_workers_exit_flush_does_not_hang_it(otlp):
+    # uWSGI's worker calls exit() from its SIGINT/SIGTERM handler, so our
+    # flush runs inside a signal handler; a second signal (the master's
+    # SIGINT after a SIGTERM to the group, as systemd sends) re-entered the
+    # flush from the C atexit handler and deadlocked both in the queue's
+    # condition variable: the worker hung until SIGKILL, its spans lost.
+    otlp.set_mode(delay_ms=1500)  # recorded on arrival, answered 1.5 s later
+    env = agent_env(otlp, OTEL_BSP_SCHEDULE_DELAY="60000", TIGEROPS_SHUTDOWN_TIMEOUT_MS="5000")
+    with uwsgi("hello:app", env, 1) as web:
+        for i in range(5):
+            assert web.get("/hello/%d" % i)[0] == 200
+        (worker,) = [int(p) for p in subprocess.run(["pgrep", "-P", str(web.proc.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+        os.kill(worker, signal.SIGTERM)
+        otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=5, timeout=10)
+        os.kill(worker, signal.SIGINT)  # while the export waits for its answer
+        start = time.monotonic()
+        while not gone(worker) and time.monotonic() - start < 15:
+            time.sleep(0.05)
+        took = time.monotonic() - start
+    assert took <= 5 + MARGIN_S, "the worker took %.1f s to exit after the second signal" % took
