@@ -21,13 +21,24 @@ static struct {
   const char *(*easy_strerror)(CURLcode);
   struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
   void (*slist_free_all)(struct curl_slist *);
+  CURLM *(*multi_init)(void);
+  CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+  CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+  CURLMcode (*multi_perform)(CURLM *, int *);
+  CURLMcode (*multi_wait)(CURLM *, struct curl_waitfd *, unsigned, int, int *);
+  CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned, int, int *); /* 7.66+, optional */
+  CURLMsg *(*multi_info_read)(CURLM *, int *);
 } curl;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;
+/* CLOCK_MONOTONIC ns at which a request in flight, or one about to start,
+ * gives up (0: none). A shutdown sets it from another thread. */
+static _Atomic uint64_t cut_at_ns;
 /* One handle per exporter thread keeps the connection alive between
  * batches; a forked child's new thread gets a new one. */
 static __thread CURL *handle;
+static __thread CURLM *multi;
 
 static void load_curl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", "libcurl-nss.so.4",
@@ -49,10 +60,19 @@ static void load_curl(void) {
   SYM(easy_strerror, "curl_easy_strerror");
   SYM(slist_append, "curl_slist_append");
   SYM(slist_free_all, "curl_slist_free_all");
+  SYM(multi_init, "curl_multi_init");
+  SYM(multi_add_handle, "curl_multi_add_handle");
+  SYM(multi_remove_handle, "curl_multi_remove_handle");
+  SYM(multi_perform, "curl_multi_perform");
+  SYM(multi_wait, "curl_multi_wait");
+  SYM(multi_poll, "curl_multi_poll");
+  SYM(multi_info_read, "curl_multi_info_read");
 #undef SYM
   if (!curl.global_init || !curl.easy_init || !curl.easy_setopt || !curl.easy_perform ||
       !curl.easy_getinfo || !curl.easy_reset || !curl.easy_strerror || !curl.slist_append ||
-      !curl.slist_free_all) {
+      !curl.slist_free_all || !curl.multi_init || !curl.multi_add_handle ||
+      !curl.multi_remove_handle || !curl.multi_perform || !curl.multi_wait ||
+      !curl.multi_info_read) {
     tgo__log(TGO_LOG_ERROR, "libcurl lacks expected functions; OTLP export is off");
     return;
   }
@@ -95,6 +115,59 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   return len;
 }
 
+void tgo__http_set_deadline(uint64_t mono_ns) { atomic_store(&cut_at_ns, mono_ns); }
+
+static int past_cut(void) {
+  uint64_t cut = atomic_load(&cut_at_ns);
+  return cut && tgo__now_ns(CLOCK_MONOTONIC) >= cut;
+}
+
+/* Longest wait between two looks at the cut deadline: how late a shutdown
+ * can cut a request that is waiting for an answer. */
+#define CUT_POLL_MS 20
+
+/* curl_easy_perform through the multi interface, whose loop is ours: it
+ * waits in short steps and gives up at the cut deadline, which another
+ * thread may set while the request waits for an answer. */
+static CURLcode perform(CURL *h) {
+  if (!multi && !(multi = curl.multi_init()))
+    return curl.easy_perform(h);
+  if (curl.multi_add_handle(multi, h) != CURLM_OK)
+    return curl.easy_perform(h);
+  CURLcode rc = CURLE_OK;
+  for (;;) {
+    int active = 0, numfds = 0;
+    if (curl.multi_perform(multi, &active) != CURLM_OK) {
+      rc = CURLE_SEND_ERROR;
+      break;
+    }
+    if (!active) {
+      CURLMsg *m;
+      int queued;
+      while ((m = curl.multi_info_read(multi, &queued)))
+        if (m->msg == CURLMSG_DONE && m->easy_handle == h)
+          rc = m->data.result;
+      break;
+    }
+    if (past_cut()) {
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    CURLMcode mc = curl.multi_poll ? curl.multi_poll(multi, NULL, 0, CUT_POLL_MS, &numfds)
+                                   : curl.multi_wait(multi, NULL, 0, CUT_POLL_MS, &numfds);
+    if (mc != CURLM_OK) {
+      rc = CURLE_RECV_ERROR;
+      break;
+    }
+    if (!curl.multi_poll && numfds == 0) { /* multi_wait returns at once with nothing to wait on */
+      struct timespec ts = {0, CUT_POLL_MS * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  curl.multi_remove_handle(multi, h);
+  return rc;
+}
+
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res) {
   memset(res, 0, sizeof *res);
@@ -110,6 +183,18 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
     res->transport_error = 1;
     snprintf(res->error, sizeof res->error, "curl_easy_init failed");
     return -1;
+  }
+  uint64_t cut = atomic_load(&cut_at_ns);
+  if (cut) {
+    uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+    int64_t left_ms = cut > now ? (int64_t)((cut - now) / 1000000u) : 0;
+    if (left_ms <= 0) {
+      res->transport_error = 1;
+      snprintf(res->error, sizeof res->error, "shutdown deadline reached");
+      return -1;
+    }
+    if (left_ms < timeout_ms)
+      timeout_ms = (int)left_ms;
   }
   curl.easy_reset(handle);
   struct curl_slist *list = NULL;
@@ -129,11 +214,12 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
   curl.easy_setopt(handle, CURLOPT_HEADERFUNCTION, on_header);
   curl.easy_setopt(handle, CURLOPT_HEADERDATA, res);
   curl.easy_setopt(handle, CURLOPT_USERAGENT, "tigerops/" PACKAGE_VERSION);
-  CURLcode rc = curl.easy_perform(handle);
+  CURLcode rc = perform(handle);
   curl.slist_free_all(list);
   if (rc != CURLE_OK) {
     res->transport_error = 1;
-    snprintf(res->error, sizeof res->error, "%s", curl.easy_strerror(rc));
+    snprintf(res->error, sizeof res->error, "%s",
+             rc == CURLE_ABORTED_BY_CALLBACK ? "cut at the shutdown deadline" : curl.easy_strerror(rc));
     return -1;
   }
   curl.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &res->status);

@@ -193,7 +193,10 @@ static size_t mask_builtin(unsigned char *p, size_t n) {
       continue;
     }
     int starts_run = is_digit(c) || ((c == '+' || c == '(') && i + 1 < n && is_digit(p[i + 1]));
-    if (!starts_run || (i > 0 && is_word(p[i - 1]))) {
+    /* After "word-" or "word." the digits continue an identifier: a UUID's
+     * last groups (a Celery task id) can read as a Luhn-valid card. */
+    int continues_id = i > 1 && (p[i - 1] == '-' || p[i - 1] == '.') && is_word(p[i - 2]);
+    if (!starts_run || continues_id || (i > 0 && is_word(p[i - 1]))) {
       i++;
       continue;
     }

@@ -23,6 +23,20 @@ static int running;
 static pid_t running_pid;
 static pthread_t thread;
 
+/* The end of the exit flush in progress (CLOCK_MONOTONIC ns; 0: none) and the
+ * process it belongs to. One process exit makes several shutdown calls (a
+ * Celery signal, Python's atexit, our C atexit): they share one bound. It
+ * closes when the exporter restarts for spans ended after it. */
+static uint64_t exit_end_ns;
+static pid_t exit_pid;
+
+/* Set while this thread waits in a flush or shutdown. uWSGI's workers call
+ * exit() from their SIGINT/SIGTERM handler, so the exit flush runs inside a
+ * signal handler, and a second signal re-enters it through the C atexit
+ * handler: that call must not touch the lock or condition variable its own
+ * interrupted frame is using (glibc's condvar deadlocked both threads). */
+static __thread volatile sig_atomic_t waiting_here;
+
 static void deadline_after(struct timespec *ts, int ms) {
   clock_gettime(CLOCK_REALTIME, ts);
   uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
@@ -77,7 +91,7 @@ static void *exporter_main(void *arg) {
         tgo_span *s = ring[ring_head];
         ring_head = (ring_head + 1) % ring_cap;
         ring_len--;
-        completed_seq++;
+        __atomic_store_n(&completed_seq, completed_seq + 1, __ATOMIC_RELEASE);
         atomic_fetch_add_explicit(&tgo__stats.spans_failed, 1, memory_order_relaxed);
         tgo_span_unref(s);
         continue;
@@ -93,7 +107,7 @@ static void *exporter_main(void *arg) {
     export_batch(batch, n);
 
     pthread_mutex_lock(&lock);
-    completed_seq += n;
+    __atomic_store_n(&completed_seq, completed_seq + n, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&done);
   }
   running = 0;
@@ -122,6 +136,8 @@ static int start_exporter_locked(void) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   stopping = 0;
+  __atomic_store_n(&exit_end_ns, 0, __ATOMIC_RELAXED); /* spans after a shutdown: a later exit gets its own bound */
+  tgo__http_set_deadline(0);
   int rc = pthread_create(&thread, &attr, exporter_main, NULL);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -157,7 +173,7 @@ void tgo__pipeline_submit(tgo_span *s) {
   }
   ring[(ring_head + ring_len) % ring_cap] = s;
   ring_len++;
-  submitted_seq++;
+  __atomic_store_n(&submitted_seq, submitted_seq + 1, __ATOMIC_RELAXED);
   /* Wake the exporter only for a full batch: no syscall per span. */
   int kick = ring_len == (size_t)tgo__cfg.max_batch_size;
   pthread_mutex_unlock(&lock);
@@ -171,16 +187,21 @@ static void exporter_flush(void) {
     ex->flush();
 }
 
-int tgo__pipeline_flush(int timeout_ms) {
-  pthread_mutex_lock(&lock);
-  if (!running || running_pid != getpid()) {
-    pthread_mutex_unlock(&lock);
-    exporter_flush();
+/* pthread_cond_timedwait's CLOCK_REALTIME deadline for a CLOCK_MONOTONIC time. */
+static void realtime_at(struct timespec *ts, uint64_t mono_ns) {
+  uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+  uint64_t ms = mono_ns > now ? (mono_ns - now + 999999u) / 1000000u : 0;
+  deadline_after(ts, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+}
+
+/* Called with the lock held; waits until what was submitted before the call
+ * is exported or mono_end passes. */
+static int flush_locked(uint64_t mono_end) {
+  if (!running || running_pid != getpid())
     return 0;
-  }
   uint64_t target = submitted_seq;
   struct timespec deadline;
-  deadline_after(&deadline, timeout_ms);
+  realtime_at(&deadline, mono_end);
   int rc = 0;
   flush_waiters++;
   pthread_cond_signal(&wake);
@@ -191,24 +212,111 @@ int tgo__pipeline_flush(int timeout_ms) {
     }
   }
   flush_waiters--;
+  return rc;
+}
+
+/* For a call that found this thread already waiting, or the lock held (by
+ * the frame a signal interrupted, queueing a span): watches the exporter
+ * drain the queue without the lock, async-signal-safely, until mono_end. */
+static int wait_unlocked(uint64_t mono_end) {
+  for (;;) {
+    uint64_t target = __atomic_load_n(&submitted_seq, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&completed_seq, __ATOMIC_ACQUIRE) >= target)
+      return 0;
+    if (tgo__now_ns(CLOCK_MONOTONIC) >= mono_end)
+      return -ETIMEDOUT;
+    struct timespec step = {0, 5000000L};
+    nanosleep(&step, NULL);
+  }
+}
+
+/* Takes the lock (0) unless this thread already waits under it (1: the
+ * caller waits with wait_unlocked) or cannot get it (-1). Other threads
+ * hold it for a pointer push, so the timed lock only runs out when a signal
+ * interrupted this very thread inside it, queueing a span: then the
+ * exporter cannot take the lock either, and waiting would be for nothing. */
+static int lock_or_reentered(uint64_t mono_end) {
+  if (waiting_here)
+    return 1;
+  uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+  uint64_t until = now + 100000000u < mono_end ? now + 100000000u : mono_end;
+  struct timespec ts;
+  realtime_at(&ts, until);
+  if (pthread_mutex_timedlock(&lock, &ts) != 0)
+    return -1;
+  waiting_here = 1;
+  return 0;
+}
+
+static void unlock_waiter(void) {
+  waiting_here = 0;
   pthread_mutex_unlock(&lock);
+}
+
+int tgo__pipeline_flush(int timeout_ms) {
+  uint64_t end = tgo__now_ns(CLOCK_MONOTONIC) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+  int how = lock_or_reentered(end);
+  if (how)
+    return how > 0 ? wait_unlocked(end) : -EDEADLK;
+  int rc = flush_locked(end);
+  unlock_waiter();
   exporter_flush();
   return rc;
 }
 
+/* Flushes until the bound, then stops the exporter. What is still queued when
+ * the time for sending runs out is counted as failed, and the request in
+ * flight is cut (tgo__http_set_deadline), so the exporter thread is gone or
+ * going when this returns: no exit ever waits longer than timeout_ms in all. */
 int tgo__pipeline_shutdown(int timeout_ms) {
-  int rc = tgo__pipeline_flush(timeout_ms);
-  pthread_mutex_lock(&lock);
-  if (running && running_pid == getpid()) {
-    stopping = 1;
-    pthread_cond_signal(&wake);
-    struct timespec deadline;
-    deadline_after(&deadline, 200);
-    while (running)
-      if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT)
-        break;
+  uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
+  uint64_t end = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+  int how = lock_or_reentered(end);
+  if (how < 0)
+    return -EDEADLK;
+  if (how) { /* the exit in progress, if any, bounds this one too */
+    uint64_t open_end = __atomic_load_n(&exit_end_ns, __ATOMIC_RELAXED);
+    if (open_end && open_end < end && __atomic_load_n(&exit_pid, __ATOMIC_RELAXED) == getpid())
+      end = open_end;
+    return wait_unlocked(end);
   }
-  pthread_mutex_unlock(&lock);
+  if (exit_end_ns && exit_pid == getpid()) {
+    if (exit_end_ns < end)
+      end = exit_end_ns;
+  } else {
+    __atomic_store_n(&exit_end_ns, end, __ATOMIC_RELAXED);
+    __atomic_store_n(&exit_pid, getpid(), __ATOMIC_RELAXED);
+  }
+  if (!running || running_pid != getpid()) {
+    unlock_waiter();
+    exporter_flush();
+    return 0;
+  }
+  /* Sending stops a little before the end so the exporter thread can count
+   * the cut request and exit inside the bound. */
+  uint64_t left = end > now ? end - now : 0;
+  uint64_t grace = left / 10 < 100000000u ? left / 10 : 100000000u;
+  uint64_t cut = end - grace;
+  tgo__http_set_deadline(cut);
+  int rc = flush_locked(cut);
+  stopping = 1;
+  if (rc && ring_len) { /* not sent in time: never sent */
+    for (size_t i = 0; i < ring_len; i++)
+      tgo_span_unref(ring[(ring_head + i) % ring_cap]);
+    atomic_fetch_add_explicit(&tgo__stats.spans_failed, ring_len, memory_order_relaxed);
+    __atomic_store_n(&completed_seq, completed_seq + ring_len, __ATOMIC_RELEASE);
+    ring_head = ring_len = 0;
+  }
+  pthread_cond_signal(&wake);
+  struct timespec deadline;
+  realtime_at(&deadline, end);
+  while (running)
+    if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
+      rc = -ETIMEDOUT;
+      break;
+    }
+  unlock_waiter();
+  exporter_flush();
   return rc;
 }
 

@@ -341,6 +341,9 @@ typedef struct {
 } tgo__http_result;
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res);
+/* Requests in flight or started later fail at this CLOCK_MONOTONIC time in
+ * ns (0: no deadline); any thread may set it. */
+void tgo__http_set_deadline(uint64_t mono_ns);
 
 
 /* Parses "k=v,k2=v2" with percent-decoding (W3C baggage style lists used by

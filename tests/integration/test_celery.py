@@ -12,10 +12,10 @@ from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
 
 
 class Worker:
-    def __init__(self, env, pool="prefork", concurrency=2):
+    def __init__(self, env, pool="prefork", concurrency=2, extra=()):
         self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
         argv = [RUN, PYTHON, "-m", "celery", "-A", "tasks", "worker", "-P", pool, "-c", str(concurrency),
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"]
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", *extra]
         self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
@@ -165,3 +165,22 @@ def test_warm_shutdown_flushes_the_workers_spans(otlp, redis_server, worker_env,
     finally:
         worker.stop()
     otlp.wait_for_spans(lambda s: s["name"] == "process tasks.record", timeout=15)
+
+
+def test_task_ids_reach_the_receiver_unmasked(otlp, redis_server, worker_env):
+    # Its last two groups read as a Luhn-valid card number: PII masking once
+    # turned this PRODUCER/CONSUMER pair into '...-4ab3-****-************', and
+    # a count by task id over 6,666 tasks found both "missing".
+    task_id = "6e5a42ba-1cd7-4ab3-9386-271146396504"
+    worker = Worker(worker_env, pool="solo")
+    try:
+        env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
+        with gunicorn("publisher:app", env, workers=1) as web:
+            assert web.get("/publish?id=" + task_id)[1] == task_id
+            spans = wait_all(otlp, {"publish tasks.echo": 1, "process tasks.echo": 1})
+    finally:
+        worker.stop()
+    ids = {s["name"]: s["attributes"]["messaging.message.id"] for s in spans if "tasks.echo" in s["name"]}
+    assert ids == {"publish tasks.echo": task_id, "process tasks.echo": task_id}
+    (server,) = server_spans(spans, "GET /publish")
+    assert server["attributes"]["url.query"] == "id=" + task_id

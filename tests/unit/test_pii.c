@@ -55,6 +55,11 @@ Test(pii, numbers_that_are_not_phones_are_left_alone) {
   untouched("10.20.30.40 and 192.168.100.200");
   untouched("user 5551234567 logged in");          /* a bare number is an id */
   untouched("trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7");
+  /* UUIDs whose last groups are all digits, Luhn-valid or phone-shaped */
+  untouched("task 6e5a42ba-1cd7-4ab3-9386-271146396504 done");
+  untouched("/orders/6e5a42ba-1cd7-4ab3-9386-271146396504");
+  untouched("a4b3c2d1-1cd7-4ab3-555-123-4567");
+  untouched("release v1.2-4111111111111111");
   untouched("SELECT * FROM t WHERE id = ? LIMIT 20");
 }
 

@@ -81,7 +81,10 @@ def _retry(request=None, reason=None, **_):
 
 
 def _worker_process_shutdown(**_):
-    _tigerops.flush(5000)
+    # A prefork child leaves through os._exit (no atexit after this), the
+    # main process through atexit soon after: both within one exit bound,
+    # TIGEROPS_SHUTDOWN_TIMEOUT_MS, which later calls in the exit share.
+    _tigerops.shutdown()
 
 
 def patch_celery(module):

@@ -1,6 +1,6 @@
 """A Flask app that queues Celery tasks."""
 from celery import chain, chord, group
-from flask import Flask
+from flask import Flask, request
 
 import tasks
 
@@ -35,3 +35,8 @@ def failures():
     tasks.flaky.delay()
     tasks.expected.delay()
     return "queued"
+
+
+@app.route("/publish")
+def publish():
+    return tasks.echo.apply_async(args=(1,), task_id=request.args.get("id")).id
