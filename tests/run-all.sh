@@ -72,6 +72,27 @@ rc=$?
 set -e
 [ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")
 
+step "packages: .deb, .rpm, wheel + sdist, built once, then installed and run (tests/packaging)"
+# The debootstrap'ed Debian root and the wheel tools are cached under build/
+# (build/packaging-cache, build/wheel-tools) between runs.
+pkgs=$build/packages
+rm -rf "$pkgs" && mkdir -p "$pkgs"
+DEB_BUILD_OPTIONS="nocheck parallel=$jobs" DEB_BUILD_PROFILES=nocheck bash packaging/deb/build.sh "$pkgs" >/dev/null & deb_pid=$!
+bash packaging/rpm/build.sh "$pkgs" >/dev/null & rpm_pid=$!
+bash packaging/wheel/build.sh "$pkgs" >/dev/null & wheel_pid=$!
+pkg_built=1
+for p in $deb_pid $rpm_pid $wheel_pid; do wait "$p" || pkg_built=0; done
+if [ $pkg_built = 1 ]; then
+  ls "$pkgs"
+  set +e
+  TIGEROPS_PACKAGES="$pkgs" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/packaging
+  rc=$?
+  set -e
+  [ $rc = 0 ] || failed+=("packaging tests (pytest exit $rc)")
+else
+  failed+=("package builds (logs in $pkgs)")
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[*]}"
   exit 1
