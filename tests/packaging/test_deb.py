@@ -82,8 +82,12 @@ def test_install_run_remove_purge(deb, debian, otlp):
     before = root.files()
     shutil.copy(deb, root.file("/tmp/tigerops.deb"))
     root.run("apt-get", "update", "-qq")
-    # apt resolves Depends from Debian: libcurl4 and friends come in here.
+    runtime = ("libcurl4", "libprotobuf-c1", "libinih1")
+    assert root.run("dpkg", "-s", *runtime, check=False).returncode != 0, "the clean root has them already"
+    # apt resolves Depends from Debian: libcurl4 (dlopen'ed, so only there
+    # because it is declared) and the linked libraries come in here.
     root.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "/tmp/tigerops.deb")
+    root.run("dpkg", "-s", *runtime)
     ours = [p for p in root.run("dpkg", "-L", "tigerops").stdout.splitlines() if p not in ("/.",)]
     assert LIB in ours and "/usr/bin/tigerops-run" in ours
     assert root.run("tigerops-run", "--version").stdout.strip() == "tigerops-run " + version()
