@@ -80,6 +80,28 @@ rc=$?
 set -e
 [ $rc = 0 ] || failed+=("in-process tests (pytest exit $rc)")
 
+step "packages: .deb, .rpm, wheel + sdist, built once, then installed and run (tests/packaging)"
+# The debootstrap'ed Debian root and the wheel tools are cached under build/
+# (build/packaging-cache, build/wheel-tools) between runs.
+pkgs=$build/packages
+rm -rf "$pkgs" && mkdir -p "$pkgs"
+DEB_BUILD_OPTIONS="nocheck parallel=$jobs" DEB_BUILD_PROFILES=nocheck bash packaging/deb/build.sh "$pkgs" >"$build/deb-build.log" 2>&1 & deb_pid=$!
+bash packaging/rpm/build.sh "$pkgs" >"$build/rpm-build.log" 2>&1 & rpm_pid=$!
+bash packaging/wheel/build.sh "$pkgs" >"$build/wheel-build.log" 2>&1 & wheel_pid=$!
+pkg_built=1
+for p in $deb_pid $rpm_pid $wheel_pid; do wait "$p" || pkg_built=0; done
+if [ $pkg_built = 1 ]; then
+  ls "$pkgs"
+  set +e
+  TIGEROPS_PACKAGES="$pkgs" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/packaging
+  rc=$?
+  set -e
+  [ $rc = 0 ] || failed+=("packaging tests (pytest exit $rc)")
+else
+  for log in deb rpm wheel; do echo "--- $log build (tail)"; tail -20 "$build/$log-build.log"; done
+  failed+=("package builds (logs in $build/*-build.log)")
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[*]}"
   exit 1
