@@ -37,7 +37,7 @@ def test_file_list_same_layout_and_noreplace_config(rpm):
 
 def test_requires_declare_the_dlopened_libcurl_and_linked_libraries(rpm):
     requires = rpmq(rpm, "-R").split("\n")
-    for soname in ("libcurl.so.4()(64bit)", "libprotobuf-c.so.1()(64bit)", "libinih.so.1()(64bit)",
+    for soname in ("libcurl.so.4()(64bit)", "libinih.so.1()(64bit)",
                    "libz.so.1()(64bit)", "libc.so.6()(64bit)"):
         assert soname in requires, requires
     assert "/usr/bin/pkg-config" not in requires  # the .pc file is in -devel
