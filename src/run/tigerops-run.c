@@ -42,6 +42,15 @@ static int find_library(char *out, size_t cap) {
       *slash = '\0';
       if (!strcmp(exe, TGO__BINDIR) && candidate(out, cap, TGO__LIBDIR, "/libtigerops.so"))
         return 0;
+      /* An unpacked or relocated tree keeps libdir where it is relative to
+       * bindir: /usr/bin and /usr/lib64 in an rpm2cpio tree. */
+      const char *bin_parent_end = strrchr(TGO__BINDIR, '/');
+      size_t plen = bin_parent_end ? (size_t)(bin_parent_end - TGO__BINDIR) : 0;
+      char rel[PATH_MAX];
+      if (plen && !strncmp(TGO__LIBDIR, TGO__BINDIR, plen) && TGO__LIBDIR[plen] == '/' &&
+          snprintf(rel, sizeof rel, "/..%s/libtigerops.so", TGO__LIBDIR + plen) < (int)sizeof rel &&
+          candidate(out, cap, exe, rel))
+        return 0;
       if (candidate(out, cap, exe, "/../lib/libtigerops.so"))
         return 0;
     }
