@@ -86,7 +86,10 @@ request() {
   local method=$1 path=$2; shift 2
   local answer
   answer=$(curl -s -X "$method" -w '\n%{http_code}' "$@" "$base$path")
-  printf '  %-4s %-16s -> %s %.70s\n' "$method" "$path" "${answer##*$'\n'}" "$(printf '%s' "${answer%$'\n'*}" | head -n 1)"
+  local note=
+  case "$*" in *traceparent:*) note="  (sent with a traceparent: an upstream service's trace)" ;; esac
+  printf '  %-4s %-12s -> %s %.70s%s\n' "$method" "$path" "${answer##*$'\n'}" \
+    "$(printf '%s' "${answer%$'\n'*}" | head -n 1)" "$note"
   last_body=${answer%$'\n'*}
 }
 echo "requests:"
