@@ -114,7 +114,7 @@ echo "traces printed by the agent (console exporter), the worker's part of a tra
 # Each process prints a trace as "tigerops trace ID" and one line per span;
 # the worker's trees go under the web trace they continue.
 awk '
-  /^tigerops trace / { id = $3; svc = (FILENAME ~ /worker/) ? "shop-worker" : "shop"; in_trace = 1
+  /^tigerops trace / { id = $3; svc = (FILENAME ~ /worker\.log$/) ? "shop-worker" : "shop"; in_trace = 1
                        cur = text[id, svc] $0 "  (" svc ")\n"; text[id, svc] = cur
                        if (svc == "shop" && !(id in seen)) { seen[id] = 1; order[++n] = id }
                        next }
