@@ -62,9 +62,19 @@ static void print_span(text *t, tgo_span *s, int depth) {
   const tgo__attr *st = find_attr(s, "http.response.status_code");
   if (st && st->type == TGO__V_INT)
     out(t, "  [%lld]", (long long)st->v.i);
-  if (s->status == TGO_STATUS_ERROR)
-    out(t, "  ERROR%s%.*s", s->status_msg_len ? ": " : "", (int)s->status_msg_len,
-        s->status_msg ? s->status_msg : "");
+  /* Whether a cache lookup hit is what a reader of the tree looks for first. */
+  const tgo__attr *hit = find_attr(s, "cache.hit");
+  if (hit && hit->type == TGO__V_BOOL)
+    out(t, "  [%s]", hit->v.b ? "hit" : "miss");
+  if (s->status == TGO_STATUS_ERROR) {
+    out(t, "  ERROR");
+    /* The exception's type, as a traceback's last line shows it. */
+    const tgo__attr *et = find_attr(s, "error.type");
+    if (et && et->type == TGO__V_STR && s->status_msg_len)
+      out(t, ": %.*s", (int)et->n, et->v.s);
+    if (s->status_msg_len)
+      out(t, ": %.*s", (int)s->status_msg_len, s->status_msg);
+  }
   out(t, "\n");
 }
 

@@ -62,4 +62,4 @@ def test_console_exporter_prints_the_trace_tree():
     assert tree[1].startswith("  GET /work  SERVER  ") and tree[1].endswith("ms  [200]"), tree
     assert tree[2].startswith("    outer-block  INTERNAL  "), tree
     assert tree[3].startswith("      compute  INTERNAL  "), tree
-    assert tree[4].startswith("    failing-block  INTERNAL  ") and "ERROR: handled inside" in tree[4], tree
+    assert tree[4].startswith("    failing-block  INTERNAL  ") and "ERROR: ValueError: handled inside" in tree[4], tree
