@@ -184,3 +184,39 @@ def test_task_ids_reach_the_receiver_unmasked(otlp, redis_server, worker_env):
     assert ids == {"publish tasks.echo": task_id, "process tasks.echo": task_id}
     (server,) = server_spans(spans, "GET /publish")
     assert server["attributes"]["url.query"] == "id=" + task_id
+
+
+def run_script(code, env):
+    r = subprocess.run([PYTHON, "-c", code], env=env, cwd=APPS, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_a_publish_outside_any_span_is_a_root_producer_the_worker_continues(otlp, redis_server, worker_env):
+    # As a new user tries it: a plain script queues a task.
+    worker = Worker(worker_env, pool="solo")
+    try:
+        env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
+        run_script("import tasks; print(tasks.record.delay(41).get(timeout=30))", env)
+        spans = wait_all(otlp, {"publish tasks.record": 1, "process tasks.record": 1, "INSERT jobs": 1})
+    finally:
+        worker.stop()
+    (publish,) = [s for s in spans if s["name"] == "publish tasks.record"]
+    (process,) = [s for s in spans if s["name"] == "process tasks.record"]
+    assert publish["kind"] == 4 and not publish.get("parentSpanId"), "the publish is the trace's root"
+    assert process["traceId"] == publish["traceId"] and process["parentSpanId"] == publish["spanId"]
+
+
+def test_apply_and_eager_runs_nest_under_the_calling_span(otlp, redis_server, worker_env):
+    env = agent_env(otlp, REDIS_URL=redis_server.url, JOBS_DB=worker_env["JOBS_DB"])
+    run_script("import tigerops, tasks\n"
+               "with tigerops.span('caller'):\n"
+               "    tasks.record.apply(args=(7,)).get()\n"
+               "    tasks.app.conf.task_always_eager = True\n"
+               "    tasks.record.delay(8).get()\n", env)
+    spans = wait_all(otlp, {"caller": 1, "process tasks.record": 2, "INSERT jobs": 2})
+    (caller,) = [s for s in spans if s["name"] == "caller"]
+    runs = [s for s in spans if s["name"] == "process tasks.record"]
+    assert [r["parentSpanId"] for r in runs] == [caller["spanId"]] * 2, "apply() and eager runs start no new trace"
+    inserts = [s for s in spans if s["name"] == "INSERT jobs"]
+    assert sorted(i["parentSpanId"] for i in inserts) == sorted(r["spanId"] for r in runs)

@@ -19,7 +19,11 @@ def _remember(table, task_id, span):
 
 
 def _before_publish(sender=None, headers=None, routing_key=None, properties=None, **_):
-    if not _bootstrap.TRACE_CELERY or not _tigerops.tracing_now() or headers is None:
+    # Outside any span (a script, a CLI command, celery beat) the publish is
+    # the root of its own trace: the worker's span then has a parent that
+    # arrives. Under a span that is not sampled, the child carries that
+    # decision to the worker.
+    if not _bootstrap.TRACE_CELERY or headers is None:
         return
     task_id = headers.get("id") or (properties or {}).get("correlation_id")
     span = Span("publish %s" % sender, _tigerops.KIND_PRODUCER, {
@@ -38,6 +42,8 @@ def _after_publish(sender=None, headers=None, **_):
 
 
 def _prerun(task_id=None, task=None, **_):
+    # A message's traceparent continues the publisher's trace; without one
+    # (apply(), task_always_eager) the run nests under the calling span.
     if not _bootstrap.TRACE_CELERY:
         return
     request = getattr(task, "request", None)
@@ -50,7 +56,7 @@ def _prerun(task_id=None, task=None, **_):
         "messaging.destination.name": delivery.get("routing_key") or "",
         "messaging.message.id": task_id or "", "celery.task.name": task.name,
         "celery.retries": int(getattr(request, "retries", 0) or 0)},
-        "" if traceparent is None else traceparent)
+        traceparent)
     span.__enter__()
     _remember(_running, task_id, span)
 
