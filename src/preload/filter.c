@@ -111,27 +111,40 @@ void tgo__pf_ini_start(tgo__pf_ini *r, tgo__pf_settings *s) {
   r->ours = 1; /* names before any section count, as in src/core/config.c */
   r->otel = 0;
   r->overlong = 0;
+  r->comment = 0;
   r->len = 0;
 }
 
+/* Whole segments at a time: the packaged ini is mostly comment lines, and
+ * this runs in every process on the host. */
 void tgo__pf_ini_feed(tgo__pf_ini *r, const char *buf, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    char c = buf[i];
-    if (c == '\n') {
-      if (!r->overlong)
-        ini_line(r, r->line, r->len);
-      r->len = 0;
-      r->overlong = 0;
-    } else if (c == '\0' || r->len + 1 >= sizeof r->line) {
-      r->overlong = 1; /* such a line is dropped whole, never cut */
-    } else {
-      r->line[r->len++] = c;
+  const char *p = buf, *end = buf + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    if (!r->len && !r->overlong && (*p == ';' || *p == '#'))
+      r->comment = 1;
+    if (!r->comment && !r->overlong) {
+      size_t k = (size_t)(stop - p);
+      if (r->len + k >= sizeof r->line || memchr(p, '\0', k)) {
+        r->overlong = 1; /* such a line is dropped whole, never cut */
+      } else {
+        memcpy(r->line + r->len, p, k);
+        r->len += k;
+      }
     }
+    if (!nl)
+      break;
+    if (!r->comment && !r->overlong)
+      ini_line(r, r->line, r->len);
+    r->len = 0;
+    r->overlong = r->comment = 0;
+    p = nl + 1;
   }
 }
 
 void tgo__pf_ini_end(tgo__pf_ini *r) {
-  if (r->len && !r->overlong)
+  if (r->len && !r->overlong && !r->comment)
     ini_line(r, r->line, r->len);
   r->len = 0;
 }
@@ -177,22 +190,25 @@ out:
   return rc;
 }
 
-const char *tgo__pf_env_get(char **envp, const char *name) {
-  size_t n = strlen(name);
-  for (char **e = envp; e && *e; e++)
-    if (!strncmp(*e, name, n) && (*e)[n] == '=')
-      return *e + n + 1;
-  return NULL;
-}
-
+/* One walk over the environment: it runs in every process. */
 void tgo__pf_load_env(tgo__pf_settings *s, char **envp) {
-  static const char *const names[] = {"TIGEROPS_SYSTEM_WIDE",   "TIGEROPS_ENABLED",      "OTEL_SDK_DISABLED",
-                                      "TIGEROPS_INCLUDE_PATHS", "TIGEROPS_EXCLUDE_PATHS", "TIGEROPS_INCLUDE_ARGS",
-                                      "TIGEROPS_EXCLUDE_ARGS"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    const char *v = tgo__pf_env_get(envp, names[i]);
-    if (v)
-      apply(s, names[i], v);
+  for (char **e = envp; e && *e; e++) {
+    const char *v = *e;
+    if (strncmp(v, "TIGEROPS_", 9) && strncmp(v, "OTEL_SDK_DISABLED=", 18))
+      continue;
+    const char *eq = strchr(v, '=');
+    char name[32];
+    size_t n = eq ? (size_t)(eq - v) : sizeof name;
+    if (n >= sizeof name)
+      continue;
+    memcpy(name, v, n);
+    name[n] = '\0';
+    /* Full names only: the environment has no short ones. */
+    if (!strcmp(name, "TIGEROPS_SYSTEM_WIDE") || !strcmp(name, "TIGEROPS_ENABLED") ||
+        !strcmp(name, "OTEL_SDK_DISABLED") || !strcmp(name, "TIGEROPS_INCLUDE_PATHS") ||
+        !strcmp(name, "TIGEROPS_EXCLUDE_PATHS") || !strcmp(name, "TIGEROPS_INCLUDE_ARGS") ||
+        !strcmp(name, "TIGEROPS_EXCLUDE_ARGS"))
+      apply(s, name, eq + 1);
   }
 }
 

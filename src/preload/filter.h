@@ -33,6 +33,7 @@ typedef struct {
   int ours;      /* in [tigerops] or before any section */
   int otel;      /* in [otel]: full TIGEROPS_ names only */
   int overlong;  /* dropping the rest of a line longer than line[] */
+  int comment;   /* skipping the rest of a comment line */
   size_t len;
   char line[TGO__PF_VALUE_MAX + 128];
 } tgo__pf_ini;
@@ -46,7 +47,6 @@ void tgo__pf_ini_end(tgo__pf_ini *r);
 int tgo__pf_load_file(tgo__pf_settings *s, const char *path);
 /* Settings present in envp override the file's. */
 void tgo__pf_load_env(tgo__pf_settings *s, char **envp);
-const char *tgo__pf_env_get(char **envp, const char *name);
 /* True when bool value v parses; *out gets it. */
 int tgo__pf_parse_bool(const char *v, int *out);
 

@@ -110,7 +110,7 @@ Test(ini, lines_split_across_reads_are_whole) {
 }
 
 Test(ini, other_sections_comments_and_bad_values_are_ignored) {
-  tgo__pf_settings s = read_ini("[tigerops]\nsystem_wide = maybe\n;system_wide = true\n"
+  tgo__pf_settings s = read_ini("[tigerops]\nsystem_wide = maybe\n;system_wide = true\n  # system_wide = on\n"
                                 "[other]\nsystem_wide = true\ninclude_paths = bash\n"
                                 "[otel]\nsdk_disabled = true\nTIGEROPS_EXCLUDE_PATHS = /opt/*\n"
                                 "[ tigerops ]\nexclude_args =\n",
