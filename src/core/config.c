@@ -149,6 +149,12 @@ static const setting table[] = {
     {"TIGEROPS_TRACE_CACHE", T_BOOL, F_ALL, FIELD(trace_cache), 0, 0, "true", NULL, NULL},
     {"TIGEROPS_CONFIG", T_NONE, F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_LIBRARY", T_NONE, F_ENV, NOFIELD, 0, 0, NULL, NULL, NULL}, /* tigerops-run's */
+    /* System-wide mode: read by the preload constructor (src/preload/filter.c). */
+    {"TIGEROPS_SYSTEM_WIDE", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_INCLUDE_PATHS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_EXCLUDE_PATHS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_INCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_EXCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
 };
 #define N_SETTINGS (sizeof table / sizeof table[0])
 _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small");
