@@ -75,11 +75,13 @@ def get_all(server, paths):
         return list(pool.map(lambda p: server.get(p, timeout=60), paths))
 
 
+@pytest.mark.parametrize("async_views", (True, False), ids=("async-views", "sync-only"))
 @pytest.mark.parametrize("serve", sorted(SERVERS))
-def test_concurrent_requests_do_not_cross(otlp, serve):
-    paths = ["/items/%d" % i if i % 3 == 0 else "/async/%d" % i if i % 3 == 1 else "/stream/%d" % (i % 4 + 1)
-             for i in range(N)]
-    with SERVERS[serve]("asgiapp:asgi", agent_env(otlp)) as server:
+def test_concurrent_requests_do_not_cross(otlp, serve, async_views):
+    paths = ["/items/%d" % i if i % 3 == 0 or (i % 3 == 1 and not async_views) else
+             "/async/%d" % i if i % 3 == 1 else "/stream/%d" % (i % 4 + 1) for i in range(N)]
+    env = agent_env(otlp, ASYNC_VIEWS="1" if async_views else "0")
+    with SERVERS[serve]("asgiapp:asgi", env) as server:
         answers = get_all(server, paths)
         assert [a[0] for a in answers] == [200] * N
         spans = otlp.wait_for_spans(lambda s: s["kind"] == 2 and s["name"] != "GET /health", count=N, timeout=30)

@@ -69,3 +69,22 @@ def test_async_client_error_statuses_and_connection_errors(otlp):
     assert refused["status"]["code"] == 2
     assert refused["attributes"]["error.type"] == "ConnectError"
     assert "http.response.status_code" not in refused["attributes"]
+
+
+def test_async_client_gathered_in_a_sync_view_under_thread_locals(otlp):
+    with gunicorn("hello:app", agent_env(otlp, TIGEROPS_SERVICE_NAME="backend"), workers=1) as backend:
+        env = agent_env(otlp, TIGEROPS_SERVICE_NAME="frontend", BACKEND_URL=backend.base)
+        with gunicorn("frontend:app", env, workers=1) as front:
+            assert front.get("/via-httpx-async")[:2] == (200, "hello async-a|hello async-b")
+            spans = otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "backend", count=2)
+            spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /via-httpx-async")
+    (root,) = server_spans(spans, "GET /via-httpx-async")
+    trace = [s for s in spans if s["traceId"] == root["traceId"]]
+    clients = [s for s in trace if s["kind"] == 3]
+    assert len(clients) == 2 and len(trace) == 5, [s["name"] for s in trace]
+    for client in clients:
+        assert client["parentSpanId"] == root["spanId"], "concurrent calls are siblings, not nested"
+        word = client["attributes"]["url.full"].rsplit("/", 1)[1]
+        (back,) = [s for s in trace if s["resource"]["service.name"] == "backend"
+                   and s["attributes"]["url.path"] == "/hello/" + word]
+        assert back["parentSpanId"] == client["spanId"]

@@ -2,6 +2,7 @@
 WSGI (gunicorn: asgiapp:app) or as ASGI through asgiref's WsgiToAsgi
 (uvicorn, hypercorn: asgiapp:asgi)."""
 import asyncio
+import os
 import time
 
 from asgiref.wsgi import WsgiToAsgi
@@ -26,13 +27,19 @@ def item(i):
     return "item %d" % i
 
 
-@app.route("/async/<int:i>")
 async def run_async(i):
     with tigerops.span("outer-%d" % i):
         await asyncio.sleep(0.002)
         with tigerops.span("inner-%d" % i):
             await asyncio.gather(asyncio.sleep(0.001), asyncio.sleep(0.002))
     return "async %d" % i
+
+
+# Without async views the agent keeps the current span in thread-locals;
+# ASYNC_VIEWS=0 serves the app that way (asgiref runs the WSGI app in one
+# thread of its own).
+if os.environ.get("ASYNC_VIEWS", "1") == "1":
+    app.add_url_rule("/async/<int:i>", view_func=run_async)
 
 
 @app.route("/stream/<int:n>")
