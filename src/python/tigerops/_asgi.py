@@ -1,13 +1,13 @@
 """asgiref's WsgiToAsgi (a Flask app served by uvicorn or hypercorn): its
-WsgiToAsgiInstance iterates the WSGI response but, up to at least asgiref
-3.6, never calls its close(), which PEP 3333 requires of a server. The
-request span ends in close() (or when the response is freed, which a
-reference cycle can put off until the next garbage collection, so the span
-would be exported late, with a wrong end time, or never); Flask's
-call_on_close callbacks and a streamed generator's cleanup did not run
-either. The WSGI app is given a response that closes the app's response
-once: when iteration ends, fails, or the response is dropped early (the
-Content-Length cut). A version that calls close() itself closes this
+WsgiToAsgiInstance iterates the WSGI response but never calls its close(),
+which PEP 3333 requires of a server (no release does; django/asgiref#587
+proposes it). The request span ends in close() (or when the response is
+freed, which a reference cycle can put off until the next garbage
+collection, so the span would be exported late, with a wrong end time, or
+never); Flask's call_on_close callbacks and a streamed generator's cleanup
+did not run either. The WSGI app is given a response that closes the app's
+response once: when iteration ends, fails, or the response is dropped early
+(the Content-Length cut). A version that calls close() itself closes this
 wrapper, which closes the app's response only once."""
 import functools
 
