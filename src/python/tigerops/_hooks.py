@@ -82,3 +82,4 @@ def install():
     register("flask_restful", "tigerops._flask_internals:patch_restful")
     register("flask_restful.reqparse", "tigerops._flask_internals:patch_reqparse")
     register("pymemcache.client.base", "tigerops._caches:patch_pymemcache")
+    register("asgiref.wsgi", "tigerops._asgi:patch_wsgi")

@@ -36,3 +36,17 @@ def unreachable():
     except requests.ConnectionError:
         return "down", 502
     return "?"
+
+
+@app.route("/via-httpx-async")
+def via_httpx_async():
+    # A sync view (thread-locals: this app has no async views) running two
+    # AsyncClient calls at once on its own event loop.
+    import asyncio
+
+    async def both():
+        async with httpx.AsyncClient() as client:
+            return await asyncio.gather(client.get(BACKEND + "/hello/async-a"), client.get(BACKEND + "/hello/async-b"))
+
+    a, b = asyncio.run(both())
+    return a.text + "|" + b.text

@@ -1,0 +1,47 @@
+"""Async views calling the backend named by BACKEND_URL with
+httpx.AsyncClient, awaits inside span() blocks, two calls gathered: each
+CLIENT span a child of the block it was made in, never of a sibling call."""
+import asyncio
+import os
+
+import httpx
+from flask import Flask
+
+import tigerops
+
+app = Flask(__name__)
+BACKEND = os.environ.get("BACKEND_URL", "http://127.0.0.1:1")
+
+
+@app.route("/health")
+def health():
+    return "ok"
+
+
+@app.route("/call/<int:i>")
+async def call(i):
+    async with httpx.AsyncClient() as client:
+        with tigerops.span("outer-%d" % i):
+            await asyncio.sleep(0.002)
+            first = await client.get("%s/hello/one-%d?sig=secret-sig" % (BACKEND, i))
+            with tigerops.span("inner-%d" % i):
+                a, b = await asyncio.gather(client.get("%s/hello/a-%d" % (BACKEND, i)),
+                                            client.get("%s/hello/b-%d" % (BACKEND, i)))
+    return "|".join((first.text, a.text, b.text))
+
+
+@app.route("/missing")
+async def missing():
+    async with httpx.AsyncClient() as client:
+        r = await client.get(BACKEND + "/no/such/page")
+    return "backend answered %d" % r.status_code
+
+
+@app.route("/unreachable")
+async def unreachable():
+    try:
+        async with httpx.AsyncClient() as client:
+            await client.get("http://127.0.0.1:1/nothing", timeout=2)
+    except httpx.ConnectError:
+        return "down", 502
+    return "?"
