@@ -182,7 +182,7 @@ static PyObject *request_next(PyObject *op) {
   PyObject *item = PyIter_Next(r->iter);
   tgo__py_leave(&saved);
   if (!item && PyErr_Occurred())
-    tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);
+    tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
   return item;
 }
 
@@ -198,7 +198,7 @@ static PyObject *request_close(PyObject *op, PyObject *unused) {
       tgo__py_leave(&saved);
       Py_DECREF(close);
       if (!res)
-        tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS, NULL);
+        tgo__py_record_exception(r->span, NULL, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
     } else {
       PyErr_Clear();
     }

@@ -33,6 +33,9 @@ def check_failed_stream(spans):
     assert root["attributes"]["http.response.status_code"] == 200, "the status line had gone out"
     assert root["status"]["message"] == "the feed broke mid-stream", root["status"]
     assert root["attributes"]["error.type"] == "RuntimeError", root["attributes"]
+    (event,) = [e for e in root["events"] if e["name"] == "exception"]
+    assert event["attributes"]["exception.type"] == "RuntimeError"
+    assert "the feed broke mid-stream" in event["attributes"]["exception.stacktrace"]
     (child,) = [s for s in trace_of(spans, root) if s["spanId"] != root["spanId"]]
     assert child["name"] == "before-failure" and child["parentSpanId"] == root["spanId"]
 
