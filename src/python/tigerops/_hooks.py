@@ -82,3 +82,7 @@ def install():
     register("flask_restful", "tigerops._flask_internals:patch_restful")
     register("flask_restful.reqparse", "tigerops._flask_internals:patch_reqparse")
     register("pymemcache.client.base", "tigerops._caches:patch_pymemcache")
+    register("sqlite3.dbapi2", "tigerops._dbapi:patch_sqlite3")
+    register("psycopg2", "tigerops._dbapi:patch_psycopg2")
+    register("psycopg", "tigerops._dbapi:patch_psycopg")
+    register("pymysql", "tigerops._dbapi:patch_pymysql")
