@@ -86,3 +86,6 @@ def install():
     register("psycopg2", "tigerops._dbapi:patch_psycopg2")
     register("psycopg", "tigerops._dbapi:patch_psycopg")
     register("pymysql", "tigerops._dbapi:patch_pymysql")
+    register("urllib3.connectionpool", "tigerops._http:patch_urllib3")
+    register("urllib.request", "tigerops._http:patch_urllib_request")
+    register("aiohttp.client", "tigerops._http:patch_aiohttp")
