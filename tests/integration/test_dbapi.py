@@ -161,3 +161,23 @@ def test_sqlalchemy_on_pymysql_is_not_spanned_twice(otlp, mariadb):
     selects = [s for s in children if "FROM dual" in s["attributes"].get("db.query.text", "")]
     assert len(selects) == 1, [s["name"] for s in children]
     assert all("db.connection_string" in s["attributes"] for s in children), [s["name"] for s in children]
+
+
+
+def test_factories_cursor_classes_and_keyword_calls_are_traced(otlp, postgres, mariadb):
+    """sqlite3 with the app's own connection factory, psycopg2 with a
+    cursor_factory and vars= by keyword, pymysql with a cursor class per
+    call: each statement still one span."""
+    env = pg_env(otlp, postgres, MYSQL_PORT=mariadb.port)
+    with gunicorn("dbapi_app:app", env, workers=1) as server:
+        status, body, _ = server.get("/variants")
+        assert (status, body) == (200, "ok")
+        root, children = trace_of(otlp, "GET /variants", 3)
+    assert len(children) == 3, [s["name"] for s in children]
+    (lite,) = by_name(children, "SELECT sqlite_master")
+    assert_statement(lite, root, "sqlite", "SELECT", "sqlite_master")
+    (pg,) = by_name(children, "SELECT pg_class")
+    assert_statement(pg, root, "postgresql", "SELECT", "pg_class")
+    (my,) = by_name(children, "SELECT dual")
+    assert_statement(my, root, "mysql", "SELECT", "dual")
+    assert_no_secrets(otlp)

@@ -314,8 +314,17 @@ def patch_pymysql(module):
         if _opened_by_sqlalchemy():
             return conn
         try:
-            conn.cursorclass = _traced_cursor_class(conn.cursorclass, "mysql", _as_text(conn.db),
-                                                    _as_text(conn.host), _port(conn.port))
+            info = ("mysql", _as_text(conn.db), _as_text(conn.host), _port(conn.port))
+            conn.cursorclass = _traced_cursor_class(conn.cursorclass, *info)
+            base_cursor = conn.cursor
+
+            def cursor(cursor=None):
+                # conn.cursor(DictCursor): a class given per call.
+                if cursor is not None:
+                    cursor = _traced_cursor_class(cursor, *info)
+                return base_cursor(cursor)
+
+            conn.cursor = cursor
         except Exception as exc:
             _fail_open("pymysql", exc)
         return conn

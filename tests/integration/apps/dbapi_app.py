@@ -65,6 +65,38 @@ def pg2():
     return jsonify(n=n)
 
 
+@app.route("/variants")
+def variants():
+    """Cursor classes and calls spelled the other ways drivers allow."""
+    import psycopg2
+    import psycopg2.extras
+    import pymysql
+
+    class Notes(sqlite3.Connection):
+        pass
+
+    conn = sqlite3.connect(SQLITE_PATH, factory=Notes)
+    assert isinstance(conn, Notes)
+    conn.execute("SELECT count(*) FROM sqlite_master WHERE name != 'literal-secret'").fetchall()
+    conn.close()
+    conn = psycopg2.connect(PG_DSN, cursor_factory=psycopg2.extras.RealDictCursor)
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 AS one FROM pg_class WHERE relname <> %(name)s", vars={"name": "secret-bind-9"})
+        assert cur.fetchone()["one"] == 1
+    conn.close()
+    conn = pymysql.connect(host="127.0.0.1", port=MYSQL_PORT, user="root", database="app")
+    with conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute("SELECT 1 AS one FROM dual WHERE %s > 0", (7,))
+        assert cur.fetchone()["one"] == 1
+    conn.close()
+    return "ok"
+
+
+@app.route("/outside")
+def outside():
+    return "ok"
+
+
 @app.route("/pg2-sqlalchemy")
 def pg2_sqlalchemy():
     engine = create_engine("postgresql+psycopg2://" + os.environ["PG_URL_REST"])
