@@ -88,3 +88,21 @@ def test_connection_errors_are_client_error_spans(two_services):
         assert "http.response.status_code" not in c["attributes"]
     assert sorted(c["attributes"]["error.type"] for c in clients) == \
         ["ClientConnectorError", "ConnectionRefusedError", "NewConnectionError"]
+
+
+def test_concurrent_aiohttp_requests_are_siblings(two_services):
+    otlp, front, _ = two_services
+    status, body, _ = front.get("/aiohttp-gather")
+    assert (status, body) == (200, "hello g1,hello g2,hello g3")
+    spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /aiohttp-gather")
+    (root,) = server_spans(spans, "GET /aiohttp-gather")
+    spans = otlp.wait_for_spans(lambda s: s["traceId"] == root["traceId"] and s["kind"] in (2, 3), count=7)
+    trace = [s for s in spans if s["traceId"] == root["traceId"]]
+    clients = [s for s in trace if s["kind"] == 3]
+    assert len(clients) == 3
+    assert all(c["parentSpanId"] == root["spanId"] for c in clients)
+    backs = [s for s in trace if s["resource"]["service.name"] == "backend"]
+    assert sorted(b["parentSpanId"] for b in backs) == sorted(c["spanId"] for c in clients)
+    for c in clients:
+        (b,) = [b for b in backs if b["parentSpanId"] == c["spanId"]]
+        assert c["attributes"]["url.full"].endswith(b["attributes"]["url.path"])

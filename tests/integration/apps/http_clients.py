@@ -85,3 +85,16 @@ def unreachable():
                 errors.append(type(e).__name__)
     asyncio.run(fetch())
     return ",".join(errors), 502
+
+
+@app.route("/aiohttp-gather")
+def aiohttp_gather():
+    """Three requests in flight at once on one loop: none may become the
+    parent of another."""
+    async def fetch():
+        async with aiohttp.ClientSession() as session:
+            async def one(name):
+                async with session.get(BACKEND + "/hello/" + name) as r:
+                    return await r.text()
+            return await asyncio.gather(one("g1"), one("g2"), one("g3"))
+    return ",".join(asyncio.run(fetch()))
