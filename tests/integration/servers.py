@@ -92,3 +92,68 @@ def _wait_port(port, proc, what, timeout=15):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("%s not listening on %d" % (what, port))
+
+
+class MariaDB:
+    """A throwaway MariaDB: mariadb-install-db into a temp dir, then mariadbd
+    on a free loopback port (no networking beyond 127.0.0.1, no grant
+    tables to speak of: root over TCP without a password) with a database
+    named "app"."""
+
+    def __init__(self):
+        install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/bin") \
+            or shutil.which("mysqld", path="/usr/sbin:/usr/bin")
+        if not install or not server:
+            raise RuntimeError("MariaDB server binaries not found (apt-get install mariadb-server)")
+        self.dir = tempfile.mkdtemp(prefix="tigerops-mariadb-")
+        self.data = os.path.join(self.dir, "data")
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        subprocess.run([install, "--no-defaults", "--datadir=" + self.data, "--auth-root-authentication-method=normal",
+                        "--skip-test-db"] + user, check=True, capture_output=True)
+        self.port = free_port()
+        self.log = os.path.join(self.dir, "log")
+        self.proc = subprocess.Popen(
+            [server, "--no-defaults", "--datadir=" + self.data, "--port=%d" % self.port,
+             "--bind-address=127.0.0.1", "--socket=" + os.path.join(self.dir, "sock"),
+             "--pid-file=" + os.path.join(self.dir, "pid"), "--log-error=" + self.log,
+             "--skip-grant-tables", "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
+             "--general-log=1", "--general-log-file=" + os.path.join(self.dir, "general.log")] + user,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_port(self.port, self.proc, "mariadbd", timeout=60)
+            self._create_database()
+        except Exception:
+            self.stop()
+            raise
+
+    def _create_database(self):
+        import pymysql
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root")
+                break
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS app")
+        conn.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

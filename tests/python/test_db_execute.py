@@ -32,7 +32,10 @@ def do_executemany(cursor, statement, parameters, context=None):
 
 @pytest.fixture
 def db():
-    conn = sqlite3.connect(":memory:")
+    # A connection as SQLAlchemy gets it: the agent traces the cursors of
+    # connections apps open themselves (tigerops._dbapi), not those under a
+    # dialect, whose statements DbExecute alone spans.
+    conn = getattr(sqlite3.connect, "__wrapped__", sqlite3.connect)(":memory:")
     conn.executescript(SCHEMA)
     wrappers = [_tigerops.DbExecute(f, mode, "sqlite", "main", "", 0, "sqlite://")
                 for mode, f in enumerate((do_execute, do_execute_no_params, do_executemany))]

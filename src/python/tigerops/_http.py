@@ -126,3 +126,150 @@ def patch_httpx(module):
     async_client = getattr(module, "AsyncClient", None)
     if async_client is not None and not getattr(async_client.send, "__tigerops__", False):
         async_client.send = _wrap_async_send(async_client.send)
+
+
+# --- urllib3, urllib.request, aiohttp ---------------------------------------
+
+def _caller_module(depth):
+    """The module name of a caller's frame: requests calls urllib3, and
+    urllib3 calls itself for retries; those calls are inside a span already."""
+    try:
+        return __import__("sys")._getframe(depth).f_globals.get("__name__", "")
+    except ValueError:
+        return ""
+
+
+def _wrap_urllib3_urlopen(original):
+    """HTTPConnectionPool.urlopen: one CLIENT span per request a pool sends
+    on behalf of its caller (PoolManager, or the app). requests already has
+    its span (Session.send) and the pool's own retries and redirects are
+    part of the first call's span: neither opens another."""
+    def urlopen(self, method, url, *args, **kwargs):
+        if not _tigerops.tracing_now() or _caller_module(2).startswith(("requests.", "urllib3.connectionpool")):
+            return original(self, method, url, *args, **kwargs)
+        if len(args) >= 2:
+            headers = args[1]
+        else:
+            headers = kwargs.get("headers")
+        headers = dict(headers if headers is not None else (self.headers or {}))
+        if len(args) >= 2:
+            args = args[:1] + (headers,) + args[2:]
+        else:
+            kwargs["headers"] = headers
+        full = url
+        if str(url).startswith("/"):
+            port = self.port or {"http": 80, "https": 443}.get(self.scheme)
+            full = "%s://%s:%s%s" % (self.scheme, self.host, port, url)
+        span = _client_span(method, full, headers)
+        try:
+            response = original(self, method, url, *args, **kwargs)
+        except BaseException as exc:
+            _finish(span, None, exc)
+            raise
+        _finish(span, getattr(response, "status", None), None)
+        return response
+
+    urlopen.__tigerops__ = True
+    urlopen.__wrapped__ = original
+    return urlopen
+
+
+def patch_urllib3(module):
+    """module: urllib3.connectionpool."""
+    pool = module.HTTPConnectionPool
+    if not getattr(pool.urlopen, "__tigerops__", False):
+        pool.urlopen = _wrap_urllib3_urlopen(pool.urlopen)
+
+
+def _wrap_do_open(original):
+    """AbstractHTTPHandler.do_open: one span per request urllib.request
+    sends (each redirect hop is its own request). It sits above
+    http.client, which urllib3 and requests use too, so nothing is counted
+    twice."""
+    def do_open(self, http_class, req, **http_conn_args):
+        if not _tigerops.tracing_now():
+            return original(self, http_class, req, **http_conn_args)
+        headers = {}
+        span = _client_span(req.get_method(), req.full_url, headers)
+        for name, value in headers.items():
+            # Not carried over to a redirect's request: the next hop gets its own.
+            req.add_unredirected_header(name.capitalize(), value)
+        try:
+            response = original(self, http_class, req, **http_conn_args)
+        except BaseException as exc:
+            reason = getattr(exc, "reason", None)
+            _finish(span, None, reason if isinstance(reason, BaseException) else exc)
+            raise
+        _finish(span, getattr(response, "status", None), None)
+        return response
+
+    do_open.__tigerops__ = True
+    do_open.__wrapped__ = original
+    return do_open
+
+
+def patch_urllib_request(module):
+    handler = module.AbstractHTTPHandler
+    if not getattr(handler.do_open, "__tigerops__", False):
+        handler.do_open = _wrap_do_open(handler.do_open)
+
+
+def _wrap_aiohttp_request(original):
+    """ClientSession._request (what get/post/request and their context
+    managers all await). The span is never made current: other tasks run
+    on this thread while the request is awaited, and must not see it as
+    their parent. Its context goes into the headers explicitly."""
+    async def _request(self, method, str_or_url, *args, **kwargs):
+        if not _tigerops.tracing_now():
+            return await original(self, method, str_or_url, *args, **kwargs)
+        method_name = str(method).upper()
+        span = Span(method_name, _tigerops.KIND_CLIENT)
+        span.start()
+        try:
+            from multidict import CIMultiDict
+            headers = CIMultiDict(kwargs.get("headers") or ())
+            headers["traceparent"] = span.traceparent
+            kwargs["headers"] = headers
+            if span.is_recording():
+                span.set_attribute("http.request.method", method_name)
+                url = str(str_or_url)
+                span.set_attribute("url.full", redact_url(url))
+                parts = urlsplit(url)
+                if parts.hostname:
+                    span.set_attribute("server.address", parts.hostname)
+                port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+                if port:
+                    span.set_attribute("server.port", port)
+        except Exception:
+            pass
+        try:
+            response = await original(self, method, str_or_url, *args, **kwargs)
+        except BaseException as exc:
+            _end(span, None, exc)
+            raise
+        _end(span, getattr(response, "status", None), None)
+        return response
+
+    _request.__tigerops__ = True
+    _request.__wrapped__ = original
+    return _request
+
+
+def _end(span, status, exc):
+    """_finish for a span that was started but never entered."""
+    if exc is not None:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status("error", str(exc))
+    elif status is not None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_attribute("error.type", str(status))
+            span.set_status("error")
+    span.end()
+
+
+def patch_aiohttp(module):
+    """module: aiohttp.client."""
+    session = module.ClientSession
+    if not getattr(session._request, "__tigerops__", False):
+        session._request = _wrap_aiohttp_request(session._request)
