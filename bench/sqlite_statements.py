@@ -52,22 +52,28 @@ print("RESULT", (result["cpu"] + extra) / N * 1e6, traced)
 """
 
 
-def run(env, n):
-    out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env=env, capture_output=True, text=True,
+def run(child, env, n):
+    out = subprocess.run([sys.executable, "-c", child, str(n)], env=env, capture_output=True, text=True,
                          check=True)
     m = re.search(r"RESULT (\S+) (\S+)", out.stdout)
     return float(m.group(1)), m.group(2) == "True"
 
 
-def instructions(env, n):
+def instructions(child, env, n):
+    """Per statement, from a n- and a 3n-statement run; the hash seed is
+    fixed (randomised hashing alone moves counts)."""
+    env = dict(env, PYTHONHASHSEED="0")
+
     def total(count):
         out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                              "-c", CHILD, str(count)], env=env, capture_output=True, text=True)
+                              "-c", child, str(count)], env=env, capture_output=True, text=True)
         return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
     return (total(3 * n) - total(n)) / (2 * n)
 
 
-def main():
+def main(child=CHILD, title="SQLAlchemy Core + in-memory SQLite"):
+    """The benchmark for one child program (bench/dbapi_statements.py runs
+    its own through this)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", default=os.path.join(ROOT, "build", "ci", "install"))
     ap.add_argument("--statements", type=int, default=20000)
@@ -85,20 +91,19 @@ def main():
                      OTEL_BSP_MAX_QUEUE_SIZE="100000")
         bare, traced = [], []
         for _ in range(args.rounds):
-            bare.append(run(base, args.statements)[0])
-            us, ok = run(agent, args.statements)
+            bare.append(run(child, base, args.statements)[0])
+            us, ok = run(child, agent, args.statements)
             if not ok:
                 sys.exit("the agent did not trace the app: is %s installed?" % lib)
             traced.append(us)
         b, t = statistics.median(bare), statistics.median(traced)
-        print("SQLAlchemy Core + in-memory SQLite, %d statements x %d rounds (medians)"
-              % (args.statements, args.rounds))
+        print("%s, %d statements x %d rounds (medians)" % (title, args.statements, args.rounds))
         print("  bare:          %6.2f us CPU/statement" % b)
         print("  tigerops+OTLP: %6.2f us CPU/statement" % t)
         print("  overhead:      %6.2f us/statement (best rounds: %.2f)" % (t - b, min(traced) - min(bare)))
         if args.callgrind:
             n = 2000
-            ib, ia = instructions(base, n), instructions(agent, n)
+            ib, ia = instructions(child, base, n), instructions(child, agent, n)
             print("  callgrind:     bare %.0f, tigerops %.0f instructions/statement: +%.0f" % (ib, ia, ia - ib))
     finally:
         sink.terminate()
