@@ -13,7 +13,9 @@ from util import free_port  # noqa: F401 (re-exported: servers.py and tests impo
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 APPS = os.path.join(HERE, "apps")
-PYTHON = "/usr/bin/python3"  # the Debian interpreter that has Flask, gunicorn, ...
+# The interpreter that runs pytest also runs the apps: /usr/bin/python3 for
+# Debian's stack, a matrix venv's python for the others (tests/matrix).
+PYTHON = os.environ.get("TIGEROPS_TEST_PYTHON") or sys.executable
 
 
 def _default_prefix():
