@@ -18,9 +18,14 @@ def health():
     return "ok"
 
 
+# httpx's default 5 s read timeout is shorter than the one-worker backend's
+# queue on a loaded 2-core machine: a timeout there made a 500, not a bug.
+PATIENT = httpx.Timeout(60.0)
+
+
 @app.route("/call/<int:i>")
 async def call(i):
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=PATIENT) as client:
         with tigerops.span("outer-%d" % i):
             await asyncio.sleep(0.002)
             first = await client.get("%s/hello/one-%d?sig=secret-sig" % (BACKEND, i))
@@ -32,7 +37,7 @@ async def call(i):
 
 @app.route("/missing")
 async def missing():
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=PATIENT) as client:
         r = await client.get(BACKEND + "/no/such/page")
     return "backend answered %d" % r.status_code
 
