@@ -1,7 +1,8 @@
 """Flask internals as child spans of the request: before/after/teardown
 request hooks (app and blueprint), one span per class-based view method
-(flask.views.MethodView, which Flask-RESTful resources are), and
-Flask-RESTful's reqparse.parse_args and marshal."""
+(flask.views.MethodView, which Flask-RESTful and Flask-RESTX resources
+are), and the reqparse.parse_args and marshal of both."""
+import contextvars
 import functools
 
 import _tigerops
@@ -80,6 +81,8 @@ def wrap_hooks(app):
 
 
 def _traced_dispatch(original):
+    from werkzeug.exceptions import HTTPException
+
     @functools.wraps(original)
     def dispatch_request(self, *args, **kwargs):
         if not _tigerops.tracing_now():
@@ -89,9 +92,25 @@ def _traced_dispatch(original):
         if method == "head" and getattr(self, "get", None) is not None and getattr(self, "head", None) is None:
             method = "get"
         name = "%s.%s" % (type(self).__name__, method)
-        attributes = {"code.function": name, "code.namespace": type(self).__module__}
-        with Span(name, _tigerops.KIND_INTERNAL, attributes):
-            return original(self, *args, **kwargs)
+        span = Span(name, _tigerops.KIND_INTERNAL, {"code.function": name, "code.namespace": type(self).__module__})
+        span.__enter__()
+        try:
+            rv = original(self, *args, **kwargs)
+        except HTTPException as exc:
+            # abort(404), a payload failing expect(validate=True): the answer
+            # the framework makes, a client error, not this span's failure.
+            code = exc.code
+            if isinstance(code, int) and code < 500:
+                span.set_attribute("http.response.status_code", code)
+                span.__exit__(None, None, None)
+            else:
+                span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        except BaseException as exc:
+            span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        span.__exit__(None, None, None)
+        return rv
 
     dispatch_request.__tigerops__ = True
     return dispatch_request
@@ -115,15 +134,57 @@ def _traced_function(name, original):
     return traced
 
 
-def patch_restful(module):
-    resource = module.Resource
+# marshal calls itself through its module's global for each item of a list
+# and each nested dict: one span for the outer call, none per item.
+_marshalling = contextvars.ContextVar("tigerops_marshalling", default=False)
+
+
+def _traced_marshal(name, original):
+    @functools.wraps(original)
+    def marshal(*args, **kwargs):
+        if _marshalling.get() or not _tigerops.tracing_now():
+            return original(*args, **kwargs)
+        token = _marshalling.set(True)
+        try:
+            with Span(name, _tigerops.KIND_INTERNAL):
+                return original(*args, **kwargs)
+        finally:
+            _marshalling.reset(token)
+
+    marshal.__tigerops__ = True
+    return marshal
+
+
+def _trace_resource(resource):
     if not getattr(resource.dispatch_request, "__tigerops__", False):
         resource.dispatch_request = _traced_dispatch(resource.dispatch_request)
+
+
+def patch_restful(module):
+    _trace_resource(module.Resource)
     if not getattr(module.marshal, "__tigerops__", False):
-        module.marshal = _traced_function("flask_restful.marshal", module.marshal)
+        module.marshal = _traced_marshal("flask_restful.marshal", module.marshal)
 
 
 def patch_reqparse(module):
     parser = module.RequestParser
     if not getattr(parser.parse_args, "__tigerops__", False):
         parser.parse_args = _traced_function("reqparse.parse_args", parser.parse_args)
+
+
+def patch_restx(module):
+    """Flask-RESTX (a fork of Flask-RESTful): its Resource overrides
+    dispatch_request (payload validation happens inside), and marshal is
+    imported by name into the package, marshalling (marshal_with) and
+    namespace (Namespace.marshal); fields.Nested keeps its own, which runs
+    inside the outer marshal span."""
+    import sys
+    _trace_resource(module.Resource)
+    marshalling = sys.modules["flask_restx.marshalling"]
+    original = marshalling.marshal
+    if not getattr(original, "__tigerops__", False):
+        traced = _traced_marshal("flask_restx.marshal", original)
+        for holder in (marshalling, module, sys.modules.get("flask_restx.namespace")):
+            if holder is not None and getattr(holder, "marshal", None) is original:
+                holder.marshal = traced
+    patch_reqparse(sys.modules["flask_restx.reqparse"])
