@@ -159,6 +159,8 @@ def _first_request(app_ref):
     _apply_app_config(app, app.extensions.get(EXTENSION_KEY))
     from tigerops import _flask_internals
     _flask_internals.wrap_hooks(app)
+    from tigerops import _enduser
+    _enduser.install(app)
 
 
 def instrument_existing_engines(app):
