@@ -7,12 +7,14 @@ import _tigerops
 _warned = False
 
 
+_legacy = False  # Flask-Login before 0.6.2 keeps the user on the request context
+
+
 def _loaded_user():
-    """The user Flask-Login loaded in this request, or None: g._login_user
-    (Flask-Login 0.6.2+), else the request context's user (older ones)."""
+    """The user Flask-Login loaded in this request, or None."""
     from flask import g
     user = g.get("_login_user")
-    if user is not None:
+    if user is not None or not _legacy:
         return user
     import flask.globals
     names = vars(flask.globals)  # no module __getattr__: no deprecation warning
@@ -49,8 +51,15 @@ _record_user.__tigerops__ = True  # not a hook span of its own
 def install(app):
     """At the app's first request (app.config applied): only when the
     setting is on does any request pay for it."""
+    global _legacy
     if _tigerops.config_get("TIGEROPS_CAPTURE_USER") != "true":
         return
+    import sys
+    login_manager = sys.modules.get("flask_login.login_manager")
+    if login_manager is None:  # an app using Flask-Login has imported it by its first request
+        return
+    store = getattr(login_manager.LoginManager, "_update_request_context_with_user", None)
+    _legacy = "_login_user" not in getattr(getattr(store, "__code__", None), "co_names", ("_login_user",))
     funcs = app.teardown_request_funcs.setdefault(None, [])
     if _record_user not in funcs:
         # Teardown functions run last-registered first: at index 0 this runs
