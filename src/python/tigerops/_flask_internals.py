@@ -92,25 +92,19 @@ def _traced_dispatch(original):
         if method == "head" and getattr(self, "get", None) is not None and getattr(self, "head", None) is None:
             method = "get"
         name = "%s.%s" % (type(self).__name__, method)
-        span = Span(name, _tigerops.KIND_INTERNAL, {"code.function": name, "code.namespace": type(self).__module__})
-        span.__enter__()
-        try:
-            rv = original(self, *args, **kwargs)
-        except HTTPException as exc:
-            # abort(404), a payload failing expect(validate=True): the answer
-            # the framework makes, a client error, not this span's failure.
-            code = exc.code
-            if isinstance(code, int) and code < 500:
-                span.set_attribute("http.response.status_code", code)
-                span.__exit__(None, None, None)
-            else:
-                span.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        except BaseException as exc:
-            span.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        span.__exit__(None, None, None)
-        return rv
+        attributes = {"code.function": name, "code.namespace": type(self).__module__}
+        with Span(name, _tigerops.KIND_INTERNAL, attributes) as span:
+            try:
+                return original(self, *args, **kwargs)
+            except HTTPException as exc:
+                # abort(404), a payload failing expect(validate=True): the
+                # answer the framework makes, a client error, not this
+                # span's failure; raised again once the span has ended.
+                if not (isinstance(exc.code, int) and exc.code < 500):
+                    raise
+                span.set_attribute("http.response.status_code", exc.code)
+                client_error = exc
+        raise client_error
 
     dispatch_request.__tigerops__ = True
     return dispatch_request
