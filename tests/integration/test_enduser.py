@@ -44,7 +44,7 @@ def test_no_user_id_by_default(otlp):
 
 def test_app_config_turns_it_on(otlp):
     with gunicorn("login:app", agent_env(otlp, TIGEROPS_CAPTURE_USER="false",
-                                         FLASK_TIGEROPS_CAPTURE_USER="true"), workers=1) as server:
+                                         LOGIN_APP_CAPTURE_USER="1"), workers=1) as server:
         server.get("/me", headers={"X-User": "9"})
         spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /me")
     (span,) = server_spans(spans, "GET /me")

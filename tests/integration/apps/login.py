@@ -1,12 +1,14 @@
 """Flask-Login with a request loader (the X-User header names the user):
 /me reads current_user, /public never does, /stream reads it inside a
 stream_with_context generator; /sessions counts the user loads."""
+import os
+
 from flask import Flask, Response, stream_with_context
 from flask_login import LoginManager, UserMixin, current_user
 
 app = Flask(__name__)
-if hasattr(app.config, "from_prefixed_env"):  # Flask 2.1+
-    app.config.from_prefixed_env()
+if os.environ.get("LOGIN_APP_CAPTURE_USER"):
+    app.config["TIGEROPS_CAPTURE_USER"] = True
 login_manager = LoginManager(app)
 LOADS = []
 
