@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from agent import PYTHON, agent_env, gunicorn, server_spans
+from otlp import OtlpReceiver
 
 
 def _importable(module):
@@ -50,10 +51,10 @@ def exception_events(span):
     return [e for e in span.get("events", []) if e["name"] == "exception"]
 
 
-@pytest.fixture
-def api_spans(otlp):
-    """Runs one of each request against the app; returns the spans."""
-    with gunicorn("restx:app", agent_env(otlp), workers=1) as server:
+@pytest.fixture(scope="module")
+def api_spans():
+    """Runs one of each request against the app once; returns the spans."""
+    with OtlpReceiver() as otlp, gunicorn("restx:app", agent_env(otlp), workers=1) as server:
         assert send(server, "GET", "/api/todos/?limit=2") == (200, [{"id": 1, "task": "a"},
                                                                     {"id": 2, "task": "b"}])
         assert send(server, "POST", "/api/todos/", {"task": "write tests"}) == (201, {"id": 4,

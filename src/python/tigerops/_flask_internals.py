@@ -174,11 +174,15 @@ def patch_restx(module):
     inside the outer marshal span."""
     import sys
     _trace_resource(module.Resource)
-    marshalling = sys.modules["flask_restx.marshalling"]
-    original = marshalling.marshal
-    if not getattr(original, "__tigerops__", False):
+    # Found by what each version has, never assumed: a piece a release moved
+    # is left untraced rather than guessed at.
+    marshalling = sys.modules.get("flask_restx.marshalling")
+    original = getattr(marshalling, "marshal", None)
+    if original is not None and not getattr(original, "__tigerops__", False):
         traced = _traced_marshal("flask_restx.marshal", original)
         for holder in (marshalling, module, sys.modules.get("flask_restx.namespace")):
             if holder is not None and getattr(holder, "marshal", None) is original:
                 holder.marshal = traced
-    patch_reqparse(sys.modules["flask_restx.reqparse"])
+    reqparse = sys.modules.get("flask_restx.reqparse")
+    if reqparse is not None and hasattr(getattr(reqparse, "RequestParser", None), "parse_args"):
+        patch_reqparse(reqparse)
