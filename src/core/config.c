@@ -147,6 +147,7 @@ static const setting table[] = {
     {"TIGEROPS_DENIED_HEADERS", T_STR, F_ALL | F_PER_APP, FIELD(denied_headers), 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_TRACE_CELERY", T_BOOL, F_ALL, FIELD(trace_celery), 0, 0, "true", NULL, NULL},
     {"TIGEROPS_TRACE_CACHE", T_BOOL, F_ALL, FIELD(trace_cache), 0, 0, "true", NULL, NULL},
+    {"TIGEROPS_CAPTURE_USER", T_BOOL, F_ALL, FIELD(capture_user), 0, 0, "false", NULL, NULL},
     {"TIGEROPS_CONFIG", T_NONE, F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_LIBRARY", T_NONE, F_ENV, NOFIELD, 0, 0, NULL, NULL, NULL}, /* tigerops-run's */
     /* System-wide mode: read by the preload constructor (src/preload/filter.c). */

@@ -85,6 +85,7 @@ typedef struct {
   char denied_headers[1024];
   int trace_celery;
   int trace_cache;
+  int capture_user; /* Flask-Login's user id as enduser.id: personal data, off by default */
   /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
    * so that re-reading the environment never overrides app.config. */
   unsigned char layer[TGO__MAX_SETTINGS];

@@ -63,8 +63,15 @@ static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r
     PyErr_Clear();
     Py_XDECREF(key);
     if (view) {
-      r->function = dup_attr_str(view, tgo__py_str.__qualname__);
-      r->namespace = dup_attr_str(view, tgo__py_str.__module__);
+      /* A class-based view (MethodView, Flask-RESTful/RESTX resources) is
+       * a function made by as_view ("View.as_view.<locals>.view"): the
+       * class it names is the code. Once per route, so no interned name. */
+      PyObject *cls = PyObject_GetAttrString(view, "view_class");
+      PyErr_Clear();
+      PyObject *code = cls && PyType_Check(cls) ? cls : view;
+      r->function = dup_attr_str(code, tgo__py_str.__qualname__);
+      r->namespace = dup_attr_str(code, tgo__py_str.__module__);
+      Py_XDECREF(cls);
       Py_DECREF(view);
     }
   }

@@ -38,6 +38,22 @@ def test_restful_resource_reqparse_and_marshal(otlp):
     assert by_name["reqparse.parse_args"]["parentSpanId"] == resource["spanId"]
     assert by_name["flask_restful.marshal"]["parentSpanId"] == resource["spanId"]
     assert "require_admin" not in by_name, "blueprint hooks only run for their blueprint"
+    assert sorted(s["name"] for s in children) == ["TodoList.get", "add_header", "close_session",
+                                                   "flask_restful.marshal", "load_user", "reqparse.parse_args"], \
+        "a list is marshalled in one span, not one per item"
+    assert root["attributes"]["code.function"] == "TodoList", "the resource class, not as_view's function"
+
+
+def test_restful_abort_404_is_not_a_server_error(otlp):
+    with gunicorn("restful:app", agent_env(otlp), workers=1) as server:
+        status, body, _ = server.get("/todos/7")
+        assert status == 404 and "todo 7 does not exist" in body
+        root, by_name, children = trace(otlp, "GET /todos/<int:todo_id>", 4)
+    assert root["attributes"]["http.response.status_code"] == 404
+    assert root["status"].get("code", 0) == 0, "Flask-RESTful sends got_request_exception for a 404 too"
+    assert not [e for e in root.get("events", []) if e["name"] == "exception"], root["events"]
+    resource = by_name["Todo.get"]
+    assert resource["status"].get("code", 0) == 0 and resource["attributes"]["http.response.status_code"] == 404
 
 
 def test_no_hook_spans_when_the_app_has_none(otlp):

@@ -56,10 +56,28 @@ def record_request_exception(sender, exception=None, **_):
     span = _tigerops.request_span()
     if span is None or exception is None or not span.is_recording():
         return
+    # Flask-RESTful and Flask-RESTX send the signal for abort(404) and
+    # validation errors too: an HTTP error below 500 is the answer the app
+    # chose, which the status code already says.
+    code = getattr(exception, "code", None)
+    if isinstance(code, int) and code < 500 and _is_http_exception(exception):
+        return
     try:
         span._record_error(exception)
     except Exception as exc:  # Flask's own error handling must go on regardless
         _tigerops.log(2, "could not record a request exception: %r" % (exc,))
+
+
+def _is_http_exception(exception):
+    from werkzeug.exceptions import HTTPException
+    return isinstance(exception, HTTPException)
+
+
+def _signals_available(signals):
+    """Flask < 2.3 without blinker has no signals; 2.3 warns when asked
+    (signals_available is deprecated) and 3.0 removed the name: always
+    available there. The module's __dict__ is read, never its __getattr__."""
+    return vars(signals).get("signals_available", True)
 
 
 def patch_flask_module(module):
@@ -141,6 +159,8 @@ def _first_request(app_ref):
     _apply_app_config(app, app.extensions.get(EXTENSION_KEY))
     from tigerops import _flask_internals
     _flask_internals.wrap_hooks(app)
+    from tigerops import _enduser
+    _enduser.install(app)
 
 
 def instrument_existing_engines(app):
@@ -203,9 +223,9 @@ def instrument_app(app, excluded_urls=None):
     app.request_context = middleware.request_context
     extensions[EXTENSION_KEY] = middleware
     try:
-        from flask.signals import got_request_exception, signals_available
-        if signals_available:
-            got_request_exception.connect(record_request_exception, app, weak=False)
+        from flask import signals
+        if _signals_available(signals):
+            signals.got_request_exception.connect(record_request_exception, app, weak=False)
     except Exception as exc:
         _tigerops.log(3, "request exceptions will carry no traceback: %r" % (exc,))
     _apply_app_config(app, middleware)

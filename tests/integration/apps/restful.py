@@ -2,7 +2,7 @@
 with reqparse and marshal_with."""
 from flask import Blueprint, Flask, g
 from flask.views import MethodView
-from flask_restful import Api, Resource, fields, marshal_with, reqparse
+from flask_restful import Api, Resource, abort, fields, marshal_with, reqparse
 
 app = Flask(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -51,8 +51,14 @@ class TodoList(Resource):
         return [{"id": i, "task": "t%d" % i} for i in range(args["limit"])]
 
 
+class Todo(Resource):
+    def get(self, todo_id):
+        abort(404, message="todo %d does not exist" % todo_id)
+
+
 api = Api(app)
 api.add_resource(TodoList, "/todos")
+api.add_resource(Todo, "/todos/<int:todo_id>")
 app.register_blueprint(bp)
 
 
