@@ -109,9 +109,17 @@ class Collector:
     exporter out (a tier that only forwards). processors replaces the
     processor list: a list of (name, config). tls={"cert","key"} makes both
     OTLP endpoints TLS. The ports stay the same across stop()/start(), as
-    for a collector restarted in place."""
+    for a collector restarted in place.
 
-    def __init__(self, name="collector", exporters=None, processors=None, file=True, tls=None, start=True):
+    base: a config as users write it (docs/collector.md); the collector
+    merges this class's config over it (a second --config), which then
+    only moves its endpoints to free loopback ports, adds the file exporter
+    as the traces pipeline's exporter (with file=True) and merges
+    exporters into the base's exporters (processors are the base's).
+    protocols: the OTLP receiver protocols the base enables."""
+
+    def __init__(self, name="collector", exporters=None, processors=None, file=True, tls=None, start=True,
+                 base=None, protocols=("grpc", "http")):
         reason = missing()
         if reason:
             raise RuntimeError(reason)
@@ -129,6 +137,9 @@ class Collector:
             self.exporters["file"] = {"path": self.out, "format": "json", "flush_interval": "50ms",
                                       "append": True}
         self.processors = processors if processors is not None else [("batch", {"timeout": "100ms"})]
+        self.base = base
+        self.protocols = protocols
+        self.file = file
         self.proc = None
         self._log = None
         self.write_config()
@@ -154,33 +165,40 @@ class Collector:
 
     def config(self):
         tls = {"tls": {"cert_file": self.tls["cert"], "key_file": self.tls["key"]}} if self.tls else {}
-        processors = {name: cfg for name, cfg in self.processors}
-        return {
+        ports = {"grpc": self.grpc_port, "http": self.http_port}
+        config = {
             "extensions": {"health_check": {"endpoint": "127.0.0.1:%d" % self.health_port}},
             "receivers": {"otlp": {"protocols": {
-                "grpc": dict({"endpoint": "127.0.0.1:%d" % self.grpc_port}, **tls),
-                "http": dict({"endpoint": "127.0.0.1:%d" % self.http_port}, **tls),
-            }}},
-            "processors": processors,
+                p: dict({"endpoint": "127.0.0.1:%d" % ports[p]}, **tls) for p in self.protocols}}},
             "exporters": self.exporters,
-            "service": {
-                "extensions": ["health_check"],
-                # no :8888 metrics listener: several collectors run at once
-                "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "info"}},
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": [n for n, _ in self.processors],
-                                         "exporters": sorted(self.exporters)}},
-            },
+            # no :8888 metrics listener: several collectors run at once
+            "service": {"telemetry": {"metrics": {"level": "none"}, "logs": {"level": "info"}}},
         }
+        if self.base:
+            if self.file:
+                config["service"]["pipelines"] = {"traces": {"exporters": sorted(self.exporters)}}
+            return config
+        config["processors"] = {name: cfg for name, cfg in self.processors}
+        config["service"].update({
+            "extensions": ["health_check"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": [n for n, _ in self.processors],
+                                     "exporters": sorted(self.exporters)}},
+        })
+        return config
 
     def write_config(self):
         self.config_path = os.path.join(self.dir, "config.yaml")
         with open(self.config_path, "w") as f:
             json.dump(self.config(), f, indent=1)  # JSON is YAML
 
+    def argv(self):
+        configs = ([self.base] if self.base else []) + [self.config_path]
+        return [COLLECTOR] + [a for c in configs for a in ("--config", c)]
+
     def start(self, timeout=30):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([COLLECTOR, "--config", self.config_path], stdout=self._log,
+        self.proc = subprocess.Popen(self.argv(), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready(timeout)
 
@@ -268,6 +286,20 @@ class Collector:
                                      % (self.name, timeout, count, len(matching), len(spans),
                                         [s["name"] for s in spans][:50], self.output(3000)))
             time.sleep(0.05)
+
+
+def docs_config(name, directory):
+    """The YAML block of docs/collector.md whose first line is "# name",
+    written to directory/name: the tests run the configs users read."""
+    with open(os.path.join(ROOT, "docs", "collector.md")) as f:
+        text = f.read()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    found = [b for b in blocks if b.startswith("# %s" % name)]
+    assert len(found) == 1, "docs/collector.md has %d yaml blocks starting with '# %s'" % (len(found), name)
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(found[0])
+    return path
 
 
 # ---- OTLP JSON -> the receiver's flattened span -----------------------------

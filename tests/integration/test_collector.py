@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agent import agent_env, gunicorn
-from collector import PROTOCOLS, Collector, agent_refuses, make_tls, missing
+from collector import PROTOCOLS, Collector, agent_refuses, docs_config, make_tls, missing
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -209,24 +209,23 @@ def _wait_for_file(path, text, timeout=20):
 N_TRACES = 40
 
 
-def test_two_tier_load_balanced_gateways_get_whole_traces():
-    """The deployment of docs/collector.md: each service's workers export to
-    the agent-mode collector on their host; both agent collectors route by
-    trace id (loadbalancing exporter) to the same two gateway collectors.
-    Every trace that spans the two services arrives whole at one gateway,
-    as the tree the requests made, and both gateways get a share."""
+def test_two_tier_load_balanced_gateways_get_whole_traces(tmp_path):
+    """The deployment of docs/collector.md, with its two configs as written
+    there (only the addresses moved to free loopback ports, and the
+    gateways' exporter a file): each service's workers export to the
+    agent-mode collector on their host; both agent collectors route by
+    trace id (load_balancing exporter) to the same two gateways. Every trace
+    that spans the two services arrives whole at one gateway, as the tree the
+    requests made, and both gateways get a share."""
     skip_unless_agent_speaks("http/protobuf")
-    gateways = [Collector("gateway-%d" % i) for i in range(2)]
+    gateway_yaml = docs_config("gateway-collector.yaml", str(tmp_path))
+    agent_yaml = docs_config("agent-collector.yaml", str(tmp_path))
+    gateways = [Collector("gateway-%d" % i, base=gateway_yaml, protocols=("grpc",)) for i in range(2)]
     agents = []
     try:
         routing = {"load_balancing": {
-            "routing_key": "traceID",
-            "protocol": {"otlp": {"tls": {"insecure": True}}},
-            "resolver": {"static": {"hostnames": ["127.0.0.1:%d" % g.grpc_port for g in gateways]}},
-        }}
-        tier1 = [("memory_limiter", {"check_interval": "1s", "limit_mib": 400, "spike_limit_mib": 100}),
-                 ("batch", {"timeout": "100ms"})]
-        agents = [Collector("agent-%s" % host, exporters=routing, processors=tier1, file=False)
+            "resolver": {"static": {"hostnames": ["127.0.0.1:%d" % g.grpc_port for g in gateways]}}}}
+        agents = [Collector("agent-%s" % host, base=agent_yaml, exporters=routing, file=False)
                   for host in ("front", "back")]
         back_env = exporting_to(agents[1], "http/protobuf", TIGEROPS_SERVICE_NAME="backend")
         with gunicorn("hello:app", back_env, workers=2) as backend:
