@@ -69,7 +69,7 @@ def _probe(protocol, tls):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     lines = out.splitlines()
-    warned = [line for line in lines if ": warning: " in line and any(w + ":" in line for w in watched)]
+    warned = [line for line in lines if ": warning: " in line and any(w in line for w in watched)]
     if warned:
         return "the agent does not accept it yet: " + " / ".join(warned)
     started = [line for line in lines if ": info: tracer " in line]
