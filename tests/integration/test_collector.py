@@ -37,6 +37,7 @@ def skip_unless_agent_speaks(protocol, tls=False):
 
 def exporting_to(collector, protocol, compression="none", tls=None, **extra):
     """The agent's environment for a process exporting to collector."""
+    extra = dict({"TIGEROPS_LOG_LEVEL": "info"}, **extra)
     env = agent_env(None, OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint_for(protocol),
                     OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_COMPRESSION=compression, **extra)
     if tls:
@@ -79,6 +80,9 @@ def test_spans_arrive_intact(otlp, tmp_path, protocol, compression, tls):
                 assert backend.get("/fail", headers=traceparent(T_FAIL, P_FAIL))[0] == 500
                 assert backend.get("/hello/caf%C3%A9-%E2%9C%93", headers=traceparent(T_UTF8, P_UTF8))[0] == 200
                 # graceful stops: each worker flushes what it still holds
+                for server in (backend, front):  # the transport asked for is the one in use
+                    shown = "protocol=%s%s " % (protocol, "+gzip" if compression == "gzip" else "")
+                    assert shown in server.output(), server.output()[-2000:]
         col.stop()  # drains the batch processor and both exporters
         got = by_id(col.spans())
     sent = by_id(otlp.spans())
@@ -193,7 +197,8 @@ def test_collector_outage_costs_the_app_nothing_and_loses_nothing(protocol, outa
     # an app thread that waited on the exporter would take a backoff step
     # (>= 250 ms) or a connect timeout per request
     assert slow <= 3 * base + 0.05, "median %.3fs during the outage vs %.3fs before" % (slow, base)
-    assert max(t for _, t in during) < 1.0, [round(t, 3) for _, t in during]
+    bound = max(1.0, 2 * max(t for _, t in baseline))  # a busy CI machine has slow moments of its own
+    assert max(t for _, t in during) < bound, [round(t, 3) for _, t in during]
 
 
 def _wait_for_file(path, text, timeout=20):
