@@ -8,7 +8,8 @@ file exporter wrote, flattened to the shape the test receiver's /spans has
 (otlp.py), so the two can be compared span by span.
 
 agent_refuses(protocol, tls) probes, at run time, whether the agent under
-test accepts an OTLP protocol (and a custom CA for TLS): tests for a
+test accepts an OTLP protocol (and a custom CA, and a client certificate,
+for TLS): tests for a
 transport the agent does not speak yet skip with the agent's own words.
 """
 import json
@@ -42,9 +43,10 @@ def missing():
 _probes = {}
 
 
-def agent_refuses(protocol, tls=False):
-    """None when the agent under test exports with protocol (and, with tls,
-    takes a custom CA file); else the agent's own warning, as the reason a
+def agent_refuses(protocol, tls=None):
+    """None when the agent under test exports with protocol (and, with tls
+    "tls", takes a custom CA file; with "mtls", a client certificate and key
+    too); else the agent's own warning, as the reason a
     test skips. Asked of the agent itself: a process under LD_PRELOAD logs
     one warning per setting it does not accept and a start-up line naming
     the protocol it uses."""
@@ -61,9 +63,10 @@ def _probe(protocol, tls):
                         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:%d" % free_port())
         watched = ["OTEL_EXPORTER_OTLP_PROTOCOL"]
         if tls:
-            env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = make_tls(tmp)["ca"]
+            certs = make_tls(tmp)
+            env.update(tls_env(certs, tls))
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://127.0.0.1:%d" % free_port()
-            watched.append("OTEL_EXPORTER_OTLP_CERTIFICATE")
+            watched.extend(k for k in tls_env(certs, tls))
         out = subprocess.run([PYTHON, "-c", "pass"], env=env, capture_output=True, timeout=30,
                              stdin=subprocess.DEVNULL).stderr.decode("utf-8", "replace")
     finally:
@@ -83,20 +86,34 @@ def _probe(protocol, tls):
 # ---- TLS material -----------------------------------------------------------
 
 def make_tls(directory):
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it,
-    with openssl: {"ca", "cert", "key"} file paths."""
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client
+    certificate, both signed by it, with openssl: {"ca", "cert", "key",
+    "client_cert", "client_key"} file paths."""
     def ssl(*args):
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
     ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tigerops test CA",
         "-keyout", "ca.key", "-out", "ca.pem")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
-        "-out", "server.csr")
-    with open(os.path.join(directory, "san.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")
-    return {k: os.path.join(directory, v) for k, v in (("ca", "ca.pem"), ("cert", "server.pem"),
-                                                        ("key", "server.key"))}
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+                     ("client", "extendedKeyUsage=clientAuth\n")):
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=tigerops test %s" % who,
+            "-keyout", who + ".key", "-out", who + ".csr")
+        with open(os.path.join(directory, who + ".cnf"), "w") as f:
+            f.write(ext)
+        ssl("x509", "-req", "-in", who + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", who + ".cnf", "-out", who + ".pem")
+    return {k: os.path.join(directory, v) for k, v in (
+        ("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"),
+        ("client_cert", "client.pem"), ("client_key", "client.key"))}
+
+
+def tls_env(certs, tls):
+    """The agent's settings for a collector with certs ("tls": trust its
+    CA; "mtls": and present the client certificate)."""
+    env = {"OTEL_EXPORTER_OTLP_CERTIFICATE": certs["ca"]}
+    if tls == "mtls":
+        env.update(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=certs["client_cert"],
+                   OTEL_EXPORTER_OTLP_CLIENT_KEY=certs["client_key"])
+    return env
 
 
 # ---- the collector ----------------------------------------------------------
@@ -107,8 +124,9 @@ class Collector:
     the exporter is a file exporter whose JSON lines spans() reads; exporters
     (a dict of name -> config) adds exporters, and file=False leaves the file
     exporter out (a tier that only forwards). processors replaces the
-    processor list: a list of (name, config). tls={"cert","key"} makes both
-    OTLP endpoints TLS. The ports stay the same across stop()/start(), as
+    processor list: a list of (name, config). tls={"cert","key"} (make_tls)
+    makes both OTLP endpoints TLS; with client_auth=True they also require a
+    client certificate signed by tls["ca"]. The ports stay the same across stop()/start(), as
     for a collector restarted in place.
 
     base: a config as users write it (docs/collector.md); the collector
@@ -119,7 +137,7 @@ class Collector:
     protocols: the OTLP receiver protocols the base enables."""
 
     def __init__(self, name="collector", exporters=None, processors=None, file=True, tls=None, start=True,
-                 base=None, protocols=("grpc", "http")):
+                 base=None, protocols=("grpc", "http"), client_auth=False):
         reason = missing()
         if reason:
             raise RuntimeError(reason)
@@ -131,6 +149,7 @@ class Collector:
         self.out = os.path.join(self.dir, "spans.jsonl")
         self.log_path = os.path.join(self.dir, "collector.log")
         self.tls = tls
+        self.client_auth = client_auth
         self.exporters = dict(exporters or {})
         if file:
             # append: a restart must not truncate what arrived before it
@@ -165,6 +184,8 @@ class Collector:
 
     def config(self):
         tls = {"tls": {"cert_file": self.tls["cert"], "key_file": self.tls["key"]}} if self.tls else {}
+        if self.client_auth:
+            tls["tls"]["client_ca_file"] = self.tls["ca"]
         ports = {"grpc": self.grpc_port, "http": self.http_port}
         config = {
             "extensions": {"health_check": {"endpoint": "127.0.0.1:%d" % self.health_port}},

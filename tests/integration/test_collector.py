@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agent import agent_env, gunicorn
-from collector import PROTOCOLS, Collector, agent_refuses, docs_config, make_tls, missing
+from collector import PROTOCOLS, Collector, agent_refuses, docs_config, make_tls, missing, tls_env
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -29,19 +29,20 @@ def traceparent(trace_id, parent_id):
     return {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)}
 
 
-def skip_unless_agent_speaks(protocol, tls=False):
+def skip_unless_agent_speaks(protocol, tls=None):
     reason = agent_refuses(protocol, tls)
     if reason:
-        pytest.skip("%s%s: %s" % (protocol, " over TLS" if tls else "", reason))
+        pytest.skip("%s%s: %s" % (protocol, " over %s" % tls.upper() if tls else "", reason))
 
 
-def exporting_to(collector, protocol, compression="none", tls=None, **extra):
-    """The agent's environment for a process exporting to collector."""
+def exporting_to(collector, protocol, compression="none", certs=None, tls=None, **extra):
+    """The agent's environment for a process exporting to collector (over
+    tls, "tls" or "mtls", with certs from make_tls)."""
     extra = dict({"TIGEROPS_LOG_LEVEL": "info"}, **extra)
     env = agent_env(None, OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint_for(protocol),
                     OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_COMPRESSION=compression, **extra)
     if tls:
-        env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = tls["ca"]
+        env.update(tls_env(certs, tls))
     return env
 
 
@@ -57,7 +58,7 @@ def one(spans, what, pred):
     return found[0]
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.parametrize("tls", [None, "tls", "mtls"], ids=["plain", "tls", "mtls"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_spans_arrive_intact(otlp, tmp_path, protocol, compression, tls):
@@ -69,11 +70,11 @@ def test_spans_arrive_intact(otlp, tmp_path, protocol, compression, tls):
     skip_unless_agent_speaks(protocol, tls)
     certs = make_tls(str(tmp_path)) if tls else None
     fanout = {"otlp_http/receiver": {"endpoint": otlp.endpoint, "compression": "none"}}
-    with Collector(exporters=fanout, tls=certs) as col:
-        backend = gunicorn("hello:app", exporting_to(col, protocol, compression, certs,
+    with Collector(exporters=fanout, tls=certs, client_auth=tls == "mtls") as col:
+        backend = gunicorn("hello:app", exporting_to(col, protocol, compression, certs, tls,
                                                      TIGEROPS_SERVICE_NAME="backend"), workers=1)
         with backend:
-            front_env = exporting_to(col, protocol, compression, certs, TIGEROPS_SERVICE_NAME="frontend",
+            front_env = exporting_to(col, protocol, compression, certs, tls, TIGEROPS_SERVICE_NAME="frontend",
                                      BACKEND_URL=backend.base)
             with gunicorn("frontend:app", front_env, workers=1) as front:
                 assert front.get("/via-requests", headers=traceparent(T_FRONT, P_FRONT))[0] == 200
