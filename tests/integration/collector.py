@@ -9,9 +9,10 @@ file exporter wrote, flattened to the shape the test receiver's /spans has
 
 agent_refuses(protocol, tls) probes, at run time, whether the agent under
 test accepts an OTLP protocol (and a custom CA, and a client certificate,
-for TLS): tests for a
-transport the agent does not speak yet skip with the agent's own words.
+for TLS): tests for a transport the agent does not speak yet skip with the
+agent's own words.
 """
+import base64
 import json
 import os
 import shutil
@@ -46,10 +47,10 @@ _probes = {}
 def agent_refuses(protocol, tls=None):
     """None when the agent under test exports with protocol (and, with tls
     "tls", takes a custom CA file; with "mtls", a client certificate and key
-    too); else the agent's own warning, as the reason a
-    test skips. Asked of the agent itself: a process under LD_PRELOAD logs
-    one warning per setting it does not accept and a start-up line naming
-    the protocol it uses."""
+    too); else the agent's own warning, as the reason a test skips. Asked
+    of the agent itself: a process under LD_PRELOAD logs one warning per
+    setting it does not accept and a start-up line naming the protocol it
+    uses."""
     key = (protocol, tls)
     if key not in _probes:
         _probes[key] = _probe(protocol, tls)
@@ -126,8 +127,8 @@ class Collector:
     exporter out (a tier that only forwards). processors replaces the
     processor list: a list of (name, config). tls={"cert","key"} (make_tls)
     makes both OTLP endpoints TLS; with client_auth=True they also require a
-    client certificate signed by tls["ca"]. The ports stay the same across stop()/start(), as
-    for a collector restarted in place.
+    client certificate signed by tls["ca"]. The ports stay the same across
+    stop()/start(), as for a collector restarted in place.
 
     base: a config as users write it (docs/collector.md); the collector
     merges this class's config over it (a second --config), which then
@@ -346,7 +347,6 @@ def _any(v):
     if "kvlistValue" in v:
         return _attrs(v["kvlistValue"].get("values"))
     if "bytesValue" in v:
-        import base64
         return base64.b64decode(v["bytesValue"]).hex()
     return None
 

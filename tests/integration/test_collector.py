@@ -101,7 +101,8 @@ def test_spans_arrive_intact(otlp, tmp_path, protocol, compression, tls):
 
     spans = list(got.values())
     front_trace = [s for s in spans if s["traceId"] == T_FRONT]
-    root = one(front_trace, "frontend server span", lambda s: s["kind"] == 2 and s["resource"]["service.name"] == "frontend")
+    root = one(front_trace, "frontend server span",
+               lambda s: s["kind"] == 2 and s["resource"]["service.name"] == "frontend")
     client = one(front_trace, "frontend client span", lambda s: s["kind"] == 3)
     back = one(front_trace, "backend server span", lambda s: s["resource"]["service.name"] == "backend")
     assert root["parentSpanId"] == P_FRONT and root["flags"] & 0x200, "the remote parent's id is kept"
