@@ -66,6 +66,10 @@ step "OTLP receiver (npm ci, pinned @opentelemetry/otlp-transformer)"
 (cd tests/receiver && npm ci --no-audit --no-fund --loglevel=error)
 node tests/receiver/selftest.js || failed+=("receiver self-test")
 
+step "OpenTelemetry Collector for the integration tests (tests/collector/build.sh, cached in build/collector)"
+# Go modules from the Go module proxy; minutes when cold, nothing when cached.
+bash tests/collector/build.sh || failed+=("collector build (tests/collector/build.sh)")
+
 step "integration tests"
 set +e
 TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/integration
