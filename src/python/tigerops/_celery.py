@@ -4,9 +4,9 @@ task shows up in the trace of the request that queued it. Spans that live
 from one signal to the next are kept by task id; failures carry the
 traceback, retries an event, and expected exceptions (throws=) are not
 errors; a revoked task (by id, expired, or terminated) gets a span of its
-own. The signals and their arguments used here are the same in Celery 5.2
-to 5.5 (checked against each release's celery/signals.py and
-worker/request.py)."""
+own. The signals used here, and the arguments Celery sends them with, are
+the same in 5.2.6, 5.4.0 and 5.5.3 (their signals.py, app/amqp.py,
+app/trace.py and worker/request.py compared)."""
 import _tigerops
 from tigerops import Span, _bootstrap
 
