@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import LIB  # noqa: E402
 from otlp import OtlpReceiver  # noqa: E402
-from servers import Memcached, Postgres, RedisServer  # noqa: E402
+from servers import Memcached, Postgres, RabbitMQ, RedisServer  # noqa: E402
 
 
 # Tests that need no agent build (the receiver's own tests) run without one.
@@ -45,3 +45,17 @@ def memcached():
     server = Memcached()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_booting():
+    """A RabbitMQ node that may still be booting: a module asks for it early
+    so that the boot overlaps its other tests."""
+    with RabbitMQ(wait=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(rabbitmq_booting):
+    rabbitmq_booting.wait_ready()
+    return rabbitmq_booting

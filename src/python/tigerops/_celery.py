@@ -3,7 +3,10 @@ message headers) and a CONSUMER span per execution, continuing it, so a
 task shows up in the trace of the request that queued it. Spans that live
 from one signal to the next are kept by task id; failures carry the
 traceback, retries an event, and expected exceptions (throws=) are not
-errors."""
+errors; a revoked task (by id, expired, or terminated) gets a span of its
+own. The signals used here, and the arguments Celery sends them with, are
+the same in 5.2.6, 5.4.0 and 5.5.3 (their signals.py, app/amqp.py,
+app/trace.py and worker/request.py compared)."""
 import _tigerops
 from tigerops import Span, _bootstrap
 
@@ -41,24 +44,62 @@ def _after_publish(sender=None, headers=None, **_):
         span.__exit__(None, None, None)
 
 
-def _prerun(task_id=None, task=None, **_):
+def _consumer_span(name, task_id, request):
     # A message's traceparent continues the publisher's trace; without one
     # (apply(), task_always_eager) the run nests under the calling span.
-    if not _bootstrap.TRACE_CELERY:
-        return
-    request = getattr(task, "request", None)
     traceparent = getattr(request, "traceparent", None)
     if not isinstance(traceparent, str):
         traceparent = None
     delivery = getattr(request, "delivery_info", None) or {}
-    span = Span("process %s" % task.name, _tigerops.KIND_CONSUMER, {
+    return Span("process %s" % name, _tigerops.KIND_CONSUMER, {
         "messaging.system": "celery", "messaging.operation.type": "process",
         "messaging.destination.name": delivery.get("routing_key") or "",
-        "messaging.message.id": task_id or "", "celery.task.name": task.name,
+        "messaging.message.id": task_id or "", "celery.task.name": name,
         "celery.retries": int(getattr(request, "retries", 0) or 0)},
         traceparent)
+
+
+def _prerun(task_id=None, task=None, **_):
+    if not _bootstrap.TRACE_CELERY:
+        return
+    span = _consumer_span(task.name, task_id, getattr(task, "request", None))
     span.__enter__()
     _remember(_running, task_id, span)
+
+
+def _signal_name(signum):
+    # terminate() passes the number, the pool's Terminated error its text.
+    try:
+        import signal
+        return signal.Signals(int(signum)).name
+    except (TypeError, ValueError):
+        return str(signum)
+
+
+def _revoked(sender=None, request=None, terminated=False, signum=None, expired=False, **_):
+    # Sent where the worker decides (prefork: the main process, never the
+    # child that ran the task): revoked by id before it ran, expired, or
+    # terminated while running. A span of its own, continuing the publish.
+    if not _bootstrap.TRACE_CELERY or request is None:
+        return
+    task_id = getattr(request, "id", None)
+    reason = "terminated" if terminated else "expired" if expired else "revoked"
+    name = getattr(sender, "name", None) or getattr(request, "task", None) or "unknown"
+    span = _consumer_span(name, task_id, request)
+    span.set_attribute("celery.state", "REVOKED")
+    span.set_attribute("celery.revoked.reason", reason)
+    if terminated and signum is not None:
+        span.set_attribute("celery.revoked.signal", _signal_name(signum))
+    span.__enter__()
+    span.__exit__(None, None, None)
+
+
+def _worker_init(**_):
+    # -P gevent / -P eventlet monkey-patch before the app is imported (and
+    # so, mostly, before patch_celery): tasks then share a thread and the
+    # current span must follow their greenlets.
+    from tigerops import _context
+    _context.choose()
 
 
 def _postrun(task_id=None, state=None, **_):
@@ -103,6 +144,9 @@ def patch_celery(module):
     signals.task_postrun.connect(_postrun, weak=False)
     signals.task_failure.connect(_failure, weak=False)
     signals.task_retry.connect(_retry, weak=False)
+    signals.task_revoked.connect(_revoked, weak=False)
+    signals.worker_init.connect(_worker_init, weak=False)
     signals.worker_process_shutdown.connect(_worker_process_shutdown, weak=False)
     signals.worker_shutdown.connect(_worker_process_shutdown, weak=False)
     signals._tigerops_connected = True
+    _worker_init()

@@ -40,3 +40,10 @@ def failures():
 @app.route("/publish")
 def publish():
     return tasks.echo.apply_async(args=(1,), task_id=request.args.get("id")).id
+
+
+@app.cli.command("enqueue")
+def enqueue_command():
+    """A command that queues a task outside any span (FLASK_APP=publisher)."""
+    result = tasks.record.delay(43)
+    print(result.id, result.get(timeout=30))

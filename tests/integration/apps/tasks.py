@@ -1,14 +1,20 @@
-"""Celery tasks (broker and result backend: REDIS_URL), one of them running
-SQL, one failing, one retrying, one raising an expected exception."""
+"""Celery tasks (broker and result backend: REDIS_URL; BROKER_URL, when set,
+is the broker), one of them running SQL, one failing, one retrying, one
+raising an expected exception. TASKS_BEAT_EVERY=seconds gives celery beat a
+schedule that queues tasks.echo that often."""
 import os
+import time
 
 from celery import Celery, Task
 from flask import Flask, current_app
 from sqlalchemy import create_engine, text
 
-app = Celery("tasks", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"),
+app = Celery("tasks", broker=os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"),
              backend=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"))
 app.conf.task_default_queue = "celery"
+if os.environ.get("TASKS_BEAT_EVERY"):
+    app.conf.beat_schedule = {"tick": {"task": "tasks.echo", "schedule": float(os.environ["TASKS_BEAT_EVERY"]),
+                                       "args": (5,)}}
 # A file, not :memory:, so every pool thread and process sees the table.
 engine = create_engine("sqlite:///" + os.environ.get("JOBS_DB", "/tmp/tigerops-jobs.db"), future=True)
 with engine.begin() as c:
@@ -84,3 +90,32 @@ def charge(self, token):
 @app.task
 def echo(n):
     return n
+
+
+@app.task
+def nested(i):
+    """Spans inside a task around sleeps that, under -P gevent (time patched),
+    hand the thread to the other tasks' greenlets half-way through."""
+    import tigerops
+    with tigerops.span("outer-%d" % i):
+        time.sleep(0.05)
+        with tigerops.span("inner-%d" % i):
+            time.sleep(0.05)
+            with engine.connect() as conn:
+                conn.execute(text("SELECT :i AS task_%d" % i), {"i": i})
+    return i
+
+
+@app.task(bind=True)
+def headers_seen(self):
+    """The traceparent the worker read from the message headers."""
+    return self.request.get("traceparent")
+
+
+@app.task(bind=True)
+def sleepy(self, seconds):
+    """Marks itself started in the result backend's redis, then sleeps (to be
+    terminated while it runs)."""
+    import redis
+    redis.Redis.from_url(os.environ["REDIS_URL"]).set("started:" + self.request.id, 1, ex=120)
+    time.sleep(seconds)
