@@ -101,7 +101,13 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
   return p;
 }
 
+static void baggage_unref(tgo__baggage *b) {
+  if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+    free(b);
+}
+
 void tgo__span_free(tgo_span *s) {
+  baggage_unref(s->baggage);
   if (TGO__UNLIKELY(s->deferred))
     tgo__tail_span_freed(s);
   tgo__chunks_free(s->chunks);
@@ -121,7 +127,7 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     parent_sampled = parent->flags & 1;
   else if (remote) {
     parent = NULL;
-    parent_sampled = remote->flags & 1;
+    parent_sampled = (remote->flags & TGO__FLAG_DEFERRED) ? -1 : remote->flags & 1;
     parent_remote = 1;
   } else {
     parent = NULL;
@@ -177,6 +183,10 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   if (ts && ts_len && sampled) {
     s->tracestate = tgo__span_strdup(s, ts, &ts_len);
     s->tracestate_len = s->tracestate ? (uint32_t)ts_len : 0;
+  }
+  if (parent && parent->baggage) {
+    s->baggage = parent->baggage;
+    atomic_fetch_add_explicit(&s->baggage->refs, 1, memory_order_relaxed);
   }
   atomic_fetch_add_explicit(&tgo__stats.spans_started, 1, memory_order_relaxed);
   if (sampled) {
@@ -239,6 +249,24 @@ void tgo_span_get_context(const tgo_span *s, tgo_span_context *out) {
   out->is_remote = 0;
   out->tracestate = s->tracestate;
   out->tracestate_len = s->tracestate_len;
+}
+
+void tgo__span_set_baggage(tgo_span *s, const char *baggage, size_t len) {
+  if (s == &noop_span || !baggage || !len || len > TGO__BAGGAGE_MAX_BYTES)
+    return;
+  tgo__baggage *b = malloc(sizeof *b + len);
+  if (!b)
+    return;
+  atomic_init(&b->refs, 1);
+  b->len = (uint32_t)len;
+  memcpy(b->data, baggage, len);
+  baggage_unref(s->baggage);
+  s->baggage = b;
+}
+
+const char *tgo__span_baggage(const tgo_span *s, size_t *len) {
+  *len = s->baggage ? s->baggage->len : 0;
+  return s->baggage ? s->baggage->data : NULL;
 }
 
 void tgo_span_set_status(tgo_span *s, tgo_status code, const char *msg, size_t msg_len) {

@@ -85,6 +85,7 @@ typedef struct {
   char denied_headers[1024];
   int trace_celery;
   int trace_cache;
+  int propagators;            /* OTEL_PROPAGATORS, packed: TGO__PROP_* four bits each */
   /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
    * so that re-reading the environment never overrides app.config. */
   unsigned char layer[TGO__MAX_SETTINGS];
@@ -170,6 +171,13 @@ typedef struct tgo__chunk {
   char data[];
 } tgo__chunk;
 
+/* A baggage header, shared read-only by the spans of a request. */
+typedef struct tgo__baggage {
+  atomic_int refs;
+  uint32_t len;
+  char data[];
+} tgo__baggage;
+
 struct tgo_span {
   atomic_int refs;
   uint8_t recording, ended, kind, status;
@@ -190,6 +198,7 @@ struct tgo_span {
   uint32_t status_msg_len;
   const char *tracestate;
   uint32_t tracestate_len;
+  tgo__baggage *baggage; /* one reference; NULL when none */
   struct tgo_attrs attrs;
   tgo__event *events, *events_tail;
   uint32_t n_events, dropped_events;

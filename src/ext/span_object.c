@@ -11,7 +11,7 @@ typedef struct {
   tgo__py_saved saved;  /* what __enter__ replaced, restored on exit */
   PyObject *name;       /* for the lazy start */
   PyObject *attributes; /* likewise */
-  PyObject *parent;     /* a traceparent to continue instead of the current span */
+  PyObject *parent;     /* a traceparent or a header mapping to continue instead of the current span */
   int kind;
   int owned;
 } SpanObject;
@@ -21,19 +21,26 @@ PyTypeObject *tgo__py_span_type;
 static void start_now(SpanObject *self) {
   if (self->span)
     return;
-  Py_ssize_t len = 0, plen = 0;
+  Py_ssize_t len = 0;
   const char *name = tgo__py_utf8(self->name, &len);
-  const char *parent = tgo__py_utf8(self->parent, &plen);
-  tgo_span_context remote;
   /* An explicit parent that is malformed starts a new trace, as the W3C
    * spec says for a bad incoming header. */
-  int use_remote = parent && tgo_traceparent_parse(parent, (size_t)plen, &remote) == 0;
-  self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
-                              parent ? NULL : tgo__py_current(), use_remote ? &remote : NULL);
+  if (self->parent)
+    self->span = tgo__py_start_from_carrier(name ? name : "span", name ? (size_t)len : 4, self->kind,
+                                            self->parent);
+  else
+    self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
+                                tgo__py_current(), NULL);
   Py_CLEAR(self->parent);
   tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
   tgo__py_set_attrs(tgo_span_attrs(self->span), self->attributes);
   Py_CLEAR(self->attributes);
+}
+
+tgo_span *tgo__py_span_of(PyObject *obj) {
+  if (!PyObject_TypeCheck(obj, tgo__py_span_type))
+    return NULL;
+  return ((SpanObject *)obj)->span;
 }
 
 PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
@@ -61,8 +68,8 @@ static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
     return -1;
   if (parent == Py_None)
     parent = NULL;
-  if (parent && !PyUnicode_Check(parent)) {
-    PyErr_SetString(PyExc_TypeError, "parent must be a traceparent str or None");
+  if (parent && !PyUnicode_Check(parent) && !PyMapping_Check(parent)) {
+    PyErr_SetString(PyExc_TypeError, "parent must be a traceparent str, a mapping of headers or None");
     return -1;
   }
   Py_XINCREF(parent);
