@@ -97,4 +97,11 @@ TGO__EXPORT int tgo__baggage_check(const char *header, size_t len);
 TGO__EXPORT void tgo__span_set_baggage(tgo_span *span, const char *baggage, size_t len);
 TGO__EXPORT const char *tgo__span_baggage(const tgo_span *span, size_t *len);
 
+/* OpenTelemetry API features the bridge needs: a link (its attributes, or
+ * NULL when not recording or past TGO__SPAN_MAX_LINKS: counted as dropped),
+ * an explicit start time, an explicit end time (both Unix ns). */
+TGO__EXPORT tgo_attrs *tgo__span_add_link(tgo_span *span, const tgo_span_context *ctx);
+TGO__EXPORT void tgo__span_set_start_time(tgo_span *span, uint64_t unix_ns);
+TGO__EXPORT void tgo__span_end_at(tgo_span *span, uint64_t unix_ns);
+
 #endif

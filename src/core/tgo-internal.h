@@ -165,6 +165,17 @@ typedef struct tgo__event {
   struct tgo_attrs attrs;
 } tgo__event;
 
+/* A link to another span (OpenTelemetry links: batch consumers, fan-in). */
+typedef struct tgo__link {
+  struct tgo__link *next;
+  uint8_t trace_id[16];
+  uint8_t span_id[8];
+  uint8_t flags, is_remote;
+  const char *tracestate;
+  uint32_t tracestate_len;
+  struct tgo_attrs attrs;
+} tgo__link;
+
 typedef struct tgo__chunk {
   struct tgo__chunk *next;
   size_t size;
@@ -202,6 +213,8 @@ struct tgo_span {
   struct tgo_attrs attrs;
   tgo__event *events, *events_tail;
   uint32_t n_events, dropped_events;
+  tgo__link *links, *links_tail;
+  uint32_t n_links, dropped_links;
   size_t arena_used;  /* bytes taken from the arena, bounded per span */
   char *arena_pos;
   size_t arena_left;
@@ -217,6 +230,7 @@ void tgo__chunks_free(tgo__chunk *head);
 #define TGO__SPAN_MAX_ARENA (256 * 1024)
 #define TGO__SPAN_MAX_ATTRS 128
 #define TGO__SPAN_MAX_EVENTS 128
+#define TGO__SPAN_MAX_LINKS 128
 
 void *tgo__span_alloc_slow(tgo_span *s, size_t n);
 /* Bump allocation from the span's inline arena; chunks past it. */
