@@ -113,3 +113,14 @@ def test_an_app_that_sets_its_own_provider_keeps_it(otlp):
 def test_apps_that_do_not_use_opentelemetry_never_import_it(otlp):
     with gunicorn("otelapi_free:app", agent_env(otlp), workers=1) as server:
         assert get_json(server, "/modules") == []
+
+
+def test_the_apis_own_propagators_see_our_spans(app):
+    otlp, server = app
+    seen = get_json(server, "/propagate")
+    root, _ = spans_of(otlp, "GET /propagate", 1)
+    assert seen["injected"]["traceparent"] == "00-%s-%s-01" % (root["traceId"], root["spanId"])
+    otlp.wait_for_spans(lambda s: s["name"] == "continues-remote")
+    (remote,) = [s for s in otlp.spans() if s["name"] == "continues-remote"]
+    assert remote["traceId"] == LINKED_TRACE and remote["parentSpanId"] == LINKED_SPAN
+    assert seen["continued"] == {"trace_id": LINKED_TRACE, "span_id": remote["spanId"]}

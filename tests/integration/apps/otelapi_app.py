@@ -79,3 +79,16 @@ def on_error(exc):
 @app.route("/modules")
 def modules():
     return jsonify(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+
+
+@app.route("/propagate")
+def propagate():
+    # The API's own propagators (opentelemetry.propagate) read the current
+    # span through trace.get_current_span(): they must see ours.
+    from opentelemetry import propagate as otel_propagate
+    headers = {}
+    otel_propagate.inject(headers)
+    remote = otel_propagate.extract({"traceparent": "00-%032x-%016x-01" % (LINKED.trace_id, LINKED.span_id)})
+    with tracer.start_as_current_span("continues-remote", context=remote) as span:
+        continued = ids(span)
+    return jsonify(injected=headers, continued=continued)
