@@ -33,6 +33,7 @@ enum {
   T_PII,   /* char array of patterns checked by the PII masker */
   T_KV,    /* char array: k=v list, stored re-encoded with valid UTF-8 */
   T_CHECK, /* no field: a feature we do not have; values outside names warn */
+  T_PROP,  /* int field: OTEL_PROPAGATORS, packed in order (see tgo__propagators) */
   T_NONE   /* no field: read elsewhere (TIGEROPS_CONFIG by this file) */
 };
 
@@ -67,7 +68,8 @@ static const char *const exporters[] = {"otlp", "console", "none", NULL};
 static const char *const levels[] = {"none", "error", "warning|warn", "info", "debug", NULL};
 static const char *const compressions[] = {"none|", "gzip", NULL};
 static const char *const protocols[] = {"http/protobuf", NULL};
-static const char *const propagators[] = {"tracecontext", "baggage", NULL};
+/* Indexed by TGO__PROP_*; "none" is 0. */
+static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
 static const char *const only_none[] = {"none", NULL};
 static const char *const nothing[] = {NULL};
 
@@ -104,8 +106,8 @@ static const setting table[] = {
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client certificates are not supported; none is sent"),
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
-    {"OTEL_PROPAGATORS", T_CHECK, F_ALL | F_LIST, NOFIELD, 0, 0, NULL, propagators,
-     "only tracecontext and baggage are supported; using them"},
+    {"OTEL_PROPAGATORS", T_PROP, F_ALL | F_EMPTY_UNSET, FIELD(propagators), 0, 0, "tracecontext,baggage", propagators,
+     "unknown propagators are skipped (supported: tracecontext, baggage, b3, b3multi, none)"},
     {"OTEL_METRICS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "metrics are not exported"},
     {"OTEL_LOGS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "logs are not exported"},
     {"TIGEROPS_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, "otlp", exporters, NULL},
@@ -336,6 +338,49 @@ static int accepted(const setting *s, const char *v) {
   return 1;
 }
 
+/* "tracecontext,baggage" -> packed, in order, without repeats; "none" (or
+ * an empty list) turns propagation off. Unknown names are skipped and make
+ * the value malformed (a warning); only unknown names: the value is kept. */
+static int parse_propagators(const char *v, int *out, int *malformed) {
+  int packed = 0, shift = 0, known = 0, unknown = 0;
+  for (const char *p = v; p;) {
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    while (n && isspace((unsigned char)*p))
+      p++, n--;
+    while (n && isspace((unsigned char)p[n - 1]))
+      n--;
+    int k = n ? enum_index(propagators, p, n) : 0;
+    if (k < 0)
+      unknown++;
+    else if (n)
+      known++;
+    if (k > 0 && !tgo__propagators_have(packed, k) && shift < 16) {
+      packed |= k << shift;
+      shift += 4;
+    }
+    p = comma ? comma + 1 : NULL;
+  }
+  if (unknown && !known)
+    return -ENOTSUP;
+  *malformed = unknown > 0;
+  *out = packed;
+  return 0;
+}
+
+static void put_propagators(char *buf, size_t buflen, int packed) {
+  size_t len = 0;
+  *buf = '\0';
+  if (!packed)
+    snprintf(buf, buflen, "none");
+  for (int p = packed; p && len < buflen; p >>= 4) {
+    int n = snprintf(buf + len, buflen - len, "%s%s", len ? "," : "", propagators[p & 15]);
+    if (n < 0)
+      break;
+    len += (size_t)n;
+  }
+}
+
 /* Parses v into c's field for s. Writes only a valid value. */
 static int parse_into(tgo__config *c, const setting *s, const char *v, int *malformed) {
   void *f = field(c, s);
@@ -375,6 +420,8 @@ static int parse_into(tgo__config *c, const setting *s, const char *v, int *malf
     return copy_kv(f, s->size, v, malformed);
   case T_CHECK:
     return accepted(s, v) ? 0 : -ENOTSUP;
+  case T_PROP:
+    return parse_propagators(v, f, malformed);
   case T_NONE:
     return 0;
   }
@@ -413,6 +460,8 @@ static int apply_at(tgo__config *c, size_t i, const char *v, int layer, const ch
   else if (rc < 0)
     tgo__log(TGO_LOG_WARN, "%s: invalid value for %s, keeping the %s", origin, s->name,
              c == &tgo__cfg ? "current value" : "default");
+  else if (malformed && s->hint)
+    tgo__log(TGO_LOG_WARN, "%s: %s: %s", origin, s->name, s->hint);
   else if (malformed)
     tgo__log(TGO_LOG_WARN, "%s: %s has malformed entries; they are skipped", origin, s->name);
   return rc;
@@ -776,6 +825,7 @@ int tgo_config_set(const char *key, const char *value) {
 int tgo__slow_query_ms(void) { return tgo__cfg.slow_query_ms; }
 int tgo__n_plus_one_threshold(void) { return tgo__cfg.n_plus_one_threshold; }
 int tgo__sqlcommenter(void) { return tgo__cfg.sqlcommenter; }
+int tgo__propagators(void) { return tgo__cfg.propagators; }
 
 /* The first name of an enum value ("warning|warn" -> "warning"). */
 static void put_enum(char *buf, size_t buflen, const char *const *names, int v) {
@@ -800,6 +850,7 @@ int tgo_config_get(const char *key, char *buf, size_t buflen) {
   case T_RATIO:
   case T_RATE: snprintf(buf, buflen, "%.15g", *(double *)f); break;
   case T_ENUM: put_enum(buf, buflen, s->names, *(int *)f); break;
+  case T_PROP: put_propagators(buf, buflen, *(int *)f); break;
   case T_STR:
   case T_URL:
   case T_PII:

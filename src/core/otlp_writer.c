@@ -104,6 +104,18 @@ static size_t event_size(const tgo__event *e) {
   return n;
 }
 
+static size_t link_size(const tgo__link *l) {
+  size_t n = tgo__pb_ld_len(16) + tgo__pb_ld_len(8) + attrs_size(&l->attrs) + 5;
+  if (l->tracestate_len)
+    n += tgo__pb_ld_len(l->tracestate_len);
+  if (l->attrs.dropped)
+    n += 1 + tgo__pb_varint_len(l->attrs.dropped);
+  return n;
+}
+
+/* Link flags: sampled, and bits 8-9 (its remoteness is known, is remote). */
+static uint32_t link_flags(const tgo__link *l) { return l->flags | 0x100u | (l->is_remote ? 0x200u : 0); }
+
 static size_t status_size(const tgo_span *s) {
   size_t n = 0;
   if (s->status_msg_len)
@@ -135,6 +147,10 @@ size_t tgo__otlp_span_size(const tgo_span *s) {
     n += tgo__pb_ld_len(event_size(e));
   if (s->dropped_events)
     n += 1 + tgo__pb_varint_len(s->dropped_events);
+  for (const tgo__link *l = s->links; l; l = l->next)
+    n += tgo__pb_ld_len(link_size(l));
+  if (s->dropped_links)
+    n += 1 + tgo__pb_varint_len(s->dropped_links);
   if (s->status != TGO_STATUS_UNSET)
     n += tgo__pb_ld_len(status_size(s));
   n += 2 + 4; /* flags: two-byte tag, fixed32 */
@@ -187,6 +203,28 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
   if (s->dropped_events) {
     *p++ = 0x60;
     p = tgo__pb_varint(p, s->dropped_events);
+  }
+  for (const tgo__link *l = s->links; l; l = l->next) {
+    *p++ = 0x6A;
+    p = tgo__pb_varint(p, link_size(l));
+    p = tgo__pb_bytes(p, 0x0A, l->trace_id, 16);
+    p = tgo__pb_bytes(p, 0x12, l->span_id, 8);
+    if (l->tracestate_len)
+      p = tgo__pb_bytes(p, 0x1A, l->tracestate, l->tracestate_len);
+    for (const tgo__attr *a = l->attrs.head; a; a = a->next)
+      p = write_keyvalue(p, 0x22, a);
+    if (l->attrs.dropped) {
+      *p++ = 0x28;
+      p = tgo__pb_varint(p, l->attrs.dropped);
+    }
+    uint32_t f = link_flags(l);
+    *p++ = 0x35;
+    for (int i = 0; i < 4; i++)
+      *p++ = (uint8_t)(f >> (8 * i));
+  }
+  if (s->dropped_links) {
+    *p++ = 0x70;
+    p = tgo__pb_varint(p, s->dropped_links);
   }
   if (s->status != TGO_STATUS_UNSET) {
     *p++ = 0x7A;

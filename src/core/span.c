@@ -101,7 +101,13 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
   return p;
 }
 
+static void baggage_unref(tgo__baggage *b) {
+  if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+    free(b);
+}
+
 void tgo__span_free(tgo_span *s) {
+  baggage_unref(s->baggage);
   if (TGO__UNLIKELY(s->deferred))
     tgo__tail_span_freed(s);
   tgo__chunks_free(s->chunks);
@@ -121,7 +127,7 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     parent_sampled = parent->flags & 1;
   else if (remote) {
     parent = NULL;
-    parent_sampled = remote->flags & 1;
+    parent_sampled = (remote->flags & TGO__FLAG_DEFERRED) ? -1 : remote->flags & 1;
     parent_remote = 1;
   } else {
     parent = NULL;
@@ -178,6 +184,10 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     s->tracestate = tgo__span_strdup(s, ts, &ts_len);
     s->tracestate_len = s->tracestate ? (uint32_t)ts_len : 0;
   }
+  if (parent && parent->baggage) {
+    s->baggage = parent->baggage;
+    atomic_fetch_add_explicit(&s->baggage->refs, 1, memory_order_relaxed);
+  }
   atomic_fetch_add_explicit(&tgo__stats.spans_started, 1, memory_order_relaxed);
   if (sampled) {
     s->start_ns = tgo__now_ns(CLOCK_REALTIME);
@@ -218,7 +228,8 @@ void tgo_span_end(tgo_span *s) {
     tgo_span_unref(s);
     return;
   }
-  s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
+  if (TGO__LIKELY(!s->end_ns)) /* else given by tgo__span_end_at */
+    s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
   if (TGO__UNLIKELY(s->deferred))
     tgo__tail_end(s);
   else
@@ -239,6 +250,24 @@ void tgo_span_get_context(const tgo_span *s, tgo_span_context *out) {
   out->is_remote = 0;
   out->tracestate = s->tracestate;
   out->tracestate_len = s->tracestate_len;
+}
+
+void tgo__span_set_baggage(tgo_span *s, const char *baggage, size_t len) {
+  if (s == &noop_span || !baggage || !len || len > TGO__BAGGAGE_MAX_BYTES)
+    return;
+  tgo__baggage *b = malloc(sizeof *b + len);
+  if (!b)
+    return;
+  atomic_init(&b->refs, 1);
+  b->len = (uint32_t)len;
+  memcpy(b->data, baggage, len);
+  baggage_unref(s->baggage);
+  s->baggage = b;
+}
+
+const char *tgo__span_baggage(const tgo_span *s, size_t *len) {
+  *len = s->baggage ? s->baggage->len : 0;
+  return s->baggage ? s->baggage->data : NULL;
 }
 
 void tgo_span_set_status(tgo_span *s, tgo_status code, const char *msg, size_t msg_len) {
@@ -290,6 +319,55 @@ tgo_attrs *tgo_span_add_event(tgo_span *s, const char *name, size_t name_len) {
   s->events_tail = e;
   s->n_events++;
   return &e->attrs;
+}
+
+tgo_attrs *tgo__span_add_link(tgo_span *s, const tgo_span_context *ctx) {
+  if (!s->recording || s->ended || !ctx)
+    return NULL;
+  if (s->n_links >= TGO__SPAN_MAX_LINKS) {
+    s->dropped_links++;
+    return NULL;
+  }
+  tgo__link *l = tgo__span_alloc(s, sizeof *l);
+  if (!l) {
+    s->dropped_links++;
+    return NULL;
+  }
+  memset(l, 0, sizeof *l);
+  memcpy(l->trace_id, ctx->trace_id, 16);
+  memcpy(l->span_id, ctx->span_id, 8);
+  l->flags = ctx->flags & 1;
+  l->is_remote = ctx->is_remote;
+  if (ctx->tracestate && ctx->tracestate_len) {
+    size_t n = ctx->tracestate_len;
+    l->tracestate = tgo__span_strdup(s, ctx->tracestate, &n);
+    l->tracestate_len = l->tracestate ? (uint32_t)n : 0;
+  }
+  l->attrs.span = s;
+  if (s->links_tail)
+    s->links_tail->next = l;
+  else
+    s->links = l;
+  s->links_tail = l;
+  s->n_links++;
+  return &l->attrs;
+}
+
+/* The monotonic start moves with it, so the duration stays end - start. */
+void tgo__span_set_start_time(tgo_span *s, uint64_t unix_ns) {
+  if (!s->recording || s->ended || !unix_ns)
+    return;
+  int64_t shift = (int64_t)(unix_ns - s->start_ns);
+  s->start_ns = unix_ns;
+  s->mono_start_ns = (uint64_t)((int64_t)s->mono_start_ns + shift);
+}
+
+void tgo__span_end_at(tgo_span *s, uint64_t unix_ns) {
+  if (s == &noop_span || s->ended)
+    return;
+  if (s->recording && unix_ns) /* never before the start: a negative duration */
+    s->end_ns = unix_ns < s->start_ns ? s->start_ns : unix_ns;
+  tgo_span_end(s);
 }
 
 const char *tgo_attrs_key(tgo_attrs *a, const char *key, size_t len) {

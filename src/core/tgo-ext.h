@@ -59,4 +59,49 @@ TGO__EXPORT size_t tgo__key_pattern(const char *key, size_t len, char *out, size
  * 0 with TIGEROPS_PII_MASKING=false. */
 TGO__EXPORT size_t tgo__pii_mask(char *text, size_t len);
 
+
+/* Propagation (OTEL_PROPAGATORS): the configured propagators packed four
+ * bits each, the first in the low bits; 0 is "none". */
+enum { TGO__PROP_TRACECONTEXT = 1, TGO__PROP_BAGGAGE = 2, TGO__PROP_B3 = 3, TGO__PROP_B3MULTI = 4 };
+TGO__EXPORT int tgo__propagators(void);
+TGO__EXPORT int tgo__propagators_have(int props, int which);
+/* The headers a carrier is asked for; a getter returns a borrowed value
+ * (NULL when absent) that stays valid while the carrier does. */
+enum {
+  TGO__H_TRACEPARENT, TGO__H_TRACESTATE, TGO__H_BAGGAGE, TGO__H_B3, TGO__H_B3_TRACEID,
+  TGO__H_B3_SPANID, TGO__H_B3_SAMPLED, TGO__H_B3_FLAGS, TGO__H_COUNT
+};
+typedef const char *(*tgo__header_get)(void *carrier, int which, size_t *len);
+/* Fills ctx from the first configured propagator that yields a valid
+ * context (returns 1), or returns 0; *baggage is the validated baggage
+ * header (borrowed) when baggage is configured and one came. */
+TGO__EXPORT int tgo__extract(int props, tgo__header_get get, void *carrier, tgo_span_context *ctx,
+                             const char **baggage, size_t *baggage_len);
+/* tgo_span_context.flags bit: no sampling decision came (B3 may omit it),
+ * the local sampler decides as for a root. */
+#define TGO__FLAG_DEFERRED 0x80
+#define TGO__B3_LEN 51 /* shorter than TGO_TRACEPARENT_LEN */
+TGO__EXPORT int tgo__b3_parse(const char *header, size_t len, tgo_span_context *out);
+TGO__EXPORT int tgo__b3multi_parse(const char *tid, size_t tlen, const char *sid, size_t slen,
+                                   const char *sampled, size_t sampled_len, const char *flags,
+                                   size_t flags_len, tgo_span_context *out);
+/* "{trace}-{span}-{0|1}" */
+TGO__EXPORT size_t tgo__b3_format(const tgo_span_context *ctx, char out[TGO__B3_LEN + 1]);
+#define TGO__BAGGAGE_MAX_BYTES 8192
+#define TGO__BAGGAGE_MAX_MEMBERS 180
+/* Validates a W3C baggage header within the limits above: its usable length
+ * (trailing blanks dropped) or -EINVAL. */
+TGO__EXPORT int tgo__baggage_check(const char *header, size_t len);
+/* A span's baggage: given to a span (copied, shared by reference with the
+ * spans started under it, recording or not), read back for injection. */
+TGO__EXPORT void tgo__span_set_baggage(tgo_span *span, const char *baggage, size_t len);
+TGO__EXPORT const char *tgo__span_baggage(const tgo_span *span, size_t *len);
+
+/* OpenTelemetry API features the bridge needs: a link (its attributes, or
+ * NULL when not recording or past TGO__SPAN_MAX_LINKS: counted as dropped),
+ * an explicit start time, an explicit end time (both Unix ns). */
+TGO__EXPORT tgo_attrs *tgo__span_add_link(tgo_span *span, const tgo_span_context *ctx);
+TGO__EXPORT void tgo__span_set_start_time(tgo_span *span, uint64_t unix_ns);
+TGO__EXPORT void tgo__span_end_at(tgo_span *span, uint64_t unix_ns);
+
 #endif

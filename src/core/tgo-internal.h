@@ -86,6 +86,7 @@ typedef struct {
   int trace_celery;
   int trace_cache;
   int capture_user; /* Flask-Login's user id as enduser.id: personal data, off by default */
+  int propagators;            /* OTEL_PROPAGATORS, packed: TGO__PROP_* four bits each */
   /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
    * so that re-reading the environment never overrides app.config. */
   unsigned char layer[TGO__MAX_SETTINGS];
@@ -165,11 +166,29 @@ typedef struct tgo__event {
   struct tgo_attrs attrs;
 } tgo__event;
 
+/* A link to another span (OpenTelemetry links: batch consumers, fan-in). */
+typedef struct tgo__link {
+  struct tgo__link *next;
+  uint8_t trace_id[16];
+  uint8_t span_id[8];
+  uint8_t flags, is_remote;
+  const char *tracestate;
+  uint32_t tracestate_len;
+  struct tgo_attrs attrs;
+} tgo__link;
+
 typedef struct tgo__chunk {
   struct tgo__chunk *next;
   size_t size;
   char data[];
 } tgo__chunk;
+
+/* A baggage header, shared read-only by the spans of a request. */
+typedef struct tgo__baggage {
+  atomic_int refs;
+  uint32_t len;
+  char data[];
+} tgo__baggage;
 
 struct tgo_span {
   atomic_int refs;
@@ -191,9 +210,12 @@ struct tgo_span {
   uint32_t status_msg_len;
   const char *tracestate;
   uint32_t tracestate_len;
+  tgo__baggage *baggage; /* one reference; NULL when none */
   struct tgo_attrs attrs;
   tgo__event *events, *events_tail;
   uint32_t n_events, dropped_events;
+  tgo__link *links, *links_tail;
+  uint32_t n_links, dropped_links;
   size_t arena_used;  /* bytes taken from the arena, bounded per span */
   char *arena_pos;
   size_t arena_left;
@@ -209,6 +231,7 @@ void tgo__chunks_free(tgo__chunk *head);
 #define TGO__SPAN_MAX_ARENA (256 * 1024)
 #define TGO__SPAN_MAX_ATTRS 128
 #define TGO__SPAN_MAX_EVENTS 128
+#define TGO__SPAN_MAX_LINKS 128
 
 void *tgo__span_alloc_slow(tgo_span *s, size_t n);
 /* Bump allocation from the span's inline arena; chunks past it. */

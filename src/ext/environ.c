@@ -143,19 +143,6 @@ void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *meth
     tgo_attr_str(a, "network.protocol.version", proto + 5, (size_t)len - 5);
 }
 
-int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx) {
-  Py_ssize_t len;
-  const char *tp = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.HTTP_TRACEPARENT), &len);
-  if (!tp || tgo_traceparent_parse(tp, (size_t)len, ctx) < 0)
-    return 0;
-  const char *ts = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.HTTP_TRACESTATE), &len);
-  if (ts && tgo_tracestate_check(ts, (size_t)len) > 0) {
-    ctx->tracestate = ts;
-    ctx->tracestate_len = (size_t)len;
-  }
-  return 1;
-}
-
 /* The pattern is searched in the full URL, scheme://host/path?query, as the
  * OpenTelemetry Python settings define. */
 int tgo__py_url_excluded(PyObject *pattern, PyObject *environ) {

@@ -87,7 +87,9 @@ tgo__py_request *tgo__py_request_running(void);
 PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
 /* Reads the incoming W3C context; an invalid header is ignored (0). */
-int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx);
+/* The remote context of a request per OTEL_PROPAGATORS (1 when found) and
+ * its baggage (borrowed from environ; NULL when none). */
+int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx, const char **baggage, size_t *baggage_len);
 /* Whether the compiled pattern matches the request's full URL. */
 int tgo__py_url_excluded(PyObject *pattern, PyObject *environ);
 

@@ -34,6 +34,13 @@ typedef struct {
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 
+/* propagate.c: OTEL_PROPAGATORS for the glue. */
+int tgo__py_propagate_init(void);
+int tgo__py_inject_span(tgo_span *span, PyObject *headers);
+/* The C span of a tigerops.Span (NULL for anything else or one not started). */
+tgo_span *tgo__py_span_of(PyObject *obj);
+tgo_span *tgo__py_start_from_carrier(const char *name, size_t name_len, int kind, PyObject *carrier);
+
 extern PyTypeObject *tgo__py_span_type;
 extern PyTypeObject *tgo__py_middleware_type;
 extern PyTypeObject *tgo__py_request_type;

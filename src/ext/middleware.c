@@ -65,9 +65,13 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
     mlen = 6;
   }
   tgo_span_context remote;
-  int has_remote = tgo__py_remote_context(environ, &remote);
+  const char *baggage;
+  size_t baggage_len;
+  int has_remote = tgo__py_remote_context(environ, &remote, &baggage, &baggage_len);
   tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER, has_remote ? NULL : tgo__py_current(),
                                   has_remote ? &remote : NULL);
+  if (__builtin_expect(baggage != NULL, 0))
+    tgo__span_set_baggage(span, baggage, baggage_len);
   if (tgo_span_is_recording(span)) {
     tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
     if (mw->capture_request)

@@ -145,30 +145,18 @@ static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
   return PyBool_FromLong(s && tgo_span_is_recording(s));
 }
 
-/* Writes traceparent (and tracestate) of the current span into a mapping. */
-static PyObject *py_inject(PyObject *m, PyObject *headers) {
+/* inject(headers, span=None): writes the context of span (the current span
+ * by default) into a mapping with every configured propagator. */
+static PyObject *py_inject(PyObject *m, PyObject *args) {
   (void)m;
-  tgo_span *s = tgo__py_current();
+  PyObject *headers, *span_obj = Py_None;
+  if (!PyArg_ParseTuple(args, "O|O:inject", &headers, &span_obj))
+    return NULL;
+  tgo_span *s = span_obj == Py_None ? tgo__py_current() : tgo__py_span_of(span_obj);
   if (!s)
     Py_RETURN_FALSE;
-  tgo_span_context ctx;
-  tgo_span_get_context(s, &ctx);
-  char tp[TGO_TRACEPARENT_LEN + 1];
-  tgo_traceparent_format(&ctx, tp);
-  PyObject *v = PyUnicode_FromStringAndSize(tp, TGO_TRACEPARENT_LEN);
-  if (!v || PyObject_SetItem(headers, tgo__py_str.traceparent, v) < 0) {
-    Py_XDECREF(v);
+  if (tgo__py_inject_span(s, headers) < 0)
     return NULL;
-  }
-  Py_DECREF(v);
-  if (ctx.tracestate && ctx.tracestate_len) {
-    v = PyUnicode_FromStringAndSize(ctx.tracestate, (Py_ssize_t)ctx.tracestate_len);
-    if (!v || PyObject_SetItem(headers, tgo__py_str.tracestate, v) < 0) {
-      Py_XDECREF(v);
-      return NULL;
-    }
-    Py_DECREF(v);
-  }
   Py_RETURN_TRUE;
 }
 
@@ -365,7 +353,7 @@ static PyMethodDef module_functions[] = {
     {"resource_set", py_resource_set, METH_VARARGS, NULL},
     {"stats", py_stats, METH_NOARGS, NULL},
     {"current_span", py_current_span, METH_NOARGS, NULL},
-    {"inject", py_inject, METH_O, NULL},
+    {"inject", py_inject, METH_VARARGS, NULL},
     {"request_span", py_request_span, METH_NOARGS, "the running Flask request's span, or None"},
     {"tracing_now", py_tracing_now, METH_NOARGS, "True when a recording span is current on this thread"},
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
@@ -419,7 +407,7 @@ static int intern_names(void) {
 }
 
 static int module_exec(PyObject *m) {
-  if (intern_names() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
+  if (intern_names() < 0 || tgo__py_propagate_init() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
       tgo__py_db_type_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||

@@ -11,7 +11,7 @@ typedef struct {
   tgo__py_saved saved;  /* what __enter__ replaced, restored on exit */
   PyObject *name;       /* for the lazy start */
   PyObject *attributes; /* likewise */
-  PyObject *parent;     /* a traceparent to continue instead of the current span */
+  PyObject *parent;     /* a traceparent or a header mapping to continue instead of the current span */
   int kind;
   int owned;
 } SpanObject;
@@ -21,19 +21,29 @@ PyTypeObject *tgo__py_span_type;
 static void start_now(SpanObject *self) {
   if (self->span)
     return;
-  Py_ssize_t len = 0, plen = 0;
+  Py_ssize_t len = 0;
   const char *name = tgo__py_utf8(self->name, &len);
-  const char *parent = tgo__py_utf8(self->parent, &plen);
-  tgo_span_context remote;
   /* An explicit parent that is malformed starts a new trace, as the W3C
    * spec says for a bad incoming header. */
-  int use_remote = parent && tgo_traceparent_parse(parent, (size_t)plen, &remote) == 0;
-  self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
-                              parent ? NULL : tgo__py_current(), use_remote ? &remote : NULL);
+  tgo_span *local = self->parent ? tgo__py_span_of(self->parent) : NULL;
+  if (local)
+    self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind, local, NULL);
+  else if (self->parent)
+    self->span = tgo__py_start_from_carrier(name ? name : "span", name ? (size_t)len : 4, self->kind,
+                                            self->parent);
+  else
+    self->span = tgo_span_start(name ? name : "span", name ? (size_t)len : 4, (tgo_kind)self->kind,
+                                tgo__py_current(), NULL);
   Py_CLEAR(self->parent);
   tgo_span_ref(self->span); /* the handle's own; ending hands the starter's to the exporter */
   tgo__py_set_attrs(tgo_span_attrs(self->span), self->attributes);
   Py_CLEAR(self->attributes);
+}
+
+tgo_span *tgo__py_span_of(PyObject *obj) {
+  if (!PyObject_TypeCheck(obj, tgo__py_span_type))
+    return NULL;
+  return ((SpanObject *)obj)->span;
 }
 
 PyObject *tgo__py_span_wrap(tgo_span *span, int owned) {
@@ -61,8 +71,8 @@ static int span_init(PyObject *op, PyObject *args, PyObject *kwds) {
     return -1;
   if (parent == Py_None)
     parent = NULL;
-  if (parent && !PyUnicode_Check(parent)) {
-    PyErr_SetString(PyExc_TypeError, "parent must be a traceparent str or None");
+  if (parent && !PyUnicode_Check(parent) && !PyMapping_Check(parent) && !PyObject_TypeCheck(parent, tgo__py_span_type)) {
+    PyErr_SetString(PyExc_TypeError, "parent must be a traceparent str, a mapping of headers, a Span or None");
     return -1;
   }
   Py_XINCREF(parent);
@@ -167,12 +177,67 @@ static PyObject *span_start(PyObject *op, PyObject *unused) {
   return op;
 }
 
-static PyObject *span_end(PyObject *op, PyObject *unused) {
-  (void)unused;
+/* end(end_time=None): end_time in Unix nanoseconds, as OpenTelemetry's. */
+static PyObject *span_end(PyObject *op, PyObject *args) {
   SpanObject *self = (SpanObject *)op;
+  PyObject *when = Py_None;
+  if (!PyArg_UnpackTuple(args, "end", 0, 1, &when))
+    return NULL;
+  unsigned long long ns = 0;
+  if (when != Py_None) {
+    ns = PyLong_AsUnsignedLongLong(when);
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      ns = 0; /* a bad time: end now */
+    }
+  }
   if (self->span && self->owned)
-    tgo_span_end(self->span);
+    tgo__span_end_at(self->span, ns);
   Py_RETURN_NONE;
+}
+
+/* Makes the span current until _leave(), without ending it (OpenTelemetry's
+ * use_span(end_on_exit=False)). */
+static PyObject *span_leave(PyObject *op, PyObject *unused) {
+  (void)unused;
+  tgo__py_leave(&((SpanObject *)op)->saved);
+  Py_RETURN_NONE;
+}
+
+static PyObject *span_set_start_time(PyObject *op, PyObject *when) {
+  SpanObject *self = (SpanObject *)op;
+  unsigned long long ns = PyLong_AsUnsignedLongLong(when);
+  if (PyErr_Occurred())
+    return NULL;
+  start_now(self);
+  tgo__span_set_start_time(self->span, ns);
+  Py_RETURN_NONE;
+}
+
+/* _add_link(traceparent, is_remote, tracestate=None, attributes=None): a
+ * link to the span a traceparent names; a malformed one is ignored. */
+static PyObject *span_add_link(PyObject *op, PyObject *args) {
+  PyObject *tp, *tracestate = Py_None, *attributes = Py_None;
+  int is_remote = 0;
+  if (!PyArg_ParseTuple(args, "Up|OO:_add_link", &tp, &is_remote, &tracestate, &attributes))
+    return NULL;
+  SpanObject *self = (SpanObject *)op;
+  start_now(self);
+  Py_ssize_t len;
+  const char *t = tgo__py_utf8(tp, &len);
+  tgo_span_context ctx;
+  if (!t || tgo_traceparent_parse(t, (size_t)len, &ctx) < 0)
+    Py_RETURN_FALSE;
+  ctx.is_remote = (uint8_t)is_remote;
+  const char *ts = tgo__py_utf8(tracestate, &len);
+  if (ts && tgo_tracestate_check(ts, (size_t)len) > 0) {
+    ctx.tracestate = ts;
+    ctx.tracestate_len = (size_t)len;
+  }
+  tgo_attrs *a = tgo__span_add_link(self->span, &ctx);
+  if (a && attributes != Py_None)
+    tgo__py_set_attrs(a, attributes);
+  Py_RETURN_TRUE;
 }
 
 static tgo_attrs *live_attrs(SpanObject *self) {
@@ -272,7 +337,10 @@ static PyMethodDef span_methods[] = {
     {"__enter__", span_enter, METH_NOARGS, NULL},
     {"__exit__", span_exit, METH_VARARGS, NULL},
     {"start", span_start, METH_NOARGS, "Start the span now (otherwise on enter or first use)."},
-    {"end", span_end, METH_NOARGS, "End the span; later changes are ignored."},
+    {"end", span_end, METH_VARARGS, "end(end_time=None): end the span (end_time: Unix ns); later changes are ignored."},
+    {"_leave", span_leave, METH_NOARGS, "stop being current without ending (after __enter__)"},
+    {"_set_start_time", span_set_start_time, METH_O, "the start time, Unix ns"},
+    {"_add_link", span_add_link, METH_VARARGS, "_add_link(traceparent, is_remote, tracestate=None, attributes=None)"},
     {"set_attribute", span_set_attribute, METH_VARARGS, NULL},
     {"set_attributes", span_set_attributes, METH_O, NULL},
     {"add_event", (PyCFunction)(void (*)(void))span_add_event, METH_VARARGS | METH_KEYWORDS, NULL},

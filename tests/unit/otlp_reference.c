@@ -213,6 +213,31 @@ static Span *encode_span(arena *a, const tgo_span *s) {
     sp->n_events = n;
   }
   sp->dropped_events_count = s->dropped_events;
+  if (s->n_links) {
+    Opentelemetry__Proto__Trace__V1__Span__Link **ls = arena_alloc(a, s->n_links * sizeof *ls);
+    if (!ls)
+      return NULL;
+    size_t n = 0;
+    for (tgo__link *l = s->links; l; l = l->next) {
+      Opentelemetry__Proto__Trace__V1__Span__Link *lk =
+          NEW(a, Opentelemetry__Proto__Trace__V1__Span__Link, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT);
+      if (!lk)
+        return NULL;
+      lk->trace_id.data = l->trace_id;
+      lk->trace_id.len = 16;
+      lk->span_id.data = l->span_id;
+      lk->span_id.len = 8;
+      lk->trace_state = l->tracestate ? (char *)l->tracestate : (char *)"";
+      if (encode_attrs(a, &l->attrs, &lk->attributes, &lk->n_attributes) < 0)
+        return NULL;
+      lk->dropped_attributes_count = l->attrs.dropped;
+      lk->flags = l->flags | 0x100u | (l->is_remote ? 0x200u : 0);
+      ls[n++] = lk;
+    }
+    sp->links = ls;
+    sp->n_links = n;
+  }
+  sp->dropped_links_count = s->dropped_links;
   if (s->status != TGO_STATUS_UNSET) {
     Status *st = NEW(a, Status, OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT);
     if (!st)

@@ -301,7 +301,7 @@ Test(config, unsupported_otel_features_warn_once_each) {
   tgo__config_defaults(&c);
   capture cap;
   capture_begin(&cap);
-  char *envp[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_PROPAGATORS=tracecontext,b3",
+  char *envp[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_PROPAGATORS=tracecontext,xray",
                   "OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/ca.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY=/k.pem",
                   "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/c.pem", "OTEL_METRICS_EXPORTER=otlp",
                   "OTEL_LOGS_EXPORTER=otlp", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
@@ -318,7 +318,7 @@ Test(config, unsupported_otel_features_warn_once_each) {
   }
   /* what we support is accepted silently */
   capture_begin(&cap);
-  char *fine[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_PROPAGATORS=tracecontext, baggage",
+  char *fine[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_PROPAGATORS=tracecontext, baggage,b3 ,b3multi",
                   "OTEL_METRICS_EXPORTER=none", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
   tgo__config_defaults(&c);
   tgo__config_load(&c, fine);

@@ -90,6 +90,31 @@ Test(otlp_writer, matches_protobuf_c_with_dropped_counts_and_ok_status) {
   tgo_span_unref(parent);
 }
 
+Test(otlp_writer, matches_protobuf_c_with_links_and_explicit_times) {
+  tgo_span *s = tgo_span_start("batch", 5, TGO_KIND_CONSUMER, NULL, NULL);
+  tgo_span_context other;
+  cr_assert_eq(tgo_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &other), 0);
+  other.tracestate = "congo=t61rcWkgMzE";
+  other.tracestate_len = strlen(other.tracestate);
+  tgo_attrs *la = tgo__span_add_link(s, &other);
+  tgo_attr_str(la, "messaging.message.id", "m1", 2);
+  other.tracestate = NULL;
+  other.is_remote = 0;
+  other.flags = 0;
+  cr_assert_not_null(tgo__span_add_link(s, &other));
+  for (int i = 0; i < 130; i++)
+    tgo__span_add_link(s, &other);
+  cr_assert_eq(s->n_links, TGO__SPAN_MAX_LINKS);
+  cr_assert_eq(s->dropped_links, 4);
+  tgo__span_set_start_time(s, 1700000000000000000ull);
+  tgo_span_ref(s);
+  tgo__span_end_at(s, 1700000000000000500ull);
+  cr_assert_eq(s->start_ns, 1700000000000000000ull);
+  cr_assert_eq(s->end_ns, 1700000000000000500ull);
+  assert_same_bytes(s);
+  tgo_span_unref(s);
+}
+
 Test(otlp_writer, whole_request_matches_protobuf_c_resource_scope_and_spans) {
   tgo_resource_set("team", "core");
   tgo_resource_set("region", "eu-west-1");

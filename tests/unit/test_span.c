@@ -181,3 +181,37 @@ Test(span, static_values_respect_the_length_limit) {
   cr_assert_eq(find(s, "v")->n, 32);
   tgo_span_end(s);
 }
+
+Test(span, baggage_is_shared_by_the_spans_under_the_one_that_received_it) {
+  tgo_span *root = tgo_span_start("r", 1, TGO_KIND_SERVER, NULL, NULL);
+  tgo__span_set_baggage(root, "tenant=acme", 11);
+  tgo_span *child = tgo_span_start("c", 1, TGO_KIND_INTERNAL, root, NULL);
+  tgo_span *grandchild = tgo_span_start("g", 1, TGO_KIND_CLIENT, child, NULL);
+  tgo_span_end(root);
+  tgo_span_end(child); /* the blob outlives the spans that ended */
+  size_t n;
+  const char *b = tgo__span_baggage(grandchild, &n);
+  cr_assert_eq(n, 11);
+  cr_assert(b && !memcmp(b, "tenant=acme", 11));
+  tgo_span *other = tgo_span_start("o", 1, TGO_KIND_SERVER, NULL, NULL);
+  cr_assert_null(tgo__span_baggage(other, &n));
+  tgo_span_end(grandchild);
+  tgo_span_end(other);
+}
+
+Test(unsampled, spans_still_pass_baggage_and_a_deferred_b3_parent_lets_the_sampler_decide) {
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off", 1);
+  cr_assert_eq(tgo_init(), 0);
+  tgo_span_context remote;
+  const char *h = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0";
+  cr_assert_eq(tgo__b3_parse(h, strlen(h), &remote), 0);
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_SERVER, NULL, &remote);
+  cr_assert_not(tgo_span_is_recording(s));
+  tgo__span_set_baggage(s, "k=v", 3);
+  tgo_span *child = tgo_span_start("c", 1, TGO_KIND_CLIENT, s, NULL);
+  size_t n;
+  cr_assert_not_null(tgo__span_baggage(child, &n), "an unsampled trace still carries baggage");
+  tgo_span_end(child);
+  tgo_span_end(s);
+}

@@ -154,7 +154,9 @@ def current_span():
 
 
 def inject(headers):
-    """Adds traceparent/tracestate of the current span to a headers mapping."""
+    """Adds the context of the current span to a headers mapping, with every
+    configured propagator (OTEL_PROPAGATORS): traceparent/tracestate,
+    baggage, b3, X-B3-*."""
     _tigerops.inject(headers)
     return headers
 

@@ -34,7 +34,10 @@ def _before_publish(sender=None, headers=None, routing_key=None, properties=None
         "messaging.destination.name": routing_key or "", "messaging.message.id": task_id or "",
         "celery.task.name": sender or ""})
     span.__enter__()
-    headers["traceparent"] = span.traceparent
+    try:
+        _tigerops.inject(headers, span)
+    except Exception:
+        pass
     _remember(_publishing, task_id, span)
 
 
@@ -44,19 +47,34 @@ def _after_publish(sender=None, headers=None, **_):
         span.__exit__(None, None, None)
 
 
+# Message headers arrive as attributes of task.request, named as injected.
+_HEADERS = (("traceparent", "traceparent"), ("tracestate", "tracestate"), ("baggage", "baggage"),
+            ("b3", "b3"), ("x-b3-traceid", "X-B3-TraceId"), ("x-b3-spanid", "X-B3-SpanId"),
+            ("x-b3-sampled", "X-B3-Sampled"), ("x-b3-flags", "X-B3-Flags"))
+
+
+def _carrier(request):
+    """The propagation headers of the message (lower-case names), or None
+    when it brought none."""
+    carrier = {}
+    for name, attribute in _HEADERS:
+        value = getattr(request, attribute, None)
+        if isinstance(value, str):
+            carrier[name] = value
+    return carrier or None
+
+
 def _consumer_span(name, task_id, request):
-    # A message's traceparent continues the publisher's trace; without one
+    # A message's trace context continues the publisher's trace; without one
     # (apply(), task_always_eager) the run nests under the calling span.
-    traceparent = getattr(request, "traceparent", None)
-    if not isinstance(traceparent, str):
-        traceparent = None
+    carrier = _carrier(request)
     delivery = getattr(request, "delivery_info", None) or {}
     return Span("process %s" % name, _tigerops.KIND_CONSUMER, {
         "messaging.system": "celery", "messaging.operation.type": "process",
         "messaging.destination.name": delivery.get("routing_key") or "",
         "messaging.message.id": task_id or "", "celery.task.name": name,
         "celery.retries": int(getattr(request, "retries", 0) or 0)},
-        traceparent)
+        carrier)
 
 
 def _prerun(task_id=None, task=None, **_):

@@ -91,3 +91,4 @@ def install():
     register("urllib.request", "tigerops._http:patch_urllib_request")
     register("aiohttp.client", "tigerops._http:patch_aiohttp")
     register("flask_restx", "tigerops._flask_internals:patch_restx")
+    register("opentelemetry.trace", "tigerops._otel_bridge:install")

@@ -1,6 +1,6 @@
 """Outgoing HTTP (requests, httpx sync and async): a CLIENT span per request,
-with the W3C trace context injected so the called service continues the
-trace."""
+with the trace context (and baggage) injected by every configured
+propagator so the called service continues the trace."""
 from urllib.parse import urlsplit, urlunsplit
 
 import _tigerops
@@ -43,15 +43,9 @@ def _client_span(method, url, headers, current=True):
         except ValueError:
             pass
     try:
-        if current:
-            _tigerops.inject(headers)
-        else:
-            # The parent's tracestate is the trace's; the traceparent is ours.
-            parent = {}
-            _tigerops.inject(parent)
-            headers["traceparent"] = span.traceparent
-            if "tracestate" in parent:
-                headers["tracestate"] = parent["tracestate"]
+        # Every configured propagator (OTEL_PROPAGATORS): traceparent and
+        # tracestate, the baggage received, b3 / X-B3-*.
+        _tigerops.inject(headers, span)
     except Exception:
         pass
     return span
@@ -228,7 +222,7 @@ def _wrap_aiohttp_request(original):
         try:
             from multidict import CIMultiDict
             headers = CIMultiDict(kwargs.get("headers") or ())
-            headers["traceparent"] = span.traceparent
+            _tigerops.inject(headers, span)
             kwargs["headers"] = headers
             if span.is_recording():
                 span.set_attribute("http.request.method", method_name)
