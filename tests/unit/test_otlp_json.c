@@ -357,3 +357,45 @@ Test(otlp_json, the_protocol_setting_takes_http_json_and_its_traces_variant_wins
   cr_assert_str_eq(buf, "http/json");
   cr_assert_eq(tgo__config_apply(&tgo__cfg, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "test"), 0);
 }
+
+/* The spec's escape of one ASCII byte, written out independently. */
+static const char *reference_escape(unsigned char c, char buf[8]) {
+  switch (c) {
+  case '"': return "\\\"";
+  case '\\': return "\\\\";
+  case '\b': return "\\b";
+  case '\f': return "\\f";
+  case '\n': return "\\n";
+  case '\r': return "\\r";
+  case '\t': return "\\t";
+  }
+  if (c < 0x20)
+    snprintf(buf, 8, "\\u%04x", c);
+  else
+    snprintf(buf, 8, "%c", c);
+  return buf;
+}
+
+Test(otlp_json, every_ascii_byte_at_every_offset_of_the_word_scan_is_escaped_right) {
+  enum { LEN = 19 };
+  for (unsigned c = 0; c < 0x80; c++) {
+    tgo_span *s = fixed_span("n", TGO_KIND_INTERNAL);
+    char keys[LEN][8];
+    for (int at = 0; at < LEN; at++) {
+      char v[LEN];
+      memset(v, 'a', LEN);
+      v[at] = (char)c;
+      snprintf(keys[at], sizeof keys[at], "k%d", at);
+      tgo_attr_str(tgo_span_attrs(s), keys[at], v, LEN);
+    }
+    char *json = spans_json(&s, 1);
+    for (int at = 0; at < LEN; at++) {
+      char esc[8], want[128];
+      snprintf(want, sizeof want, "{\"key\":\"k%d\",\"value\":{\"stringValue\":\"%.*s%s%.*s\"}}", at, at,
+               "aaaaaaaaaaaaaaaaaaaa", reference_escape((unsigned char)c, esc), LEN - at - 1, "aaaaaaaaaaaaaaaaaaaa");
+      cr_assert_not_null(strstr(json, want), "byte 0x%02x at %d: want %s in %s", c, at, want, json);
+    }
+    free(json);
+    tgo_span_unref(s);
+  }
+}
