@@ -35,7 +35,7 @@ def export_run(otlp, tmp_path, protocol, compress):
     env = agent_env(otlp, OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
                     JSONSHOP_DB=str(tmp_path / "jsonshop.db"),  # one path: it is in attributes
                     OTEL_EXPORTER_OTLP_COMPRESSION="gzip" if compress else "none",
-                    TIGEROPS_SERVICE_NAME="jsonshop")
+                    TIGEROPS_SERVICE_NAME="jsonshop", TIGEROPS_LOG_LEVEL="info")
     with gunicorn("jsonshop:app", env, workers=1) as server:
         for path, trace_id in ROUTES.items():
             headers = {"traceparent": "00-%s-%s-01" % (trace_id, REMOTE_PARENT), "tracestate": TRACESTATE}
@@ -43,6 +43,8 @@ def export_run(otlp, tmp_path, protocol, compress):
             assert status == (500 if path in ("/fail", "/dup") else 200), server.output()[-3000:]
         otlp.wait_for_spans(lambda s: s["kind"] == 2 and s["traceId"] in ROUTES.values(), count=len(ROUTES))
         server.stop()  # the rest of the queue goes out at shutdown
+        startup = [line for line in server.output().splitlines() if ": info: tracer " in line]
+        assert startup and " protocol=%s%s " % (protocol, "+gzip" if compress else "") in startup[0], startup
     spans = [s for s in otlp.spans() if s["traceId"] in ROUTES.values()]
     requests = [r for r in otlp.requests(bodies=True) if r["path"] == "/v1/traces"]
     return spans, requests
