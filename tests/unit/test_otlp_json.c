@@ -266,7 +266,7 @@ Test(otlp_json, pii_masking_and_scrubbing_are_those_of_the_protobuf_path) {
   cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "secret-[0-9]+", "test"), 0);
   size_t nv = sizeof values / sizeof values[0];
   tgo_span *s = fixed_span("user alice@example.com", TGO_KIND_INTERNAL);
-  char keys[8][8];
+  char keys[8][24];
   for (size_t i = 0; i < nv; i++) {
     snprintf(keys[i], sizeof keys[i], "v%zu", i);
     tgo_attr_str(tgo_span_attrs(s), keys[i], values[i], strlen(values[i]));
@@ -380,7 +380,7 @@ Test(otlp_json, every_ascii_byte_at_every_offset_of_the_word_scan_is_escaped_rig
   enum { LEN = 19 };
   for (unsigned c = 0; c < 0x80; c++) {
     tgo_span *s = fixed_span("n", TGO_KIND_INTERNAL);
-    char keys[LEN][8];
+    char keys[LEN][16];
     for (int at = 0; at < LEN; at++) {
       char v[LEN];
       memset(v, 'a', LEN);
