@@ -56,7 +56,7 @@ typedef struct {
   long lo, hi;
   const char *def;          /* the default, as text; NULL: zero / an alias's */
   const char *const *names; /* T_ENUM values; T_CHECK accepted values */
-  const char *hint;         /* T_CHECK: what to say instead */
+  const char *hint;         /* T_CHECK, T_ENUM: what to say about other values */
 } setting;
 
 #define FIELD(f) offsetof(tgo__config, f), sizeof(((tgo__config *)0)->f)
@@ -67,7 +67,8 @@ static const char *const samplers[] = {"always_on", "always_off", "traceidratio"
 static const char *const exporters[] = {"otlp", "console", "none", NULL};
 static const char *const levels[] = {"none", "error", "warning|warn", "info", "debug", NULL};
 static const char *const compressions[] = {"none|", "gzip", NULL};
-static const char *const protocols[] = {"http/protobuf", NULL};
+/* Indexed by TGO__PROTOCOL_*. */
+static const char *const protocols[] = {"http/protobuf", "http/json", NULL};
 /* Indexed by TGO__PROP_*; "none" is 0. */
 static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
 static const char *const only_none[] = {"none", NULL};
@@ -96,10 +97,10 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", T_INT, F_ALL, FIELD(timeout_ms), 1, 600000, NULL, NULL, NULL},
     {"OTEL_EXPORTER_OTLP_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, "none", compressions, NULL},
     {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, NULL, compressions, NULL},
-    {"OTEL_EXPORTER_OTLP_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
-     "only http/protobuf is supported; exporting with it"},
-    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
-     "only http/protobuf is supported; exporting with it"},
+    {"OTEL_EXPORTER_OTLP_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, "http/protobuf", protocols,
+     "only http/protobuf and http/json are supported; exporting with the current one"},
+    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, NULL, protocols,
+     "only http/protobuf and http/json are supported; exporting with the current one"},
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
     UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client certificates are not supported; none is sent"),
@@ -409,7 +410,7 @@ static int parse_into(tgo__config *c, const setting *s, const char *v, int *malf
     return copy_url(f, s->size, v);
   case T_ENUM:
     if ((b = enum_index(s->names, v, strlen(v))) < 0)
-      return -EINVAL;
+      return s->hint ? -ENOTSUP : -EINVAL; /* a known feature we lack: say so */
     *(int *)f = b;
     return 0;
   case T_PII:
@@ -794,8 +795,9 @@ void tgo__config_log_summary(const tgo__config *c, const char *what) {
     snprintf(sampler, sizeof sampler, "%s(%g)", samplers[c->sampler], c->sampler_ratio);
   else
     snprintf(sampler, sizeof sampler, "%s", samplers[c->sampler]);
-  tgo__log(TGO_LOG_INFO, "%s %s: service=%s endpoint=%s protocol=http/protobuf%s sampler=%s exporter=%s", what,
-           PACKAGE_VERSION, service, shown, c->gzip ? "+gzip" : "", sampler, exporters[c->exporter]);
+  tgo__log(TGO_LOG_INFO, "%s %s: service=%s endpoint=%s protocol=%s%s sampler=%s exporter=%s", what,
+           PACKAGE_VERSION, service, shown, protocols[c->protocol], c->gzip ? "+gzip" : "", sampler,
+           exporters[c->exporter]);
 }
 
 int tgo__config_reload(void) {

@@ -1,8 +1,9 @@
-/* The OTLP/HTTP exporter. One batch out: encode, compress, POST, and retry what the OTLP spec calls
+/* The OTLP/HTTP exporter (protobuf or JSON). One batch out: encode, compress, POST, and retry what the OTLP spec calls
  * retryable (429/502/503/504 honouring Retry-After; transport errors with
  * jittered exponential backoff). Runs only on the exporter thread. */
 #include "tgo-internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,25 @@ static void add_header(const char *k, const char *v, void *ud) {
   h->n++;
 }
 
+/* The OTLP/HTTP encodings, indexed by TGO__PROTOCOL_*: the one place that
+ * picks an encoder and the Content-Type that names it. */
+typedef struct {
+  int (*encode)(tgo_span *const *spans, size_t n, tgo__buf *out);
+  const char *content_type;
+} http_encoding;
+
+static const http_encoding encodings[] = {
+    [TGO__PROTOCOL_HTTP_PROTOBUF] = {tgo__otlp_encode_traces, "application/x-protobuf"},
+    [TGO__PROTOCOL_HTTP_JSON] = {tgo__otlp_json_encode_traces, "application/json"},
+};
+
 /* Everything the request needs, copied under the config lock because
  * app.config may change it while we send. */
 typedef struct {
   char url[1100];
   int timeout_ms;
   int gzip;
+  const http_encoding *encoding;
   header_list headers;
 } send_plan;
 
@@ -45,8 +59,9 @@ static void plan_request(send_plan *p) {
     TGO__LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
   p->timeout_ms = c->timeout_ms;
   p->gzip = c->gzip;
+  p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] ? c->protocol : 0];
   p->headers.n = 0;
-  add_header("Content-Type", "application/x-protobuf", &p->headers);
+  add_header("Content-Type", p->encoding->content_type, &p->headers);
   if (*c->api_key) {
     char bearer[600];
     if (snprintf(bearer, sizeof bearer, "Bearer %s", c->api_key) < (int)sizeof bearer)
@@ -139,10 +154,17 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
   }
 }
 
-/* The OTLP/HTTP protobuf exporter's batch: takes the spans' references. */
+/* The OTLP/HTTP exporter's batch (protobuf or JSON, as the plan says):
+ * takes the spans' references. The plan comes first: it names the
+ * encoding. */
 static void otlp_export(tgo_span **spans, size_t n, const atomic_int *abort_flag) {
   tgo__buf body = {0}, zipped = {0};
-  int rc = tgo__otlp_encode_traces(spans, n, &body);
+  send_plan *plan = malloc(sizeof *plan);
+  int rc = -ENOMEM;
+  if (plan) {
+    plan_request(plan);
+    rc = plan->encoding->encode(spans, n, &body);
+  }
   for (size_t i = 0; i < n; i++)
     tgo_span_unref(spans[i]);
   if (rc < 0) {
@@ -150,20 +172,14 @@ static void otlp_export(tgo_span **spans, size_t n, const atomic_int *abort_flag
     atomic_fetch_add_explicit(&tgo__stats.spans_failed, n, memory_order_relaxed);
     goto out;
   }
-  send_plan *plan = malloc(sizeof *plan);
-  if (!plan) {
-    atomic_fetch_add_explicit(&tgo__stats.spans_failed, n, memory_order_relaxed);
-    goto out;
-  }
-  plan_request(plan);
   if (plan->gzip && tgo__gzip(body.data, body.len, &zipped) == 0) {
     add_header("Content-Encoding", "gzip", &plan->headers);
     send_with_retry(zipped.data, zipped.len, n, plan, abort_flag);
   } else {
     send_with_retry(body.data, body.len, n, plan, abort_flag);
   }
-  free(plan);
 out:
+  free(plan);
   tgo__buf_free(&body);
   tgo__buf_free(&zipped);
 }

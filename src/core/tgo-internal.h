@@ -43,6 +43,9 @@ enum {
   TGO__SAMPLER_PARENT_RATIO
 };
 
+/* OTEL_EXPORTER_OTLP_PROTOCOL values, in the order of config.c's protocols[]. */
+enum { TGO__PROTOCOL_HTTP_PROTOBUF = 0, TGO__PROTOCOL_HTTP_JSON };
+
 enum { TGO__LAYER_DEFAULT = 0, TGO__LAYER_FILE, TGO__LAYER_ENV, TGO__LAYER_APP };
 #define TGO__MAX_SETTINGS 96
 #define TGO__CONFIG_FILE_MAX (1 << 20) /* bytes; a bigger config file is refused */
@@ -64,6 +67,7 @@ typedef struct {
   char denylist[1024];
   int timeout_ms;
   int gzip;
+  int protocol;               /* TGO__PROTOCOL_* */
   int schedule_delay_ms;
   int max_queue_size;
   int max_batch_size;
@@ -337,6 +341,8 @@ void tgo__buf_free(tgo__buf *b);
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 size_t tgo__otlp_span_size(const tgo_span *s);
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s);
+/* OTLP/JSON encoding of the same batch (otlp_json.c). */
+int tgo__otlp_json_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 /* gzip Content-Encoding of a request body, appended to out (gzip.c). */
 int tgo__gzip(const uint8_t *in, size_t len, tgo__buf *out);
 

@@ -148,7 +148,7 @@ def test_one_startup_line_and_did_you_mean(otlp):
                 "exporter=otlp" % otlp.endpoint)
     assert expected in lines[0], lines[0]
     assert output.count("TIGEROPS_SERVCE_VERSION ignored; did you mean TIGEROPS_SERVICE_VERSION?") == 1, output
-    assert output.count("OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported") == 1, output
+    assert output.count("OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported") == 1, output
     assert "BLRP" not in output
 
 

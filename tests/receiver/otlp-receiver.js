@@ -5,7 +5,10 @@
 //
 //   node otlp-receiver.js [--port N]      prints "LISTENING <port>"
 //
-// POST /v1/traces|metrics|logs   protobuf (gzip or not), recorded + decoded
+// POST /v1/traces|metrics|logs   protobuf (gzip or not), recorded + decoded;
+//                                Content-Type application/json: OTLP/JSON,
+//                                checked strictly and decoded with the same
+//                                generated types (decodeJson below)
 // GET  /spans                    decoded spans, flattened (JSON)
 // GET  /requests[?bodies=1]      every request: path, headers, size, status
 // POST /reset                    forget everything
@@ -98,6 +101,116 @@ function flattenTraces(req) {
   return out;
 }
 
+// ---- OTLP/JSON -----------------------------------------------------------
+// otlp-transformer ships JSON serializers for exporters but no decoder, so
+// requests are decoded the way its own JSON path builds them, backwards:
+// JSON.parse, the OTLP-specific step (trace and span ids are hex, not the
+// base64 that proto3 JSON uses for bytes), then fromObject of the same
+// generated protobufjs types the protobuf path decodes with. fromObject
+// forgives a lot (unknown names are skipped, any string is "base64"), so
+// first every member name is checked against the generated type and every
+// value against the OTLP JSON rules: a misspelt or snake_case name, base64
+// ids, enum names, 64-bit integers as numbers fail the request with 400
+// (stricter than a collector, which ignores unknown names: this receiver
+// exists to catch our encoder's mistakes).
+const P = root.opentelemetry.proto;
+const jsonTypes = {
+  ExportTraceServiceRequest: [collector.trace.v1.ExportTraceServiceRequest, { resourceSpans: 'ResourceSpans' }],
+  ResourceSpans: [P.trace.v1.ResourceSpans, { resource: 'Resource', scopeSpans: 'ScopeSpans' }],
+  Resource: [P.resource.v1.Resource, { attributes: 'KeyValue' }],
+  ScopeSpans: [P.trace.v1.ScopeSpans, { scope: 'InstrumentationScope', spans: 'Span' }],
+  InstrumentationScope: [P.common.v1.InstrumentationScope, { attributes: 'KeyValue' }],
+  Span: [P.trace.v1.Span, { attributes: 'KeyValue', events: 'Event', links: 'Link', status: 'Status' }],
+  Event: [P.trace.v1.Span.Event, { attributes: 'KeyValue' }],
+  Link: [P.trace.v1.Span.Link, { attributes: 'KeyValue' }],
+  Status: [P.trace.v1.Status, {}],
+  KeyValue: [P.common.v1.KeyValue, { value: 'AnyValue' }],
+  AnyValue: [P.common.v1.AnyValue, { arrayValue: 'ArrayValue', kvlistValue: 'KeyValueList' }],
+  ArrayValue: [P.common.v1.ArrayValue, { values: 'AnyValue' }],
+  KeyValueList: [P.common.v1.KeyValueList, { values: 'KeyValue' }],
+};
+const hexIdLength = { traceId: 32, spanId: 16, parentSpanId: 16 };
+const int64Fields = new Set(['intValue', 'startTimeUnixNano', 'endTimeUnixNano', 'timeUnixNano']);
+const enumFields = new Set(['kind', 'code']);
+const uint32Fields = new Set(['flags', 'droppedAttributesCount', 'droppedEventsCount', 'droppedLinksCount']);
+
+// Fields of the current OTLP protos that these generated types (OTLP proto
+// 1.0) predate: Span.flags and Link.flags (field 16, proto 1.1). The
+// protobuf decoder skips them as unknown fields; so does fromObject.
+const newerFields = { Span: ['flags'], Link: ['flags'] };
+
+// A field of the generated type (a plain prototype value), not a method or
+// a oneof's virtual name.
+function isField(Ctor, name) {
+  const d = Object.getOwnPropertyDescriptor(Ctor.prototype, name);
+  return !!d && 'value' in d && typeof d.value !== 'function';
+}
+
+function checkJsonValue(name, v, where) {
+  const fail = (why) => { throw new Error(`OTLP/JSON: ${where}.${name}: ${why}: ${JSON.stringify(v)}`); };
+  if (hexIdLength[name] !== undefined) {
+    if (typeof v !== 'string' || !(v === '' ? name === 'parentSpanId' : new RegExp(`^[0-9a-f]{${hexIdLength[name]}}$`).test(v)))
+      fail(`not ${hexIdLength[name]} lowercase hex digits`);
+  } else if (int64Fields.has(name)) {
+    if (typeof v !== 'string' || !/^-?[0-9]+$/.test(v)) fail('a 64-bit integer must be a decimal string');
+  } else if (enumFields.has(name) || uint32Fields.has(name)) {
+    if (!Number.isInteger(v) || v < 0) fail('must be an integer number');
+  } else if (name === 'doubleValue') {
+    if (typeof v !== 'number' && !['NaN', 'Infinity', '-Infinity'].includes(v)) fail('not a number');
+  } else if (name === 'boolValue') {
+    if (typeof v !== 'boolean') fail('not a boolean');
+  } else if (name === 'bytesValue') {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) fail('not base64');
+  } else if (typeof v !== 'string') {
+    fail('not a string');
+  }
+}
+
+// Walks obj as a message of jsonTypes[type]; converts hex ids to bytes in place.
+function checkJson(obj, type, where) {
+  const [Ctor, children] = jsonTypes[type];
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`OTLP/JSON: ${where}: not an object`);
+  for (const name of Object.keys(obj)) {
+    if (!isField(Ctor, name) && !(newerFields[type] || []).includes(name)) throw new Error(`OTLP/JSON: ${where}: no field "${name}" in ${type}`);
+    const v = obj[name];
+    const child = children[name];
+    if (child) {
+      const repeated = Array.isArray(Ctor.prototype[name]);
+      if (repeated !== Array.isArray(v)) throw new Error(`OTLP/JSON: ${where}.${name}: ${repeated ? 'not an array' : 'an array'}`);
+      if (repeated) v.forEach((x, i) => checkJson(x, child, `${where}.${name}[${i}]`));
+      else checkJson(v, child, `${where}.${name}`);
+    } else {
+      checkJsonValue(name, v, where);
+      if (hexIdLength[name] !== undefined) obj[name] = Buffer.from(v, 'hex');
+    }
+  }
+}
+
+// Metrics and logs: only the OTLP-specific id conversion, no strict check.
+function hexIdsToBytes(x) {
+  if (Array.isArray(x)) return x.forEach(hexIdsToBytes);
+  if (x === null || typeof x !== 'object') return;
+  for (const k of Object.keys(x)) {
+    if (hexIdLength[k] !== undefined && typeof x[k] === 'string') x[k] = Buffer.from(x[k], 'hex');
+    else hexIdsToBytes(x[k]);
+  }
+}
+
+function isJson(req) {
+  return (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase() === 'application/json';
+}
+
+function decodeJson(pathname, body) {
+  const decoder = decoders[pathname];
+  const obj = JSON.parse(body.toString('utf8'));
+  if (pathname === '/v1/traces') checkJson(obj, 'ExportTraceServiceRequest', 'request');
+  else hexIdsToBytes(obj);
+  const msg = decoder.fromObject(obj);
+  const problem = decoder.verify(msg);
+  if (problem) throw new Error('OTLP/JSON: ' + problem);
+  return msg;
+}
+
 function send(res, status, body, type) {
   res.writeHead(status, { 'Content-Type': type || 'application/json' });
   res.end(body);
@@ -115,7 +228,8 @@ function handleExport(req, res, raw, pathname) {
   try {
     if ((req.headers['content-encoding'] || '').toLowerCase() === 'gzip') body = zlib.gunzipSync(raw);
     record.body = body.toString('base64');
-    const msg = decoder.decode(body);
+    record.encoding = isJson(req) ? 'json' : 'protobuf';
+    const msg = record.encoding === 'json' ? decodeJson(pathname, body) : decoder.decode(body);
     record.decoded = true;
     if (pathname === '/v1/traces') {
       const flat = flattenTraces(msg);
@@ -137,6 +251,10 @@ function handleExport(req, res, raw, pathname) {
       if (mode.body !== undefined) headers['Content-Type'] = 'text/plain';
       res.writeHead(mode.status, headers);
       return res.end(mode.body);
+    }
+    if (record.encoding === 'json') { // the answer speaks the request's encoding
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      return res.end('{}');
     }
     res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
     res.end();

@@ -1,0 +1,262 @@
+/* libFuzzer: whatever a span holds (any bytes in names, keys, values,
+ * trace state set behind the API, any int or double), the OTLP/JSON
+ * encoder writes one valid JSON document in valid UTF-8, checked here by a
+ * strict parser of RFC 8259, and never reads or writes out of bounds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tgo-internal.h"
+
+typedef struct {
+  const unsigned char *p, *end;
+  int depth;
+} parser;
+
+static int value(parser *j);
+
+static void ws(parser *j) {
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static int ishex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* One UTF-8 sequence at j->p (RFC 3629: no overlongs, no surrogates). */
+static int utf8_char(parser *j) {
+  unsigned char c = *j->p;
+  size_t k = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+  if (!k || (size_t)(j->end - j->p) <= k)
+    return 0;
+  for (size_t i = 1; i <= k; i++)
+    if ((j->p[i] & 0xC0) != 0x80)
+      return 0;
+  if ((c == 0xE0 && j->p[1] < 0xA0) || (c == 0xED && j->p[1] > 0x9F) || (c == 0xF0 && j->p[1] < 0x90) ||
+      (c == 0xF4 && j->p[1] > 0x8F))
+    return 0;
+  j->p += k + 1;
+  return 1;
+}
+
+static int string(parser *j) {
+  if (j->p >= j->end || *j->p != '"')
+    return 0;
+  j->p++;
+  while (j->p < j->end) {
+    unsigned char c = *j->p;
+    if (c == '"') {
+      j->p++;
+      return 1;
+    }
+    if (c < 0x20)
+      return 0;
+    if (c == '\\') {
+      if (j->end - j->p < 2)
+        return 0;
+      unsigned char e = j->p[1];
+      if (e == 'u') {
+        if (j->end - j->p < 6 || !ishex(j->p[2]) || !ishex(j->p[3]) || !ishex(j->p[4]) || !ishex(j->p[5]))
+          return 0;
+        j->p += 6;
+      } else if (strchr("\"\\/bfnrt", e) && e) {
+        j->p += 2;
+      } else {
+        return 0;
+      }
+    } else if (c >= 0x80) {
+      if (!utf8_char(j))
+        return 0;
+    } else {
+      j->p++;
+    }
+  }
+  return 0;
+}
+
+static int digits(parser *j) {
+  const unsigned char *from = j->p;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+    j->p++;
+  return j->p > from;
+}
+
+static int number(parser *j) {
+  if (j->p < j->end && *j->p == '-')
+    j->p++;
+  if (j->p < j->end && *j->p == '0')
+    j->p++;
+  else if (!digits(j))
+    return 0;
+  if (j->p < j->end && *j->p == '.') {
+    j->p++;
+    if (!digits(j))
+      return 0;
+  }
+  if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+    j->p++;
+    if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+      j->p++;
+    if (!digits(j))
+      return 0;
+  }
+  return 1;
+}
+
+static int literal(parser *j, const char *word) {
+  size_t n = strlen(word);
+  if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n))
+    return 0;
+  j->p += n;
+  return 1;
+}
+
+static int members(parser *j, char close, int object) {
+  if (++j->depth > 64)
+    return 0;
+  j->p++;
+  ws(j);
+  if (j->p < j->end && *j->p == close) {
+    j->p++;
+    j->depth--;
+    return 1;
+  }
+  for (;;) {
+    if (object) {
+      if (!string(j))
+        return 0;
+      ws(j);
+      if (j->p >= j->end || *j->p != ':')
+        return 0;
+      j->p++;
+    }
+    if (!value(j))
+      return 0;
+    ws(j);
+    if (j->p < j->end && *j->p == ',') {
+      j->p++;
+      ws(j);
+      continue;
+    }
+    if (j->p < j->end && *j->p == close) {
+      j->p++;
+      j->depth--;
+      return 1;
+    }
+    return 0;
+  }
+}
+
+static int value(parser *j) {
+  ws(j);
+  if (j->p >= j->end)
+    return 0;
+  switch (*j->p) {
+  case '{': return members(j, '}', 1);
+  case '[': return members(j, ']', 0);
+  case '"': return string(j);
+  case 't': return literal(j, "true");
+  case 'f': return literal(j, "false");
+  case 'n': return literal(j, "null");
+  default: return number(j);
+  }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("TIGEROPS_LOG_LEVEL", "none", 1);
+  setenv("TIGEROPS_PII_PATTERNS", "key-[a-z0-9]{4,}", 1);
+  tgo_init();
+  return 0;
+}
+
+/* The input, cut at NUL bytes: the span name, the trace state (stored
+ * unchecked, as a bad propagator could), the status message, then one
+ * attribute or event per piece, its kind chosen by its first byte. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *pieces[64];
+  size_t lens[64], n = 0;
+  for (size_t start = 0; n < 64;) {
+    const uint8_t *nul = memchr(data + start, 0, size - start);
+    size_t end = nul ? (size_t)(nul - data) : size;
+    pieces[n] = (const char *)data + start;
+    lens[n++] = end - start;
+    if (!nul)
+      break;
+    start = end + 1;
+  }
+  tgo_span *s = tgo_span_start(pieces[0], lens[0], TGO_KIND_SERVER, NULL, NULL);
+  if (!s->recording) {
+    tgo_span_unref(s);
+    return 0;
+  }
+  /* Strings that bypass span.c's UTF-8 repair: the encoder must cope. */
+  char *state = NULL, *name = NULL;
+  if (n > 1 && lens[1]) {
+    state = malloc(lens[1]);
+    memcpy(state, pieces[1], lens[1]);
+    s->tracestate = state;
+    s->tracestate_len = (uint32_t)lens[1];
+    name = malloc(lens[1]);
+    memcpy(name, pieces[1], lens[1]);
+    s->name = name;
+    s->name_len = (uint32_t)lens[1];
+  }
+  if (n > 2)
+    tgo_span_set_status(s, TGO_STATUS_ERROR, pieces[2], lens[2]);
+  tgo_attrs *a = tgo_span_attrs(s);
+  for (size_t i = 3; i < n; i++) {
+    const char *p = pieces[i];
+    size_t len = lens[i];
+    if (!len)
+      continue;
+    char key[16];
+    snprintf(key, sizeof key, "k%zu", i);
+    const char *k = tgo_attrs_key(a, key, strlen(key));
+    int64_t iv = 0;
+    double dv = 0;
+    memcpy(&iv, p + 1, len - 1 < 8 ? len - 1 : 8);
+    memcpy(&dv, p + 1, len - 1 < 8 ? len - 1 : 8);
+    switch ((unsigned char)p[0] % 7) {
+    case 0: tgo_attr_str(a, k, p + 1, len - 1); break;
+    case 1: tgo_attr_int(a, k, iv); break;
+    case 2: tgo_attr_double(a, k, dv); break;
+    case 3: { /* a string array, items split at 0x01 */
+      const char *strs[8];
+      size_t sl[8], m = 0, at = 1;
+      while (m < 8) {
+        const char *sep = memchr(p + at, 1, len - at);
+        size_t e = sep ? (size_t)(sep - p) : len;
+        strs[m] = p + at;
+        sl[m++] = e - at;
+        if (!sep)
+          break;
+        at = e + 1;
+      }
+      tgo_attr_str_array(a, k, strs, sl, m);
+      break;
+    }
+    case 4: {
+      double ds[2] = {dv, -dv};
+      tgo_attr_double_array(a, k, ds, 2);
+      break;
+    }
+    case 5: tgo_attr_str(tgo_span_add_event(s, p + 1, len - 1), "m", p, len); break;
+    case 6: tgo_attr_bool(a, tgo_attrs_key(a, p + 1, len - 1), 1); break;
+    }
+  }
+  tgo__buf out = {0};
+  if (tgo__otlp_json_encode_traces(&s, 1, &out) == 0) {
+    parser j = {out.data, out.data + out.len, 0};
+    if (!value(&j))
+      abort();
+    ws(&j);
+    if (j.p != j.end)
+      abort();
+  }
+  tgo__buf_free(&out);
+  tgo_span_unref(s);
+  free(state);
+  free(name);
+  return 0;
+}
