@@ -90,3 +90,4 @@ def install():
     register("urllib3.connectionpool", "tigerops._http:patch_urllib3")
     register("urllib.request", "tigerops._http:patch_urllib_request")
     register("aiohttp.client", "tigerops._http:patch_aiohttp")
+    register("asyncio.events", "tigerops._context:watch_event_loops")
