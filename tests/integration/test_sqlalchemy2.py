@@ -149,6 +149,30 @@ def test_failing_statement_is_an_error_span(otlp, database):
     assert "no_such_column" in q["events"][0]["attributes"]["exception.message"]
 
 
+def test_event_loop_started_in_a_sync_view(otlp, tmp_path):
+    """asyncio.run inside a sync request: the tasks' blocks nest under the
+    request (the switch to contextvars comes mid-request), the statements
+    under their task, and the code after the loop under the request again;
+    the next request (all contextvars) the same."""
+    url = "sqlite:///%s" % (tmp_path / "app.db")
+    with gunicorn("sqla2_app:app", agent_env(otlp, DATABASE_URL=url), workers=1) as server:
+        assert server.get("/loop-in-view")[0] == 200
+        assert server.get("/loop-in-view")[0] == 200
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /loop-in-view", count=2)
+        spans = otlp.wait_for_spans(lambda s: s["kind"] == 3, count=6)
+    roots = server_spans(spans, "GET /loop-in-view")
+    assert len(roots) == 2
+    for root in roots:
+        trace = [s for s in spans if s["traceId"] == root["traceId"] and s is not root]
+        for i in (1, 2):
+            (task,) = named(trace, "task-%d" % i)
+            assert task["parentSpanId"] == root["spanId"]
+            (q,) = [s for s in trace if s.get("parentSpanId") == task["spanId"]]
+            assert_statement(q, task, "sqlite", "SELECT", "authors2")
+        (after,) = named(trace, "SELECT books2")
+        assert_statement(after, root, "sqlite", "SELECT", "books2")
+
+
 def pg_log(postgres):
     with open(postgres.log, errors="replace") as f:
         return f.read()

@@ -1,11 +1,14 @@
 """Flask + SQLAlchemy 2.0 (typed declarative models, Session.execute and
 Session.scalars with select(), insertmanyvalues bulk inserts) on the
 database named by DATABASE_URL."""
+import asyncio
 import os
 
 from flask import Flask, jsonify
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
+
+import tigerops
 
 from sqla2_models import Author, Book, seed
 
@@ -58,6 +61,25 @@ def unit_of_work(n):
         ids = [b.id for b in s.new] + [1]
         s.rollback()
     return jsonify(n=len(ids))
+
+
+@app.route("/loop-in-view")
+def loop_in_view():
+    """A sync view that runs concurrent coroutines (asyncio.run): the first
+    such request switches the process to contextvars halfway through."""
+    async def query(i):
+        with tigerops.span("task-%d" % i):
+            await asyncio.sleep(0.005)  # both tasks are inside their blocks now
+            with Session(engine) as s:
+                s.scalars(select(Author.id).where(Author.id == i)).all()
+
+    async def main():
+        await asyncio.gather(query(1), query(2))
+
+    asyncio.run(main())
+    with Session(engine) as s:
+        s.scalars(select(Book.id).where(Book.id == 1)).all()
+    return "ok"
 
 
 @app.route("/broken")
