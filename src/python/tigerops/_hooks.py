@@ -91,3 +91,4 @@ def install():
     register("urllib.request", "tigerops._http:patch_urllib_request")
     register("aiohttp.client", "tigerops._http:patch_aiohttp")
     register("asyncio.events", "tigerops._context:watch_event_loops")
+    register("aiosqlite.core", "tigerops._dbapi:patch_aiosqlite")
