@@ -482,6 +482,9 @@ def patch_aiosqlite(module):
     original_connect = module.connect
     if getattr(original_connect, "__tigerops__", False):
         return
+    if not callable(getattr(getattr(module, "Connection", None), "_execute", None)):
+        _tigerops.log(2, "aiosqlite without Connection._execute: its statements are not traced")
+        return
 
     def connect(database, *args, **kwargs):
         conn = original_connect(database, *args, **kwargs)
