@@ -58,6 +58,12 @@ static size_t in_list_end(const char *s, size_t i, size_t n) {
       while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '-' || s[j] == '+'))
         j++;
       items++;
+    } else if (c == ':' && j + 1 < n && s[j + 1] == ':') {
+      if (!items)
+        return 0;
+      j += 2; /* a cast on the item before: $1::VARCHAR */
+      while (j < n && (ident_char((unsigned char)s[j]) || s[j] == '[' || s[j] == ']'))
+        j++;
     } else if (c == '?' || c == '%' || c == ':' || c == '$') {
       j++;
       if (c == '%' && j < n && s[j] == '(') {
@@ -85,7 +91,7 @@ size_t tgo__sql_normalize(const char *s, size_t n, char *out, size_t cap) {
   writer w = {out, cap, 0};
   if (!cap)
     return 0;
-  size_t i = 0;
+  size_t i = 0, values_end = 0; /* the ')' closing a VALUES row, when all literals */
   while (i < n) {
     unsigned char c = (unsigned char)s[i];
     if (isspace(c)) {
@@ -204,6 +210,32 @@ size_t tgo__sql_normalize(const char *s, size_t n, char *out, size_t cap) {
       while (i < n && ident_char((unsigned char)s[i]))
         i++;
       put(&w, '?');
+      continue;
+    }
+    if (c == '(' && last_word_is(&w, "VALUES") && in_list_end(s, i + 1, n))
+      values_end = in_list_end(s, i + 1, n); /* its ')' drops the rows after it */
+    if (c == ')' && i == values_end) {
+      /* Multi-row VALUES (executemany pages, SQLAlchemy's insertmanyvalues
+       * batches of a thousand rows) keep their first row only: one shape
+       * for any row count, and no text growing with the batch. */
+      if (w.len && w.out[w.len - 1] == ' ')
+        w.len--;
+      put(&w, ')');
+      i++;
+      for (;;) {
+        size_t k = i;
+        while (k < n && isspace((unsigned char)s[k]))
+          k++;
+        if (k >= n || s[k] != ',')
+          break;
+        k++;
+        while (k < n && isspace((unsigned char)s[k]))
+          k++;
+        size_t end = k < n && s[k] == '(' ? in_list_end(s, k + 1, n) : 0;
+        if (!end)
+          break;
+        i = end + 1;
+      }
       continue;
     }
     if (c == '(' && last_word_is(&w, "IN")) {

@@ -64,17 +64,24 @@ static void span_capsule_free(PyObject *capsule) {
     tgo_span_unref(s);
 }
 
+/* In context mode an empty ContextVar falls back to the thread-local: the
+ * switch can come while blocks entered under thread-locals are open (a
+ * Celery task or sync view that starts an event loop inside a span), and
+ * the coroutines of that loop are still inside those blocks. Nothing sets
+ * the thread-locals once the mode is on, so they empty as those blocks
+ * close. */
 tgo_span *tgo__py_current(void) {
   if (!context_mode)
     return tgo_current();
   PyObject *v = var_value(span_get);
-  return v ? PyCapsule_GetPointer(v, "tigerops.span") : NULL;
+  return v ? PyCapsule_GetPointer(v, "tigerops.span") : tgo_current();
 }
 
 tgo__py_request *tgo__py_request_running(void) {
   if (!context_mode)
     return running_request;
-  return (tgo__py_request *)var_value(request_get);
+  tgo__py_request *r = (tgo__py_request *)var_value(request_get);
+  return r ? r : running_request;
 }
 
 tgo_span *tgo__py_request_span(void) {

@@ -15,6 +15,7 @@
 
 #define CACHE_SLOTS 128
 #define NPO_SLOTS 64
+#define BATCH_SLOTS 4
 
 typedef struct {
   PyObject *statement; /* strong: keeps the key's address unique */
@@ -37,10 +38,21 @@ typedef struct {
   const char *system, *namespace, *host, *connection;
   int shared; /* the four strings above are interned */
   long port;
+  /* The insertmanyvalues batches SQLAlchemy 2.0 is about to run
+   * (next_batch, from the glue's wrapper of the dialect's batch generator):
+   * do_execute gets a page of rows as one statement and no row count, so
+   * the count comes this way. Keyed by the statement's identity, never
+   * dereferenced: a batch that never reaches do_execute (an event hook
+   * rewrote it, an error) or whose slot another thread took labels nothing.
+   * batches_pending keeps the check to one compare on every other call. */
+  int batches_pending;
+  const PyObject *batch_statement[BATCH_SLOTS];
+  Py_ssize_t batch_size[BATCH_SLOTS];
   statement_info cache[CACHE_SLOTS];
 } DbExecute;
 
 PyTypeObject *tgo__py_db_execute_type;
+
 
 static uint64_t fnv1a(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
@@ -180,6 +192,20 @@ static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
   return copy;
 }
 
+static size_t batch_slot(const PyObject *statement) {
+  uintptr_t h = (uintptr_t)statement >> 4;
+  return (size_t)(h ^ (h >> 7)) % BATCH_SLOTS;
+}
+
+static Py_ssize_t take_batch(DbExecute *d, const PyObject *statement) {
+  size_t i = batch_slot(statement);
+  if (d->batch_statement[i] != statement)
+    return 0;
+  d->batch_statement[i] = NULL;
+  d->batches_pending--;
+  return d->batch_size[i];
+}
+
 static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   DbExecute *d = (DbExecute *)op;
   if (!d->original || !d->system || !d->namespace || !d->host || !d->connection) {
@@ -214,10 +240,13 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
     tgo_attr_int(a, "server.port", d->port);
   if (*d->connection)
     engine_str(a, "db.connection_string", d->connection, strlen(d->connection));
+  Py_ssize_t batch = d->batches_pending ? take_batch(d, PyTuple_GetItem(args, 1)) : 0;
+  if (batch >= 2) /* semantic conventions: a batch is two operations or more */
+    tgo_attr_int(a, "db.operation.batch.size", batch);
   if (d->mode == 2 && PyTuple_Size(args) >= 3) {
-    Py_ssize_t batch = PyObject_Size(PyTuple_GetItem(args, 2));
-    if (batch >= 0)
-      tgo_attr_int(a, "db.operation.batch.size", batch);
+    Py_ssize_t rows = PyObject_Size(PyTuple_GetItem(args, 2));
+    if (rows >= 0)
+      tgo_attr_int(a, "db.operation.batch.size", rows);
     else
       PyErr_Clear();
   }
@@ -328,6 +357,34 @@ static PyObject *db_get_wrapped(PyObject *op, void *closure) {
   return o;
 }
 
+/* next_batch(statement, rows) before a batch, next_batch(statement, 0)
+ * after it (a no-op when do_execute took it). */
+static PyObject *db_next_batch(PyObject *op, PyObject *args) {
+  DbExecute *d = (DbExecute *)op;
+  PyObject *statement;
+  Py_ssize_t size;
+  if (!PyArg_ParseTuple(args, "On", &statement, &size))
+    return NULL;
+  size_t i = batch_slot(statement);
+  if (d->batch_statement[i] == statement || (size > 0 && d->batch_statement[i])) {
+    d->batch_statement[i] = NULL; /* done with, or taken over by a newer batch */
+    d->batches_pending--;
+  }
+  if (size > 0) {
+    d->batch_statement[i] = statement;
+    d->batch_size[i] = size;
+    d->batches_pending++;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef db_methods[] = {
+    {"next_batch", db_next_batch, METH_VARARGS,
+     "next_batch(statement, rows): the next call with this statement object runs a batch of rows; "
+     "next_batch(statement, 0) forgets it"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef db_getset[] = {
     {"__wrapped__", db_get_wrapped, NULL, "the dialect method under the agent", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -338,6 +395,7 @@ static PyType_Slot db_slots[] = {
     {Py_tp_init, db_init},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_getset, db_getset},
+    {Py_tp_methods, db_methods},
     {Py_tp_traverse, db_traverse},
     {Py_tp_clear, db_clear},
     {Py_tp_dealloc, db_dealloc},

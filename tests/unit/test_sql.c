@@ -36,6 +36,24 @@ Test(sql, in_lists_collapse_and_subqueries_stay) {
                    "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = ?)");
 }
 
+Test(sql, multi_row_values_keep_their_first_row) {
+  cr_assert_str_eq(norm("INSERT INTO t (a, b) VALUES (?, ?), (?, ?) , (?,?) RETURNING t.id"),
+                   "INSERT INTO t (a, b) VALUES (?, ?) RETURNING t.id");
+  cr_assert_str_eq(norm("INSERT INTO t (a) VALUES (%(a__0)s), (%(a__1)s), (%(a__2)s)"),
+                   "INSERT INTO t (a) VALUES (?)");
+  /* SQLAlchemy's ordered insertmanyvalues on PostgreSQL (psycopg, asyncpg). */
+  cr_assert_str_eq(norm("INSERT INTO t (a) SELECT p0::VARCHAR FROM (VALUES ($1::VARCHAR, 0), ($2::VARCHAR, 1)) "
+                        "AS imp_sen(p0, sen_counter) ORDER BY sen_counter RETURNING t.id"),
+                   "INSERT INTO t (a) SELECT p0::VARCHAR FROM (VALUES (?::VARCHAR, ?)) AS imp_sen(p0, sen_counter) "
+                   "ORDER BY sen_counter RETURNING t.id");
+  cr_assert_str_eq(norm("INSERT INTO t VALUES (1, 'x'), (2, 'y')"), "INSERT INTO t VALUES (?, ?)");
+  /* Rows with expressions are kept whole: they may differ in shape. */
+  cr_assert_str_eq(norm("INSERT INTO t VALUES (1, now()), (2, now())"), "INSERT INTO t VALUES (?, now()), (?, now())");
+  cr_assert_str_eq(norm("INSERT INTO t VALUES (?), (lower(?))"), "INSERT INTO t VALUES (?), (lower(?))");
+  cr_assert_str_eq(norm("INSERT INTO t VALUES (?), (?"), "INSERT INTO t VALUES (?), (?");
+  cr_assert_str_eq(norm("SELECT * FROM t WHERE id IN ($1::INTEGER, $2::INTEGER)"), "SELECT * FROM t WHERE id IN (?)");
+}
+
 Test(sql, comments_go_and_whitespace_folds) {
   cr_assert_str_eq(norm("  SELECT /* hint */ a,\n\t b -- trailing\nFROM  t ;  "), "SELECT a, b FROM t");
   cr_assert_str_eq(norm("SELECT a FROM t /* unterminated"), "SELECT a FROM t");

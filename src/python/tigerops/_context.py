@@ -1,9 +1,10 @@
 """Chooses the concurrency model the C side keeps the current span in:
 thread-locals (a few instructions) while every request has its own thread,
 ContextVars once requests share a thread: gevent or eventlet monkey
-patching (greenlets), or async views (asgiref runs them in another thread
-with the context copied). Checked at start and before each app's first
-request, so the switch happens between requests."""
+patching (greenlets), async views (asgiref runs them in another thread
+with the context copied), or an asyncio event loop started anywhere (a
+Celery task or script running coroutines concurrently). Checked at start,
+before each app's first request, and when the first event loop starts."""
 import sys
 
 import _tigerops
@@ -48,3 +49,28 @@ def choose(app=None):
     if reason is not None:
         _tigerops.set_context_mode(True)
         _tigerops.log(3, "%s: the current span follows greenlets and coroutines (contextvars)" % reason)
+
+
+def watch_event_loops(events):
+    """asyncio.events: every event loop sets itself running through
+    events._set_running_loop (looked up at each call by base_events), so
+    the first one to start switches to ContextVars: tasks interleave on
+    one thread, and each task has its own context. One-shot: the original
+    is put back. A loop started inside an open span block still sees that
+    span (the C side falls back to the thread-local)."""
+    original = events._set_running_loop
+    if getattr(original, "__tigerops__", False):
+        return
+
+    def _set_running_loop(loop):
+        if loop is not None:
+            if events._set_running_loop is _set_running_loop:
+                events._set_running_loop = original
+            if not _tigerops.context_mode():
+                _tigerops.set_context_mode(True)
+                _tigerops.log(3, "asyncio event loop: the current span follows tasks (contextvars)")
+        return original(loop)
+
+    _set_running_loop.__tigerops__ = True
+    _set_running_loop.__wrapped__ = original
+    events._set_running_loop = _set_running_loop

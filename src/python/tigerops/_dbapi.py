@@ -1,5 +1,5 @@
 """DB-API drivers used without SQLAlchemy (sqlite3, psycopg2, psycopg 3,
-pymysql): each statement is one CLIENT span made in C by the same DbExecute
+pymysql; and the asyncio ones: psycopg 3's AsyncConnection, aiosqlite): each statement is one CLIENT span made in C by the same DbExecute
 the SQLAlchemy glue uses (same attributes, same normaliser and cache).
 
 The drivers' connect() is wrapped so the connection hands out cursors of a
@@ -300,6 +300,11 @@ def patch_psycopg(module):
             class_connect.__wrapped__ = func
             module.Connection.connect = classmethod(class_connect)
             module.connect = module.Connection.connect
+    if getattr(module, "AsyncConnection", None) is not None:
+        try:
+            _patch_psycopg_async(module)
+        except Exception as exc:
+            _fail_open("psycopg async", exc)
 
 
 # --- pymysql ---------------------------------------------------------------
@@ -332,3 +337,187 @@ def patch_pymysql(module):
     connect.__tigerops__ = True
     connect.__wrapped__ = original
     module.connect = module.Connect = connect
+
+
+# --- asyncio drivers: psycopg 3 AsyncConnection, aiosqlite --------------------
+# The statement is awaited, so the span is a Python block around the await
+# (DbExecute times a synchronous call); it is made current only in the
+# awaiting task's own context (the first event loop switched the process
+# to contextvars). Same attributes as DbExecute's, from the same normaliser.
+
+_ROWS_RETURNED = frozenset(("SELECT", "SHOW", "PRAGMA", "EXPLAIN", "VALUES", "TABLE", "WITH", "FETCH"))
+
+
+def _statement_span(info, query, batch):
+    from tigerops import Span
+    system, namespace, host, port = info
+    text, op, table = _tigerops.sql_normalize(query)
+    op = op.upper()
+    attributes = {"db.system.name": system, "db.query.text": text}
+    if namespace:
+        attributes["db.namespace"] = namespace
+    if op:
+        attributes["db.operation.name"] = op
+    if table:
+        attributes["db.collection.name"] = table
+    if host:
+        attributes["server.address"] = host
+    if port:
+        attributes["server.port"] = port
+    if batch is not None:
+        attributes["db.operation.batch.size"] = batch
+    name = ("%s %s" % (op, table)) if op and table else (op or system)
+    return Span(name, _tigerops.KIND_CLIENT, attributes), op
+
+
+def _record_rows(span, op, rowcount):
+    if isinstance(rowcount, int) and rowcount >= 0:
+        key = "db.response.returned_rows" if op in _ROWS_RETURNED else "db.response.affected_rows"
+        span.set_attribute(key, rowcount)
+
+
+def _batch_of(params):
+    try:
+        return len(params)
+    except TypeError:  # an iterator: counting it would consume it
+        return None
+
+
+def _query_text(query, context):
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode("utf-8", "replace")
+    as_string = getattr(query, "as_string", None)  # psycopg.sql.Composable
+    return as_string(context) if as_string is not None else None
+
+
+_pg3_async_classes = {}
+
+
+def _pg3_async_cursor_class(base, info):
+    key = (base, info)
+    cls = _pg3_async_classes.get(key)
+    if cls is not None:
+        return cls
+    if getattr(base, "_tigerops_traced", False):
+        return base
+    base_execute, base_executemany = base.execute, base.executemany
+
+    async def execute(self, query, *args, **kwargs):
+        if not _tigerops.tracing_now():
+            return await base_execute(self, query, *args, **kwargs)
+        try:
+            span, op = _statement_span(info, _query_text(query, self), None)
+        except Exception:
+            return await base_execute(self, query, *args, **kwargs)
+        with span:
+            result = await base_execute(self, query, *args, **kwargs)
+            _record_rows(span, op, self.rowcount)
+        return result
+
+    async def executemany(self, query, params_seq, *args, **kwargs):
+        if not _tigerops.tracing_now():
+            return await base_executemany(self, query, params_seq, *args, **kwargs)
+        try:
+            span, op = _statement_span(info, _query_text(query, self), _batch_of(params_seq))
+        except Exception:
+            return await base_executemany(self, query, params_seq, *args, **kwargs)
+        with span:
+            result = await base_executemany(self, query, params_seq, *args, **kwargs)
+            _record_rows(span, op, self.rowcount)
+        return result
+
+    cls = type(base.__name__, (base,), {"__module__": base.__module__, "execute": execute,
+                                        "executemany": executemany, "_tigerops_traced": True})
+    _pg3_async_classes[key] = cls
+    return cls
+
+
+def _pg3_async_trace(conn):
+    info = conn.info
+    args = ("postgresql", _as_text(info.dbname), _as_text(info.host), _port(info.port))
+    conn.cursor_factory = _pg3_async_cursor_class(conn.cursor_factory, args)
+    conn.server_cursor_factory = _pg3_async_cursor_class(conn.server_cursor_factory, args)
+
+
+def _patch_psycopg_async(module):
+    """psycopg.AsyncConnection.connect (an async classmethod): the
+    connection it returns hands out traced cursors, unless SQLAlchemy's
+    async dialect opened it (decided when connect is called, in its frame)."""
+    cls_connect = module.AsyncConnection.__dict__.get("connect")
+    if not isinstance(cls_connect, classmethod) or getattr(cls_connect.__func__, "__tigerops__", False):
+        return
+    func = cls_connect.__func__
+
+    async def traced(opening):
+        conn = await opening
+        try:
+            _pg3_async_trace(conn)
+        except Exception as exc:
+            _fail_open("psycopg async", exc)
+        return conn
+
+    def connect(cls, *args, **kwargs):
+        opening = func(cls, *args, **kwargs)
+        if _opened_by_sqlalchemy():
+            return opening
+        return traced(opening)
+
+    connect.__tigerops__ = True
+    connect.__wrapped__ = func
+    module.AsyncConnection.connect = classmethod(connect)
+
+
+# aiosqlite runs every call on a worker thread through Connection._execute;
+# these are the ones that run SQL (the sqlite3 cursor underneath, traced by
+# the sqlite3 glue, has no current span on that thread: no second span).
+# (traced_*: the sqlite3 glue's cursor methods, what aiosqlite's Cursor calls.)
+_AIOSQLITE_SQL = {"execute": False, "executemany": True, "_execute_insert": False, "_execute_fetchall": False,
+                  "traced_execute": False, "traced_executemany": True}
+
+
+def patch_aiosqlite(module):
+    """module: aiosqlite.core."""
+    original_connect = module.connect
+    if getattr(original_connect, "__tigerops__", False):
+        return
+    if not callable(getattr(getattr(module, "Connection", None), "_execute", None)):
+        _tigerops.log(2, "aiosqlite without Connection._execute: its statements are not traced")
+        return
+
+    def connect(database, *args, **kwargs):
+        conn = original_connect(database, *args, **kwargs)
+        try:
+            conn._tigerops_info = None if _opened_by_sqlalchemy() else ("sqlite", _as_text(database), "", 0)
+        except Exception as exc:
+            _fail_open("aiosqlite", exc)
+        return conn
+
+    connect.__tigerops__ = True
+    connect.__wrapped__ = original_connect
+    module.connect = connect
+    package = sys.modules.get("aiosqlite")
+    if package is not None and getattr(package, "connect", None) is original_connect:
+        package.connect = connect
+
+    original_execute = module.Connection._execute
+
+    async def _execute(self, fn, *args, **kwargs):
+        info = getattr(self, "_tigerops_info", None)
+        many = _AIOSQLITE_SQL.get(getattr(fn, "__name__", None))
+        if info is None or many is None or not args or not _tigerops.tracing_now():
+            return await original_execute(self, fn, *args, **kwargs)
+        try:
+            batch = _batch_of(args[1]) if many and len(args) > 1 else None
+            span, op = _statement_span(info, _query_text(args[0], None), batch)
+        except Exception:
+            return await original_execute(self, fn, *args, **kwargs)
+        with span:
+            result = await original_execute(self, fn, *args, **kwargs)
+            _record_rows(span, op, getattr(result, "rowcount", None))
+        return result
+
+    _execute.__tigerops__ = True
+    _execute.__wrapped__ = original_execute
+    module.Connection._execute = _execute

@@ -92,3 +92,5 @@ def install():
     register("aiohttp.client", "tigerops._http:patch_aiohttp")
     register("flask_restx", "tigerops._flask_internals:patch_restx")
     register("opentelemetry.trace", "tigerops._otel_bridge:install")
+    register("asyncio.events", "tigerops._context:watch_event_loops")
+    register("aiosqlite.core", "tigerops._dbapi:patch_aiosqlite")

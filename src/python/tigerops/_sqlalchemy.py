@@ -1,6 +1,9 @@
 """SQLAlchemy glue: every Engine, however created (create_engine,
-engine_from_config, Flask-SQLAlchemy's lazy engines), gets the C statement
-tracer on its dialect's execute methods."""
+engine_from_config, Flask-SQLAlchemy's lazy engines, the sync engine inside
+create_async_engine), gets the C statement tracer on its dialect's execute
+methods. Async engines need nothing more: SQLAlchemy runs their dialect
+methods in a greenlet that shares the awaiting task's context, so the
+current span is the caller's in either concurrency model."""
 import functools
 
 import _tigerops
@@ -54,4 +57,32 @@ def instrument_engine(engine):
         setattr(dialect, name, _tigerops.DbExecute(original, mode, system, str(url.database or ""),
                                                    str(url.host or ""), int(url.port or 0),
                                                    _connection_string(url)))
+    _count_insertmanyvalues_batches(dialect)
     dialect._tigerops_instrumented = True
+
+
+def _count_insertmanyvalues_batches(dialect):
+    """SQLAlchemy 2.0.10+ runs an executemany INSERT (with RETURNING, or
+    the ORM's bulk insert) as pages of rows, each one do_execute of a
+    multi-row statement: tell the tracer each page's row count
+    (db.operation.batch.size). Older versions have no such method."""
+    deliver = getattr(dialect, "_deliver_insertmanyvalues_batches", None)
+    if deliver is None or not callable(deliver):
+        return
+    next_batch = dialect.do_execute.next_batch
+
+    @functools.wraps(deliver)
+    def batches(*args, **kwargs):
+        for batch in deliver(*args, **kwargs):
+            statement = getattr(batch, "replaced_statement", None)
+            size = getattr(batch, "current_batch_size", 0)
+            if statement is None or not isinstance(size, int):
+                yield batch
+                continue
+            next_batch(statement, size)
+            try:
+                yield batch
+            finally:
+                next_batch(statement, 0)
+
+    dialect._deliver_insertmanyvalues_batches = batches
