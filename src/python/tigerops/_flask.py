@@ -203,9 +203,12 @@ def instrument_app(app, excluded_urls=None):
     app.request_context = middleware.request_context
     extensions[EXTENSION_KEY] = middleware
     try:
-        from flask.signals import got_request_exception, signals_available
-        if signals_available:
-            got_request_exception.connect(record_request_exception, app, weak=False)
+        from flask import signals
+        # Flask 3.0 removed signals_available (from 2.3 on blinker is a
+        # dependency, so signals always work); before 2.3 it is False
+        # without blinker, and connect() would raise.
+        if getattr(signals, "signals_available", True):
+            signals.got_request_exception.connect(record_request_exception, app, weak=False)
     except Exception as exc:
         _tigerops.log(3, "request exceptions will carry no traceback: %r" % (exc,))
     _apply_app_config(app, middleware)
