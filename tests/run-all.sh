@@ -4,9 +4,11 @@
 #   2. the unit tests again under ASan/UBSan, and under valgrind
 #   3. the integration tests: real servers under the agent, against an
 #      OTLP receiver that decodes with the official schema
-#   4. in-process pytest tests of the _tigerops extension (tests/python)
-# Python is always /usr/bin/python3: the pyenv python on PATH lacks the
-# Debian packages (Flask, gunicorn, ...) the tests run against.
+#   4. the version matrix: 3 and 4 again in each tests/matrix venv
+#      (CPython 3.9/3.12/3.13 with pinned pip stacks)
+#   5. in-process pytest tests of the _tigerops extension (tests/python)
+# Outside the matrix, Python is /usr/bin/python3: the pyenv python on PATH
+# lacks the Debian packages (Flask, gunicorn, ...) the tests run against.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -76,6 +78,43 @@ TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprov
 rc=$?
 set -e
 [ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")
+
+step "version matrix: tests/integration and tests/python in each tests/matrix venv (2 at a time)"
+# Each combination (tests/matrix/<name>.txt: CPython 3.9/3.12/3.13 with their
+# pinned stacks) is a venv under build/matrix, reused while its lock is
+# unchanged; its own python runs the suites against the same abi3 build.
+# Two suites at a time: the servers each starts use free ports and private
+# temp dirs, and a third would only queue on 2 cores.
+matrix_start=$SECONDS
+if bash tests/matrix/venvs.sh >"$build/matrix-venvs.log" 2>&1; then
+  cat "$build/matrix-venvs.log"
+  matrix_run() {
+    local name=$1 rc=0 suite summary=""
+    : >"$build/matrix-$name.log"
+    for suite in tests/integration tests/python; do
+      TIGEROPS_TEST_PREFIX="$prefix" "$root/build/matrix/$name/bin/python" -m pytest -q -rfEs -p no:cacheprovider \
+          "$suite" >>"$build/matrix-$name.log" 2>&1 || rc=$?
+      summary="$summary $suite: $(tail -1 "$build/matrix-$name.log");"
+    done
+    echo "$name:$summary exit $rc"
+    echo $rc >"$build/matrix-$name.rc"
+  }
+  names=()
+  for lock in tests/matrix/py*.txt; do
+    name=$(basename "$lock" .txt) && names+=("$name")
+    echo 99 >"$build/matrix-$name.rc"
+    while [ "$(jobs -rp | wc -l)" -ge "${TIGEROPS_MATRIX_JOBS:-2}" ]; do wait -n || true; done
+    matrix_run "$name" &
+  done
+  wait
+  for name in "${names[@]}"; do
+    [ "$(cat "$build/matrix-$name.rc")" = 0 ] || failed+=("matrix $name (log: build/ci/matrix-$name.log)")
+  done
+else
+  tail -30 "$build/matrix-venvs.log"
+  failed+=("matrix venvs (log: build/ci/matrix-venvs.log)")
+fi
+echo "version matrix stage: $((SECONDS - matrix_start)) s"
 
 step "in-process tests of _tigerops (tests/python: objects, odd values, refcounts, GC, leaks)"
 set +e

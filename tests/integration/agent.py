@@ -16,6 +16,10 @@ APPS = os.path.join(HERE, "apps")
 # The interpreter that runs pytest also runs the apps: /usr/bin/python3 for
 # Debian's stack, a matrix venv's python for the others (tests/matrix).
 PYTHON = os.environ.get("TIGEROPS_TEST_PYTHON") or sys.executable
+# Whether PYTHON is Debian's interpreter with Debian's packages (not a venv
+# of tests/matrix): what uWSGI's python3 plugin and /usr/bin paths run.
+DEBIAN_PYTHON = bool(os.path.realpath(PYTHON) == os.path.realpath("/usr/bin/python3") and (
+    os.environ.get("TIGEROPS_TEST_PYTHON") or sys.prefix == sys.base_prefix))
 
 
 def _default_prefix():
@@ -120,6 +124,10 @@ def gunicorn(app, env, workers=2, extra=()):
 
 
 def uwsgi(module, env, processes=2, extra=()):
+    if not DEBIAN_PYTHON:
+        import pytest
+        pytest.skip("uWSGI's python3 plugin embeds Debian's libpython3.11 and its dist-packages, "
+                    "not this venv's interpreter and stack (%s)" % PYTHON)
     port = free_port()
     argv = ["uwsgi", "--plugin", "python3", "--master", "--processes", str(processes),
             "--http-socket", "127.0.0.1:%d" % port, "--module", module, "--pythonpath", APPS,
@@ -129,9 +137,9 @@ def uwsgi(module, env, processes=2, extra=()):
 
 def flask_run(app_module, env):
     port = free_port()
-    argv = [PYTHON, "-m", "flask", "--app", app_module, "run", "--host", "127.0.0.1",
-            "--port", str(port), "--no-reload"]
-    return Server(argv, env, port)
+    # FLASK_APP, not --app: the option came with Flask 2.2.
+    argv = [PYTHON, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"]
+    return Server(argv, dict(env, FLASK_APP=app_module), port)
 
 
 def server_spans(spans, name=None):

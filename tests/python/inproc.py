@@ -10,7 +10,8 @@ from agent import PREFIX  # noqa: E402,F401  (TIGEROPS_TEST_PREFIX, as the integ
 from otlp import OtlpReceiver, wire_spans  # noqa: E402,F401
 
 PYDIR = os.path.join(PREFIX, "lib", "tigerops", "python")
-PYTHON = "/usr/bin/python3"
+# The interpreter running pytest (a tests/matrix venv's too) runs the isolated children.
+PYTHON = os.environ.get("TIGEROPS_TEST_PYTHON") or sys.executable
 
 
 def exported(receiver, name, count=1, timeout=20):

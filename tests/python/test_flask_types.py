@@ -176,12 +176,14 @@ assert Request.__module__ == "_tigerops", Request
 del body, inner, capture, environ
 """
 
-PYTHONS = [PYTHON] + sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
-PYTHONS = [p for p in PYTHONS if re.search(r"(^/usr/bin/python3$)|/3\.(9|1[0-3])\.", p)]
+PYTHONS = [PYTHON] + [p for p in sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
+                      if re.search(r"/3\.(9|1[0-3])\.", p)]
 
 
 def _python_id(path):
-    return "debian" if path == PYTHON else "pyenv-" + path.split("/")[-3]
+    if path == PYTHON:
+        return "debian" if path == "/usr/bin/python3" else "venv"
+    return "pyenv-" + path.split("/")[-3]
 
 
 @pytest.mark.parametrize("python", PYTHONS, ids=_python_id)

@@ -23,11 +23,15 @@ def health():
 @app.route("/echo/<path:rest>")
 def echo(rest):
     """What the app saw of the request: the agent must not change any of it."""
+    try:
+        args = sorted(request.args.items(multi=True))
+    except UnicodeDecodeError as exc:  # Werkzeug 3 decodes a raw query as strict UTF-8
+        args = "undecodable: %s" % exc
     seen = {
         "rest": rest,
         "path": request.path,
         "query_string": request.query_string.decode("latin-1"),
-        "args": sorted(request.args.items(multi=True)),
+        "args": args,
         "traceparent": request.headers.get("traceparent"),
         "tracestate": request.headers.get("tracestate"),
         "user_agent_len": len(request.headers.get("User-Agent", "")),
