@@ -6,6 +6,8 @@
 
 #include "tigerops/tigerops.h"
 
+#include <stdio.h>
+
 #if defined(TGO__BUILDING)
 #define TGO__EXPORT __attribute__((visibility("default")))
 #else
@@ -58,5 +60,9 @@ TGO__EXPORT size_t tgo__key_pattern(const char *key, size_t len, char *out, size
  * as the exporter does to every exported string. Returns how many it masked;
  * 0 with TIGEROPS_PII_MASKING=false. */
 TGO__EXPORT size_t tgo__pii_mask(char *text, size_t len);
+
+/* tigerops-run --check: one test span to the configured collector, a
+ * report on out; 0 when the collector accepted it. */
+TGO__EXPORT int tgo__self_check(FILE *out);
 
 #endif
