@@ -112,12 +112,20 @@ static void post(const send_plan *p, const uint8_t *body, size_t len, tgo__http_
   tgo__http_post_opts(p->url, p->headers.names, p->headers.n, body, len, p->timeout_ms, &opts, r);
 }
 
-/* TLS set up wrongly on our side: the same files fail the same way on a
- * retry, so the batch is dropped at once, with the setting to fix. */
+/* The server ended the handshake with a TLS alert (no or a wrong client
+ * certificate, no common protocol): its TLS settings, or ours, must change. */
+static int tls_refused(const tgo__http_result *r) {
+  /* The code varies with the layer that saw it (TLS read, HTTP/2 framing). */
+  return r->transport_error && strstr(r->error, " alert ") != NULL;
+}
+
+/* TLS set up wrongly: the same files fail the same way on a retry, so the
+ * batch is dropped at once, with the setting to fix. */
 static int tls_setup_error(const tgo__http_result *r) {
   return r->transport_error && (r->curl_code == CURLE_SSL_CACERT_BADFILE || r->curl_code == CURLE_SSL_CERTPROBLEM ||
                                 r->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
-                                r->curl_code == CURLE_SSL_CIPHER || r->curl_code == CURLE_SSL_ISSUER_ERROR);
+                                r->curl_code == CURLE_SSL_CIPHER || r->curl_code == CURLE_SSL_ISSUER_ERROR ||
+                                tls_refused(r));
 }
 
 enum { SENT_OK, SENT_RETRY, SENT_FAIL };
@@ -201,6 +209,13 @@ static void tls_message(const send_plan *p, const tgo__http_result *r, char *out
              *p->client_cert ? p->client_cert : "unset", *p->client_key ? p->client_key : "unset", url, r->error);
     break;
   default:
+    if (tls_refused(r)) {
+      n = snprintf(out, cap,
+                   "the TLS server at %s refused the connection: %s (a server that asks for a client certificate "
+                   "needs OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY%s)",
+                   url, r->error, *p->client_cert ? ", and one it trusts" : "");
+      break;
+    }
     n = snprintf(out, cap,
              "the TLS certificate of %s is not trusted by %s: %s (OTEL_EXPORTER_OTLP_CERTIFICATE names the CA "
              "file that signed it)",
