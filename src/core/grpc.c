@@ -105,7 +105,7 @@ static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
   return -1;
 }
 
-static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f) {
+static int pb_next_in(const uint8_t **p, const uint8_t *end, pb_field *f, int clamp) {
   if (*p >= end)
     return 0;
   uint64_t key;
@@ -126,8 +126,13 @@ static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f) {
     *p += 4;
     return 1;
   case 2:
-    if (pb_varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
+    if (pb_varint(p, end, &f->v) < 0)
       return -1;
+    if (f->v > (uint64_t)(end - *p)) {
+      if (!clamp)
+        return -1;
+      f->v = (uint64_t)(end - *p);
+    }
     f->data = *p;
     f->len = (size_t)f->v;
     *p += f->len;
@@ -135,6 +140,12 @@ static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f) {
   default: return -1;
   }
 }
+
+static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f) { return pb_next_in(p, end, f, 0); }
+
+/* For a message whose tail was not kept: a length past the end reads what
+ * there is. */
+static int pb_next_cut(const uint8_t **p, const uint8_t *end, pb_field *f) { return pb_next_in(p, end, f, 1); }
 
 /* google.rpc.RetryInfo { Duration retry_delay = 1 } -> ms, or -1. */
 static int retry_info_ms(const uint8_t *p, size_t n) {
@@ -286,12 +297,12 @@ int tgo__grpc_partial_success(const uint8_t *body, size_t len, long long *reject
   const uint8_t *p = body + 5, *end = p + n;
   pb_field f;
   int rc, found = 0;
-  while ((rc = pb_next(&p, end, &f)) > 0) {
+  while ((rc = pb_next_cut(&p, end, &f)) > 0) {
     if (f.num != 1 || f.wire != 2)
       continue;
     const uint8_t *q = f.data, *qend = f.data + f.len;
     pb_field g;
-    while (pb_next(&q, qend, &g) > 0) {
+    while (pb_next_cut(&q, qend, &g) > 0) {
       if (g.num == 1 && g.wire == 0) {
         *rejected = (long long)g.v;
         found |= g.v != 0;
@@ -303,7 +314,6 @@ int tgo__grpc_partial_success(const uint8_t *body, size_t len, long long *reject
       }
     }
   }
-  /* A cut head ends inside a field: what was read before it stands. */
   (void)rc;
   return found;
 }

@@ -351,7 +351,7 @@ typedef struct {
   int transport_error;
   int curl_code;      /* CURLcode of a transport error */
   char error[256];
-  char body[512];     /* the response body's first bytes, raw (not terminated) */
+  char body[200];     /* the response body's first bytes, raw (not terminated) */
   size_t body_len;
   /* gRPC, from the response headers or trailers: */
   int grpc_status;    /* -1 when absent */
@@ -405,8 +405,9 @@ int tgo__grpc_status_of(const tgo__http_result *r);
 int tgo__grpc_retryable(int status, int retry_ms);
 const char *tgo__grpc_status_name(int status);
 /* Reads ExportTraceServiceResponse.partial_success from a framed response
- * body: 1 when it reports rejected spans or a message, 0 when not, -1 when
- * the body is not a well-formed uncompressed message. */
+ * body, maybe only its head (a cut message reads as far as it goes): 1 when
+ * it reports rejected spans or a message, 0 when not, -1 when the body is
+ * not an uncompressed gRPC message. */
 int tgo__grpc_partial_success(const uint8_t *body, size_t len, long long *rejected, char *msg, size_t cap);
 /* Requests in flight or started later fail at this CLOCK_MONOTONIC time in
  * ns (0: no deadline); any thread may set it. */
