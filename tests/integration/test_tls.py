@@ -177,3 +177,11 @@ def test_https_proxy_is_used_and_no_proxy_bypasses_it(tls_receiver, pki, protoco
         assert len(proxy.targets) == seen, "NO_PROXY=localhost goes direct"
     finally:
         proxy.close()
+
+
+def test_insecure_does_not_turn_tls_off_for_an_https_endpoint(tls_receiver, pki):
+    # The OTLP spec: the scheme decides; INSECURE only matters without one.
+    r, _ = run(tls_receiver, "grpc", OTEL_EXPORTER_OTLP_CERTIFICATE=pki.ca, OTEL_EXPORTER_OTLP_INSECURE="true")
+    assert len(tls_receiver.wait_for_spans(count=3)) == 3
+    lines = [l for l in r.stderr.splitlines() if "OTEL_EXPORTER_OTLP_INSECURE" in l]
+    assert len(lines) == 1 and "ignored" in lines[0], r.stderr
