@@ -68,13 +68,10 @@ static const char *const exporters[] = {"otlp", "console", "none", NULL};
 static const char *const levels[] = {"none", "error", "warning|warn", "info", "debug", NULL};
 static const char *const compressions[] = {"none|", "gzip", NULL};
 /* Indexed by TGO__PROTOCOL_*. */
-static const char *const protocols[] = {"http/protobuf", "http/json", NULL};
+static const char *const protocols[] = {"http/protobuf", "grpc", "http/json", NULL};
 /* Indexed by TGO__PROP_*; "none" is 0. */
 static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
 static const char *const only_none[] = {"none", NULL};
-static const char *const nothing[] = {NULL};
-
-#define UNSUPPORTED_TLS(name, hint) {name, T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, nothing, hint}
 
 /* Several names for one field are aliases; in the environment OTEL_* names
  * are read before the others, so TIGEROPS_* wins, and later rows of a family
@@ -97,16 +94,24 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", T_INT, F_ALL, FIELD(timeout_ms), 1, 600000, NULL, NULL, NULL},
     {"OTEL_EXPORTER_OTLP_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, "none", compressions, NULL},
     {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, NULL, compressions, NULL},
-    {"OTEL_EXPORTER_OTLP_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, "http/protobuf", protocols,
-     "only http/protobuf and http/json are supported; exporting with the current one"},
-    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, NULL, protocols,
-     "only http/protobuf and http/json are supported; exporting with the current one"},
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "a custom CA file is not supported; the system trust store is used"),
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client certificates are not supported; none is sent"),
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client certificates are not supported; none is sent"),
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
-    UNSUPPORTED_TLS("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "client certificates are not supported; none is sent"),
+    {"OTEL_EXPORTER_OTLP_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, "http/protobuf", protocols, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, NULL, protocols, NULL},
+    /* Only traces are exported: the other signals' values are checked, not used. */
+    {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
+     "not a known OTLP protocol (metrics are not exported)"},
+    {"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
+     "not a known OTLP protocol (logs are not exported)"},
+    /* TLS files: paths, read by libcurl at each connection (a rotated
+     * certificate is picked up without a restart). */
+    {"OTEL_EXPORTER_OTLP_CERTIFICATE", T_STR, F_ALL, FIELD(certificate), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", T_STR, F_ALL, FIELD(certificate), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", T_STR, F_ALL, FIELD(client_certificate), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", T_STR, F_ALL, FIELD(client_certificate), 0, 0, NULL, NULL,
+     NULL},
+    {"OTEL_EXPORTER_OTLP_CLIENT_KEY", T_STR, F_ALL, FIELD(client_key), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", T_STR, F_ALL, FIELD(client_key), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_INSECURE", T_BOOL, F_ALL, FIELD(insecure), 0, 0, "false", NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_TRACES_INSECURE", T_BOOL, F_ALL, FIELD(insecure), 0, 0, NULL, NULL, NULL},
     {"OTEL_PROPAGATORS", T_PROP, F_ALL | F_EMPTY_UNSET, FIELD(propagators), 0, 0, "tracecontext,baggage", propagators,
      "unknown propagators are skipped (supported: tracecontext, baggage, b3, b3multi, none)"},
     {"OTEL_METRICS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "metrics are not exported"},
@@ -168,7 +173,6 @@ _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small"
 static const char *const others[] = {
     "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE",
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_LOG_LEVEL",
-    "OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
 };
 
 static int find(const char *name) {
@@ -761,14 +765,31 @@ void tgo__config_load(tgo__config *c, char **envp) {
   tgo__config_check_names(envp);
 }
 
-/* The endpoint without user-info or query: they may carry credentials. */
-static void shown_url(const char *url, char *out, size_t cap) {
+static void put_enum(char *buf, size_t buflen, const char *const *names, int v);
+
+void tgo__config_shown_url(const char *url, char *out, size_t cap) {
   const char *scheme = strstr(url, "://");
   const char *host = scheme ? scheme + 3 : url;
   const char *at = strchr(host, '@'), *slash = strchr(host, '/');
   if (at && (!slash || at < slash))
     host = at + 1;
   snprintf(out, cap, "%.*s%.*s", scheme ? (int)(scheme + 3 - url) : 0, url, (int)strcspn(host, "?#"), host);
+}
+
+/* For gRPC the endpoint names the server only (the OTLP exporter spec: used
+ * as is, no /v1/traces); the method's path replaces any path it has. The
+ * default endpoint follows the protocol: 4317 is the gRPC port. */
+int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap) {
+  if (c->protocol != TGO__PROTOCOL_GRPC)
+    return *c->traces_endpoint ? snprintf(out, cap, "%s", c->traces_endpoint)
+                               : snprintf(out, cap, "%s/v1/traces", c->endpoint);
+  const char *base = c->traces_endpoint;
+  if (!*base)
+    base = c->layer[slot_of((size_t)find("TIGEROPS_ENDPOINT"))] == TGO__LAYER_DEFAULT ? "http://localhost:4317"
+                                                                                      : c->endpoint;
+  const char *host = strstr(base, "://");
+  host = host ? host + 3 : base;
+  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, TGO__GRPC_TRACES_PATH);
 }
 
 static void find_service_cb(const char *k, const char *v, void *ud) {
@@ -784,20 +805,18 @@ void tgo__config_log_summary(const tgo__config *c, const char *what) {
   tgo__parse_kv_list(c->resource_attributes, find_service_cb, service);
   if (*c->service_name)
     snprintf(service, sizeof service, "%s", c->service_name);
-  if (*c->traces_endpoint)
-    snprintf(url, sizeof url, "%s", c->traces_endpoint);
-  else
-    snprintf(url, sizeof url, "%s/v1/traces", c->endpoint);
+  tgo__config_traces_url(c, url, sizeof url);
   pthread_mutex_unlock(&tgo__cfg_lock);
-  shown_url(url, shown, sizeof shown);
+  tgo__config_shown_url(url, shown, sizeof shown);
   char sampler[64];
   if (c->sampler == TGO__SAMPLER_RATIO || c->sampler == TGO__SAMPLER_PARENT_RATIO)
     snprintf(sampler, sizeof sampler, "%s(%g)", samplers[c->sampler], c->sampler_ratio);
   else
     snprintf(sampler, sizeof sampler, "%s", samplers[c->sampler]);
+  char protocol[32];
+  put_enum(protocol, sizeof protocol, protocols, c->protocol);
   tgo__log(TGO_LOG_INFO, "%s %s: service=%s endpoint=%s protocol=%s%s sampler=%s exporter=%s", what,
-           PACKAGE_VERSION, service, shown, protocols[c->protocol], c->gzip ? "+gzip" : "", sampler,
-           exporters[c->exporter]);
+           PACKAGE_VERSION, service, shown, protocol, c->gzip ? "+gzip" : "", sampler, exporters[c->exporter]);
 }
 
 int tgo__config_reload(void) {

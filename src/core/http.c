@@ -28,7 +28,14 @@ static struct {
   CURLMcode (*multi_wait)(CURLM *, struct curl_waitfd *, unsigned, int, int *);
   CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned, int, int *); /* 7.66+, optional */
   CURLMsg *(*multi_info_read)(CURLM *, int *);
+  curl_version_info_data *(*version_info)(CURLversion);
 } curl;
+
+/* libcurl before 8.0.0 breaks an h2c (prior knowledge) connection it
+ * reuses: the second request fails with "Error in the HTTP2 framing layer"
+ * (curl/curl#10634, fixed by #10643). There each gRPC call over http://
+ * gets a fresh connection; https:// (ALPN) reuses fine. */
+static int h2c_reuse_broken;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;
@@ -67,6 +74,7 @@ static void load_curl(void) {
   SYM(multi_wait, "curl_multi_wait");
   SYM(multi_poll, "curl_multi_poll");
   SYM(multi_info_read, "curl_multi_info_read");
+  SYM(version_info, "curl_version_info");
 #undef SYM
   if (!curl.global_init || !curl.easy_init || !curl.easy_setopt || !curl.easy_perform ||
       !curl.easy_getinfo || !curl.easy_reset || !curl.easy_strerror || !curl.slist_append ||
@@ -81,6 +89,8 @@ static void load_curl(void) {
     tgo__log(TGO_LOG_ERROR, "libcurl initialisation failed; OTLP export is off");
     return;
   }
+  curl_version_info_data *v = curl.version_info ? curl.version_info(CURLVERSION_NOW) : NULL;
+  h2c_reuse_broken = !v || v->version_num < 0x080000;
   loaded = 1;
 }
 
@@ -111,6 +121,9 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     long v = strtol(tmp, &end, 10);
     if (end != tmp && v >= 0 && v < 86400)
       r->retry_after_s = (int)v;
+  } else if (len > 5 && (line[0] == 'g' || line[0] == 'G')) {
+    /* HTTP/2 trailers come here too: that is where a gRPC status is. */
+    tgo__grpc_on_header(r, line, len);
   }
   return len;
 }
@@ -170,8 +183,15 @@ static CURLcode perform(CURL *h) {
 
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res) {
+  return tgo__http_post_opts(url, headers, n_headers, body, len, timeout_ms, NULL, res);
+}
+
+int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
+                        size_t len, int timeout_ms, const tgo__http_opts *opts, tgo__http_result *res) {
   memset(res, 0, sizeof *res);
   res->retry_after_s = -1;
+  res->grpc_status = -1;
+  res->grpc_retry_ms = -1;
   pthread_once(&load_once, load_curl);
   if (!loaded) {
     res->transport_error = 0;
@@ -214,12 +234,35 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
   curl.easy_setopt(handle, CURLOPT_HEADERFUNCTION, on_header);
   curl.easy_setopt(handle, CURLOPT_HEADERDATA, res);
   curl.easy_setopt(handle, CURLOPT_USERAGENT, "tigerops/" PACKAGE_VERSION);
+  /* libcurl's own detail ("unable to set private key file: ...") says
+   * more than curl_easy_strerror's one line per code. */
+  char detail[CURL_ERROR_SIZE];
+  detail[0] = '\0';
+  curl.easy_setopt(handle, CURLOPT_ERRORBUFFER, detail);
+  if (opts && opts->http2) {
+    curl.easy_setopt(handle, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    if (h2c_reuse_broken && !strncasecmp(url, "http://", 7)) {
+      curl.easy_setopt(handle, CURLOPT_FRESH_CONNECT, 1L);
+      curl.easy_setopt(handle, CURLOPT_FORBID_REUSE, 1L);
+    }
+  }
+  /* Unset: libcurl's built-in CA bundle path, i.e. the system's. */
+  if (opts && opts->ca_file && *opts->ca_file)
+    curl.easy_setopt(handle, CURLOPT_CAINFO, opts->ca_file);
+  if (opts && opts->client_cert && *opts->client_cert)
+    curl.easy_setopt(handle, CURLOPT_SSLCERT, opts->client_cert);
+  if (opts && opts->client_key && *opts->client_key)
+    curl.easy_setopt(handle, CURLOPT_SSLKEY, opts->client_key);
   CURLcode rc = perform(handle);
   curl.slist_free_all(list);
+  curl.easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL); /* detail goes out of scope */
   if (rc != CURLE_OK) {
     res->transport_error = 1;
+    res->curl_code = (int)rc;
     snprintf(res->error, sizeof res->error, "%s",
-             rc == CURLE_ABORTED_BY_CALLBACK ? "cut at the shutdown deadline" : curl.easy_strerror(rc));
+             rc == CURLE_ABORTED_BY_CALLBACK ? "cut at the shutdown deadline"
+             : *detail                      ? detail
+                                            : curl.easy_strerror(rc));
     return -1;
   }
   curl.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &res->status);

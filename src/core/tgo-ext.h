@@ -6,6 +6,8 @@
 
 #include "tigerops/tigerops.h"
 
+#include <stdio.h>
+
 #if defined(TGO__BUILDING)
 #define TGO__EXPORT __attribute__((visibility("default")))
 #else
@@ -103,5 +105,8 @@ TGO__EXPORT const char *tgo__span_baggage(const tgo_span *span, size_t *len);
 TGO__EXPORT tgo_attrs *tgo__span_add_link(tgo_span *span, const tgo_span_context *ctx);
 TGO__EXPORT void tgo__span_set_start_time(tgo_span *span, uint64_t unix_ns);
 TGO__EXPORT void tgo__span_end_at(tgo_span *span, uint64_t unix_ns);
+/* tigerops-run --check: one test span to the configured collector, a
+ * report on out; 0 when the collector accepted it. */
+TGO__EXPORT int tgo__self_check(FILE *out);
 
 #endif

@@ -43,8 +43,8 @@ enum {
   TGO__SAMPLER_PARENT_RATIO
 };
 
-/* OTEL_EXPORTER_OTLP_PROTOCOL values, in the order of config.c's protocols[]. */
-enum { TGO__PROTOCOL_HTTP_PROTOBUF = 0, TGO__PROTOCOL_HTTP_JSON };
+/* OTEL_EXPORTER_OTLP_PROTOCOL values: indexes into config.c's protocols[]. */
+enum { TGO__PROTOCOL_HTTP_PROTOBUF = 0, TGO__PROTOCOL_GRPC = 1, TGO__PROTOCOL_HTTP_JSON = 2 };
 
 enum { TGO__LAYER_DEFAULT = 0, TGO__LAYER_FILE, TGO__LAYER_ENV, TGO__LAYER_APP };
 #define TGO__MAX_SETTINGS 96
@@ -63,11 +63,15 @@ typedef struct {
   char traces_endpoint[1024]; /* full URL, wins over endpoint */
   char api_key[512];
   char headers[2048];         /* OTEL_EXPORTER_OTLP_HEADERS, raw */
+  int protocol;               /* TGO__PROTOCOL_* */
+  char certificate[1024];     /* CA file (PEM) that checks the collector; "": the system's */
+  char client_certificate[1024];
+  char client_key[1024];
+  int insecure;               /* only for an endpoint without scheme (the spec's rule); see export */
   char resource_attributes[2048];
   char denylist[1024];
   int timeout_ms;
   int gzip;
-  int protocol;               /* TGO__PROTOCOL_* */
   int schedule_delay_ms;
   int max_queue_size;
   int max_batch_size;
@@ -112,6 +116,12 @@ int tgo__config_reload_env(tgo__config *c, char **envp, int started);
 void tgo__config_check_names(char **envp);
 /* Edit distance of a and b, or max+1 when it exceeds max. */
 size_t tgo__edit_distance(const char *a, const char *b, size_t max);
+/* The URL one traces export goes to under c's protocol (the gRPC method's
+ * path for grpc, /v1/traces for HTTP); the caller holds tgo__cfg_lock for
+ * tgo__cfg. Returns snprintf's count. */
+int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap);
+/* The endpoint without user-info or query: they may carry credentials. */
+void tgo__config_shown_url(const char *url, char *out, size_t cap);
 /* The info-level start-up line: service, endpoint, protocol, sampler. */
 void tgo__config_log_summary(const tgo__config *c, const char *what);
 
@@ -365,12 +375,66 @@ typedef struct {
   long status;        /* 0 when no response */
   int retry_after_s;  /* -1 when absent */
   int transport_error;
+  int curl_code;      /* CURLcode of a transport error */
   char error[256];
   char body[200];     /* the response body's first bytes, raw (not terminated) */
   size_t body_len;
+  /* gRPC, from the response headers or trailers: */
+  int grpc_status;    /* -1 when absent */
+  int grpc_retry_ms;  /* RetryInfo's delay in grpc-status-details-bin, -1 when absent */
+  char grpc_message[200]; /* percent-decoded, terminated */
 } tgo__http_result;
+/* How to reach the collector beyond the URL. */
+typedef struct {
+  int http2;             /* HTTP/2: prior knowledge for http://, ALPN h2 for https:// */
+  const char *ca_file;   /* NULL or "": the system's CA bundle */
+  const char *client_cert, *client_key;
+} tgo__http_opts;
 int tgo__http_post(const char *url, const char *const *headers, size_t n_headers,
                    const uint8_t *body, size_t len, int timeout_ms, tgo__http_result *res);
+/* Same, with TLS files and HTTP/2 (opts may be NULL). */
+int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
+                        size_t len, int timeout_ms, const tgo__http_opts *opts, tgo__http_result *res);
+
+/* One export attempt of spans with the configured protocol, TLS and
+ * headers, no retry (tigerops-run --check). Does not take the references. */
+typedef struct {
+  int accepted, retryable, transport_error;
+  long http_status;   /* 0: no answer */
+  int grpc_status;    /* -1: not gRPC or no answer */
+  char url[1100];     /* without user-info */
+  char detail[1600];  /* the error, or what the collector said */
+} tgo__check_report;
+int tgo__export_check(tgo_span **spans, size_t n, tgo__check_report *rep);
+
+/* ---- OTLP/gRPC (grpc.c): framing and status of unary Export calls ---- */
+#define TGO__GRPC_TRACES_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+enum {
+  TGO__GRPC_OK = 0, TGO__GRPC_CANCELLED = 1, TGO__GRPC_UNKNOWN = 2, TGO__GRPC_INVALID_ARGUMENT = 3,
+  TGO__GRPC_DEADLINE_EXCEEDED = 4, TGO__GRPC_NOT_FOUND = 5, TGO__GRPC_ALREADY_EXISTS = 6,
+  TGO__GRPC_PERMISSION_DENIED = 7, TGO__GRPC_RESOURCE_EXHAUSTED = 8, TGO__GRPC_FAILED_PRECONDITION = 9,
+  TGO__GRPC_ABORTED = 10, TGO__GRPC_OUT_OF_RANGE = 11, TGO__GRPC_UNIMPLEMENTED = 12,
+  TGO__GRPC_INTERNAL = 13, TGO__GRPC_UNAVAILABLE = 14, TGO__GRPC_DATA_LOSS = 15,
+  TGO__GRPC_UNAUTHENTICATED = 16
+};
+/* Appends msg to out as one length-prefixed gRPC message, gzip-compressed
+ * when gzip is set and compression works. Returns 1 compressed, 0 plain,
+ * negative errno. */
+int tgo__grpc_frame(const uint8_t *msg, size_t len, int gzip, tgo__buf *out);
+/* Takes grpc-status, grpc-message and grpc-status-details-bin out of one
+ * response header or trailer line ("name: value\r\n"); other lines are ignored. */
+void tgo__grpc_on_header(tgo__http_result *r, const char *line, size_t len);
+/* The call's status: the trailer's, else the HTTP status mapped as gRPC
+ * does (HTTP 503 -> UNAVAILABLE...); -1 for a transport error. */
+int tgo__grpc_status_of(const tgo__http_result *r);
+/* The OTLP spec's retryable codes; RESOURCE_EXHAUSTED only with RetryInfo. */
+int tgo__grpc_retryable(int status, int retry_ms);
+const char *tgo__grpc_status_name(int status);
+/* Reads ExportTraceServiceResponse.partial_success from a framed response
+ * body, maybe only its head (a cut message reads as far as it goes): 1 when
+ * it reports rejected spans or a message, 0 when not, -1 when the body is
+ * not an uncompressed gRPC message. */
+int tgo__grpc_partial_success(const uint8_t *body, size_t len, long long *rejected, char *msg, size_t cap);
 /* Requests in flight or started later fail at this CLOCK_MONOTONIC time in
  * ns (0: no deadline); any thread may set it. */
 void tgo__http_set_deadline(uint64_t mono_ns);

@@ -1,8 +1,10 @@
 /* tigerops-run [--service N] [--exporter E] [--endpoint URL] CMD ARGS...
  * Puts libtigerops.so in front of LD_PRELOAD and execs CMD in place: same
- * pid, the app gets its signals directly, fit for a container ENTRYPOINT. */
+ * pid, the app gets its signals directly, fit for a container ENTRYPOINT.
+ * tigerops-run [options] --check: one test span to the configured collector. */
 #include "config.h" /* first: _GNU_SOURCE from AC_USE_SYSTEM_EXTENSIONS */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: tigerops-run [--service NAME] [--environment ENV] [--exporter otlp|console|none]\n"
           "                    [--endpoint URL] [--sample-rate R] COMMAND [ARGS...]\n"
+          "       tigerops-run [options] --check   send one test span, report what the collector said\n"
           "       tigerops-run --version\n"
           "Runs COMMAND with the TigerOps agent preloaded (see TIGEROPS_* settings).\n");
 }
@@ -68,8 +71,31 @@ static const struct {
     {"--sample-rate", "TIGEROPS_SAMPLE_RATE"},
 };
 
+/* The check runs in the library itself (same settings parser, encoder
+ * and transport as the agent); exit 0 only when the span was accepted. */
+static int self_check(void) {
+  char lib[PATH_MAX];
+  if (find_library(lib, sizeof lib) < 0) {
+    fprintf(stderr, "tigerops-run: libtigerops.so not found (looked beside the program and in %s)\n", TGO__LIBDIR);
+    return 2;
+  }
+  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  int (*check)(FILE *) = NULL;
+  if (h)
+    *(void **)&check = dlsym(h, "tgo__self_check");
+  if (!check) {
+    fprintf(stderr, "tigerops-run: %s cannot run the check: %s\n", lib, h ? "too old" : dlerror());
+    return 2;
+  }
+  printf("library: %s\n", lib);
+  fflush(stdout);
+  int rc = check(stdout);
+  fflush(stdout);
+  return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
-  int i = 1;
+  int i = 1, check = 0;
   while (i < argc && argv[i][0] == '-') {
     const char *a = argv[i];
     if (!strcmp(a, "--")) {
@@ -79,6 +105,11 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--version")) {
       printf("tigerops-run %s\n", PACKAGE_VERSION);
       return 0;
+    }
+    if (!strcmp(a, "--check")) {
+      check = 1;
+      i++;
+      continue;
     }
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
@@ -109,6 +140,8 @@ int main(int argc, char **argv) {
     setenv(options[k].env, value, 1);
     i++;
   }
+  if (check)
+    return self_check();
   if (i >= argc) {
     fprintf(stderr, "tigerops-run: no command given\n");
     usage(stderr);

@@ -11,7 +11,7 @@ from servers import Memcached, Postgres, RabbitMQ, RedisServer  # noqa: E402
 
 
 # Tests that need no agent build (the receiver's own tests) run without one.
-NO_AGENT_NEEDED = {"test_receiver.py"}
+NO_AGENT_NEEDED = {"test_receiver.py", "test_grpc_receiver.py"}
 
 
 def pytest_collection_finish(session):

@@ -24,11 +24,11 @@ class OtlpReceiver:
     traceState, flags, droppedAttributesCount, resource, scope {name, version}}.
     """
 
-    def __init__(self, start_timeout=10):
+    def __init__(self, start_timeout=10, args=()):
         # stderr goes to a file, not a pipe nobody reads (a full pipe would
         # block node); its text is in the error when the receiver won't start.
         self.stderr = tempfile.TemporaryFile(prefix="otlp-receiver-")
-        self.proc = subprocess.Popen(["node", RECEIVER, "--port", "0"], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(["node", RECEIVER, "--port", "0", *args], stdout=subprocess.PIPE,
                                      stderr=self.stderr, stdin=subprocess.DEVNULL)
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + start_timeout
@@ -53,8 +53,13 @@ class OtlpReceiver:
             self.stop()
             raise RuntimeError("OTLP receiver did not start within %ss (did `npm ci` run in tests/receiver?): "
                                "stdout %r, stderr:\n%s" % (start_timeout, line, err))
-        self.port = int(line.split()[1])
+        words = line.split()
+        self.port = int(words[1])
         self.endpoint = "http://127.0.0.1:%d" % self.port
+        # "GRPC <port>" / "HTTPS <port>" follow when asked for (grpc_receiver.py)
+        extra = dict(zip(words[2::2], words[3::2]))
+        self.grpc_port = int(extra["GRPC"]) if "GRPC" in extra else None
+        self.https_port = int(extra["HTTPS"]) if "HTTPS" in extra else None
 
     def _call(self, method, path, payload=None):
         data = json.dumps(payload).encode() if payload is not None else None

@@ -4,6 +4,13 @@
 // encoder are checked against an independent schema.
 //
 //   node otlp-receiver.js [--port N]      prints "LISTENING <port>"
+//   ... --grpc-port N                      also OTLP/gRPC (TraceService/Export) on port N (0: any):
+//                                          prints "LISTENING <port> GRPC <grpc port>"
+//   ... --tls-cert F --tls-key F [--tls-ca F] [--require-client-cert]
+//                                          gRPC over TLS (h2, ALPN), plus an HTTPS twin of the
+//                                          HTTP receiver: "... HTTPS <https port>"; with
+//                                          --require-client-cert both refuse clients without a
+//                                          certificate signed by --tls-ca
 //
 // POST /v1/traces|metrics|logs   protobuf (gzip or not), recorded + decoded;
 //                                Content-Type application/json: OTLP/JSON,
@@ -17,6 +24,10 @@
 //                                 the spans of a rejected export stay out of
 //                                 /spans: only delivered spans count);
 //                                 POST /mode {} answers 200 again
+//      gRPC: {"grpcStatus":14,"grpcMessage":"why","retryInfoMs":250,"failCount":2,
+//             "partialRejected":3,"partialMessage":"why"}: the next failCount calls (all
+//             when absent) end with grpcStatus, with a google.rpc.RetryInfo detail when
+//             retryInfoMs is given; partial* answer OK with partial_success
 // GET  /metrics-data             decoded metrics requests (toObject)
 // GET  /health                   200
 'use strict';
@@ -262,7 +273,7 @@ function handleExport(req, res, raw, pathname) {
   if (mode.delayMs) setTimeout(reply, mode.delayMs); else reply();
 }
 
-const server = http.createServer((req, res) => {
+function onRequest(req, res) {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -290,15 +301,133 @@ const server = http.createServer((req, res) => {
     if (req.method === 'GET' && url.pathname === '/health') return send(res, 200, '{}');
     send(res, 404, '{}');
   });
-});
+}
+const server = http.createServer(onRequest);
 
-const portArg = process.argv.indexOf('--port');
-const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
+// ---- OTLP/gRPC: kept apart from the HTTP receiver above ----
+
+// A protobuf varint / length-delimited field, enough for google.rpc.Status.
+function pbVarint(n) {
+  const out = [];
+  while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); }
+  out.push(n);
+  return Buffer.from(out);
+}
+function pbField(num, wire, payload) {
+  if (wire === 0) return Buffer.concat([pbVarint(num * 8), pbVarint(payload)]);
+  return Buffer.concat([pbVarint(num * 8 + 2), pbVarint(payload.length), payload]);
+}
+// google.rpc.Status{code, message, details: [Any{RetryInfo{retry_delay: Duration}}]}
+function statusDetails(code, message, retryInfoMs) {
+  const duration = Buffer.concat([pbField(1, 0, Math.floor(retryInfoMs / 1000)),
+    pbField(2, 0, (retryInfoMs % 1000) * 1000000)]);
+  const retryInfo = pbField(1, 2, duration);
+  const any = Buffer.concat([pbField(1, 2, Buffer.from('type.googleapis.com/google.rpc.RetryInfo')),
+    pbField(2, 2, retryInfo)]);
+  return Buffer.concat([pbField(1, 0, code), pbField(2, 2, Buffer.from(message || '')), pbField(3, 2, any)]);
+}
+
+function grpcExport(grpc, call, callback) {
+  const raw = call.request; // already gunzipped by grpc-js when grpc-encoding says so
+  const headers = {};
+  for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k] = Buffer.isBuffer(v) ? v.toString('base64') : v;
+  const record = {
+    path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', method: 'POST', transport: 'grpc',
+    headers, size: raw.length, status: 0, grpcStatus: 0, decoded: false, error: null, time: Date.now(),
+    body: raw.toString('base64'),
+  };
+  requests.push(record);
+  let flat;
+  try {
+    flat = flattenTraces(collector.trace.v1.ExportTraceServiceRequest.decode(raw));
+    record.decoded = true;
+    record.spans = flat.length;
+  } catch (e) {
+    record.error = String(e && e.message ? e.message : e);
+    record.grpcStatus = record.status = grpc.status.INVALID_ARGUMENT;
+    return callback({ code: grpc.status.INVALID_ARGUMENT, details: record.error });
+  }
+  const failing = mode.grpcStatus && (mode.failCount === undefined || mode.failCount > 0);
+  const reply = () => {
+    if (failing) {
+      if (mode.failCount !== undefined) mode.failCount--;
+      record.grpcStatus = record.status = mode.grpcStatus;
+      const md = new grpc.Metadata();
+      if (mode.retryInfoMs !== undefined) {
+        md.set('grpc-status-details-bin', statusDetails(mode.grpcStatus, mode.grpcMessage, mode.retryInfoMs));
+      }
+      return callback({ code: mode.grpcStatus, details: mode.grpcMessage || '', metadata: md });
+    }
+    spans.push(...flat);
+    const response = {};
+    if (mode.partialRejected !== undefined || mode.partialMessage !== undefined) {
+      response.partialSuccess = { rejectedSpans: mode.partialRejected || 0, errorMessage: mode.partialMessage || '' };
+    }
+    callback(null, collector.trace.v1.ExportTraceServiceResponse.encode(response).finish());
+  };
+  if (mode.delayMs) setTimeout(reply, mode.delayMs); else reply();
+}
+
+function startGrpc(port, tls, done) {
+  const grpc = require('@grpc/grpc-js');
+  const server = new grpc.Server();
+  const raw = (b) => b;
+  server.addService({
+    Export: {
+      path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false,
+      responseStream: false, requestSerialize: raw, requestDeserialize: raw,
+      responseSerialize: raw, responseDeserialize: raw,
+    },
+  }, { Export: (call, callback) => grpcExport(grpc, call, callback) });
+  const creds = tls
+    ? grpc.ServerCredentials.createSsl(tls.ca || null, [{ cert_chain: tls.cert, private_key: tls.key }],
+      !!tls.requireClientCert)
+    : grpc.ServerCredentials.createInsecure();
+  server.bindAsync('127.0.0.1:' + port, creds, (err, bound) => {
+    if (err) { process.stderr.write('gRPC bind failed: ' + err.message + '\n'); process.exit(1); }
+    done(server, bound);
+  });
+}
+
+function argValue(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+const port = Number(argValue('--port') || 0);
+const grpcPort = argValue('--grpc-port');
+const fs = require('fs');
+const tls = argValue('--tls-cert') ? {
+  cert: fs.readFileSync(argValue('--tls-cert')), key: fs.readFileSync(argValue('--tls-key')),
+  ca: argValue('--tls-ca') ? fs.readFileSync(argValue('--tls-ca')) : undefined,
+  requireClientCert: process.argv.includes('--require-client-cert'),
+} : null;
+let grpcServer = null;
+let httpsServer = null;
 server.keepAliveTimeout = 60000;
 server.listen(port, '127.0.0.1', () => {
-  process.stdout.write('LISTENING ' + server.address().port + '\n');
+  let line = 'LISTENING ' + server.address().port;
+  const startHttps = () => {
+    if (!tls) return process.stdout.write(line + '\n');
+    httpsServer = require('https').createServer({
+      cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.requireClientCert,
+      rejectUnauthorized: tls.requireClientCert,
+    }, onRequest);
+    httpsServer.listen(0, '127.0.0.1', () => {
+      line += ' HTTPS ' + httpsServer.address().port;
+      process.stdout.write(line + '\n');
+    });
+  };
+  if (grpcPort === undefined) return startHttps();
+  startGrpc(Number(grpcPort), tls, (g, bound) => {
+    grpcServer = g;
+    line += ' GRPC ' + bound;
+    startHttps();
+  });
 });
 function shutdown() {
+  if (grpcServer) grpcServer.forceShutdown();
+  if (httpsServer) { httpsServer.close(); httpsServer.closeAllConnections(); }
   server.close(() => process.exit(0));
   server.closeAllConnections(); // keep-alive clients and delayed answers must not hold us up
 }

@@ -301,16 +301,13 @@ Test(config, unsupported_otel_features_warn_once_each) {
   tgo__config_defaults(&c);
   capture cap;
   capture_begin(&cap);
-  char *envp[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_PROPAGATORS=tracecontext,xray",
-                  "OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/ca.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY=/k.pem",
-                  "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/c.pem", "OTEL_METRICS_EXPORTER=otlp",
-                  "OTEL_LOGS_EXPORTER=otlp", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  char *envp[] = {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=thrift", "OTEL_PROPAGATORS=tracecontext,xray",
+                  "OTEL_METRICS_EXPORTER=otlp", "OTEL_LOGS_EXPORTER=otlp",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
   tgo__config_load(&c, envp);
   char *log = capture_end(&cap);
-  static const char *const names[] = {"OTEL_EXPORTER_OTLP_PROTOCOL:", "OTEL_PROPAGATORS:",
-                                      "OTEL_EXPORTER_OTLP_CERTIFICATE:", "OTEL_EXPORTER_OTLP_CLIENT_KEY:",
-                                      "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE:", "OTEL_METRICS_EXPORTER:",
-                                      "OTEL_LOGS_EXPORTER:"};
+  static const char *const names[] = {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL:", "OTEL_PROPAGATORS:",
+                                      "OTEL_METRICS_EXPORTER:", "OTEL_LOGS_EXPORTER:"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const char *at = strstr(log, names[i]);
     cr_assert(at != NULL, "%s not warned about: %s", names[i], log);
@@ -319,11 +316,58 @@ Test(config, unsupported_otel_features_warn_once_each) {
   /* what we support is accepted silently */
   capture_begin(&cap);
   char *fine[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_PROPAGATORS=tracecontext, baggage,b3 ,b3multi",
-                  "OTEL_METRICS_EXPORTER=none", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+                  "OTEL_METRICS_EXPORTER=none", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=grpc",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
   tgo__config_defaults(&c);
   tgo__config_load(&c, fine);
   log = capture_end(&cap);
   cr_assert(strstr(log, "OTEL_") == NULL, "%s", log);
+}
+
+Test(config, grpc_protocol_and_tls_files_are_settings_not_warnings) {
+  tgo__config c;
+  tgo__config_defaults(&c);
+  capture cap;
+  capture_begin(&cap);
+  char *envp[] = {"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc",
+                  "OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/ca.pem", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY=/k.pem",
+                  "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/c.pem", "OTEL_EXPORTER_OTLP_INSECURE=true",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_load(&c, envp);
+  char *log = capture_end(&cap);
+  cr_assert(strstr(log, "OTEL_") == NULL, "%s", log);
+  cr_assert_eq(c.protocol, TGO__PROTOCOL_GRPC, "the per-signal name wins");
+  cr_assert_str_eq(c.certificate, "/etc/ca.pem");
+  cr_assert_str_eq(c.client_key, "/k.pem");
+  cr_assert_str_eq(c.client_certificate, "/c.pem");
+  cr_assert_eq(c.insecure, 1);
+  capture_begin(&cap);
+  cr_assert_lt(tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/thrift", "test"), 0);
+  log = capture_end(&cap);
+  cr_assert(strstr(log, "invalid value for OTEL_EXPORTER_OTLP_PROTOCOL"), "%s", log);
+  cr_assert_eq(c.protocol, TGO__PROTOCOL_GRPC, "a bad value keeps the previous one");
+}
+
+/* gRPC: the endpoint names the server, the method is the path; the
+ * default port follows the protocol, an endpoint set by the user does not. */
+Test(config, grpc_traces_url_and_default_port) {
+  tgo__config c;
+  char url[1200];
+  tgo__config_defaults(&c);
+  tgo__config_traces_url(&c, url, sizeof url);
+  cr_assert_str_eq(url, "http://localhost:4318/v1/traces");
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "test");
+  tgo__config_traces_url(&c, url, sizeof url);
+  cr_assert_str_eq(url, "http://localhost:4317" TGO__GRPC_TRACES_PATH);
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:pw@collector:4318/base/", "test");
+  tgo__config_traces_url(&c, url, sizeof url);
+  cr_assert_str_eq(url, "https://user:pw@collector:4318" TGO__GRPC_TRACES_PATH, "the path is not the endpoint's");
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9000", "test");
+  tgo__config_traces_url(&c, url, sizeof url);
+  cr_assert_str_eq(url, "http://traces:9000" TGO__GRPC_TRACES_PATH, "the per-signal endpoint as is");
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "test");
+  tgo__config_traces_url(&c, url, sizeof url);
+  cr_assert_str_eq(url, "http://traces:9000");
 }
 
 /* Runs load_file in a child, so a hang fails the test instead of stalling it. */
