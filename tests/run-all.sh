@@ -116,6 +116,9 @@ else
 fi
 echo "version matrix stage: $((SECONDS - matrix_start)) s"
 
+step "OpenTelemetry API bridge: test_otel_api.py under the oldest and the newest opentelemetry-api (tests/otelapi venvs)"
+bash tests/otelapi/run.sh "$prefix" "$root/build/otelapi-venvs" || failed+=("OpenTelemetry API bridge tests")
+
 step "in-process tests of _tigerops (tests/python: objects, odd values, refcounts, GC, leaks)"
 set +e
 TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rf -p no:cacheprovider tests/python
