@@ -210,7 +210,10 @@ def test_celery_messages_carry_the_context_and_baggage(otlp, downstream, redis_s
             status, _, _ = web.get("/celery", headers=dict(incoming, baggage=BAGGAGE))
             assert status == 200
             got = downstream.headers("/celery")
-            spans = otlp.wait_for_spans(lambda s: s["kind"] == 3 and s["resource"]["service.name"] == "worker")
+            # Each process exports on its own schedule: wait for every span read below.
+            otlp.wait_for_spans(lambda s: s["kind"] == 3 and s["resource"]["service.name"] == "worker")
+            otlp.wait_for_spans(lambda s: s["name"] == "GET /celery")
+            spans = otlp.wait_for_spans(lambda s: s["name"] == "process propagating_tasks.forward")
     finally:
         worker.stop()
     trace = [s for s in spans if s["traceId"] == TRACE]
