@@ -206,9 +206,15 @@ def test_workers_recycled_by_max_requests_lose_no_span(otlp, server):
     with web:
         for i in range(n):
             assert web.get("/hello/%d" % i)[0] == 200
-        pids = {s["resource"]["process.pid"] for s in otlp.spans()}
-    assert len(pids) >= 10, "workers were recycled (%d seen so far)" % len(pids)
-    spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=n, timeout=20)
+        # Before the stop: the client has the last response before the
+        # server calls its close(), which ends the span, and uWSGI's workers
+        # exit() from their SIGTERM/SIGINT handler whatever they are doing,
+        # so a stop right away lost that span under load (299 of 300). The
+        # live workers send within the schedule delay; the recycled ones only
+        # by their exit flush, which is what this test is about.
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=n, timeout=30)
+    pids = {s["resource"]["process.pid"] for s in spans if s["name"] == "GET /hello/<name>"}
+    assert len(pids) >= 10, "workers were recycled (%d seen)" % len(pids)
     paths = sorted(s["attributes"]["url.path"] for s in spans if s["name"] == "GET /hello/<name>")
     assert paths == sorted("/hello/%d" % i for i in range(n))
 
