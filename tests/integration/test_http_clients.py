@@ -33,10 +33,17 @@ def two_services(otlp_module):
             for route, _, _ in CALLS:
                 status, body, _ = front.get(route.split(" ", 1)[1])
                 assert status == 200, (route, body)
+            # Everything the tests read: the backend's SERVER spans, the
+            # frontend's CLIENT spans and the frontend's SERVER spans. The
+            # last end after the response went out (after its CLIENT span),
+            # so they come last and the spans returned then hold all three.
             otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "backend"
                                 and s["kind"] == 2 and s["name"] != "GET /health", count=len(CALLS))
+            otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "frontend"
+                                and s["kind"] == 3, count=len(CALLS))
+            routes = {route for route, _, _ in CALLS}
             spans = otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "frontend"
-                                        and s["kind"] == 3, count=len(CALLS))
+                                        and s["kind"] == 2 and s["name"] in routes, count=len(CALLS))
             yield otlp, front, spans
 
 

@@ -13,9 +13,17 @@ def test_requests_and_httpx_propagate_one_trace(otlp):
             assert status == 200 and body == "backend said hello from-requests"
             status, body, _ = front.get("/via-httpx")
             assert status == 200 and body == "hello from-httpx"
-            spans = otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "backend", count=2)
-            spans = otlp.wait_for_spans(lambda s: s["kind"] == 3, count=2)
-            spans = otlp.wait_for_spans(lambda s: s["name"].startswith("render "))
+            # Everything read below. The backend also has the readiness
+            # probes' "GET /health" spans, which must not count for the
+            # calls; the frontend's request spans end last (after their
+            # CLIENT span), so they are waited for last.
+            paths = {"/hello/from-requests", "/hello/from-httpx"}
+            otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "backend" and s["kind"] == 2
+                                and s["attributes"].get("url.path") in paths, count=2)
+            otlp.wait_for_spans(lambda s: s["kind"] == 3, count=2)
+            otlp.wait_for_spans(lambda s: s["name"].startswith("render "))
+            spans = otlp.wait_for_spans(lambda s: s["resource"]["service.name"] == "frontend" and s["kind"] == 2
+                                        and s["name"] in ("GET /via-requests", "GET /via-httpx"), count=2)
     for route, path in (("GET /via-requests", "/hello/from-requests"), ("GET /via-httpx", "/hello/from-httpx")):
         (front_root,) = server_spans(spans, route)
         trace = [s for s in spans if s["traceId"] == front_root["traceId"]]

@@ -160,11 +160,9 @@ def test_gunicorn_sigterm_exits_within_the_bound_with_an_export_in_flight(collec
     assert took <= bound_ms / 1000 + MARGIN_S, "SIGTERM to exit took %.2f s with a %d ms bound" % (took, bound_ms)
 
 
-@pytest.mark.parametrize("pool", ["prefork", "solo"])
-def test_celery_warm_shutdown_stays_within_the_bound_with_an_export_in_flight(collector, redis_server, tmp_path,
-                                                                              pool):
-    bound_ms = 2000
-    env = hanging_env(collector, bound_ms, REDIS_URL=redis_server.url, JOBS_DB=str(tmp_path / "jobs.db"))
+def celery_warm_exit(env, redis_server, pool, collector=None):
+    """Seconds from SIGTERM (warm shutdown) to exit of a worker that ran one
+    task; with a collector, once an export is in flight to it."""
     worker = Worker(env, pool=pool, concurrency=1)
     try:
         code = "import tasks; print(tasks.echo.delay(5).get(timeout=20))"
@@ -172,13 +170,27 @@ def test_celery_warm_shutdown_stays_within_the_bound_with_an_export_in_flight(co
         out = subprocess.run([PYTHON, "-c", code], env=client_env, cwd=APPS, capture_output=True, text=True,
                              timeout=60)
         assert out.stdout.strip() == "5", out.stderr
-        collector.wait_request()
-        took = time_to_exit(worker.proc)
+        if collector:
+            collector.wait_request()
+        return time_to_exit(worker.proc)
     finally:
         worker.stop()
-    # billiard's child sleeps 1 s after reporting its exit, agent or not.
-    allowed = bound_ms / 1000 + MARGIN_S + (1.0 if pool == "prefork" else 0.0)
-    assert took <= allowed, "SIGTERM to exit took %.2f s with a %d ms bound" % (took, bound_ms)
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_celery_warm_shutdown_stays_within_the_bound_with_an_export_in_flight(collector, redis_server, tmp_path,
+                                                                              pool):
+    bound_ms = 2000
+    env = hanging_env(collector, bound_ms, REDIS_URL=redis_server.url, JOBS_DB=str(tmp_path / "jobs.db"))
+    took = celery_warm_exit(env, redis_server, pool, collector)
+    # Celery's own warm shutdown, measured here on the same loaded machine
+    # (billiard's child alone sleeps 1 s after reporting its exit): the
+    # agent may add its bound to it, plus scheduling noise between the two
+    # runs. An absolute bound failed at 4.52 s against 4.5 s under load.
+    bare = celery_warm_exit(dict(env, TIGEROPS_ENABLED="false"), redis_server, pool)
+    allowed = bare + bound_ms / 1000 + MARGIN_S
+    assert took <= allowed, "SIGTERM to exit took %.2f s with a %d ms bound (%.2f s without the agent)" % (
+        took, bound_ms, bare)
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
@@ -194,9 +206,15 @@ def test_workers_recycled_by_max_requests_lose_no_span(otlp, server):
     with web:
         for i in range(n):
             assert web.get("/hello/%d" % i)[0] == 200
-        pids = {s["resource"]["process.pid"] for s in otlp.spans()}
-    assert len(pids) >= 10, "workers were recycled (%d seen so far)" % len(pids)
-    spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=n, timeout=20)
+        # Before the stop: the client has the last response before the
+        # server calls its close(), which ends the span, and uWSGI's workers
+        # exit() from their SIGTERM/SIGINT handler whatever they are doing,
+        # so a stop right away lost that span under load (299 of 300). The
+        # live workers send within the schedule delay; the recycled ones only
+        # by their exit flush, which is what this test is about.
+        spans = otlp.wait_for_spans(lambda s: s["name"] == "GET /hello/<name>", count=n, timeout=30)
+    pids = {s["resource"]["process.pid"] for s in spans if s["name"] == "GET /hello/<name>"}
+    assert len(pids) >= 10, "workers were recycled (%d seen)" % len(pids)
     paths = sorted(s["attributes"]["url.path"] for s in spans if s["name"] == "GET /hello/<name>")
     assert paths == sorted("/hello/%d" % i for i in range(n))
 
