@@ -551,10 +551,10 @@ Test(otlp_json, links_decode_the_same_from_json_as_from_protobuf_masking_include
   };
   tgo_attrs *la = tgo__span_add_link(s, &(tgo_span_context){.trace_id = {1, 2, 3}, .span_id = {9}, .flags = 1});
   cr_assert_not_null(la);
+  static char keys[4][8]; /* attribute keys are borrowed, not copied */
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-    char k[8];
-    snprintf(k, sizeof k, "m%zu", i);
-    tgo_attr_str(la, k, values[i], strlen(values[i]));
+    snprintf(keys[i], sizeof keys[i], "m%zu", i);
+    tgo_attr_str(la, keys[i], values[i], strlen(values[i]));
   }
   const char *arr[] = {"to alice@example.com", "plain"};
   tgo_attr_str_array(la, "arr", arr, NULL, 2);
