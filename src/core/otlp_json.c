@@ -353,6 +353,27 @@ static void event(jw *w, const tgo__event *e) {
   pop(w, '}');
 }
 
+/* Span.Link as otlp_writer.c writes it: ids and flags always, trace state
+ * unmasked like the span's own, attribute strings masked by text(). */
+static void link(jw *w, const tgo__link *l) {
+  elem(w);
+  push(w, '{');
+  KEY(w, "traceId");
+  hex_id(w, l->trace_id, 16);
+  KEY(w, "spanId");
+  hex_id(w, l->span_id, 8);
+  if (l->tracestate_len) {
+    KEY(w, "traceState");
+    plain(w, l->tracestate, l->tracestate_len);
+  }
+  attributes(w, &l->attrs);
+  /* Bits 8-9, as otlp_writer.c's link_flags: the link's remoteness is
+   * known, and whether it is remote. */
+  KEY(w, "flags");
+  u32_number(w, l->flags | 0x100u | (l->is_remote ? 0x200u : 0));
+  pop(w, '}');
+}
+
 /* Span, in the proto's field order; the fields otlp_writer.c omits as
  * defaults are omitted here too. */
 static void span(jw *w, const tgo_span *s) {
@@ -397,6 +418,17 @@ static void span(jw *w, const tgo_span *s) {
   if (s->dropped_events) {
     KEY(w, "droppedEventsCount");
     u32_number(w, s->dropped_events);
+  }
+  if (s->links) {
+    KEY(w, "links");
+    push(w, '[');
+    for (const tgo__link *l = s->links; l; l = l->next)
+      link(w, l);
+    pop(w, ']');
+  }
+  if (s->dropped_links) {
+    KEY(w, "droppedLinksCount");
+    u32_number(w, s->dropped_links);
   }
   if (s->status != TGO_STATUS_UNSET) {
     KEY(w, "status");

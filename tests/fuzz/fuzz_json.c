@@ -172,7 +172,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 /* The input, cut at NUL bytes: the span name, the trace state (stored
  * unchecked, as a bad propagator could), the status message, then one
- * attribute or event per piece, its kind chosen by its first byte. */
+ * attribute, event or link per piece, its kind chosen by its first byte. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *pieces[64];
   size_t lens[64], n = 0;
@@ -217,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     double dv = 0;
     memcpy(&iv, p + 1, len - 1 < 8 ? len - 1 : 8);
     memcpy(&dv, p + 1, len - 1 < 8 ? len - 1 : 8);
-    switch ((unsigned char)p[0] % 7) {
+    switch ((unsigned char)p[0] % 8) {
     case 0: tgo_attr_str(a, k, p + 1, len - 1); break;
     case 1: tgo_attr_int(a, k, iv); break;
     case 2: tgo_attr_double(a, k, dv); break;
@@ -243,6 +243,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 5: tgo_attr_str(tgo_span_add_event(s, p + 1, len - 1), "m", p, len); break;
     case 6: tgo_attr_bool(a, tgo_attrs_key(a, p + 1, len - 1), 1); break;
+    case 7: { /* a link: ids and trace state from the piece, a string attribute */
+      tgo_span_context c = {0};
+      memcpy(c.trace_id, p, len < 16 ? len : 16);
+      memcpy(c.span_id, p, len < 8 ? len : 8);
+      c.flags = (uint8_t)p[0];
+      c.is_remote = len & 1;
+      c.tracestate = p + 1;
+      c.tracestate_len = len - 1;
+      tgo_attrs *la = tgo__span_add_link(s, &c);
+      if (la)
+        tgo_attr_str(la, "m", p + 1, len - 1);
+      break;
+    }
     }
   }
   tgo__buf out = {0};

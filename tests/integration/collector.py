@@ -381,7 +381,11 @@ def flatten_traces(req):
                                 "attributes": _attrs(e.get("attributes"))} for e in s.get("events", [])],
                     "droppedEventsCount": s.get("droppedEventsCount", 0),
                     "links": [{"traceId": ln.get("traceId", ""), "spanId": ln.get("spanId", ""),
-                               "attributes": _attrs(ln.get("attributes"))} for ln in s.get("links", [])],
+                               "traceState": ln.get("traceState", ""),
+                               "attributes": _attrs(ln.get("attributes")),
+                               "droppedAttributesCount": ln.get("droppedAttributesCount", 0)}
+                              for ln in s.get("links", [])],
+                    "droppedLinksCount": s.get("droppedLinksCount", 0),
                     "status": {"code": status.get("code", 0), "message": status.get("message", "")},
                     "traceState": s.get("traceState", ""),
                     "flags": s.get("flags", 0),

@@ -5,7 +5,9 @@ trace.get_current_span() answers with our spans.
 
 Needs opentelemetry-api importable by the interpreter running pytest (a
 venv: tests/otelapi/requirements-*.txt); skipped otherwise."""
+import base64
 import json
+import struct
 
 import pytest
 
@@ -58,7 +60,9 @@ def test_manual_spans_nest_in_the_request_trace_with_their_data(app):
     a = outer["attributes"]
     assert a["user.id"] == 42 and a["cache.hit"] is False and a["db.rows"] == 3 and a["tags"] == ["a", "b"]
     assert [(e["name"], e["attributes"]) for e in outer["events"]] == [("cache-miss", {"key": "user:42"})]
-    assert outer["links"] == [{"traceId": LINKED_TRACE, "spanId": LINKED_SPAN, "attributes": {"link.reason": "batch"}}]
+    assert outer["links"] == [{"traceId": LINKED_TRACE, "spanId": LINKED_SPAN, "traceState": "",
+                               "attributes": {"link.reason": "batch"}, "droppedAttributesCount": 0}]
+    assert outer["droppedLinksCount"] == 0
     assert outer["status"]["code"] == 0
     assert inner["status"] == {"code": 2, "message": "partial profile"}
     (exc,) = inner["events"]
@@ -124,3 +128,86 @@ def test_the_apis_own_propagators_see_our_spans(app):
     (remote,) = [s for s in otlp.spans() if s["name"] == "continues-remote"]
     assert remote["traceId"] == LINKED_TRACE and remote["parentSpanId"] == LINKED_SPAN
     assert seen["continued"] == {"trace_id": LINKED_TRACE, "span_id": remote["spanId"]}
+
+
+# The links apps/otelapi_app.py's /links gives its span, as the receiver
+# flattens them; the PII in an attribute is masked as in any attribute.
+FAN_IN_LINKS = [
+    {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+     "traceState": "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+     "attributes": {"messaging.message.id": "m-1", "reply.to": "***@*******.***", "retries": 2, "ok": True},
+     "droppedAttributesCount": 0},
+    {"traceId": "11111111111111112222222222222222", "spanId": "3333333333333333", "traceState": "",
+     "attributes": {}, "droppedAttributesCount": 0},
+    {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "traceState": "",
+     "attributes": {"late": True}, "droppedAttributesCount": 0},
+]
+# Link.flags as the exporter writes them (sampled, bits 8-9: remoteness
+# known, remote), read off the wire: the receiver's protos predate the field.
+FAN_IN_FLAGS = [0x301, 0x100, 0x301]
+
+
+def protobuf_link_flags(body, span_name):
+    from otlp import protobuf_fields
+    found = []
+    for _, resource_spans in protobuf_fields(body):
+        for n2, scope_spans in protobuf_fields(resource_spans):
+            for n3, span in (protobuf_fields(scope_spans) if n2 == 2 else ()):
+                fields = list(protobuf_fields(span)) if n3 == 2 else []
+                if (5, span_name.encode()) in [(n, bytes(v)) for n, v in fields if n == 5]:
+                    found.append([struct.unpack("<I", dict(protobuf_fields(v))[6])[0] for n, v in fields if n == 13])
+    return found
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+def test_links_and_explicit_times_arrive_with_every_protocol(protocol):
+    from grpc_receiver import GrpcReceiver
+    from otlp import OtlpReceiver
+    with (GrpcReceiver() if protocol == "grpc" else OtlpReceiver()) as receiver:
+        if protocol == "grpc":
+            env = agent_env(None, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint)
+        else:
+            env = agent_env(receiver)
+        env.update(OTEL_EXPORTER_OTLP_PROTOCOL=protocol, TIGEROPS_SERVICE_NAME="otelapi")
+        with gunicorn("otelapi_app:app", env, workers=1) as server:
+            seen = get_json(server, "/links")
+            receiver.wait_for_spans(lambda s: s["name"] == "consume-batch")
+        (span,) = [s for s in receiver.spans() if s["name"] == "consume-batch"]
+        requests = receiver.requests(bodies=True)
+    assert {"trace_id": span["traceId"], "span_id": span["spanId"]} == seen
+    assert span["kind"] == 5  # CONSUMER
+    assert (span["startTimeUnixNano"], span["endTimeUnixNano"]) == ("1700000000000000000", "1700000000000000500")
+    assert span["links"] == FAN_IN_LINKS
+    assert span["droppedLinksCount"] == 0
+    carrying = [r for r in requests if b"consume-batch" in base64.b64decode(r["body"])]
+    assert len(carrying) == 1 and carrying[0]["decoded"], carrying
+    (request,) = carrying
+    body = base64.b64decode(request["body"])
+    if protocol == "http/json":
+        assert request["encoding"] == "json"
+        (wire,) = [s for rs in json.loads(body)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]
+                   if s["name"] == "consume-batch"]
+        assert [link["flags"] for link in wire["links"]] == FAN_IN_FLAGS
+        assert "droppedLinksCount" not in wire
+        assert b"bob@example.com" not in body
+    else:
+        assert request.get("transport", "http") == ("grpc" if protocol == "grpc" else "http")
+        assert request.get("encoding", "protobuf") == "protobuf"
+        assert protobuf_link_flags(body, "consume-batch") == [FAN_IN_FLAGS]
+        assert b"bob@example.com" not in body
+
+
+def test_links_past_the_limit_are_counted_in_both_encodings():
+    from otlp import OtlpReceiver
+    got = {}
+    for protocol in ("http/protobuf", "http/json"):
+        with OtlpReceiver() as receiver:
+            env = agent_env(receiver, OTEL_EXPORTER_OTLP_PROTOCOL=protocol, TIGEROPS_SERVICE_NAME="otelapi")
+            with gunicorn("otelapi_app:app", env, workers=1) as server:
+                get_json(server, "/many-links")
+                receiver.wait_for_spans(lambda s: s["name"] == "fan-in-200")
+            (span,) = [s for s in receiver.spans() if s["name"] == "fan-in-200"]
+        got[protocol] = span
+        assert len(span["links"]) == 128 and span["droppedLinksCount"] == 72, protocol
+        assert span["links"][127]["attributes"] == {"i": 127}
+    assert got["http/protobuf"]["links"] == got["http/json"]["links"]

@@ -56,7 +56,10 @@ function jsonSpan() {
     droppedAttributesCount: 3,
     events: [{ timeUnixNano: '5', name: 'exception', attributes: [{ key: 'exception.type', value: { stringValue: 'E' } }] }, {}],
     droppedEventsCount: 1,
-    links: [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7' }],
+    links: [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7' },
+      { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: 'b7ad6b7169203331', traceState: 'k=v',
+        attributes: [{ key: 'why', value: { stringValue: 'batch' } }], droppedAttributesCount: 2, flags: 769 }],
+    droppedLinksCount: 4,
     status: { message: 'bad', code: 2 },
     flags: 769,
   };
@@ -88,6 +91,12 @@ async function jsonChecks(port) {
     s.events.length === 2 && s.events[0].attributes['exception.type'] === 'E' && s.events[0].timeUnixNano === '5' &&
     s.links[0].traceId === '0af7651916cd43dd8448eb211c80319c' && s.status.code === 2 && s.status.message === 'bad' &&
     s.kind === 2 && s.traceState === 'a=b');
+  check('json links flattened ' + JSON.stringify(s.links) + ' ' + s.droppedLinksCount,
+    JSON.stringify(s.links) === JSON.stringify([
+      { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7', traceState: '', attributes: {},
+        droppedAttributesCount: 0 },
+      { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: 'b7ad6b7169203331', traceState: 'k=v',
+        attributes: { why: 'batch' }, droppedAttributesCount: 2 }]) && s.droppedLinksCount === 4);
   const broken = {
     'base64 trace id': (sp) => { sp.traceId = Buffer.from(sp.traceId, 'hex').toString('base64'); },
     'uppercase hex': (sp) => { sp.spanId = sp.spanId.toUpperCase(); },
@@ -98,6 +107,8 @@ async function jsonChecks(port) {
     'unknown attribute value kind': (sp) => { sp.attributes[0].value = { textValue: 'x' }; },
     'double as a word': (sp) => { sp.attributes[2].value.doubleValue = 'zero'; },
     'flags as a string': (sp) => { sp.flags = '769'; },
+    'base64 link span id': (sp) => { sp.links[1].spanId = Buffer.from(sp.links[1].spanId, 'hex').toString('base64'); },
+    'link dropped count as a string': (sp) => { sp.droppedLinksCount = '4'; },
   };
   for (const [why, breakIt] of Object.entries(broken)) {
     const sp = jsonSpan();

@@ -399,3 +399,193 @@ Test(otlp_json, every_ascii_byte_at_every_offset_of_the_word_scan_is_escaped_rig
     tgo_span_unref(s);
   }
 }
+
+/* A span with two links as the bridge and the consumers make them: a remote
+ * sampled one with trace state and attributes, a local unsampled bare one. */
+static tgo_span *span_with_links(void) {
+  tgo_span *s = fixed_span("batch", TGO_KIND_CONSUMER);
+  tgo_span_context other;
+  cr_assert_eq(tgo_traceparent_parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", 55, &other), 0);
+  other.tracestate = "congo=t61rcWkgMzE";
+  other.tracestate_len = strlen(other.tracestate);
+  other.is_remote = 1;
+  tgo_attrs *la = tgo__span_add_link(s, &other);
+  cr_assert_not_null(la);
+  tgo_attr_str(la, "messaging.message.id", "m\"1", 3);
+  tgo_attr_int(la, "n", -5);
+  const char *strs[] = {"a", "b"};
+  tgo_attr_str_array(la, "sa", strs, NULL, 2);
+  la->dropped = 2;
+  cr_assert_eq(tgo_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", 55, &other), 0);
+  other.is_remote = 0;
+  cr_assert_not_null(tgo__span_add_link(s, &other));
+  return s;
+}
+
+#define LINKS                                                                                                  \
+  "\"links\":[{\"traceId\":\"0af7651916cd43dd8448eb211c80319c\",\"spanId\":\"b7ad6b7169203331\","            \
+  "\"traceState\":\"congo=t61rcWkgMzE\",\"attributes\":["                                                     \
+  "{\"key\":\"messaging.message.id\",\"value\":{\"stringValue\":\"m\\\"1\"}},"                                \
+  "{\"key\":\"n\",\"value\":{\"intValue\":\"-5\"}},"                                                          \
+  "{\"key\":\"sa\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"a\"},{\"stringValue\":\"b\"}]}}}]," \
+  "\"droppedAttributesCount\":2,\"flags\":769},"                                                              \
+  "{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"spanId\":\"00f067aa0ba902b7\",\"flags\":256}]"
+
+Test(otlp_json, links_have_hex_ids_trace_state_attributes_and_the_flags_of_the_protobuf_path) {
+  tgo_span *s = span_with_links();
+  assert_spans_json(&s, 1, "[{" IDS ",\"name\":\"batch\",\"kind\":5," TIMES "," LINKS ",\"flags\":257}]");
+  /* droppedLinksCount comes after the links, before the status, as field
+   * 14 comes between 13 and 15; alone when every link was dropped. */
+  s->dropped_links = 4;
+  tgo_span_set_status(s, TGO_STATUS_ERROR, NULL, 0);
+  assert_spans_json(&s, 1,
+                    "[{" IDS ",\"name\":\"batch\",\"kind\":5," TIMES "," LINKS
+                    ",\"droppedLinksCount\":4,\"status\":{\"code\":2},\"flags\":257}]");
+  s->links = NULL;
+  assert_spans_json(&s, 1,
+                    "[{" IDS ",\"name\":\"batch\",\"kind\":5," TIMES
+                    ",\"droppedLinksCount\":4,\"status\":{\"code\":2},\"flags\":257}]");
+  tgo_span_unref(s);
+}
+
+Test(otlp_json, links_past_the_limit_are_counted_as_dropped) {
+  tgo_span *s = fixed_span("fan-in", TGO_KIND_INTERNAL);
+  tgo_span_context other;
+  cr_assert_eq(tgo_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &other), 0);
+  for (int i = 0; i < TGO__SPAN_MAX_LINKS + 3; i++)
+    tgo__span_add_link(s, &other);
+  char *json = spans_json(&s, 1);
+  size_t n = 0;
+  for (const char *p = json; (p = strstr(p, "{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"spanId\":"
+                                             "\"00f067aa0ba902b7\",\"flags\":769}"));
+       p++)
+    n++;
+  cr_assert_eq(n, TGO__SPAN_MAX_LINKS, "%s", json);
+  cr_assert_not_null(strstr(json, "}],\"droppedLinksCount\":3,\"flags\":257}]"), "%s", json);
+  free(json);
+  tgo_span_unref(s);
+}
+
+/* The links of a protobuf-c-decoded span written as our JSON would write
+ * them, from the decoded values alone: what the JSON must say if both
+ * encodings carry the same links. Covers the value types links get. */
+static char *cat(char *p, const char *s) { return p + sprintf(p, "%s", s); }
+
+static char *decoded_scalar(char *p, const Opentelemetry__Proto__Common__V1__AnyValue *v) {
+  char esc[4096];
+  switch (v->value_case) {
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+    json_escape(v->string_value, strlen(v->string_value), esc);
+    return p + sprintf(p, "{\"stringValue\":\"%s\"}", esc);
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+    return p + sprintf(p, "{\"intValue\":\"%lld\"}", (long long)v->int_value);
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+    return p + sprintf(p, "{\"boolValue\":%s}", v->bool_value ? "true" : "false");
+  case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+    p = cat(p, "{\"arrayValue\":{");
+    if (v->array_value->n_values) {
+      p = cat(p, "\"values\":[");
+      for (size_t i = 0; i < v->array_value->n_values; i++) {
+        if (i)
+          p = cat(p, ",");
+        p = decoded_scalar(p, v->array_value->values[i]);
+      }
+      p = cat(p, "]");
+    }
+    return cat(p, "}}");
+  default: cr_assert_fail("value case %d not covered by this test", v->value_case);
+  }
+  return p;
+}
+
+static char *decoded_links(char *p, const Opentelemetry__Proto__Trace__V1__Span *ps) {
+  char hex[33];
+  if (ps->n_links) {
+    p = cat(p, "\"links\":[");
+    for (size_t i = 0; i < ps->n_links; i++) {
+      const Opentelemetry__Proto__Trace__V1__Span__Link *l = ps->links[i];
+      cr_assert_eq(l->trace_id.len, 16);
+      cr_assert_eq(l->span_id.len, 8);
+      p = cat(p, i ? ",{\"traceId\":\"" : "{\"traceId\":\"");
+      tgo__hex_encode(l->trace_id.data, 16, hex);
+      hex[32] = 0;
+      p = cat(p, hex);
+      p = cat(p, "\",\"spanId\":\"");
+      tgo__hex_encode(l->span_id.data, 8, hex);
+      hex[16] = 0;
+      p = cat(p, hex);
+      p = cat(p, "\"");
+      if (*l->trace_state)
+        p += sprintf(p, ",\"traceState\":\"%s\"", l->trace_state);
+      if (l->n_attributes) {
+        p = cat(p, ",\"attributes\":[");
+        for (size_t k = 0; k < l->n_attributes; k++) {
+          p += sprintf(p, "%s{\"key\":\"%s\",\"value\":", k ? "," : "", l->attributes[k]->key);
+          p = decoded_scalar(p, l->attributes[k]->value);
+          p = cat(p, "}");
+        }
+        p = cat(p, "]");
+      }
+      if (l->dropped_attributes_count)
+        p += sprintf(p, ",\"droppedAttributesCount\":%u", l->dropped_attributes_count);
+      p += sprintf(p, ",\"flags\":%u}", l->flags);
+    }
+    p = cat(p, "]");
+  }
+  if (ps->dropped_links_count)
+    p += sprintf(p, "%s\"droppedLinksCount\":%u", ps->n_links ? "," : "", ps->dropped_links_count);
+  return p;
+}
+
+Test(otlp_json, links_decode_the_same_from_json_as_from_protobuf_masking_included) {
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "secret-[0-9]+", "test"), 0);
+  tgo_span *s = span_with_links();
+  /* Link attribute strings are masked and scrubbed on the protobuf path
+   * (write_keyvalue's text_field); the JSON must carry the same text. */
+  static const char *const values[] = {
+      "mail bob.smith@example.com now",
+      "card 4111 1111 1111 1111",
+      "(psycopg2.errors.UniqueViolation) dup\nDETAIL:  Key (email)=(ann@example.org) exists.\n"
+      "[SQL: INSERT INTO u (email) VALUES (%(email)s)]\n[parameters: {'email': 'ann@example.org'}]",
+      "custom secret-4242 tab\there",
+  };
+  tgo_attrs *la = tgo__span_add_link(s, &(tgo_span_context){.trace_id = {1, 2, 3}, .span_id = {9}, .flags = 1});
+  cr_assert_not_null(la);
+  static char keys[4][8]; /* attribute keys are borrowed, not copied */
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    snprintf(keys[i], sizeof keys[i], "m%zu", i);
+    tgo_attr_str(la, keys[i], values[i], strlen(values[i]));
+  }
+  const char *arr[] = {"to alice@example.com", "plain"};
+  tgo_attr_str_array(la, "arr", arr, NULL, 2);
+  tgo_attr_bool(la, "b", 1);
+  s->dropped_links = 9;
+
+  tgo__buf pb = {0};
+  cr_assert_eq(tgo__otlp_encode_traces(&s, 1, &pb), 0);
+  char *json = spans_json(&s, 1);
+  Request *r = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(NULL, pb.len,
+                                                                                             pb.data);
+  cr_assert_not_null(r);
+  const Opentelemetry__Proto__Trace__V1__Span *ps = r->resource_spans[0]->scope_spans[0]->spans[0];
+  cr_assert_eq(ps->n_links, 3);
+  cr_assert_eq(ps->dropped_links_count, 9);
+  cr_assert_eq(ps->links[2]->n_attributes, 6);
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+    cr_assert_str_neq(ps->links[2]->attributes[i]->value->string_value, values[i], "masked in protobuf");
+  static char want[32768];
+  char *end = decoded_links(want, ps);
+  *end = 0;
+  const char *from = strstr(json, "\"links\":[");
+  cr_assert_not_null(from, "%s", json);
+  cr_assert(!strncmp(from, want, strlen(want)), "\n json: %s\nproto: %s", from, want);
+  cr_assert(!strncmp(from + strlen(want), ",\"flags\":257}]", 15), "nothing between the links and flags: %s", from);
+  cr_assert_null(strstr(json, "@example"), "%s", json);
+  cr_assert_null(strstr(json, "4111"), "%s", json);
+  cr_assert_null(strstr(json, "secret-4242"), "%s", json);
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r, NULL);
+  free(json);
+  tgo__buf_free(&pb);
+  tgo_span_unref(s);
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "", "test"), 0);
+}

@@ -5,7 +5,7 @@ import sys
 
 from flask import Flask, jsonify
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 app = Flask(__name__)
 tracer = trace.get_tracer(__name__, "1.0")
@@ -92,3 +92,36 @@ def propagate():
     with tracer.start_as_current_span("continues-remote", context=remote) as span:
         continued = ids(span)
     return jsonify(injected=headers, continued=continued)
+
+
+# Fan-in: a span linked to the messages it consumed, with explicit start
+# and end times; the links carry trace state, a PII-bearing attribute (the
+# exporter masks it as any other attribute string) and typed values.
+FAN_IN = [
+    SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, TraceFlags(1),
+                TraceState([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")])),
+    SpanContext(0x11111111111111112222222222222222, 0x3333333333333333, False, TraceFlags(0)),
+]
+
+
+@app.route("/links")
+def links():
+    with tracer.start_as_current_span("consume-batch", kind=SpanKind.CONSUMER, start_time=1700000000000000000,
+                                      end_on_exit=False,
+                                      links=[Link(FAN_IN[0], {"messaging.message.id": "m-1", "reply.to":
+                                                              "bob@example.com", "retries": 2, "ok": True}),
+                                             Link(FAN_IN[1])]) as span:
+        span.add_link(LINKED, {"late": True})
+        seen = ids(span)
+    span.end(end_time=1700000000000000500)
+    return jsonify(seen)
+
+
+@app.route("/many-links")
+def many_links():
+    # Past the core's 128 links: the rest are counted, not kept.
+    fan_in = [Link(SpanContext(0x0AF7651916CD43DD8448EB211C80319C, i + 1, True, TraceFlags(1)), {"i": i})
+              for i in range(200)]
+    with tracer.start_as_current_span("fan-in-200", links=fan_in):
+        pass
+    return jsonify(ok=True)
