@@ -78,7 +78,10 @@ def test_gunicorn_spans_over_grpc_equal_the_http_ones(grpc_otlp, otlp):
     reqs = grpc_otlp.grpc_requests()
     assert reqs and all(r["decoded"] and r["grpcStatus"] == 0 for r in reqs)
     assert otlp.requests()[0]["path"] == "/v1/traces"
-    assert "error" not in out.lower() and "warn" not in out.lower(), out
+    # The agent's own lines only: gunicorn 23 logs "[ERROR] Worker ... was sent
+    # SIGTERM!" itself when a worker is slow to stop on a loaded machine.
+    agent_lines = [line for line in out.splitlines() if line.startswith("tigerops[")]
+    assert not [line for line in agent_lines if ": error: " in line or ": warning: " in line], out
 
 
 def test_headers_and_gzip_travel_as_grpc_metadata(grpc_otlp):
