@@ -6,7 +6,6 @@
 
 #include <curl/curl.h>
 #include <dlfcn.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,58 +42,12 @@ static int loaded;
 /* CLOCK_MONOTONIC ns at which a request in flight, or one about to start,
  * gives up (0: none). A shutdown sets it from another thread. */
 static _Atomic uint64_t cut_at_ns;
-/* One handle keeps the connection alive between batches. Only the exporter
- * thread uses them, and there is one at a time (a new one starts after the
- * old one is done with libcurl). Not thread-local: the thread exits at a
- * shutdown, and its TLS went with it (valgrind: definitely lost). */
-static CURL *handle;
-static CURLM *multi;
-/* A forked child's copies of the parent's: never used (cleaning them up
- * would close the TLS session the parent still uses), kept reachable. */
-static CURL *parent_handle;
-static CURLM *parent_multi;
-
-/* Threads inside libcurl where it uses its TLS library: the exporter in
- * the loader (dlopen, curl_global_init) or in a request's multi loop. A
- * shutdown closes the gate and waits for the count to drop to 0
- * (tgo__http_quiesce): the exit handlers that run after it (OpenSSL's atexit
- * frees the locks its functions take) must never run under a thread still
- * inside. The gate turns requests away; the loader always runs to its end
- * (local work, and a once that failed would stay failed), the shutdown
- * waits for it. Sequentially consistent on both sides: "count myself, then
- * look at the gate" against "close the gate, then look at the count" cannot
- * both miss each other. */
-static atomic_int inside;
-static atomic_int gate_closed;
-/* Unit tests only: widens the loader's window the way a loaded machine or
- * valgrind does. */
-int tgo__http_test_load_delay_ms;
-
-static int enter_library(void) {
-  atomic_fetch_add(&inside, 1);
-  if (atomic_load(&gate_closed)) {
-    atomic_fetch_sub(&inside, 1);
-    return -1;
-  }
-  return 0;
-}
-
-static void leave_library(void) { atomic_fetch_sub(&inside, 1); }
-
-static void load_curl_inside(void);
+/* One handle per exporter thread keeps the connection alive between
+ * batches; a forked child's new thread gets a new one. */
+static __thread CURL *handle;
+static __thread CURLM *multi;
 
 static void load_curl(void) {
-  atomic_fetch_add(&inside, 1);
-  if (tgo__http_test_load_delay_ms > 0) {
-    struct timespec ts = {tgo__http_test_load_delay_ms / 1000,
-                          (long)(tgo__http_test_load_delay_ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  load_curl_inside();
-  leave_library();
-}
-
-static void load_curl_inside(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", "libcurl-nss.so.4",
                                       "libcurl.so"};
   void *lib = NULL;
@@ -175,42 +128,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* 0 also reopens the gate: the exporter (re)starts. */
-void tgo__http_set_deadline(uint64_t mono_ns) {
-  atomic_store(&cut_at_ns, mono_ns);
-  if (!mono_ns)
-    atomic_store(&gate_closed, 0);
-}
-
-int tgo__http_load(void) {
-  pthread_once(&load_once, load_curl);
-  return loaded;
-}
-
-/* Polls (async-signal-safe: an exit flush may run in a signal handler). */
-int tgo__http_quiesce(uint64_t until_mono_ns) {
-  atomic_store(&gate_closed, 1);
-  while (atomic_load(&inside) > 0) {
-    if (tgo__now_ns(CLOCK_MONOTONIC) >= until_mono_ns)
-      return -ETIMEDOUT;
-    struct timespec step = {0, 2000000L};
-    nanosleep(&step, NULL);
-  }
-  return 0;
-}
-
-/* The child has no thread inside: the parent's was not copied. Its new
- * exporter thread opens its own connection. */
-void tgo__http_fork_child(void) {
-  if (handle)
-    parent_handle = handle;
-  if (multi)
-    parent_multi = multi;
-  handle = NULL;
-  multi = NULL;
-  atomic_store(&inside, 0);
-  atomic_store(&gate_closed, 0);
-}
+void tgo__http_set_deadline(uint64_t mono_ns) { atomic_store(&cut_at_ns, mono_ns); }
 
 static int past_cut(void) {
   uint64_t cut = atomic_load(&cut_at_ns);
@@ -224,17 +142,7 @@ static int past_cut(void) {
 /* curl_easy_perform through the multi interface, whose loop is ours: it
  * waits in short steps and gives up at the cut deadline, which another
  * thread may set while the request waits for an answer. */
-static CURLcode perform_inside(CURL *h);
-
 static CURLcode perform(CURL *h) {
-  if (enter_library())
-    return CURLE_ABORTED_BY_CALLBACK;
-  CURLcode rc = perform_inside(h);
-  leave_library();
-  return rc;
-}
-
-static CURLcode perform_inside(CURL *h) {
   if (!multi && !(multi = curl.multi_init()))
     return curl.easy_perform(h);
   if (curl.multi_add_handle(multi, h) != CURLM_OK)

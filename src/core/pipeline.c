@@ -60,11 +60,6 @@ static void *exporter_main(void *arg) {
   (void)arg;
   size_t batch_cap = 0;
   tgo_span **batch = NULL;
-  /* libcurl and its TLS library load now, not in the first export: an exit
-   * flush then rarely meets the thread in their initialisation, and when it
-   * does it waits for it to leave (tgo__http_quiesce). */
-  if (tgo__exporter_current() != &tgo__exporter_console)
-    tgo__http_load();
   pthread_mutex_lock(&lock);
   for (;;) {
     size_t want = (size_t)tgo__cfg.max_batch_size;
@@ -269,19 +264,10 @@ int tgo__pipeline_flush(int timeout_ms) {
   return rc;
 }
 
-/* How long past its bound a shutdown waits for the exporter thread to leave
- * libcurl. A request cut at the deadline leaves within CUT_POLL_MS (20 ms),
- * before the bound; only libcurl's initialisation (dlopen of it and its TLS
- * stack, curl_global_init: local work, seconds under valgrind) can hold it
- * longer, and returning under it lets the exit handlers (OpenSSL's atexit)
- * free what it is using: a crash at exit. The cap only guards a hang. */
-#define LEAVE_LIBRARY_CAP_MS 5000
-
 /* Flushes until the bound, then stops the exporter. What is still queued when
  * the time for sending runs out is counted as failed, and the request in
  * flight is cut (tgo__http_set_deadline), so the exporter thread is gone or
- * going when this returns, and never inside libcurl: no exit waits longer
- * than timeout_ms in all, unless it met libcurl's initialisation. */
+ * going when this returns: no exit ever waits longer than timeout_ms in all. */
 int tgo__pipeline_shutdown(int timeout_ms) {
   uint64_t now = tgo__now_ns(CLOCK_MONOTONIC);
   uint64_t end = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
@@ -330,10 +316,6 @@ int tgo__pipeline_shutdown(int timeout_ms) {
       break;
     }
   unlock_waiter();
-  /* Without the lock: the thread may need it to count its cut batch. */
-  if (tgo__http_quiesce(end + LEAVE_LIBRARY_CAP_MS * 1000000ull))
-    tgo__log(TGO_LOG_WARN, "the exporter thread is still inside libcurl %d ms after the shutdown bound",
-             LEAVE_LIBRARY_CAP_MS);
   exporter_flush();
   return rc;
 }
@@ -354,5 +336,4 @@ void tgo__pipeline_fork_child(void) {
   flush_waiters = 0;
   running = 0;
   stopping = 0;
-  tgo__http_fork_child();
 }

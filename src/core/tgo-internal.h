@@ -447,15 +447,4 @@ int tgo__parse_kv_list(const char *s, void (*cb)(const char *k, const char *v, v
 int tgo__hex_decode(const char *in, size_t n, uint8_t *out);
 void tgo__hex_encode(const uint8_t *in, size_t n, char *out);
 
-/* http.c: the exit never runs under a thread inside libcurl. */
-/* Loads and initialises libcurl now (the exporter thread, at its start);
- * 1 when it is usable. */
-int tgo__http_load(void);
-/* Turns later requests away and waits, until the deadline, for the threads
- * inside libcurl (a request, the loader) to leave: 0 when none is left.
- * Reopened by tgo__http_set_deadline(0). */
-int tgo__http_quiesce(uint64_t until_mono_ns);
-void tgo__http_fork_child(void);
-extern int tgo__http_test_load_delay_ms;
-
 #endif
