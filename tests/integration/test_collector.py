@@ -267,6 +267,6 @@ def test_two_tier_load_balanced_gateways_get_whole_traces(tmp_path):
         assert len(trace) == 4, [s["name"] for s in trace]
     # 40 traces over two gateways all on one: a broken router, not chance
     assert min(shares) > 0, shares
-    # four requests at a time keep more than one of the three sync workers busy
-    pids = {s["resource"]["process.pid"] for s in roots}
-    assert len(pids) > 1, pids
+    # Which of the three sync workers accepts is the kernel's choice: on
+    # py39/gunicorn 23 one worker once took all 40 (fast requests), so the
+    # spread is not asserted; each worker's agent exports on its own anyway.
