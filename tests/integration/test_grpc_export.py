@@ -5,15 +5,14 @@ retried, the others dropped with one log line, and a dead gRPC collector
 costs the app nothing."""
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import threading
 import time
 
 import pytest
 
 from agent import PYTHON, agent_env, gunicorn, server_spans
+from util import HangingCollector
 from grpc_receiver import INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, GrpcReceiver
 
 GRPC_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -170,50 +169,6 @@ def test_default_endpoint_is_localhost_4317_and_the_path_is_the_grpc_method():
     assert "endpoint=http://collector:4317%s protocol=grpc " % GRPC_PATH in r.stderr, r.stderr
 
 
-class SilentCollector:
-    """Accepts TCP connections, reads what is sent (the HTTP/2 preface and
-    the call), never answers: a gRPC collector that hangs."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.endpoint = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.received = b""
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn):
-        while True:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            with self.lock:
-                self.received += data
-
-    def calls_started(self):
-        with self.lock:
-            return self.received.count(b"PRI * HTTP/2.0")
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
 def latency(web, path):
     t0 = time.perf_counter()
     assert web.get(path)[0] == 200
@@ -222,7 +177,7 @@ def latency(web, path):
 
 def test_a_dead_grpc_collector_costs_the_app_nothing(grpc_otlp):
     bound_ms = 1500
-    silent = SilentCollector()
+    silent = HangingCollector()
     try:
         env_live = grpc_env(grpc_otlp)
         env_dead = agent_env(None, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_ENDPOINT=silent.endpoint,
@@ -235,7 +190,7 @@ def test_a_dead_grpc_collector_costs_the_app_nothing(grpc_otlp):
                 latency(live_web, "/hello/w%d" % i)
                 latency(dead_web, "/hello/w%d" % i)
             deadline = time.monotonic() + 15
-            while not silent.calls_started():
+            while not silent.started(b"PRI * HTTP/2.0"):
                 assert time.monotonic() < deadline, "no export reached the silent collector"
                 time.sleep(0.02)
             live, dead = [], []

@@ -5,74 +5,34 @@ bound plus a scheduling margin, and the spans are counted as failed."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from agent import APPS, PYTHON, RUN, agent_env, gunicorn, uwsgi
 from test_celery import Worker
+from util import HangingCollector
 
 # Process start-up and teardown on a loaded 2-core machine, not agent time:
 # before the fix a 2 s bound took 4.5 s in a gunicorn worker.
 MARGIN_S = 1.5
 
 
-class HangingCollector:
-    """Accepts TCP connections and reads what is sent, never answering."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.endpoint = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.received = b""
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn):
-        while True:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            with self.lock:
-                self.received += data
-
-    def requests_started(self):
-        with self.lock:
-            return self.received.count(b"POST /v1/traces")
+class ExportCollector(HangingCollector):
+    """The hanging collector, counting OTLP/HTTP exports."""
 
     def wait_request(self, count=1, timeout=20):
         deadline = time.monotonic() + timeout
-        while self.requests_started() < count:
+        while self.started(b"POST /v1/traces") < count:
             assert time.monotonic() < deadline, "no export reached the hanging collector"
             time.sleep(0.02)
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 @pytest.fixture
 def collector():
-    c = HangingCollector()
+    c = ExportCollector()
     yield c
     c.close()
 
