@@ -12,9 +12,9 @@ from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
 
 
 class Worker:
-    def __init__(self, env, pool="prefork", concurrency=2, extra=()):
+    def __init__(self, env, pool="prefork", concurrency=2, extra=(), app="tasks"):
         self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
-        argv = [RUN, PYTHON, "-m", "celery", "-A", "tasks", "worker", "-P", pool, "-c", str(concurrency),
+        argv = [RUN, PYTHON, "-m", "celery", "-A", app, "worker", "-P", pool, "-c", str(concurrency),
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", *extra]
         self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -3,16 +3,13 @@ tracecontext / b3 / b3multi headers and baggage; every HTTP client and a
 Celery task pass on what the configuration says to a downstream server that
 records the headers it received, and the spans nest."""
 import http.server
-import os
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
+from agent import agent_env, gunicorn, server_spans
+from test_celery import Worker
 
 CLIENTS = ["requests", "httpx", "httpx-async", "urllib3", "urllib-request", "aiohttp"]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -169,38 +166,11 @@ def test_none_propagates_nothing(otlp, downstream):
     assert downstream.headers("/requests") == {}
 
 
-class Worker:
-    def __init__(self, env):
-        self.log = tempfile.NamedTemporaryFile(prefix="celery-propagating-", suffix=".log", delete=False)
-        argv = [RUN, PYTHON, "-m", "celery", "-A", "propagating_tasks", "worker", "-P", "solo", "-Q", "propagating",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"]
-        self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
-        while "ready." not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("celery worker did not start:\n" + self.output())
-            time.sleep(0.1)
-
-    def output(self):
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        os.unlink(self.log.name)
-
-
 @pytest.mark.parametrize("propagators", ["tracecontext,baggage", "b3multi,baggage"])
 def test_celery_messages_carry_the_context_and_baggage(otlp, downstream, redis_server, propagators):
     settings = dict(REDIS_URL=redis_server.url, DOWNSTREAM_URL=downstream.base, OTEL_PROPAGATORS=propagators)
-    worker = Worker(agent_env(otlp, preload=False, TIGEROPS_SERVICE_NAME="worker", **settings))
+    worker = Worker(agent_env(otlp, preload=False, TIGEROPS_SERVICE_NAME="worker", **settings),
+                    pool="solo", app="propagating_tasks", extra=("-Q", "propagating"))
     try:
         env = agent_env(otlp, TIGEROPS_SERVICE_NAME="web", **settings)
         with gunicorn("propagating:app", env, workers=1) as web:
