@@ -33,8 +33,8 @@ static void add_header(const char *k, const char *v, void *ud) {
   h->n++;
 }
 
-/* The OTLP/HTTP encodings, indexed by TGO__PROTOCOL_*: the one place that
- * picks an encoder and the Content-Type that names it. */
+/* The encodings, indexed by TGO__PROTOCOL_*: the one place that picks an
+ * encoder and the Content-Type that names it (gRPC frames protobuf). */
 typedef struct {
   int (*encode)(tgo_span *const *spans, size_t n, tgo__buf *out);
   const char *content_type;
@@ -42,6 +42,7 @@ typedef struct {
 
 static const http_encoding encodings[] = {
     [TGO__PROTOCOL_HTTP_PROTOBUF] = {tgo__otlp_encode_traces, "application/x-protobuf"},
+    [TGO__PROTOCOL_GRPC] = {tgo__otlp_encode_traces, "application/grpc"},
     [TGO__PROTOCOL_HTTP_JSON] = {tgo__otlp_json_encode_traces, "application/json"},
 };
 
@@ -66,8 +67,8 @@ static void plan_request(send_plan *p) {
   p->timeout_ms = c->timeout_ms;
   p->gzip = c->gzip;
   p->protocol = c->protocol;
-  p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] &&
-                                   encodings[c->protocol].encode ? c->protocol : TGO__PROTOCOL_HTTP_PROTOBUF];
+  p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] ? c->protocol
+                                                                                         : TGO__PROTOCOL_HTTP_PROTOBUF];
   _Static_assert(sizeof p->ca_file == sizeof c->certificate && sizeof p->client_cert == sizeof c->client_certificate &&
                      sizeof p->client_key == sizeof c->client_key,
                  "TLS paths are copied whole");
@@ -76,14 +77,12 @@ static void plan_request(send_plan *p) {
   memcpy(p->client_key, c->client_key, sizeof p->client_key);
   int insecure = c->insecure;
   p->headers.n = 0;
+  add_header("Content-Type", p->encoding->content_type, &p->headers);
   if (p->protocol == TGO__PROTOCOL_GRPC) {
     char deadline[32];
-    add_header("Content-Type", "application/grpc", &p->headers);
     add_header("TE", "trailers", &p->headers); /* gRPC servers refuse a call without it */
     snprintf(deadline, sizeof deadline, "%dm", p->timeout_ms);
     add_header("grpc-timeout", deadline, &p->headers);
-  } else {
-    add_header("Content-Type", p->encoding->content_type, &p->headers);
   }
   if (*c->api_key) {
     char bearer[600];
