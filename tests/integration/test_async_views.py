@@ -2,8 +2,9 @@
 loop with the request's context copied, so spans opened around awaits must
 still be children of the request span."""
 import concurrent.futures
+import subprocess
 
-from agent import agent_env, gunicorn
+from agent import APPS, PYTHON, agent_env, gunicorn
 
 
 def test_spans_in_async_views_nest_under_the_request(otlp):
@@ -21,3 +22,30 @@ def test_spans_in_async_views_nest_under_the_request(otlp):
         assert sorted(trace) == sorted(["GET /async/<int:i>", "outer-%d" % i, "inner-%d" % i]), (i, sorted(trace))
         assert trace["outer-%d" % i]["parentSpanId"] == root["spanId"]
         assert trace["inner-%d" % i]["parentSpanId"] == trace["outer-%d" % i]["spanId"]
+
+
+REGISTRATION = """
+import flask, _tigerops
+app = flask.Flask("registration")
+@app.route("/sync")
+def sync_view():
+    return "ok"
+after_sync = _tigerops.context_mode()
+bp = flask.Blueprint("bp", "bp")
+@bp.route("/async")
+async def async_view():
+    return "ok"
+before_blueprint = _tigerops.context_mode()
+app.register_blueprint(bp)
+print(after_sync, before_blueprint, _tigerops.context_mode())
+"""
+
+
+def test_an_async_view_switches_to_contextvars_when_registered_not_at_a_request():
+    """gthread workers start several requests at once: the model must be
+    decided before any of them opens a span, so registration decides it
+    (here through a blueprint) and no request ever runs."""
+    r = subprocess.run([PYTHON, "-c", REGISTRATION], env=agent_env(), cwd=APPS, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False", "True"], (r.stdout, r.stderr)

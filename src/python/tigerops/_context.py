@@ -4,7 +4,8 @@ ContextVars once requests share a thread: gevent or eventlet monkey
 patching (greenlets), async views (asgiref runs them in another thread
 with the context copied), or an asyncio event loop started anywhere (a
 Celery task or script running coroutines concurrently). Checked at start,
-before each app's first request, and when the first event loop starts."""
+when a view is registered, before each app's first request, and when the
+first event loop starts."""
 import sys
 
 import _tigerops
@@ -30,13 +31,21 @@ def _greenlets_patched():
     return None
 
 
+def _is_coroutine_view(view):
+    func = getattr(view, "view_class", None) or view
+    code = getattr(func, "__code__", None)
+    return code is not None and bool(code.co_flags & _CO_COROUTINE)
+
+
 def _has_async_views(app):
-    for view in list(getattr(app, "view_functions", {}).values()):
-        func = getattr(view, "view_class", None) or view
-        code = getattr(func, "__code__", None)
-        if code is not None and code.co_flags & _CO_COROUTINE:
-            return True
-    return False
+    return any(_is_coroutine_view(view) for view in list(getattr(app, "view_functions", {}).values()))
+
+
+def note_view(view):
+    """A view being registered: an async one switches now (never back)."""
+    if not _tigerops.context_mode() and _is_coroutine_view(view):
+        _tigerops.set_context_mode(True)
+        _tigerops.log(3, "async views: the current span follows greenlets and coroutines (contextvars)")
 
 
 def choose(app=None):

@@ -97,6 +97,27 @@ def patch_flask_module(module):
     __init__.__tigerops__ = True
     flask_class.__init__ = __init__
 
+    # An async view decides the concurrency model when it is registered, at
+    # import, not at the first request: several worker threads may start
+    # requests at once, and one begun under thread-locals before the switch
+    # would lose its spans' parents in asgiref's event-loop thread. The
+    # first-request check stays for views put in view_functions directly.
+    original_add_url_rule = flask_class.add_url_rule
+
+    @functools.wraps(original_add_url_rule)
+    def add_url_rule(self, *args, **kwargs):
+        result = original_add_url_rule(self, *args, **kwargs)
+        view_func = kwargs.get("view_func", args[2] if len(args) > 2 else None)
+        if view_func is not None:
+            try:
+                from tigerops import _context
+                _context.note_view(view_func)
+            except Exception as exc:
+                _tigerops.log(2, "could not check view %r: %r" % (view_func, exc))
+        return result
+
+    flask_class.add_url_rule = add_url_rule
+
 
 def status_of(rv):
     """The status an errorhandler's return value will answer with."""

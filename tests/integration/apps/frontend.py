@@ -3,6 +3,11 @@ renders a template: the outgoing context must reach the backend."""
 import os
 
 import httpx
+# anyio before 4.4 imports its asyncio backend lazily and unlocked
+# (anyio#425): two worker threads making their first AsyncClient at once
+# can get the half-imported module and fail with AttributeError, with or
+# without an agent. Real apps under threaded servers import it up front.
+import anyio._backends._asyncio  # noqa: F401,E402
 import requests
 from flask import Flask, render_template_string
 
