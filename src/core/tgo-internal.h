@@ -396,6 +396,12 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
 int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
                         size_t len, int timeout_ms, const tgo__http_opts *opts, tgo__http_result *res);
 
+/* http_plain.c: http:// without HTTP/2 or a proxy goes without libcurl. */
+int tgo__http_plain_eligible(const char *url, const tgo__http_opts *opts);
+int tgo__http_plain_post(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
+                         size_t len, int timeout_ms, tgo__http_result *res);
+int tgo__http_past_cut(void); /* a shutdown's deadline for the request in flight has passed */
+
 /* One export attempt of spans with the configured protocol, TLS and
  * headers, no retry (tigerops-run --check). Does not take the references. */
 typedef struct {
