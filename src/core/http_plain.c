@@ -457,9 +457,15 @@ int tgo__http_plain_post(const char *url, const char *const *headers, size_t n_h
                                "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tigerops/" PACKAGE_VERSION
                                "\r\nAccept: */*\r\nContent-Length: %zu\r\n",
                                u.path ? u.path : "/", hostport, len);
-  for (size_t i = 0; i < n_headers; i++)
+  for (size_t i = 0; i < n_headers && hl < head_cap; i++)
     hl += (size_t)snprintf(head + hl, head_cap - hl, "%s\r\n", headers[i]);
-  hl += (size_t)snprintf(head + hl, head_cap - hl, "\r\n");
+  if (hl < head_cap)
+    hl += (size_t)snprintf(head + hl, head_cap - hl, "\r\n");
+  if (hl >= head_cap) { /* cannot happen with head_cap's slack; never send a cut head */
+    free(head);
+    fail(res, CURLE_OUT_OF_MEMORY, "request head too long");
+    return -1;
+  }
 
   int rc = -1;
   response r = {0};
