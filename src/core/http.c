@@ -130,7 +130,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
 
 void tgo__http_set_deadline(uint64_t mono_ns) { atomic_store(&cut_at_ns, mono_ns); }
 
-static int past_cut(void) {
+int tgo__http_past_cut(void) {
   uint64_t cut = atomic_load(&cut_at_ns);
   return cut && tgo__now_ns(CLOCK_MONOTONIC) >= cut;
 }
@@ -162,7 +162,7 @@ static CURLcode perform(CURL *h) {
           rc = m->data.result;
       break;
     }
-    if (past_cut()) {
+    if (tgo__http_past_cut()) {
       rc = CURLE_ABORTED_BY_CALLBACK;
       break;
     }
@@ -192,14 +192,17 @@ int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_he
   res->retry_after_s = -1;
   res->grpc_status = -1;
   res->grpc_retry_ms = -1;
-  pthread_once(&load_once, load_curl);
-  if (!loaded) {
+  /* Plain http:// never loads libcurl (http_plain.c says why). */
+  int plain = tgo__http_plain_eligible(url, opts);
+  if (!plain)
+    pthread_once(&load_once, load_curl);
+  if (!plain && !loaded) {
     res->transport_error = 0;
     res->status = 0;
     snprintf(res->error, sizeof res->error, "libcurl unavailable");
     return -1;
   }
-  if (!handle && !(handle = curl.easy_init())) {
+  if (!plain && !handle && !(handle = curl.easy_init())) {
     res->transport_error = 1;
     snprintf(res->error, sizeof res->error, "curl_easy_init failed");
     return -1;
@@ -216,6 +219,8 @@ int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_he
     if (left_ms < timeout_ms)
       timeout_ms = (int)left_ms;
   }
+  if (plain)
+    return tgo__http_plain_post(url, headers, n_headers, body, len, timeout_ms, res);
   curl.easy_reset(handle);
   struct curl_slist *list = NULL;
   for (size_t i = 0; i < n_headers; i++)

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INTERN_SLOTS 8192 /* power of two; at most half used */
-#define INTERN_MAX_BYTES (4u << 20)
+/* Never freed, so bounded well under a worker's memory budget: 2,048
+ * distinct statements of 512 bytes on average (the slots are 32 KiB). */
+#define INTERN_SLOTS 4096 /* power of two; at most half used */
+#define INTERN_MAX_BYTES (1u << 20)
 
 pthread_mutex_t tgo__intern_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char **slots;
@@ -24,6 +26,7 @@ const char *tgo__intern(const char *s, size_t len) {
   if (!s || len > 65536)
     return NULL;
   const char *found = NULL;
+  int full = 0;
   pthread_mutex_lock(&tgo__intern_lock);
   if (!slots)
     slots = calloc(INTERN_SLOTS, sizeof *slots);
@@ -45,9 +48,15 @@ const char *tgo__intern(const char *s, size_t len) {
         bytes += len + 1;
         found = copy;
       }
+    } else {
+      full = 1;
     }
   }
   pthread_mutex_unlock(&tgo__intern_lock);
+  if (full)
+    TGO__LOG_ONCE(TGO_LOG_INFO, "interned strings full (%d strings or %u bytes): further distinct statements "
+                                "are copied into each span",
+                  INTERN_SLOTS / 2, INTERN_MAX_BYTES);
   return found;
 }
 

@@ -16,6 +16,10 @@ static pthread_cond_t done = PTHREAD_COND_INITIALIZER;   /* flushers wait here *
 
 static tgo_span **ring;
 static size_t ring_cap, ring_head, ring_len;
+/* Span memory queued (tgo__span_mem): bounded by TIGEROPS_MAX_QUEUE_BYTES,
+ * and half of that wakes the exporter like a full batch does, so a healthy
+ * worker holds about that much between exports. */
+static size_t ring_bytes;
 static uint64_t submitted_seq, completed_seq; /* flush waits for completed >= target */
 static int flush_waiters;
 static atomic_int stopping;
@@ -56,6 +60,8 @@ static void export_batch(tgo_span **spans, size_t n) {
     tgo_span_unref(spans[i]);
 }
 
+static size_t kick_bytes(void) { return (size_t)tgo__cfg.max_queue_bytes / 2; }
+
 static void *exporter_main(void *arg) {
   (void)arg;
   size_t batch_cap = 0;
@@ -67,7 +73,7 @@ static void *exporter_main(void *arg) {
      * the schedule delay with something to send. */
     struct timespec deadline;
     deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
-    while (!stopping && ring_len < want && !(flush_waiters && ring_len)) {
+    while (!stopping && ring_len < want && ring_bytes < kick_bytes() && !(flush_waiters && ring_len)) {
       if (pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT) {
         if (ring_len)
           break;
@@ -91,6 +97,7 @@ static void *exporter_main(void *arg) {
         tgo_span *s = ring[ring_head];
         ring_head = (ring_head + 1) % ring_cap;
         ring_len--;
+        ring_bytes -= s->queued_bytes;
         __atomic_store_n(&completed_seq, completed_seq + 1, __ATOMIC_RELEASE);
         atomic_fetch_add_explicit(&tgo__stats.spans_failed, 1, memory_order_relaxed);
         tgo_span_unref(s);
@@ -99,6 +106,7 @@ static void *exporter_main(void *arg) {
     }
     for (size_t i = 0; i < n; i++) {
       batch[i] = ring[ring_head];
+      ring_bytes -= batch[i]->queued_bytes;
       ring_head = (ring_head + 1) % ring_cap;
     }
     ring_len -= n;
@@ -163,19 +171,27 @@ void tgo__pipeline_submit(tgo_span *s) {
     tgo_span_unref(s);
     return;
   }
-  if (TGO__UNLIKELY(ring_len == ring_cap)) {
+  size_t mem = tgo__span_mem(s);
+  if (TGO__UNLIKELY(ring_len == ring_cap || ring_bytes + mem > (size_t)tgo__cfg.max_queue_bytes)) {
     pthread_mutex_unlock(&lock);
     atomic_fetch_add_explicit(&tgo__stats.spans_dropped, 1, memory_order_relaxed);
-    TGO__LOG_ONCE(TGO_LOG_WARN, "span queue full (%zu): dropping spans until the exporter catches up",
-                 ring_cap);
+    TGO__LOG_ONCE(TGO_LOG_WARN,
+                  "span queue full (%zu spans, %zu bytes; OTEL_BSP_MAX_QUEUE_SIZE, TIGEROPS_MAX_QUEUE_BYTES): "
+                  "dropping spans until the exporter catches up",
+                  ring_len, ring_bytes);
     tgo_span_unref(s);
     return;
   }
+  s->queued_bytes = (uint32_t)mem;
   ring[(ring_head + ring_len) % ring_cap] = s;
   ring_len++;
+  size_t kick_at = kick_bytes();
+  int kick = ring_bytes < kick_at && ring_bytes + mem >= kick_at;
+  ring_bytes += mem;
   __atomic_store_n(&submitted_seq, submitted_seq + 1, __ATOMIC_RELAXED);
-  /* Wake the exporter only for a full batch: no syscall per span. */
-  int kick = ring_len == (size_t)tgo__cfg.max_batch_size;
+  /* Wake the exporter only for a full batch (in spans or bytes): no
+   * syscall per span. */
+  kick |= ring_len == (size_t)tgo__cfg.max_batch_size;
   pthread_mutex_unlock(&lock);
   if (kick)
     pthread_cond_signal(&wake);
@@ -305,7 +321,7 @@ int tgo__pipeline_shutdown(int timeout_ms) {
       tgo_span_unref(ring[(ring_head + i) % ring_cap]);
     atomic_fetch_add_explicit(&tgo__stats.spans_failed, ring_len, memory_order_relaxed);
     __atomic_store_n(&completed_seq, completed_seq + ring_len, __ATOMIC_RELEASE);
-    ring_head = ring_len = 0;
+    ring_head = ring_len = ring_bytes = 0;
   }
   pthread_cond_signal(&wake);
   struct timespec deadline;
@@ -331,7 +347,7 @@ void tgo__pipeline_fork_child(void) {
   pthread_cond_init(&done, NULL);
   for (size_t i = 0; i < ring_len; i++)
     tgo_span_unref(ring[(ring_head + i) % ring_cap]);
-  ring_head = ring_len = 0;
+  ring_head = ring_len = ring_bytes = 0;
   submitted_seq = completed_seq = 0;
   flush_waiters = 0;
   running = 0;

@@ -22,7 +22,7 @@ tgo_span *tgo_set_current(tgo_span *span) {
 void *tgo__span_alloc_slow(tgo_span *s, size_t n) {
   if (s->arena_used + n > TGO__SPAN_MAX_ARENA)
     return NULL;
-  size_t size = n > 4096 ? n : 4096;
+  size_t size = n > TGO__SPAN_CHUNK ? n : TGO__SPAN_CHUNK;
   tgo__chunk *c = tgo__chunk_push(&s->chunks, size);
   if (!c)
     return NULL;
@@ -146,7 +146,10 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
     decision = TGO__SAMPLE_DROP;
   int sampled = decision != TGO__SAMPLE_DROP;
 
-  size_t size = sizeof(tgo_span) + (sampled ? TGO__SPAN_INLINE_ARENA : 0);
+  size_t inline_cap = !sampled ? 0
+                      : kind == TGO_KIND_SERVER || kind == TGO_KIND_CONSUMER ? TGO__SPAN_INLINE_ROOT
+                                                                             : TGO__SPAN_INLINE_LEAF;
+  size_t size = sizeof(tgo_span) + inline_cap;
   tgo_span *s = malloc(size);
   if (TGO__UNLIKELY(!s)) {
     if (decision == TGO__SAMPLE_DEFER)
@@ -167,7 +170,8 @@ tgo_span *tgo_span_start(const char *name, size_t name_len, tgo_kind kind, tgo_s
   s->kind = (uint8_t)kind;
   s->attrs.span = s;
   s->arena_pos = s->arena;
-  s->arena_left = sampled ? TGO__SPAN_INLINE_ARENA : 0;
+  s->arena_left = inline_cap;
+  s->inline_cap = (uint32_t)inline_cap;
   memcpy(s->trace_id, trace_id, 16);
   tgo__new_span_id(s->span_id);
   if (parent) {

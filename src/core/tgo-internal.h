@@ -74,6 +74,7 @@ typedef struct {
   int gzip;
   int schedule_delay_ms;
   int max_queue_size;
+  int max_queue_bytes;        /* the queue's bound in span memory (tgo__span_mem), with max_queue_size */
   int max_batch_size;
   int attr_value_limit;
   int shutdown_timeout_ms;
@@ -230,6 +231,8 @@ struct tgo_span {
   uint32_t n_events, dropped_events;
   tgo__link *links, *links_tail;
   uint32_t n_links, dropped_links;
+  uint32_t inline_cap;   /* bytes of arena[], by kind at start (tgo__span_inline_cap) */
+  uint32_t queued_bytes; /* what the span counts against TIGEROPS_MAX_QUEUE_BYTES, set at submit */
   size_t arena_used;  /* bytes taken from the arena, bounded per span */
   char *arena_pos;
   size_t arena_left;
@@ -241,13 +244,22 @@ struct tgo_span {
 tgo__chunk *tgo__chunk_push(tgo__chunk **head, size_t size);
 void tgo__chunks_free(tgo__chunk *head);
 
-#define TGO__SPAN_INLINE_ARENA 2048
+/* A server or consumer span carries the request's attributes (about 700
+ * bytes for a plain GET), the others a few (a SQL span about 250: the
+ * statement is interned). The rest goes to chunks of TGO__SPAN_CHUNK bytes
+ * at least. Every queued span costs its whole inline arena, so these sizes
+ * are most of the queue's memory. */
+#define TGO__SPAN_INLINE_ROOT 1024
+#define TGO__SPAN_INLINE_LEAF 512
+#define TGO__SPAN_CHUNK 2048
 #define TGO__SPAN_MAX_ARENA (256 * 1024)
 #define TGO__SPAN_MAX_ATTRS 128
 #define TGO__SPAN_MAX_EVENTS 128
 #define TGO__SPAN_MAX_LINKS 128
 
 void *tgo__span_alloc_slow(tgo_span *s, size_t n);
+/* The heap bytes a span holds: itself, its inline arena, its chunks. */
+static inline size_t tgo__span_mem(const tgo_span *s) { return sizeof *s + s->inline_cap + s->arena_used; }
 /* Bump allocation from the span's inline arena; chunks past it. */
 static inline void *tgo__span_alloc(tgo_span *s, size_t n) {
   n = (n + 7) & ~(size_t)7;
@@ -395,6 +407,12 @@ int tgo__http_post(const char *url, const char *const *headers, size_t n_headers
 /* Same, with TLS files and HTTP/2 (opts may be NULL). */
 int tgo__http_post_opts(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
                         size_t len, int timeout_ms, const tgo__http_opts *opts, tgo__http_result *res);
+
+/* http_plain.c: http:// without HTTP/2 or a proxy goes without libcurl. */
+int tgo__http_plain_eligible(const char *url, const tgo__http_opts *opts);
+int tgo__http_plain_post(const char *url, const char *const *headers, size_t n_headers, const uint8_t *body,
+                         size_t len, int timeout_ms, tgo__http_result *res);
+int tgo__http_past_cut(void); /* a shutdown's deadline for the request in flight has passed */
 
 /* One export attempt of spans with the configured protocol, TLS and
  * headers, no retry (tigerops-run --check). Does not take the references. */

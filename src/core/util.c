@@ -1,6 +1,8 @@
 /* Small shared helpers: hex, growable buffers, key=value lists. */
 #include "tgo-internal.h"
 
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +36,48 @@ void tgo__hex_encode(const uint8_t *in, size_t n, char *out) {
   }
 }
 
+/* Buffers this big (a batch's encoded body, its gzip copy) are mapped
+ * apart from malloc's heaps and unmapped when freed: through malloc, the
+ * first free raises glibc's dynamic mmap threshold and every later body
+ * stays in the exporter thread's arena as resident memory. cap alone says
+ * which kind b->data is. */
+#define BUF_MAP_MIN (64 * 1024)
+
 int tgo__buf_reserve(tgo__buf *b, size_t extra) {
   if (b->cap - b->len >= extra)
     return 0;
   size_t cap = b->cap ? b->cap : 4096;
   while (cap - b->len < extra)
     cap *= 2;
-  uint8_t *p = realloc(b->data, cap);
-  if (!p)
-    return -ENOMEM;
+  uint8_t *p;
+  if (cap < BUF_MAP_MIN) {
+    p = realloc(b->data, cap);
+    if (!p)
+      return -ENOMEM;
+  } else if (b->cap >= BUF_MAP_MIN) {
+    void *m = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
+    if (m == MAP_FAILED)
+      return -ENOMEM;
+    p = m;
+  } else {
+    void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+      return -ENOMEM;
+    p = m;
+    if (b->len)
+      memcpy(p, b->data, b->len);
+    free(b->data);
+  }
   b->data = p;
   b->cap = cap;
   return 0;
 }
 
 void tgo__buf_free(tgo__buf *b) {
-  free(b->data);
+  if (b->cap >= BUF_MAP_MIN)
+    munmap(b->data, b->cap);
+  else
+    free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
 }

@@ -195,3 +195,17 @@ Test(sql, an_in_list_cut_short_is_read_within_bounds) {
   free(exact);
   free(copy);
 }
+
+/* Interned strings are never freed: past the table's bound, tgo__intern
+ * says no and the caller copies into the span. */
+Test(intern, bounded_in_entries_and_then_refuses) {
+  char key[64];
+  size_t kept = 0;
+  for (int i = 0; i < 5000; i++) {
+    int n = snprintf(key, sizeof key, "SELECT * FROM t%d WHERE id = ?", i);
+    if (tgo__intern(key, (size_t)n))
+      kept++;
+  }
+  cr_assert_eq(kept, 2048, "interned %zu distinct strings", kept);
+  cr_assert_not_null(tgo__intern("SELECT * FROM t7 WHERE id = ?", 29), "what is in stays found");
+}
