@@ -16,6 +16,13 @@
 
 #define ARGS_MAX 4096
 
+/* Not memcpy: every libc function the preload object imports is a symbol
+ * (and a symbol version) the loader resolves in every process. */
+static void copy(char *dst, const char *src, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    dst[i] = src[i];
+}
+
 void tgo__pf_defaults(tgo__pf_settings *s) {
   s->enabled = TGO__PF_UNSET;
   s->otel_disabled = TGO__PF_UNSET;
@@ -43,7 +50,7 @@ static int key_is(const char *name, const char *full) {
 static void set_str(char *dst, const char *v) {
   size_t n = strlen(v);
   if (n < TGO__PF_VALUE_MAX) /* a cut glob list would match the wrong set */
-    memcpy(dst, v, n + 1);
+    copy(dst, v, n + 1);
 }
 
 /* A bad value keeps the previous one, as src/core/config.c does. */
@@ -129,7 +136,7 @@ void tgo__pf_ini_feed(tgo__pf_ini *r, const char *buf, size_t n) {
       if (r->len + k >= sizeof r->line || memchr(p, '\0', k)) {
         r->overlong = 1; /* such a line is dropped whole, never cut */
       } else {
-        memcpy(r->line + r->len, p, k);
+        copy(r->line + r->len, p, k);
         r->len += k;
       }
     }
@@ -201,7 +208,7 @@ void tgo__pf_load_env(tgo__pf_settings *s, char **envp) {
     size_t n = eq ? (size_t)(eq - v) : sizeof name;
     if (n >= sizeof name)
       continue;
-    memcpy(name, v, n);
+    copy(name, v, n);
     name[n] = '\0';
     /* Full names only: the environment has no short ones. */
     if (!strcmp(name, "TIGEROPS_SYSTEM_WIDE") || !strcmp(name, "TIGEROPS_ENABLED") ||
@@ -226,7 +233,7 @@ static int each_glob(const char *globs, int (*match)(const char *glob, const voi
       e--;
     size_t n = (size_t)(e - p);
     if (n && n < sizeof glob) {
-      memcpy(glob, p, n);
+      copy(glob, p, n);
       glob[n] = '\0';
       if (match(glob, arg))
         return 1;
@@ -270,7 +277,7 @@ int tgo__pf_match_args(const char *globs, const char *args, size_t len) {
   if (len > ARGS_MAX)
     len = ARGS_MAX;
   /* cmdline ends with a NUL; a truncated read may not. */
-  memcpy(own, args, len);
+  copy(own, args, len);
   own[len] = '\0';
   while (len && own[len - 1] == '\0')
     len--;

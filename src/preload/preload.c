@@ -12,7 +12,8 @@
 
 #include "filter.h"
 
-#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <limits.h>
@@ -132,12 +133,28 @@ static const char *last_slash(const char *p) {
 }
 
 /* Our library's real path and its directory of the Python side, or 0:
- * dladdr and realpath, for when LD_PRELOAD does not give an absolute path. */
+ * dl_iterate_phdr and realpath, for when LD_PRELOAD gives no absolute path. */
+static int find_us(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  uintptr_t at = (uintptr_t)anchor;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && at >= start && at < start + ph->p_memsz) {
+      *(const char **)data = info->dlpi_name;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* dl_iterate_phdr rather than dladdr: the same answer, and a symbol of the
+ * oldest glibc version, one fewer version for the loader to check. */
 static int our_paths(char *lib, char *dir, size_t dir_size) {
-  Dl_info info;
-  if (!dladdr((void *)anchor, &info) || !info.dli_fname || !realpath(info.dli_fname, lib))
+  const char *name = NULL;
+  if (!dl_iterate_phdr(find_us, &name) || !name || !*name || !realpath(name, lib))
     return 0;
-  loaded_as = info.dli_fname;
+  loaded_as = name;
   const char *slash = last_slash(lib);
   return slash && python_dir(lib, (size_t)(slash - lib), dir, dir_size);
 }
@@ -237,7 +254,7 @@ __attribute__((constructor)) static void tigerops_preload(int argc, char **argv,
   const char *entry = v.ld_preload ? preload_entry(v.ld_preload, "libtigerops.so", &len) : NULL;
   if (entry && entry[0] == '/') {
     /* The common case (tigerops-run, the packages' instructions): the loader
-     * opened exactly this path, so its directory is ours without dladdr. */
+     * opened exactly this path, so its directory is ours without a search. */
     const char *b = entry + len;
     while (b[-1] != '/')
       b--;
@@ -248,14 +265,16 @@ __attribute__((constructor)) static void tigerops_preload(int argc, char **argv,
       return;
     have_paths = 1;
   }
-  /* setuid/setgid: the loader already distrusts the environment there (and
-   * removed LD_PRELOAD from it, so this costs the opt-in path nothing). */
-  if (getauxval(AT_SECURE))
-    return;
   if (have_paths && (entry || preload_names(v.ld_preload, lib))) {
+    /* No AT_SECURE check needed here: for a setuid/setgid process the loader
+     * removes LD_PRELOAD from the environment before any constructor runs,
+     * so this branch never sees one (and skips a libc lookup). */
     if (is_false(v.enabled) || is_true(v.otel_disabled))
       return;
   } else {
+    /* setuid/setgid: the loader already distrusts the environment there. */
+    if (getauxval(AT_SECURE))
+      return;
     int verdict = system_wide_includes(&v, envp);
     if (verdict < 0)
       return;
