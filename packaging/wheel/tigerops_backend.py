@@ -12,7 +12,8 @@ Wheel layout (site-packages):
     _tigerops.abi3.so         the extension; RUNPATH $ORIGIN/tigerops/_lib
     _tigerops_run.py          the tigerops-run console script
     tigerops/_lib/            make install's libdir, as is:
-        libtigerops.so        the preload library
+        libtigerops.so        the preload object (a constructor, libc only)
+        libtigerops-core.so   the tracer core the extension links to
         tigerops/python/      its Python side, found beside it by dladdr,
                               self-contained so any CPython >= 3.9 started
                               under the preload works, not only this venv's
@@ -221,6 +222,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         wheel.add_file("_tigerops.abi3.so", ext)
         wheel.add_file("_tigerops_run.py", os.path.join(src, "packaging", "wheel", "_tigerops_run.py"))
         wheel.add_file("tigerops/_lib/libtigerops.so", os.path.join(libdir, "libtigerops.so"))
+        wheel.add_file("tigerops/_lib/libtigerops-core.so", os.path.join(libdir, "libtigerops-core.so"))
         wheel.add_tree("tigerops/_lib/tigerops/python", pydir)
         wheel.add_file("tigerops/_lib/bin/tigerops-run", os.path.join(bindir, "tigerops-run"))
         dist_info = _dist_info(version)

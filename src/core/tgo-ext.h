@@ -1,5 +1,5 @@
 /* The core as the _tigerops extension sees it beyond the public API:
- * exported from libtigerops.so for our own extension only, changed freely
+ * exported from libtigerops-core.so for our own extension only, changed freely
  * between versions (tgo__ names: not public). */
 #ifndef TGO__EXT_H
 #define TGO__EXT_H

@@ -16,6 +16,72 @@
 
 #define ARGS_MAX 4096
 
+/* Our own string helpers rather than libc's: every libc function the
+ * preload object imports is a symbol lookup (~1k instructions) the first
+ * time any process on the host calls it. memchr and fnmatch stay: the
+ * first scans the whole ini, the second is not worth rewriting. */
+static size_t f_len(const char *s) {
+  const char *p = s;
+  while (*p)
+    p++;
+  return (size_t)(p - s);
+}
+
+static char *f_chr(const char *s, char c) {
+  for (; *s; s++)
+    if (*s == c)
+      return (char *)s;
+  return NULL;
+}
+
+static const char *f_rchr(const char *s, char c) {
+  const char *last = NULL;
+  for (; *s; s++)
+    if (*s == c)
+      last = s;
+  return last;
+}
+
+static int f_lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
+
+/* 0 when equal, ASCII case ignored (all our names and words are ASCII). */
+static int f_casecmp(const char *a, const char *b) {
+  while (*a && f_lower((unsigned char)*a) == f_lower((unsigned char)*b))
+    a++, b++;
+  return f_lower((unsigned char)*a) - f_lower((unsigned char)*b);
+}
+
+static int f_cmp(const char *a, const char *b) {
+  while (*a && *a == *b)
+    a++, b++;
+  return (unsigned char)*a - (unsigned char)*b;
+}
+
+static int f_ncmp(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] != b[i])
+      return (unsigned char)a[i] - (unsigned char)b[i];
+    if (!a[i])
+      return 0;
+  }
+  return 0;
+}
+
+/* The first '=' or ':' in s. */
+static char *f_sep(char *s) {
+  for (; *s; s++)
+    if (*s == '=' || *s == ':')
+      return s;
+  return NULL;
+}
+
+/* Not memcpy: every libc function the preload object imports is a symbol
+ * (and a symbol version) the loader resolves in every process. */
+static void copy(char *dst, const char *src, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    dst[i] = src[i];
+}
+
 void tgo__pf_defaults(tgo__pf_settings *s) {
   s->enabled = TGO__PF_UNSET;
   s->otel_disabled = TGO__PF_UNSET;
@@ -27,9 +93,9 @@ int tgo__pf_parse_bool(const char *v, int *out) {
   static const char *const yes[] = {"1", "true", "yes", "on"};
   static const char *const no[] = {"0", "false", "no", "off"};
   for (size_t i = 0; i < 4; i++) {
-    if (!strcasecmp(v, yes[i]))
+    if (!f_casecmp(v, yes[i]))
       return *out = 1, 1;
-    if (!strcasecmp(v, no[i]))
+    if (!f_casecmp(v, no[i]))
       return *out = 0, 1;
   }
   return 0;
@@ -37,13 +103,13 @@ int tgo__pf_parse_bool(const char *v, int *out) {
 
 /* "TIGEROPS_SYSTEM_WIDE" is also "system_wide", as in the ini's short names. */
 static int key_is(const char *name, const char *full) {
-  return !strcasecmp(name, full) || !strcasecmp(name, strchr(full, '_') + 1);
+  return !f_casecmp(name, full) || !f_casecmp(name, f_chr(full, '_') + 1);
 }
 
 static void set_str(char *dst, const char *v) {
-  size_t n = strlen(v);
+  size_t n = f_len(v);
   if (n < TGO__PF_VALUE_MAX) /* a cut glob list would match the wrong set */
-    memcpy(dst, v, n + 1);
+    copy(dst, v, n + 1);
 }
 
 /* A bad value keeps the previous one, as src/core/config.c does. */
@@ -80,19 +146,19 @@ static char *trim(char *p, char *end) {
 static void ini_line(tgo__pf_ini *r, char *line, size_t n) {
   char *end = line + n;
   line = trim(line, end);
-  end = line + strlen(line);
+  end = line + f_len(line);
   if (!*line || *line == ';' || *line == '#')
     return;
   if (*line == '[') {
-    char *close = strchr(line, ']');
+    char *close = f_chr(line, ']');
     if (!close)
       return;
     char *name = trim(line + 1, close);
-    r->otel = !strcasecmp(name, "otel");
-    r->ours = !strcasecmp(name, "tigerops") || r->otel;
+    r->otel = !f_casecmp(name, "otel");
+    r->ours = !f_casecmp(name, "tigerops") || r->otel;
     return;
   }
-  char *sep = strpbrk(line, "=:");
+  char *sep = f_sep(line);
   if (!sep || !r->ours)
     return;
   char *value = sep + 1;
@@ -129,7 +195,7 @@ void tgo__pf_ini_feed(tgo__pf_ini *r, const char *buf, size_t n) {
       if (r->len + k >= sizeof r->line || memchr(p, '\0', k)) {
         r->overlong = 1; /* such a line is dropped whole, never cut */
       } else {
-        memcpy(r->line + r->len, p, k);
+        copy(r->line + r->len, p, k);
         r->len += k;
       }
     }
@@ -194,20 +260,20 @@ out:
 void tgo__pf_load_env(tgo__pf_settings *s, char **envp) {
   for (char **e = envp; e && *e; e++) {
     const char *v = *e;
-    if (strncmp(v, "TIGEROPS_", 9) && strncmp(v, "OTEL_SDK_DISABLED=", 18))
+    if (f_ncmp(v, "TIGEROPS_", 9) && f_ncmp(v, "OTEL_SDK_DISABLED=", 18))
       continue;
-    const char *eq = strchr(v, '=');
+    const char *eq = f_chr(v, '=');
     char name[32];
     size_t n = eq ? (size_t)(eq - v) : sizeof name;
     if (n >= sizeof name)
       continue;
-    memcpy(name, v, n);
+    copy(name, v, n);
     name[n] = '\0';
     /* Full names only: the environment has no short ones. */
-    if (!strcmp(name, "TIGEROPS_SYSTEM_WIDE") || !strcmp(name, "TIGEROPS_ENABLED") ||
-        !strcmp(name, "OTEL_SDK_DISABLED") || !strcmp(name, "TIGEROPS_INCLUDE_PATHS") ||
-        !strcmp(name, "TIGEROPS_EXCLUDE_PATHS") || !strcmp(name, "TIGEROPS_INCLUDE_ARGS") ||
-        !strcmp(name, "TIGEROPS_EXCLUDE_ARGS"))
+    if (!f_cmp(name, "TIGEROPS_SYSTEM_WIDE") || !f_cmp(name, "TIGEROPS_ENABLED") ||
+        !f_cmp(name, "OTEL_SDK_DISABLED") || !f_cmp(name, "TIGEROPS_INCLUDE_PATHS") ||
+        !f_cmp(name, "TIGEROPS_EXCLUDE_PATHS") || !f_cmp(name, "TIGEROPS_INCLUDE_ARGS") ||
+        !f_cmp(name, "TIGEROPS_EXCLUDE_ARGS"))
       apply(s, name, eq + 1);
   }
 }
@@ -217,8 +283,8 @@ void tgo__pf_load_env(tgo__pf_settings *s, char **envp) {
 static int each_glob(const char *globs, int (*match)(const char *glob, const void *arg), const void *arg) {
   char glob[TGO__PF_VALUE_MAX];
   for (const char *p = globs; p && *p;) {
-    const char *comma = strchr(p, ',');
-    const char *end = comma ? comma : p + strlen(p);
+    const char *comma = f_chr(p, ',');
+    const char *end = comma ? comma : p + f_len(p);
     while (p < end && (*p == ' ' || *p == '\t'))
       p++;
     const char *e = end;
@@ -226,7 +292,7 @@ static int each_glob(const char *globs, int (*match)(const char *glob, const voi
       e--;
     size_t n = (size_t)(e - p);
     if (n && n < sizeof glob) {
-      memcpy(glob, p, n);
+      copy(glob, p, n);
       glob[n] = '\0';
       if (match(glob, arg))
         return 1;
@@ -238,8 +304,8 @@ static int each_glob(const char *globs, int (*match)(const char *glob, const voi
 
 static int path_glob(const char *glob, const void *arg) {
   const char *path = arg;
-  if (!strchr(glob, '/')) {
-    const char *slash = strrchr(path, '/');
+  if (!f_chr(glob, '/')) {
+    const char *slash = f_rchr(path, '/');
     path = slash ? slash + 1 : path;
   }
   return fnmatch(glob, path, 0) == 0;
@@ -257,7 +323,7 @@ static int args_glob(const char *glob, const void *arg) {
   const args_view *v = arg;
   if (fnmatch(glob, v->joined, 0) == 0)
     return 1;
-  for (size_t i = 0; i < v->len; i += strlen(v->args + i) + 1)
+  for (size_t i = 0; i < v->len; i += f_len(v->args + i) + 1)
     if (fnmatch(glob, v->args + i, 0) == 0)
       return 1;
   return 0;
@@ -270,7 +336,7 @@ int tgo__pf_match_args(const char *globs, const char *args, size_t len) {
   if (len > ARGS_MAX)
     len = ARGS_MAX;
   /* cmdline ends with a NUL; a truncated read may not. */
-  memcpy(own, args, len);
+  copy(own, args, len);
   own[len] = '\0';
   while (len && own[len - 1] == '\0')
     len--;

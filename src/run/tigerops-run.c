@@ -79,15 +79,22 @@ static int self_check(void) {
     fprintf(stderr, "tigerops-run: libtigerops.so not found (looked beside the program and in %s)\n", TGO__LIBDIR);
     return 2;
   }
-  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  /* The preload object is only a constructor: the check lives in the core
+   * installed beside it. */
+  char core[PATH_MAX];
+  char *slash = strrchr(lib, '/');
+  size_t dirlen = slash ? (size_t)(slash - lib) + 1 : 0;
+  if (snprintf(core, sizeof core, "%.*slibtigerops-core.so", (int)dirlen, lib) >= (int)sizeof core)
+    return 2;
+  void *h = dlopen(core, RTLD_NOW | RTLD_LOCAL);
   int (*check)(FILE *) = NULL;
   if (h)
     *(void **)&check = dlsym(h, "tgo__self_check");
   if (!check) {
-    fprintf(stderr, "tigerops-run: %s cannot run the check: %s\n", lib, h ? "too old" : dlerror());
+    fprintf(stderr, "tigerops-run: %s cannot run the check: %s\n", core, h ? "too old" : dlerror());
     return 2;
   }
-  printf("library: %s\n", lib);
+  printf("library: %s\n", core);
   fflush(stdout);
   int rc = check(stdout);
   fflush(stdout);

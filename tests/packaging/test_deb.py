@@ -41,7 +41,7 @@ def test_lintian_reports_no_errors_and_no_unexplained_warnings(deb):
 def test_layout_conffile_man_page_copyright(deb):
     listing = subprocess.run(["dpkg-deb", "-c", deb], check=True, capture_output=True, text=True).stdout
     paths = {l.split()[-1].lstrip(".") for l in listing.splitlines()}
-    for p in (LIB, "/usr/bin/tigerops-run", "/etc/tigerops/tigerops.ini",
+    for p in (LIB, LIBDIR + "/libtigerops-core.so", "/usr/bin/tigerops-run", "/etc/tigerops/tigerops.ini",
               LIBDIR + "/tigerops/python/sitecustomize.py", LIBDIR + "/tigerops/python/_tigerops.abi3.so",
               LIBDIR + "/tigerops/python/tigerops/__init__.py",
               LIBDIR + "/tigerops/python/tigerops/contrib/flask.py",

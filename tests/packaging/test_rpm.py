@@ -2,6 +2,7 @@
 rpm2cpio | cpio and run from that tree. Installing it on an RPM
 distribution is not tested here (no such system on these machines)."""
 import os
+import re
 import subprocess
 
 from agent import Server, free_port
@@ -20,7 +21,7 @@ def test_name_version_arch(rpm):
 
 def test_file_list_same_layout_and_noreplace_config(rpm):
     files = set(rpmq(rpm, "-l").split())
-    for p in (LIBDIR + "/libtigerops.so", LIBDIR + "/tigerops/python/sitecustomize.py",
+    for p in (LIBDIR + "/libtigerops.so", LIBDIR + "/libtigerops-core.so", LIBDIR + "/tigerops/python/sitecustomize.py",
               LIBDIR + "/tigerops/python/_tigerops.abi3.so", LIBDIR + "/tigerops/python/tigerops/__init__.py",
               LIBDIR + "/tigerops/python/tigerops/contrib/flask.py", "/usr/bin/tigerops-run",
               "/etc/tigerops/tigerops.ini", "/usr/share/man/man1/tigerops-run.1",
@@ -58,6 +59,9 @@ def test_unpacked_tree_runs_an_app(rpm, scratch, otlp):
     os.makedirs(tree)
     subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm, shell=True, cwd=tree, check=True)
     lib = tree + LIBDIR + "/libtigerops.so"
+    # What the preload maps into every process needs libc alone.
+    dyn = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True, check=True).stdout
+    assert re.findall(r"\(NEEDED\)\s+Shared library: \[(.*?)\]", dyn) == ["libc.so.6"], dyn
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
            "LD_PRELOAD": lib, "TIGEROPS_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50",
            "TIGEROPS_SERVICE_NAME": "rpm-tree"}

@@ -58,7 +58,8 @@ def test_wheel_is_one_cp39_abi3_manylinux_wheel_auditwheel_accepts(wheel):
 def test_wheel_layout_bundles_libraries_but_not_libcurl(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for p in ("tigerops/__init__.py", "tigerops/contrib/flask.py", "_tigerops.abi3.so", "_tigerops_run.py",
-              "tigerops/_lib/libtigerops.so", "tigerops/_lib/bin/tigerops-run",
+              "tigerops/_lib/libtigerops.so", "tigerops/_lib/libtigerops-core.so",
+              "tigerops/_lib/bin/tigerops-run",
               "tigerops/_lib/tigerops/python/sitecustomize.py",
               "tigerops/_lib/tigerops/python/_tigerops.abi3.so",
               "tigerops-%s.dist-info/entry_points.txt" % version()):
