@@ -171,11 +171,29 @@ static const unsigned char starts_candidate[256] = {
     ['8'] = 1, ['9'] = 1, ['@'] = 1, ['+'] = 1, ['('] = 1,
 };
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline uint64_t zero_bytes(uint64_t v) { return (v - ONES) & ~v & HIGHS; }
+
+/* Whether 8 bytes may hold a candidate (a digit, '@', '+' or '('): exact
+ * for "none", so the scan skips such words whole, 8 bytes for the price of
+ * about two. Bytes >= 0x80 are never candidates. */
+static inline int word_may_start(uint64_t w) {
+  uint64_t low = w & ~HIGHS;                              /* each byte's low 7 bits: no carry below */
+  uint64_t ascii = ~w & HIGHS;                            /* 0x80 where the byte is ASCII */
+  uint64_t ge0 = (low + ONES * (0x80 - '0')) & HIGHS;     /* byte >= '0' */
+  uint64_t gt9 = (low + ONES * (0x80 - '9' - 1)) & HIGHS; /* byte > '9' */
+  uint64_t digit = ge0 & ~gt9 & ascii;
+  return (digit | zero_bytes(w ^ ONES * '@') | zero_bytes(w ^ ONES * '+') | zero_bytes(w ^ ONES * '(')) != 0;
+}
+
 static size_t mask_builtin(unsigned char *p, size_t n) {
   size_t found = 0;
   if (n < 6) /* "a@b.io" is the shortest thing to find */
     return 0;
   for (size_t i = 0; i < n;) {
+    for (uint64_t w; i + 8 <= n && (memcpy(&w, p + i, 8), !word_may_start(w));)
+      i += 8;
     while (i < n && !starts_candidate[p[i]])
       i++;
     if (i == n)

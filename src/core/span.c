@@ -432,6 +432,59 @@ static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   return it;
 }
 
+/* A new key's slot on a span that has no attribute yet, or NULL: then the
+ * caller takes the checked path. Skips the strlen and the duplicate scan,
+ * which a request span's first dozen attributes paid quadratically. */
+static tgo__attr *attr_append(tgo_attrs *a, const char *key, size_t klen) {
+  if (!a || a->span->ended || a->count >= TGO__SPAN_MAX_ATTRS)
+    return NULL;
+  tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
+  if (!it)
+    return NULL;
+  memset(it, 0, sizeof *it);
+  it->key = key;
+  it->key_len = (uint32_t)klen;
+  it->key_hash = key_hash(key, klen);
+  if (a->tail)
+    a->tail->next = it;
+  else
+    a->head = it;
+  a->tail = it;
+  a->count++;
+  return it;
+}
+
+void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
+  if (!a || !a->fresh) {
+    tgo_attr_str(a, key, val, len);
+    return;
+  }
+  tgo__attr *it = attr_append(a, key, klen);
+  if (!it)
+    return;
+  const char *v = tgo__span_strdup(a->span, val ? val : "", &len);
+  it->type = TGO__V_STR;
+  it->v.s = v ? v : "";
+  it->n = v ? (uint32_t)len : 0;
+}
+
+void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val) {
+  if (!a || !a->fresh) {
+    tgo_attr_int(a, key, val);
+    return;
+  }
+  tgo__attr *it = attr_append(a, key, klen);
+  if (it) {
+    it->type = TGO__V_INT;
+    it->v.i = val;
+  }
+}
+
+void tgo__attrs_fresh(tgo_attrs *a, int on) {
+  if (a)
+    a->fresh = (uint8_t)(on && a->count == 0);
+}
+
 void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
   tgo__attr *it = attr_slot(a, key);
   if (!it)

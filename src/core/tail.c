@@ -44,6 +44,28 @@ static int wants_keeping(const tgo_span *s) {
          s->end_ns - s->start_ns >= (uint64_t)tgo__cfg.keep_slow_ms * 1000000ull;
 }
 
+/* Asked of a span about to end: whether its data will be exported. Only a
+ * deferred local root can answer no (a child's trace is decided later);
+ * its end time is fixed here so that the slow check at its end gives the
+ * same verdict. A child ending with an error on another thread between
+ * this call and the root's end still keeps the trace. */
+int tgo__span_is_deferred(const tgo_span *s) { return s->deferred; }
+
+int tgo__span_will_export(tgo_span *s) {
+  if (!s->recording || s->ended)
+    return 0;
+  if (!s->deferred || s != s->local_root)
+    return 1;
+  if (!s->end_ns)
+    s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
+  if (wants_keeping(s))
+    return 1;
+  pthread_mutex_lock(&lock);
+  int keep = s->keep_trace;
+  pthread_mutex_unlock(&lock);
+  return keep;
+}
+
 void tgo__tail_end(tgo_span *s) {
   tgo_span *root = s->local_root;
   int keep_this = wants_keeping(s);

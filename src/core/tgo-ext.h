@@ -35,6 +35,21 @@ TGO__EXPORT int tgo__config_reload(void);
 /* Like tgo_attr_str, but keeps the pointer: val must outlive every span,
  * i.e. be a string literal or come from tgo__intern(). */
 TGO__EXPORT void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);
+/* A batch of attributes whose keys are distinct literals (klen bytes): between
+ * tgo__attrs_fresh(a, 1) and tgo__attrs_fresh(a, 0), on a span with no
+ * attribute yet, they are appended without the duplicate-key scan; otherwise
+ * they behave as tgo_attr_str and tgo_attr_int. */
+TGO__EXPORT void tgo__attrs_fresh(tgo_attrs *a, int on);
+TGO__EXPORT void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len);
+TGO__EXPORT void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val);
+#define TGO__ATTR_STR_NEW(a, key, val, len) tgo__attr_str_new((a), key, sizeof key - 1, (val), (len))
+#define TGO__ATTR_INT_NEW(a, key, val) tgo__attr_int_new((a), key, sizeof key - 1, (val))
+/* Whether a recording span about to end will be exported: 0 only for the
+ * local root of a trace tail keep is about to drop (no error, not slow),
+ * whose attributes nobody will read. Fixes the span's end time. */
+TGO__EXPORT int tgo__span_will_export(tgo_span *s);
+/* Recorded only for tail keep: its trace is exported if it errs or runs slow. */
+TGO__EXPORT int tgo__span_is_deferred(const tgo_span *s);
 /* An immortal copy of s (the same pointer for equal strings), or NULL when
  * the bounded table is full: then copy instead. */
 TGO__EXPORT const char *tgo__intern(const char *s, size_t len);

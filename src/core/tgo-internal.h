@@ -171,6 +171,7 @@ struct tgo_attrs {
   tgo__attr *head, *tail;
   uint32_t count, dropped;
   tgo_span *span;
+  uint8_t fresh; /* between tgo__attrs_fresh(a, 1) and (a, 0): tgo__attr_*_new append unchecked */
 };
 
 typedef struct tgo__event {

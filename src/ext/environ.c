@@ -36,14 +36,15 @@ static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
   return b;
 }
 
-static void env_attr(tgo_attrs *a, const char *key, PyObject *v) {
+static void env_attr_n(tgo_attrs *a, const char *key, size_t klen, PyObject *v) {
   Py_ssize_t len;
   PyObject *hold;
   const char *p = env_bytes(v, &len, &hold);
   if (p)
-    tgo_attr_str(a, key, p, (size_t)len);
+    tgo__attr_str_new(a, key, klen, p, (size_t)len);
   Py_XDECREF(hold);
 }
+#define env_attr(a, key, v) env_attr_n((a), key, sizeof key - 1, (v))
 
 static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
   PyObject *script = tgo__py_env_item(environ, tgo__py_str.SCRIPT_NAME);
@@ -67,9 +68,9 @@ static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
     char redacted[2048];
     if ((size_t)qlen < sizeof redacted) {
       size_t n = tgo__redact_query(query, (size_t)qlen, redacted, sizeof redacted);
-      tgo_attr_str(a, "url.query", redacted, n);
+      TGO__ATTR_STR_NEW(a, "url.query", redacted, n);
     } else {
-      tgo_attr_str(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
+      TGO__ATTR_STR_NEW(a, "url.query", "REDACTED", 8); /* too long to check: never export it raw */
     }
   }
   Py_XDECREF(hold);
@@ -90,10 +91,10 @@ static void set_server(tgo_attrs *a, PyObject *environ, int https) {
     } else {
       colon = memchr(host, ':', (size_t)len);
     }
-    tgo_attr_str(a, "server.address", host, colon ? (size_t)(colon - host) : (size_t)len);
+    TGO__ATTR_STR_NEW(a, "server.address", host, colon ? (size_t)(colon - host) : (size_t)len);
     long port = colon ? strtol(colon + 1, NULL, 10) : (https ? 443 : 80);
     if (port > 0 && port < 65536)
-      tgo_attr_int(a, "server.port", port);
+      TGO__ATTR_INT_NEW(a, "server.port", port);
     Py_XDECREF(hold);
     return;
   }
@@ -101,7 +102,7 @@ static void set_server(tgo_attrs *a, PyObject *environ, int https) {
   env_attr(a, "server.address", tgo__py_env_item(environ, tgo__py_str.SERVER_NAME));
   const char *port = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PORT), &len);
   if (port && len > 0)
-    tgo_attr_int(a, "server.port", strtol(port, NULL, 10));
+    TGO__ATTR_INT_NEW(a, "server.port", strtol(port, NULL, 10));
 }
 
 /* client.address: the original client as proxies report it. */
@@ -119,7 +120,7 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
     }
     while (n && (xff[n - 1] == ' ' || xff[n - 1] == '\t'))
       n--;
-    tgo_attr_str(a, "client.address", xff, n);
+    TGO__ATTR_STR_NEW(a, "client.address", xff, n);
   } else {
     PyObject *real = tgo__py_env_item(environ, tgo__py_str.HTTP_X_REAL_IP);
     env_attr(a, "client.address", real && PyUnicode_Check(real) && PyUnicode_GetLength(real) ? real : peer);
@@ -129,7 +130,8 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
 }
 
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
-  tgo_attr_str(a, "http.request.method", method, method_len);
+  tgo__attrs_fresh(a, 1); /* the keys below are distinct: appended without the duplicate scan */
+  TGO__ATTR_STR_NEW(a, "http.request.method", method, method_len);
   set_path_and_query(a, environ);
   PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
   Py_ssize_t len;
@@ -140,7 +142,8 @@ void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *meth
   env_attr(a, "user_agent.original", tgo__py_env_item(environ, tgo__py_str.HTTP_USER_AGENT));
   const char *proto = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
   if (proto && len > 5 && !memcmp(proto, "HTTP/", 5))
-    tgo_attr_str(a, "network.protocol.version", proto + 5, (size_t)len - 5);
+    TGO__ATTR_STR_NEW(a, "network.protocol.version", proto + 5, (size_t)len - 5);
+  tgo__attrs_fresh(a, 0);
 }
 
 /* The pattern is searched in the full URL, scheme://host/path?query, as the

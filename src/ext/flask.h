@@ -64,14 +64,16 @@ typedef struct tgo__py_request {
   PyObject *inner;
   PyObject *iter;
   PyObject *ctx; /* Flask's RequestContext: the matched url_rule at the end */
+  PyObject *environ; /* held only for a tail-keep span: its attributes are read at the end, if kept */
   int status_code;
   int finished;
   char method[24];
-  /* N+1 detection: statement shapes counted in this request. */
-  struct {
+  /* N+1 detection: statement shapes counted in this request, allocated at
+   * its first statement, so the object stays small enough for pymalloc. */
+  struct tgo__py_npo_slot {
     uint64_t hash;
     uint32_t count;
-  } npo[TGO__PY_NPO_SLOTS];
+  } *npo;
 } tgo__py_request;
 
 /* Makes the request object for a started span (takes a reference of it). */

@@ -72,8 +72,12 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
                                   has_remote ? &remote : NULL);
   if (__builtin_expect(baggage != NULL, 0))
     tgo__span_set_baggage(span, baggage, baggage_len);
+  /* A span only tail keep records is exported in about one trace of a
+   * hundred: its environ attributes are read at its end, and only then. */
+  int deferred = tgo_span_is_recording(span) && tgo__span_is_deferred(span);
   if (tgo_span_is_recording(span)) {
-    tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
+    if (!deferred)
+      tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
     if (mw->capture_request)
       tgo__py_capture_headers(mw->capture_request, span, environ);
   }
@@ -81,6 +85,10 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   if (!r) {
     tgo_span_end(span);
     return NULL;
+  }
+  if (deferred) {
+    Py_INCREF(environ);
+    r->environ = environ;
   }
 
   tgo__py_saved saved = tgo__py_enter(span, r);

@@ -5,6 +5,7 @@
 #include "flask.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 PyTypeObject *tgo__py_request_type;
@@ -15,6 +16,8 @@ PyTypeObject *tgo__py_request_type;
 void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len) {
   tgo__py_request *r = tgo__py_request_running();
   if (!r || !tgo_span_is_recording(r->span))
+    return;
+  if (!r->npo && !(r->npo = calloc(TGO__PY_NPO_SLOTS, sizeof *r->npo)))
     return;
   size_t i = hash % TGO__PY_NPO_SLOTS;
   for (size_t probe = 0; probe < TGO__PY_NPO_SLOTS; probe++, i = (i + 1) % TGO__PY_NPO_SLOTS) {
@@ -75,7 +78,14 @@ void tgo__py_request_finish(tgo__py_request *r) {
   r->finished = 1;
   tgo_span *span = r->span;
   if (tgo_span_is_recording(span)) {
+    if (r->status_code >= 500 && !tgo_span_get_status(span))
+      tgo_span_set_status(span, TGO_STATUS_ERROR, NULL, 0);
+  }
+  /* A trace tail keep drops gets no attributes: nobody would read them. */
+  if (tgo_span_is_recording(span) && (!r->environ || tgo__span_will_export(span))) {
     tgo_attrs *a = tgo_span_attrs(span);
+    if (r->environ)
+      tgo__py_set_request_attrs(a, r->environ, r->method, strlen(r->method));
     if (r->ctx && r->mw)
       set_route(r, span, a);
     if (r->status_code > 0) {
@@ -83,8 +93,6 @@ void tgo__py_request_finish(tgo__py_request *r) {
       if (r->status_code >= 400)
         tgo_attr_bool(a, "error", 1);
       if (r->status_code >= 500) {
-        if (!tgo_span_get_status(span))
-          tgo_span_set_status(span, TGO_STATUS_ERROR, NULL, 0);
         /* An exception's type, when one was recorded, says more than the code. */
         if (!tgo_attrs_has(a, "error.type")) {
           char code[8];
@@ -96,6 +104,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
   }
   tgo_span_end(span);
   Py_CLEAR(r->ctx);
+  Py_CLEAR(r->environ);
 }
 
 static void finish_keeping_error(tgo__py_request *r) {
@@ -116,14 +125,14 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   tgo_span_ref(span); /* ours; the starter's reference goes to the exporter at end */
   Py_INCREF(start_response);
   r->start_response = start_response;
-  r->inner = r->iter = r->ctx = NULL;
+  r->inner = r->iter = r->ctx = r->environ = NULL;
   r->status_code = 0;
   r->finished = 0;
   if (method_len >= sizeof r->method)
     method_len = sizeof r->method - 1;
   memcpy(r->method, method, method_len);
   r->method[method_len] = '\0';
-  memset(r->npo, 0, sizeof r->npo);
+  r->npo = NULL;
   PyObject_GC_Track((PyObject *)r);
   return r;
 }
@@ -217,6 +226,7 @@ static int request_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(r->inner);
   Py_VISIT(r->iter);
   Py_VISIT(r->ctx);
+  Py_VISIT(r->environ);
   Py_VISIT(Py_TYPE(op));
   return 0;
 }
@@ -230,6 +240,7 @@ static int request_clear(PyObject *op) {
   Py_CLEAR(r->inner);
   Py_CLEAR(r->iter);
   Py_CLEAR(r->ctx);
+  Py_CLEAR(r->environ);
   return 0;
 }
 
@@ -240,6 +251,7 @@ static void request_dealloc(PyObject *op) {
   request_clear(op); /* a server that never called close(): the span still ends */
   if (r->span)
     tgo_span_unref(r->span);
+  free(r->npo);
   Py_CLEAR(r->mw);
   PyObject_GC_Del(op);
   Py_DECREF(tp);

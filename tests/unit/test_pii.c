@@ -1,5 +1,6 @@
 /* PII masking: what is masked, what is left alone, and the length kept. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,4 +160,20 @@ Test(pii, the_heaviest_accepted_pattern_runs_on_the_exporter_stack) {
   cr_assert_eq(pthread_create(&t, &attr, mask_on_exporter_sized_stack, text), 0);
   pthread_join(t, NULL);
   cr_assert_eq(text[0], '*');
+}
+
+/* The scan skips 8-byte words with no candidate byte at once: whatever
+ * sits at any offset after such words, or among non-ASCII bytes (which the
+ * word test must never take for digits), is still found. */
+Test(pii, candidates_are_found_at_every_offset_past_skipped_words) {
+  for (int pad = 0; pad < 17; pad++) {
+    char in[128], want[128];
+    snprintf(in, sizeof in, "%.*s card 4111111111111111, mail a@b.io", pad, "abcdefghijklmnopq");
+    snprintf(want, sizeof want, "%.*s card ****************, mail *@*.**", pad, "abcdefghijklmnopq");
+    expect(in, want);
+  }
+  expect("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 tel (555) 123-4567", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 tel (***) ***-****");
+  expect("\xf0\xb9\xba\xbb\xbc\xbd\xbe\xbf +44 20 7946 0958", "\xf0\xb9\xba\xbb\xbc\xbd\xbe\xbf +** ** **** ****");
+  untouched("/hello/world/and/more/path/segments");
+  untouched("\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xc0\xab\xa8 plain");
 }

@@ -46,6 +46,29 @@ Test(span, setting_a_key_again_replaces_its_value) {
   tgo_span_end(s);
 }
 
+/* The unchecked append is only for a span with no attribute yet: on any
+ * other it is tgo_attr_*, so a key set before is replaced, never doubled. */
+Test(span, fresh_batches_append_and_fall_back_to_replacing) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo__attrs_fresh(a, 1);
+  TGO__ATTR_STR_NEW(a, "url.path", "/a", 2);
+  TGO__ATTR_INT_NEW(a, "server.port", 80);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 2);
+  cr_assert_str_eq(find(s, "url.path")->v.s, "/a");
+  cr_assert_eq(find(s, "url.path")->key_len, 8);
+  tgo__attrs_fresh(a, 1); /* not fresh any more: the checked path */
+  TGO__ATTR_STR_NEW(a, "url.path", "/b", 2);
+  TGO__ATTR_INT_NEW(a, "server.port", 443);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 2);
+  cr_assert_str_eq(find(s, "url.path")->v.s, "/b");
+  cr_assert_eq(find(s, "server.port")->v.i, 443);
+  cr_assert(tgo_attrs_has(a, "server.port"));
+  tgo_span_end(s);
+}
+
 Test(span, more_than_128_attributes_are_dropped_and_counted) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   tgo_attrs *a = tgo_span_attrs(s);

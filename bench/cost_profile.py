@@ -1,0 +1,199 @@
+"""Where the agent's instructions go: callgrind counts per request (or SQL
+statement), bare vs agent, split by thread and by function.
+
+    /usr/bin/python3 bench/cost_profile.py [--prefix P] [--workload hello|sql] [--mode MODE] [--top N]
+
+Modes: full (100%), tail (1%, tail keep on: the default TIGEROPS_KEEP_ERRORS),
+head (1%, tail keep off). Each figure is the difference of an n- and a
+3n-iteration run, so start-up and import costs cancel; the hash seed is
+fixed and the exporter's timer is out of reach (OTEL_BSP_SCHEDULE_DELAY at
+its maximum), so batches are cut by size and by the final flush only and
+the counts repeat. The function table is agent minus bare per iteration,
+exclusive (self) and inclusive, summed over all threads (callgrind_annotate
+on each thread's file). tests/integration/test_cost_budget.py uses
+measure() as its guard."""
+import argparse
+import collections
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import sqlite_statements  # noqa: E402
+import wsgi_loop  # noqa: E402
+
+MODES = {
+    "full": {"TIGEROPS_SAMPLE_RATE": "1.0"},
+    "tail": {"TIGEROPS_SAMPLE_RATE": "0.01"},
+    "head": {"TIGEROPS_SAMPLE_RATE": "0.01", "TIGEROPS_KEEP_ERRORS": "false"},
+}
+# The hello child runs 2,000 warm-up requests first; the SQL child 200
+# statements. Short: the guard runs four of these per figure.
+WORKLOADS = {"hello": (wsgi_loop.CHILD, 500), "sql": (sqlite_statements.CHILD, 500)}
+
+
+def envs(prefix, port, mode):
+    """(bare, agent) environments."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TIGEROPS_", "OTEL_"))}
+    base.pop("LD_PRELOAD", None)
+    base.pop("PYTHONPATH", None)
+    base["PYTHONHASHSEED"] = "0"
+    agent = dict(base, LD_PRELOAD=os.path.join(prefix, "lib", "libtigerops.so"),
+                 TIGEROPS_ENDPOINT="http://127.0.0.1:%d" % port, OTEL_BSP_MAX_QUEUE_SIZE="100000",
+                 OTEL_BSP_SCHEDULE_DELAY="600000")
+    agent.update(MODES[mode])
+    return base, agent
+
+
+def callgrind(child, env, count, outdir, tag, python=None):
+    """Runs the child under callgrind, one output file per thread; returns
+    their paths (the main thread's first)."""
+    out = os.path.join(outdir, "%s.%d.out" % (tag, count))
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes", "--dump-instr=no",
+                           "--compress-strings=no", "--callgrind-out-file=" + out,
+                           python or sys.executable, "-c", child, str(count)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or "RESULT" not in proc.stdout:
+        raise RuntimeError("callgrind run failed (%d):\n%s\n%s" % (proc.returncode, proc.stdout[-2000:],
+                                                                     proc.stderr[-4000:]))
+    if "True" not in proc.stdout.split("RESULT", 1)[1] and env.get("LD_PRELOAD"):
+        raise RuntimeError("the agent did not trace the app:\n" + proc.stdout + proc.stderr[-2000:])
+    files = sorted(glob.glob(out + "-*"))
+    return files
+
+
+LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(?:\*\s+)?(\S.*?)\s*$")
+
+
+def annotate(path, inclusive):
+    """{function: instructions} from callgrind_annotate; function names keep
+    their object file ([libtigerops.so]) so the tables say whose code it is."""
+    proc = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=" + ("yes" if inclusive else "no"),
+                           path], capture_output=True, text=True, check=True)
+    table, state = {}, 0
+    for line in proc.stdout.splitlines():
+        if state == 0:
+            state = 1 if "file:function" in line else 0
+            continue
+        if state == 1:  # the dashes under the header
+            state = 2
+            continue
+        if line.startswith("--"):
+            break
+        m = LINE.match(line)
+        if not m:
+            continue
+        if inclusive and not m.group(2).endswith("]"):
+            continue  # an inlined piece of a function whose inclusive cost is listed under its object
+        cost, name = int(m.group(1).replace(",", "")), m.group(2)
+        name = name[4:] if name.startswith("???:") else re.sub(r"^[^ :]*:", "", name, count=1)
+        m = re.match(r"^(\S+?)(?:'\d+)?(?: \[(.*)\])?$", name)  # recursion levels of one function add up
+        if m:
+            func, obj = m.group(1), m.group(2)
+            # Inlined code is listed without its object: the function name alone is the key,
+            # but an address means nothing without the object.
+            name = "%s (%s)" % (func, os.path.basename(obj)) if func.startswith("0x") and obj else func
+        table[name] = table.get(name, 0) + cost
+    return table
+
+
+def total(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in " + path)
+
+
+def thread_totals(files):
+    """(main thread, all other threads) instructions."""
+    return total(files[0]), sum(total(f) for f in files[1:])
+
+
+_bare_cache = {}
+
+
+def measure(prefix, workload="hello", mode="full", n=None, functions=False, python=None, keep=None, warmup=None):
+    """Added instructions per iteration: {'total', 'request', 'exporter',
+    'bare', 'agent'} and, with functions, 'self' and 'incl' tables of the
+    added instructions per iteration by function. warmup: the hello loop's
+    warm-up requests (2,000 unless given)."""
+    child, default_n = WORKLOADS[workload]
+    n = n or default_n
+    if warmup is not None and workload == "hello":
+        child = child.replace("for _ in range(2000):", "for _ in range(%d):" % warmup)
+    sink = subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), "0"], stdout=subprocess.PIPE,
+                            text=True)
+    outdir = keep or tempfile.mkdtemp(prefix="tigerops-callgrind-")
+    os.makedirs(outdir, exist_ok=True)
+    try:
+        port = int(sink.stdout.readline().split()[1])
+        bare_env, agent_env = envs(prefix, port, mode)
+        runs, per = {}, {}
+        bare_key = (child, n, python)
+        for tag, env in (("bare", bare_env), ("agent", agent_env)):
+            if tag == "bare" and not functions and bare_key in _bare_cache:
+                per[tag] = _bare_cache[bare_key]  # the bare loop does not depend on the mode
+                continue
+            runs[tag] = [callgrind(child, env, c, outdir, tag, python) for c in (n, 3 * n)]
+        for tag, (small, big) in runs.items():
+            m_small, o_small = thread_totals(small)
+            m_big, o_big = thread_totals(big)
+            per[tag] = ((m_big - m_small) / (2 * n), (o_big - o_small) / (2 * n))
+        _bare_cache[bare_key] = per["bare"]
+        res = {
+            "bare": sum(per["bare"]), "agent": sum(per["agent"]),
+            "request": per["agent"][0] - per["bare"][0], "exporter": per["agent"][1] - per["bare"][1],
+        }
+        res["total"] = res["agent"] - res["bare"]
+        if functions:
+            for kind, inclusive in (("self", False), ("incl", True)):
+                diff = collections.Counter()
+                for tag, sign in (("bare", -1), ("agent", 1)):
+                    small, big = runs[tag]
+                    for f in big:
+                        for k, v in annotate(f, inclusive).items():
+                            diff[k] += sign * v
+                    for f in small:
+                        for k, v in annotate(f, inclusive).items():
+                            diff[k] -= sign * v
+                res[kind] = {k: v / (2 * n) for k, v in diff.items()}
+        return res
+    finally:
+        sink.terminate()
+        sink.wait()
+        if not keep:
+            shutil.rmtree(outdir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prefix", default=os.path.join(ROOT, "build", "ci", "install"))
+    ap.add_argument("--workload", choices=sorted(WORKLOADS), default="hello")
+    ap.add_argument("--mode", choices=sorted(MODES), action="append")
+    ap.add_argument("-n", type=int, default=None, help="iterations of the short run (the long one runs 3n)")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--keep", help="keep the callgrind files in this directory")
+    args = ap.parse_args()
+    for mode in args.mode or ["full"]:
+        r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep)
+        print("%s, %s: bare %.0f, agent %.0f instructions per iteration: +%.0f (main thread %+.0f, "
+              "other threads %+.0f)" % (args.workload, mode, r["bare"], r["agent"], r["total"], r["request"],
+                                        r["exporter"]))
+        for kind in ("self", "incl"):
+            if kind not in r:
+                continue
+            print("  top added, %s:" % ("exclusive" if kind == "self" else "inclusive"))
+            for name, v in sorted(r[kind].items(), key=lambda kv: -kv[1])[:args.top]:
+                print("    %8.0f  %s" % (v, name))
+
+
+if __name__ == "__main__":
+    main()
