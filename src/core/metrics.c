@@ -460,7 +460,7 @@ int tgo__metrics_snapshot(int pref, tgo__msnapshot *snap) {
     d->unit = m->unit;
     d->description = m->description;
     d->kind = m->kind;
-    d->temporality = m->kind == TGO__METRIC_GAUGE ? 0 : delta ? TGO__TEMPORALITY_DELTA : TGO__TEMPORALITY_CUMULATIVE;
+    d->temporality = m->kind == TGO__METRIC_GAUGE ? 0 : delta ? 1 : 2; /* OTLP AggregationTemporality */
     d->bounds = m->bounds;
     d->n_bounds = m->n_bounds;
     d->start_ns = delta ? start_delta : start_cumul;
