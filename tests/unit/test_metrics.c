@@ -12,6 +12,7 @@
 
 static void setup(void) {
   setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("OTEL_METRICS_EXPORTER", "none", 1);
   setenv("TIGEROPS_LOG_LEVEL", "none", 1);
   cr_assert_eq(tgo_init(), 0);
   tgo__metrics_set_limit(TGO__METRIC_DEFAULT_LIMIT);

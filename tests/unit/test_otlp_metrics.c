@@ -25,6 +25,7 @@ typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceReques
 
 static void setup(void) {
   setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("OTEL_METRICS_EXPORTER", "none", 1);
   setenv("TIGEROPS_LOG_LEVEL", "none", 1);
   setenv("OTEL_SERVICE_NAME", "metrics-test", 1);
   cr_assert_eq(tgo_init(), 0);
