@@ -145,6 +145,9 @@ TGO__EXPORT tgo__mseries *tgo__metric_series(tgo__metric *m, const tgo__mattr *a
 /* counter: adds v (>= 0); updown: adds v; gauge: sets v; histogram: records
  * v, and span (may be NULL) as the bucket's exemplar when it is sampled. */
 TGO__EXPORT void tgo__series_record(tgo__metric *m, tgo__mseries *s, double v, const tgo_span *span);
+/* Whether metrics are recorded (tracing on, OTEL_METRICS_EXPORTER not none);
+ * when not, tgo__metric_get returns NULL and recording on NULL does nothing. */
+TGO__EXPORT int tgo__metrics_on(void);
 /* Both of the above in one call. */
 TGO__EXPORT void tgo__metric_record(tgo__metric *m, const tgo__mattr *attrs, size_t n, double v,
                                     const tgo_span *span);

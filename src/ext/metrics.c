@@ -179,8 +179,8 @@ PyObject *tgo__py_metric(PyObject *m, PyObject *args) {
   }
   tgo__metric *metric = tgo__metric_get(k, name, unit ? unit : "", description ? description : "",
                                         bounds_obj == Py_None ? NULL : bounds, n_bounds);
-  if (!metric)
-    return PyErr_NoMemory();
+  if (!metric && tgo__metrics_on())
+    return PyErr_NoMemory(); /* else metrics are off: a Metric that records nothing */
   Metric *self = PyObject_New(Metric, metric_type);
   if (!self)
     return NULL;

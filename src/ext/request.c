@@ -98,9 +98,11 @@ void tgo__py_request_finish(tgo__py_request *r) {
   r->finished = 1;
   tgo_span *span = r->span;
   tgo__py_route scratch = {0};
-  const tgo__py_route *ri = route_of(r, &scratch);
-  record_metrics(r, ri);
-  if (tgo_span_is_recording(span)) {
+  int recording = tgo_span_is_recording(span), metrics = r->active != NULL;
+  const tgo__py_route *ri = recording || metrics ? route_of(r, &scratch) : NULL;
+  if (metrics)
+    record_metrics(r, ri);
+  if (recording) {
     tgo_attrs *a = tgo_span_attrs(span);
     set_route(r, span, a, ri);
     if (r->status_code > 0) {
