@@ -248,3 +248,51 @@ def test_a_dead_collector_costs_requests_nothing_and_the_exit_is_bounded(otlp):
     assert stop_took < 8, stop_took
     # spans still reached the live receiver: only the metrics endpoint is dead
     otlp.wait_for_spans(lambda s: s["attributes"].get("http.route") == "/work/<int:i>", count=100)
+
+
+def test_metrics_travel_over_grpc_to_the_metrics_service():
+    from grpc_receiver import GrpcReceiver
+    with GrpcReceiver() as receiver:
+        env = agent_env(None, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
+                        OTEL_METRIC_EXPORT_INTERVAL="600000")
+        with gunicorn(APP, env, workers=1) as server:
+            for i in range(4):
+                get(server, "/work/%d" % i)
+            flush(server)
+            points = receiver.wait_for_metric(DURATION, lambda p: p["attributes"].get("http.route") == "/work/<int:i>")
+        paths = {r["path"] for r in receiver.grpc_requests()}
+    assert latest(route_points(points, "/work/<int:i>"))["count"] == 4
+    assert "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" in paths
+
+
+def test_http_json_sends_metrics_as_protobuf_with_one_warning(otlp):
+    env = env_for(otlp, OTEL_EXPORTER_OTLP_PROTOCOL="http/json")
+    with gunicorn(APP, env, workers=1) as server:
+        get(server, "/work/1")
+        flush(server)
+        get(server, "/work/2")
+        flush(server)
+        otlp.wait_for_metric(DURATION, lambda p: p["attributes"].get("http.route") == "/work/<int:i>", count=2)
+        log = server.output()
+    metric_requests = [r for r in otlp.requests() if r["path"] == "/v1/metrics"]
+    assert metric_requests and all(r["encoding"] == "protobuf" for r in metric_requests)
+    assert all(r["headers"]["content-type"] == "application/x-protobuf" for r in metric_requests)
+    assert log.count("metrics and logs are sent as http/protobuf") == 1, log
+
+
+def test_metrics_exporter_none_sends_no_metrics(otlp):
+    with gunicorn(APP, env_for(otlp, OTEL_METRICS_EXPORTER="none"), workers=1) as server:
+        get(server, "/work/1")
+        get(server, "/custom?n=2")
+        flush(server)
+        otlp.wait_for_spans(lambda s: s["attributes"].get("http.route") == "/custom")
+    assert [r for r in otlp.requests() if r["path"] == "/v1/metrics"] == []
+
+
+def test_the_export_interval_sends_without_a_flush(otlp):
+    with gunicorn(APP, env_for(otlp, OTEL_METRIC_EXPORT_INTERVAL="200"), workers=1) as server:
+        for i in range(3):
+            get(server, "/work/%d" % i)
+        points = otlp.wait_for_metric(DURATION, lambda p: p["attributes"].get("http.route") == "/work/<int:i>"
+                                      and p["count"] == 3, timeout=10)
+    assert points

@@ -423,6 +423,27 @@ function grpcExport(grpc, call, callback) {
   if (mode.delayMs) setTimeout(reply, mode.delayMs); else reply();
 }
 
+function grpcMetricsExport(grpc, call, callback) {
+  const raw = call.request;
+  const record = {
+    path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', method: 'POST', transport: 'grpc',
+    headers: {}, size: raw.length, status: 0, grpcStatus: 0, decoded: false, error: null, time: Date.now(),
+    body: raw.toString('base64'),
+  };
+  requests.push(record);
+  try {
+    const msg = collector.metrics.v1.ExportMetricsServiceRequest.decode(raw);
+    record.decoded = true;
+    metrics.push(collector.metrics.v1.ExportMetricsServiceRequest.toObject(msg, { longs: String, bytes: String }));
+    metricPoints.push(...flattenMetrics(msg));
+  } catch (e) {
+    record.error = String(e && e.message ? e.message : e);
+    record.grpcStatus = record.status = grpc.status.INVALID_ARGUMENT;
+    return callback({ code: grpc.status.INVALID_ARGUMENT, details: record.error });
+  }
+  callback(null, collector.metrics.v1.ExportMetricsServiceResponse.encode({}).finish());
+}
+
 function startGrpc(port, tls, done) {
   const grpc = require('@grpc/grpc-js');
   const server = new grpc.Server();
@@ -434,6 +455,14 @@ function startGrpc(port, tls, done) {
       responseSerialize: raw, responseDeserialize: raw,
     },
   }, { Export: (call, callback) => grpcExport(grpc, call, callback) });
+  // MetricsService/Export: decoded like /v1/metrics, recorded in /requests.
+  server.addService({
+    Export: {
+      path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', requestStream: false,
+      responseStream: false, requestSerialize: raw, requestDeserialize: raw,
+      responseSerialize: raw, responseDeserialize: raw,
+    },
+  }, { Export: (call, callback) => grpcMetricsExport(grpc, call, callback) });
   const creds = tls
     ? grpc.ServerCredentials.createSsl(tls.ca || null, [{ cert_chain: tls.cert, private_key: tls.key }],
       !!tls.requireClientCert)
