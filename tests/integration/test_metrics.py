@@ -296,3 +296,14 @@ def test_the_export_interval_sends_without_a_flush(otlp):
         points = otlp.wait_for_metric(DURATION, lambda p: p["attributes"].get("http.route") == "/work/<int:i>"
                                       and p["count"] == 3, timeout=10)
     assert points
+
+
+def test_console_metrics_exporter_writes_one_line_per_point(otlp):
+    with gunicorn(APP, env_for(otlp, OTEL_METRICS_EXPORTER="console"), workers=1) as server:
+        for i in range(3):
+            get(server, "/work/%d" % i)
+        flush(server)
+        log = server.output()
+    assert ("tigerops metric http.server.request.duration (histogram, s) {http.request.method=GET "
+            "http.response.status_code=200 http.route=/work/<int:i> url.scheme=http} count=3") in log, log
+    assert [r for r in otlp.requests() if r["path"] == "/v1/metrics"] == []
