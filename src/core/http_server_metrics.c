@@ -23,11 +23,15 @@ static tgo__metric *instrument(_Atomic(tgo__metric *) *slot, int kind, const cha
 /* http.request.method is one of the known methods or _OTHER: a client
  * must not be able to make new series. */
 static void method_attr(tgo__mattr *a, const char *method, size_t len) {
-  static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  static const struct {
+    const char *name;
+    size_t len;
+  } known[] = {{"GET", 3},    {"POST", 4},    {"HEAD", 4},    {"PUT", 3},   {"DELETE", 6},
+               {"PATCH", 5},  {"OPTIONS", 7}, {"CONNECT", 7}, {"TRACE", 5}};
   *a = (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, 6, {.s = "_OTHER"}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strlen(known[i]) == len && !memcmp(known[i], method, len)) {
-      a->v.s = known[i];
+    if (known[i].len == len && known[i].name[0] == method[0] && !memcmp(known[i].name, method, len)) {
+      a->v.s = known[i].name;
       a->len = (uint32_t)len;
       return;
     }
@@ -42,10 +46,10 @@ tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int 
                               "Number of active HTTP server requests.");
   if (!m)
     return NULL;
-  tgo__mattr attrs[2];
+  tgo__mattr attrs[2]; /* in key order */
   method_attr(&attrs[0], method, method_len);
   scheme_attr(&attrs[1], https);
-  tgo__mseries *s = tgo__metric_series(m, attrs, 2);
+  tgo__mseries *s = tgo__metric_series_sorted(m, attrs, 2);
   tgo__series_record(m, s, 1, NULL);
   return s;
 }
@@ -58,15 +62,15 @@ void tgo__http_server_end(const tgo__http_server_request *r) {
                               "Duration of HTTP server requests.");
   if (!m)
     return;
-  tgo__mattr attrs[5];
+  tgo__mattr attrs[5]; /* in key order: the set is not sorted again */
   size_t n = 0;
+  if (r->error_type_len)
+    attrs[n++] = (tgo__mattr){"error.type", 10, TGO__MATTR_STR, (uint32_t)r->error_type_len, {.s = r->error_type}};
   method_attr(&attrs[n++], r->method, r->method_len);
-  scheme_attr(&attrs[n++], r->https);
   if (r->status_code > 0)
     attrs[n++] = (tgo__mattr){"http.response.status_code", 25, TGO__MATTR_INT, 0, {.i = r->status_code}};
   if (r->route_len)
     attrs[n++] = (tgo__mattr){"http.route", 10, TGO__MATTR_STR, (uint32_t)r->route_len, {.s = r->route}};
-  if (r->error_type_len)
-    attrs[n++] = (tgo__mattr){"error.type", 10, TGO__MATTR_STR, (uint32_t)r->error_type_len, {.s = r->error_type}};
-  tgo__metric_record(m, attrs, n, (double)r->duration_ns / 1e9, r->span);
+  scheme_attr(&attrs[n++], r->https);
+  tgo__series_record(m, tgo__metric_series_sorted(m, attrs, n), (double)r->duration_ns / 1e9, r->span);
 }

@@ -142,6 +142,9 @@ TGO__EXPORT tgo__metric *tgo__metric_get(int kind, const char *name, const char 
  * without a lock, made once when new, the overflow series past the limit.
  * The pointer stays valid for the process's life (also across fork). */
 TGO__EXPORT tgo__mseries *tgo__metric_series(tgo__metric *m, const tgo__mattr *attrs, size_t n);
+/* The same for a set whose keys are distinct and in byte order already (the
+ * agent's own instruments): no sorting. */
+TGO__EXPORT tgo__mseries *tgo__metric_series_sorted(tgo__metric *m, const tgo__mattr *attrs, size_t n);
 /* counter: adds v (>= 0); updown: adds v; gauge: sets v; histogram: records
  * v, and span (may be NULL) as the bucket's exemplar when it is sampled. */
 TGO__EXPORT void tgo__series_record(tgo__metric *m, tgo__mseries *s, double v, const tgo_span *span);

@@ -253,3 +253,11 @@ Test(metrics, metrics_exporter_none_makes_no_instrument) {
   tgo__metric_record(NULL, NULL, 0, 1, NULL); /* a no-op, not a crash */
   cr_assert_null(tgo__http_server_begin("GET", 3, 0));
 }
+
+Test(metrics, a_sorted_set_is_the_same_series_as_the_same_set_unsorted) {
+  tgo__metric *c = tgo__metric_get(TGO__METRIC_COUNTER, "t.sorted", "1", "", NULL, 0);
+  tgo__mattr sorted[] = {STR("error.type", "500"), STR("http.request.method", "GET"),
+                         {"http.response.status_code", 25, TGO__MATTR_INT, 0, {.i = 500}}, STR("url.scheme", "http")};
+  tgo__mattr shuffled[] = {sorted[3], sorted[1], sorted[2], sorted[0]};
+  cr_assert_eq(tgo__metric_series_sorted(c, sorted, 4), tgo__metric_series(c, shuffled, 4));
+}
