@@ -312,7 +312,8 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
   int base_ms = 500;
   for (int attempt = 1;; attempt++) {
     tgo__http_result r;
-    atomic_fetch_add_explicit(&tgo__stats.export_requests, 1, memory_order_relaxed);
+    if (p->signal == TGO__SIGNAL_TRACES) /* the public counters are the spans' */
+      atomic_fetch_add_explicit(&tgo__stats.export_requests, 1, memory_order_relaxed);
     post(p, body, len, &r);
     int hint_ms, verdict = judge(p, &r, &hint_ms);
     if (verdict == SENT_OK) {
