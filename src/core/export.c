@@ -261,7 +261,23 @@ static const char *client_cert_hint(const send_plan *p, const tgo__http_result *
              : "";
 }
 
+/* Metrics (and any signal but traces): one line of their own, logged once,
+ * so that a collector without a metrics pipeline never hides the spans'
+ * message, nor is taken for a loss of spans. */
+static void log_dropped_signal(const send_plan *p, const tgo__http_result *r) {
+  char shown[1100];
+  tgo__config_shown_url(p->url, shown, sizeof shown);
+  TGO__LOG_ONCE(TGO_LOG_WARN, "metrics export to %s failed (HTTP %ld, gRPC status %d%s%s); these metric points are "
+                "dropped, the next collection sends again (logged once)", shown, r->status,
+                p->protocol == TGO__PROTOCOL_GRPC ? tgo__grpc_status_of(r) : -1, r->transport_error ? ": " : "",
+                r->transport_error ? r->error : "");
+}
+
 static void log_dropped(const send_plan *p, const tgo__http_result *r) {
+  if (p->signal != TGO__SIGNAL_TRACES) {
+    log_dropped_signal(p, r);
+    return;
+  }
   char shown[1100];
   tgo__config_shown_url(p->url, shown, sizeof shown);
   if (tls_setup_error(r)) {
@@ -317,9 +333,10 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     post(p, body, len, &r);
     int hint_ms, verdict = judge(p, &r, &hint_ms);
     if (verdict == SENT_OK) {
-      if (p->signal == TGO__SIGNAL_TRACES)
+      if (p->signal == TGO__SIGNAL_TRACES) {
         atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
-      log_partial(p, &r, n_spans);
+        log_partial(p, &r, n_spans);
+      }
       return;
     }
     /* Metrics get one attempt: the exporter thread is the spans' too, and the

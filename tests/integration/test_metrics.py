@@ -307,3 +307,17 @@ def test_console_metrics_exporter_writes_one_line_per_point(otlp):
     assert ("tigerops metric http.server.request.duration (histogram, s) {http.request.method=GET "
             "http.response.status_code=200 http.route=/work/<int:i> url.scheme=http} count=3") in log, log
     assert [r for r in otlp.requests() if r["path"] == "/v1/metrics"] == []
+
+
+def test_a_collector_refusing_metrics_is_told_once_and_never_taken_for_lost_spans(otlp):
+    # The receiver answers 404 to an unknown path, as a collector without a
+    # metrics pipeline does for /v1/metrics.
+    env = env_for(otlp, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=otlp.endpoint + "/v1/nothing")
+    with gunicorn(APP, env, workers=1) as server:
+        for i in range(3):
+            get(server, "/work/%d" % i)
+            flush(server)
+        otlp.wait_for_spans(lambda s: s["attributes"].get("http.route") == "/work/<int:i>", count=3)
+        log = server.output()
+    assert log.count("metrics export to %s/v1/nothing failed (HTTP 404" % otlp.endpoint) == 1, log
+    assert "spans dropped" not in log and "export attempt" not in log, log
