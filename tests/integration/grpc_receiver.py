@@ -39,8 +39,9 @@ class GrpcReceiver(OtlpReceiver):
             mode["delayMs"] = delay_ms
         self._call("POST", "/mode", mode)
 
-    def grpc_requests(self):
-        return [r for r in self.requests() if r.get("transport") == "grpc"]
+    def grpc_requests(self, path="/opentelemetry.proto.collector.trace.v1.TraceService/Export"):
+        """The gRPC calls to path (TraceService's by default; None: all)."""
+        return [r for r in self.requests() if r.get("transport") == "grpc" and (path is None or r["path"] == path)]
 
 
 # gRPC status codes the tests use

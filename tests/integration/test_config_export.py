@@ -24,9 +24,9 @@ def test_api_key_headers_gzip_and_resource_attributes(otlp):
     r = run_app(env)
     assert "sk-test-123" not in r.stderr
     spans = otlp.wait_for_spans()
-    req = otlp.requests()[0]
+    req = [r for r in otlp.requests() if r["path"] == "/v1/traces"][0]
     h = req["headers"]
-    assert req["path"] == "/v1/traces" and req["decoded"]
+    assert req["decoded"]
     assert h["authorization"] == "Bearer sk-test-123"
     assert h["x-tenant"] == "acme" and h["x-team"] == "a b"
     assert h["content-encoding"] == "gzip" and h["content-type"] == "application/x-protobuf"
@@ -76,12 +76,12 @@ def test_retry_after_503_then_delivered(otlp):
     env = agent_env(otlp, TIGEROPS_SHUTDOWN_TIMEOUT_MS="8000")
     proc = subprocess.Popen([PYTHON, "-c", REQUEST.format(n=2) + "; import tigerops; tigerops.flush(8000)"],
                             env=env, stderr=subprocess.PIPE, text=True)
-    otlp.wait_for_requests(lambda r: r["status"] == 503)
+    otlp.wait_for_requests(lambda r: r["status"] == 503 and r["path"] == "/v1/traces")
     otlp.set_mode()  # the collector recovers; the retry after ~1 s must succeed
     t0 = time.monotonic()
     spans = otlp.wait_for_spans(count=2, timeout=15)
     assert proc.wait(30) == 0
-    statuses = [r["status"] for r in otlp.requests()]
+    statuses = [r["status"] for r in otlp.requests() if r["path"] == "/v1/traces"]
     assert statuses[0] == 503 and statuses[-1] == 200, statuses
     assert len(spans) == 2
     assert time.monotonic() - t0 < 10
@@ -95,7 +95,8 @@ def test_refused_credentials_are_logged_once_with_a_hint_and_the_collectors_word
             "for i in range(3):\n    c.get('/hello/c%d' % i); tigerops.flush(5000)")
     r = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert [q["status"] for q in otlp.requests()] == [status] * 3, "one refused export per flush"
+    traces = [q["status"] for q in otlp.requests() if q["path"] == "/v1/traces"]
+    assert traces == [status] * 3, "one refused export per flush"
     lines = [l for l in r.stderr.splitlines() if "refused with HTTP %d" % status in l]
     assert len(lines) == 1, r.stderr
     line = lines[0]

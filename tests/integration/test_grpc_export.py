@@ -45,7 +45,7 @@ def run_app(env, n=1, timeout=60):
 
 # What differs between two runs of the same request, whatever the transport
 # (each gunicorn listens on a port of its own).
-VARYING = {"client.port", "network.peer.port", "server.port", "process.pid"}
+VARYING = {"client.port", "network.peer.port", "server.port", "process.pid", "service.instance.id"}
 
 
 def comparable(span):
