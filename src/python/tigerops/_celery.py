@@ -8,7 +8,7 @@ own. The signals used here, and the arguments Celery sends them with, are
 the same in 5.2.6, 5.4.0 and 5.5.3 (their signals.py, app/amqp.py,
 app/trace.py and worker/request.py compared)."""
 import _tigerops
-from tigerops import Span, _bootstrap
+from tigerops import Span, _bootstrap, _queue_depth
 
 _publishing = {}
 _running = {}
@@ -42,6 +42,7 @@ def _before_publish(sender=None, headers=None, routing_key=None, properties=None
 
 
 def _after_publish(sender=None, headers=None, **_):
+    _queue_depth.published()
     span = _publishing.pop((headers or {}).get("id"), None)
     if span is not None:
         span.__exit__(None, None, None)
@@ -120,6 +121,16 @@ def _worker_init(**_):
     _context.choose()
 
 
+def _worker_init_main(**_):
+    # worker_init is sent in the worker's main process only, before the
+    # pool forks: what the queue depth observer needs to know.
+    _queue_depth.worker_init()
+
+
+def _worker_ready(sender=None, **_):
+    _queue_depth.worker_ready(sender)
+
+
 def _postrun(task_id=None, state=None, **_):
     span = _running.pop(task_id, None)
     if span is not None:
@@ -164,6 +175,8 @@ def patch_celery(module):
     signals.task_retry.connect(_retry, weak=False)
     signals.task_revoked.connect(_revoked, weak=False)
     signals.worker_init.connect(_worker_init, weak=False)
+    signals.worker_init.connect(_worker_init_main, weak=False)
+    signals.worker_ready.connect(_worker_ready, weak=False)
     signals.worker_process_shutdown.connect(_worker_process_shutdown, weak=False)
     signals.worker_shutdown.connect(_worker_process_shutdown, weak=False)
     signals._tigerops_connected = True
