@@ -109,4 +109,44 @@ TGO__EXPORT void tgo__span_end_at(tgo_span *span, uint64_t unix_ns);
  * report on out; 0 when the collector accepted it. */
 TGO__EXPORT int tgo__self_check(FILE *out);
 
+/* ---- metrics (metrics.c): instruments aggregated per attribute set ------ */
+enum { TGO__METRIC_COUNTER = 0, TGO__METRIC_UPDOWN, TGO__METRIC_GAUGE, TGO__METRIC_HISTOGRAM };
+#define TGO__METRIC_MAX_BOUNDS 64
+#define TGO__METRIC_DEFAULT_N_BOUNDS 14
+#define TGO__METRIC_MAX_ATTRS 16         /* more are cut */
+#define TGO__METRIC_MAX_ATTRS_BYTES 1024 /* a bigger encoded set goes to the overflow series */
+#define TGO__METRIC_DEFAULT_LIMIT 2000   /* attribute sets per instrument, overflow included */
+typedef struct tgo__metric tgo__metric;
+typedef struct tgo__mseries tgo__mseries;
+/* One attribute of a measurement: borrowed for the call only. */
+enum { TGO__MATTR_STR = 1, TGO__MATTR_INT, TGO__MATTR_DOUBLE, TGO__MATTR_BOOL }; /* = TGO__V_* */
+typedef struct {
+  const char *key;
+  uint32_t key_len;
+  uint8_t type;   /* TGO__MATTR_* */
+  uint32_t len;   /* of v.s */
+  union {
+    const char *s;
+    int64_t i;
+    double d;
+    int b;
+  } v;
+} tgo__mattr;
+/* The instrument named name, made at the first call (later calls with the
+ * same name return it, whatever their kind/unit/bounds). bounds: histogram
+ * bucket boundaries, increasing; NULL: the http.server.request.duration
+ * ones. NULL on bad arguments or no memory. Never freed. */
+TGO__EXPORT tgo__metric *tgo__metric_get(int kind, const char *name, const char *unit, const char *description,
+                                         const double *bounds, size_t n_bounds);
+/* The series of an attribute set (any order; NULL/0: the empty set): found
+ * without a lock, made once when new, the overflow series past the limit.
+ * The pointer stays valid for the process's life (also across fork). */
+TGO__EXPORT tgo__mseries *tgo__metric_series(tgo__metric *m, const tgo__mattr *attrs, size_t n);
+/* counter: adds v (>= 0); updown: adds v; gauge: sets v; histogram: records
+ * v, and span (may be NULL) as the bucket's exemplar when it is sampled. */
+TGO__EXPORT void tgo__series_record(tgo__metric *m, tgo__mseries *s, double v, const tgo_span *span);
+/* Both of the above in one call. */
+TGO__EXPORT void tgo__metric_record(tgo__metric *m, const tgo__mattr *attrs, size_t n, double v,
+                                    const tgo_span *span);
+
 #endif

@@ -449,4 +449,55 @@ int tgo__parse_kv_list(const char *s, void (*cb)(const char *k, const char *v, v
 int tgo__hex_decode(const char *in, size_t n, uint8_t *out);
 void tgo__hex_encode(const uint8_t *in, size_t n, char *out);
 
+/* ---- metrics: collection and export (metrics.c, otlp_metrics.c) -------- */
+_Static_assert((int)TGO__MATTR_STR == (int)TGO__V_STR && (int)TGO__MATTR_INT == (int)TGO__V_INT &&
+                   (int)TGO__MATTR_DOUBLE == (int)TGO__V_DOUBLE && (int)TGO__MATTR_BOOL == (int)TGO__V_BOOL,
+               "one set of value types");
+enum { TGO__TEMPORALITY_CUMULATIVE = 0, TGO__TEMPORALITY_DELTA = 1, TGO__TEMPORALITY_LOWMEMORY = 2 };
+extern const double tgo__metric_default_bounds[TGO__METRIC_DEFAULT_N_BOUNDS];
+typedef struct {
+  uint8_t trace_id[16], span_id[8];
+  double value;
+  uint64_t time_ns;
+} tgo__mexemplar;
+/* One series' point: attrs are OTLP KeyValue entries each tagged as field 7
+ * (NumberDataPoint.attributes); the encoder re-tags them for histograms. */
+typedef struct {
+  const uint8_t *attrs;
+  size_t attrs_len;
+  double value;                        /* counter, updown, gauge */
+  uint64_t count;                      /* histogram: */
+  double sum, min, max;
+  int has_min_max;
+  const uint64_t *buckets;             /* n_bounds + 1 */
+  const tgo__mexemplar *exemplars;
+  size_t n_exemplars;
+} tgo__mpoint;
+typedef struct {
+  const char *name, *unit, *description;
+  int kind;                            /* TGO__METRIC_* */
+  int temporality;                     /* OTLP AggregationTemporality: 1 delta, 2 cumulative; gauges 0 */
+  const double *bounds;
+  size_t n_bounds;
+  uint64_t start_ns, time_ns;
+  const tgo__mpoint *points;
+  size_t n_points;
+  void *arena;                         /* the snapshot's: points, buckets, exemplars */
+} tgo__mdata;
+typedef struct {
+  tgo__mdata *metrics;
+  size_t n;
+} tgo__msnapshot;
+/* Reads every instrument's series that have something to report; pref is
+ * TGO__TEMPORALITY_* (delta/lowmemory: counters and histograms are reset by
+ * the read, up-down counters and gauges stay cumulative). */
+int tgo__metrics_snapshot(int pref, tgo__msnapshot *snap);
+void tgo__metrics_snapshot_free(tgo__msnapshot *snap);
+void tgo__metrics_set_limit(unsigned long limit); /* for instruments made from now on */
+void tgo__metrics_init_clock(void);
+void tgo__metrics_fork_child(void);
+void tgo__metrics_reset(void); /* unit tests */
+/* ExportMetricsServiceRequest of a snapshot, resource included. */
+int tgo__otlp_encode_metrics(const tgo__mdata *metrics, size_t n, tgo__buf *out);
+
 #endif

@@ -90,4 +90,8 @@ void tgo__py_set_exception_formatter(PyObject *formatter);
  * handle ends the span. */
 PyObject *tgo__py_span_wrap(tgo_span *span, int owned);
 
+/* metrics.c: _tigerops.metric and its Metric type. */
+PyObject *tgo__py_metric(PyObject *m, PyObject *args);
+int tgo__py_metric_type_init(PyObject *module);
+
 #endif
