@@ -74,6 +74,8 @@ static const char *const protocols[] = {"http/protobuf", "grpc", "http/json", NU
 /* Indexed by TGO__PROP_*; "none" is 0. */
 static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
 static const char *const only_none[] = {"none", NULL};
+/* Indexed by TGO__TEMPORALITY_*. */
+static const char *const temporalities[] = {"cumulative", "delta", "lowmemory", NULL};
 
 /* Several names for one field are aliases; in the environment OTEL_* names
  * are read before the others, so TIGEROPS_* wins, and later rows of a family
@@ -99,8 +101,6 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, "http/protobuf", protocols, NULL},
     {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, NULL, protocols, NULL},
     /* Only traces are exported: the other signals' values are checked, not used. */
-    {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
-     "not a known OTLP protocol (metrics are not exported)"},
     {"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
      "not a known OTLP protocol (logs are not exported)"},
     /* TLS files: paths, read by libcurl at each connection (a rotated
@@ -116,7 +116,6 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_TRACES_INSECURE", T_BOOL, F_ALL, FIELD(insecure), 0, 0, NULL, NULL, NULL},
     {"OTEL_PROPAGATORS", T_PROP, F_ALL | F_EMPTY_UNSET, FIELD(propagators), 0, 0, "tracecontext,baggage", propagators,
      "unknown propagators are skipped (supported: tracecontext, baggage, b3, b3multi, none)"},
-    {"OTEL_METRICS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "metrics are not exported"},
     {"OTEL_LOGS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "logs are not exported"},
     {"TIGEROPS_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, "otlp", exporters, NULL},
     {"OTEL_TRACES_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, NULL, exporters, NULL},
@@ -169,6 +168,18 @@ static const setting table[] = {
     {"TIGEROPS_EXCLUDE_PATHS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_INCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_EXCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    /* Metrics (metrics.c, pipeline.c). The per-signal endpoint is a full URL
+     * (OTLP exporter spec); protocol, headers, TLS and compression are the
+     * traces' unless the metrics rows say otherwise. */
+    {"OTEL_METRICS_EXPORTER", T_ENUM, F_ALL, FIELD(metrics_exporter), 0, 0, "otlp", exporters, NULL},
+    {"OTEL_METRIC_EXPORT_INTERVAL", T_INT, F_ALL, FIELD(metric_interval_ms), 1, 86400000, "60000", NULL, NULL},
+    {"OTEL_METRIC_EXPORT_TIMEOUT", T_INT, F_ALL, FIELD(metric_timeout_ms), 1, 600000, "30000", NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", T_URL, F_ALL, FIELD(metrics_endpoint), 0, 0, NULL, NULL, NULL},
+    {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", T_ENUM, F_ALL, FIELD(metrics_protocol), 0, 0, NULL, protocols, NULL},
+    {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", T_ENUM, F_ALL, FIELD(metrics_temporality), 0, 0,
+     "cumulative", temporalities, NULL},
+    {"TIGEROPS_METRICS_CARDINALITY_LIMIT", T_INT, F_ALL, FIELD(metrics_cardinality_limit), 2, 1000000, "2000", NULL,
+     NULL},
 };
 #define N_SETTINGS (sizeof table / sizeof table[0])
 _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small");
@@ -785,16 +796,45 @@ void tgo__config_shown_url(const char *url, char *out, size_t cap) {
  * as is, no /v1/traces); the method's path replaces any path it has. The
  * default endpoint follows the protocol: 4317 is the gRPC port. */
 int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap) {
-  if (c->protocol != TGO__PROTOCOL_GRPC)
-    return *c->traces_endpoint ? snprintf(out, cap, "%s", c->traces_endpoint)
-                               : snprintf(out, cap, "%s/v1/traces", c->endpoint);
-  const char *base = c->traces_endpoint;
+  return tgo__config_signal_url(c, TGO__SIGNAL_TRACES, out, cap);
+}
+
+/* Per signal: the HTTP path under the base endpoint and the gRPC method. */
+static const struct {
+  const char *http_path, *grpc_path;
+} signal_paths[TGO__SIGNAL_COUNT] = {
+    [TGO__SIGNAL_TRACES] = {"/v1/traces", TGO__GRPC_TRACES_PATH},
+    [TGO__SIGNAL_METRICS] = {"/v1/metrics", TGO__GRPC_METRICS_PATH},
+};
+
+/* The signal's own endpoint setting (a full URL), "" when unset. */
+static const char *signal_endpoint(const tgo__config *c, int signal) {
+  switch (signal) {
+  case TGO__SIGNAL_METRICS:
+    return c->metrics_endpoint;
+  default:
+    return c->traces_endpoint;
+  }
+}
+
+int tgo__config_signal_protocol(const tgo__config *c, int signal) {
+  if (signal == TGO__SIGNAL_METRICS && c->layer[slot_of((size_t)find("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"))] !=
+                                           TGO__LAYER_DEFAULT)
+    return c->metrics_protocol;
+  return c->protocol;
+}
+
+int tgo__config_signal_url(const tgo__config *c, int signal, char *out, size_t cap) {
+  const char *own = signal_endpoint(c, signal);
+  if (tgo__config_signal_protocol(c, signal) != TGO__PROTOCOL_GRPC)
+    return *own ? snprintf(out, cap, "%s", own) : snprintf(out, cap, "%s%s", c->endpoint, signal_paths[signal].http_path);
+  const char *base = own;
   if (!*base)
     base = c->layer[slot_of((size_t)find("TIGEROPS_ENDPOINT"))] == TGO__LAYER_DEFAULT ? "http://localhost:4317"
                                                                                       : c->endpoint;
   const char *host = strstr(base, "://");
   host = host ? host + 3 : base;
-  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, TGO__GRPC_TRACES_PATH);
+  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, signal_paths[signal].grpc_path);
 }
 
 static void find_service_cb(const char *k, const char *v, void *ud) {

@@ -54,19 +54,21 @@ typedef struct {
   int gzip;
   const http_encoding *encoding;
   int protocol;
+  int signal; /* TGO__SIGNAL_*: spans are counted in tgo__stats, other items not */
   char ca_file[1024], client_cert[1024], client_key[1024];
   header_list headers;
 } send_plan;
 
-static void plan_request(send_plan *p) {
+static void plan_signal(send_plan *p, int signal) {
   tgo__config *c = &tgo__cfg;
   pthread_mutex_lock(&tgo__cfg_lock);
-  int n = tgo__config_traces_url(c, p->url, sizeof p->url);
+  int n = tgo__config_signal_url(c, signal, p->url, sizeof p->url);
   if (n < 0 || (size_t)n >= sizeof p->url)
     TGO__LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
-  p->timeout_ms = c->timeout_ms;
+  p->signal = signal;
+  p->timeout_ms = signal == TGO__SIGNAL_METRICS ? c->metric_timeout_ms : c->timeout_ms;
   p->gzip = c->gzip;
-  p->protocol = c->protocol;
+  p->protocol = tgo__config_signal_protocol(c, signal);
   p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] ? c->protocol
                                                                                          : TGO__PROTOCOL_HTTP_PROTOBUF];
   _Static_assert(sizeof p->ca_file == sizeof c->certificate && sizeof p->client_cert == sizeof c->client_certificate &&
@@ -96,6 +98,8 @@ static void plan_request(send_plan *p) {
     TGO__LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_INSECURE=true is ignored for an https:// endpoint: the "
                                 "scheme decides (OTLP exporter spec); use http:// for plain text (logged once)");
 }
+
+static void plan_request(send_plan *p) { plan_signal(p, TGO__SIGNAL_TRACES); }
 
 /* The body as it goes on the wire: a gRPC message, or gzip for HTTP when
  * asked; *out points into wire or body. */
@@ -312,13 +316,15 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     post(p, body, len, &r);
     int hint_ms, verdict = judge(p, &r, &hint_ms);
     if (verdict == SENT_OK) {
-      atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
+      if (p->signal == TGO__SIGNAL_TRACES)
+        atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
       log_partial(p, &r, n_spans);
       return;
     }
     if (verdict == SENT_FAIL || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
       log_dropped(p, &r);
-      atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
+      if (p->signal == TGO__SIGNAL_TRACES)
+        atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
       return;
     }
     int delay;
@@ -408,6 +414,29 @@ out:
   tgo__buf_free(&body);
   tgo__buf_free(&wire);
   return rc;
+}
+
+/* Another signal's protobuf body (metrics, logs) to its endpoint with the
+ * same protocol rules, headers, TLS and retries as spans. http/json has no
+ * encoder for them: protobuf is sent, with one warning. */
+void tgo__export_signal(int signal, const tgo__buf *body, size_t n_items, const atomic_int *abort_flag) {
+  tgo__buf wire = {0};
+  send_plan *plan = malloc(sizeof *plan);
+  if (!plan)
+    return;
+  plan_signal(plan, signal);
+  if (plan->protocol == TGO__PROTOCOL_HTTP_JSON) {
+    TGO__LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json: metrics and logs are sent as "
+                                "http/protobuf to the same endpoint (logged once)");
+    plan->protocol = TGO__PROTOCOL_HTTP_PROTOBUF;
+    snprintf(plan->headers.storage[0], sizeof plan->headers.storage[0], "Content-Type: application/x-protobuf");
+  }
+  const uint8_t *data;
+  size_t len;
+  if (make_wire(plan, body, &wire, &data, &len) == 0)
+    send_with_retry(data, len, n_items, plan, abort_flag);
+  free(plan);
+  tgo__buf_free(&wire);
 }
 
 const tgo__exporter tgo__exporter_otlp = {"otlp", otlp_export, NULL, NULL};

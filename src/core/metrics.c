@@ -56,7 +56,10 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tgo__metric *) registry;
 static _Atomic uint64_t epoch_ns; /* start of cumulative series: process start, or the fork */
 static _Atomic uint64_t last_collect_ns; /* start of the next delta interval */
-static atomic_ulong cardinality_limit = TGO__METRIC_DEFAULT_LIMIT;
+static atomic_ulong cardinality_limit; /* 0: TIGEROPS_METRICS_CARDINALITY_LIMIT */
+static atomic_uint started_generation; /* the fork generation the exporter was started for */
+
+int tgo__metrics_active(void) { return atomic_load_explicit(&registry, memory_order_relaxed) != NULL; }
 
 static inline double bits_d(uint64_t b) {
   double d;
@@ -84,9 +87,7 @@ static void extreme_double(_Atomic uint64_t *p, double v, int lower) {
       break;
 }
 
-void tgo__metrics_set_limit(unsigned long limit) {
-  atomic_store(&cardinality_limit, limit < 2 ? 2 : limit);
-}
+void tgo__metrics_set_limit(unsigned long limit) { atomic_store(&cardinality_limit, limit); }
 
 void tgo__metrics_init_clock(void) {
   uint64_t zero = 0, now = tgo__now_ns(CLOCK_REALTIME);
@@ -97,7 +98,7 @@ void tgo__metrics_init_clock(void) {
 
 tgo__metric *tgo__metric_get(int kind, const char *name, const char *unit, const char *description,
                              const double *bounds, size_t n_bounds) {
-  if (!name || !*name || kind < 0 || kind > TGO__METRIC_HISTOGRAM)
+  if (!name || !*name || kind < 0 || kind > TGO__METRIC_HISTOGRAM || !tgo_enabled())
     return NULL;
   tgo__metrics_init_clock();
   pthread_mutex_lock(&registry_lock);
@@ -126,7 +127,10 @@ tgo__metric *tgo__metric_get(int kind, const char *name, const char *unit, const
     memcpy(m->bounds, bounds, n_bounds * sizeof *bounds);
     m->n_bounds = n_bounds;
   }
-  m->limit = (uint32_t)atomic_load(&cardinality_limit);
+  unsigned long limit = atomic_load(&cardinality_limit);
+  m->limit = (uint32_t)(limit ? limit : (unsigned long)tgo__cfg.metrics_cardinality_limit);
+  if (m->limit < 2)
+    m->limit = 2;
   uint32_t cap = 16;
   while (cap < 2 * m->limit)
     cap <<= 1;
@@ -317,6 +321,11 @@ static void put_exemplar(exemplar_slot *e, double v, const tgo_span *span) {
 void tgo__series_record(tgo__metric *m, tgo__mseries *s, double v, const tgo_span *span) {
   if (TGO__UNLIKELY(!s || isnan(v)))
     return;
+  unsigned gen = atomic_load_explicit(&tgo__fork_generation, memory_order_relaxed);
+  if (TGO__UNLIKELY(atomic_load_explicit(&started_generation, memory_order_relaxed) != gen)) {
+    atomic_store(&started_generation, gen);
+    tgo__pipeline_metrics_start();
+  }
   switch (m->kind) {
   case TGO__METRIC_COUNTER:
     if (v < 0)
@@ -460,7 +469,7 @@ int tgo__metrics_snapshot(int pref, tgo__msnapshot *snap) {
     d->unit = m->unit;
     d->description = m->description;
     d->kind = m->kind;
-    d->temporality = m->kind == TGO__METRIC_GAUGE ? 0 : delta ? TGO__TEMPORALITY_DELTA : TGO__TEMPORALITY_CUMULATIVE;
+    d->temporality = m->kind == TGO__METRIC_GAUGE ? 0 : delta ? 1 : 2; /* OTLP AggregationTemporality */
     d->bounds = m->bounds;
     d->n_bounds = m->n_bounds;
     d->start_ns = delta ? start_delta : start_cumul;

@@ -56,6 +56,33 @@ static void export_batch(tgo_span **spans, size_t n) {
     tgo_span_unref(spans[i]);
 }
 
+/* Metrics are collected by this thread too: every OTEL_METRIC_EXPORT_INTERVAL
+ * (CLOCK_MONOTONIC ns of the next collection) and for each flush request
+ * (a flush waits until metrics_done reaches the number it asked for). */
+static uint64_t next_metrics_ns, metrics_asked, metrics_done;
+
+static int metrics_due_locked(void) {
+  return metrics_asked != metrics_done ||
+         (next_metrics_ns && tgo__metrics_active() && tgo__now_ns(CLOCK_MONOTONIC) >= next_metrics_ns);
+}
+
+static void schedule_metrics_locked(void) {
+  next_metrics_ns = tgo__now_ns(CLOCK_MONOTONIC) + (uint64_t)tgo__cfg.metric_interval_ms * 1000000u;
+}
+
+/* Called with the lock held; releases it while exporting. */
+static void export_metrics_locked(void) {
+  uint64_t asked = metrics_asked;
+  schedule_metrics_locked();
+  pthread_mutex_unlock(&lock);
+  tgo__metrics_export(&stopping);
+  pthread_mutex_lock(&lock);
+  metrics_done = asked;
+  pthread_cond_broadcast(&done);
+}
+
+static void realtime_at(struct timespec *ts, uint64_t mono_ns);
+
 static void *exporter_main(void *arg) {
   (void)arg;
   size_t batch_cap = 0;
@@ -63,17 +90,26 @@ static void *exporter_main(void *arg) {
   pthread_mutex_lock(&lock);
   for (;;) {
     size_t want = (size_t)tgo__cfg.max_batch_size;
-    /* Sleep until a full batch, a flush with something to send, a stop, or
-     * the schedule delay with something to send. */
+    /* Sleep until a full batch, a flush with something to send, a stop, the
+     * schedule delay with something to send, or metrics to collect. */
     struct timespec deadline;
     deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
-    while (!stopping && ring_len < want && !(flush_waiters && ring_len)) {
-      if (pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT) {
+    while (!stopping && ring_len < want && !(flush_waiters && ring_len) && !metrics_due_locked()) {
+      struct timespec until = deadline, metrics_at;
+      if (next_metrics_ns && tgo__metrics_active()) {
+        realtime_at(&metrics_at, next_metrics_ns);
+        if (metrics_at.tv_sec < until.tv_sec || (metrics_at.tv_sec == until.tv_sec && metrics_at.tv_nsec < until.tv_nsec))
+          until = metrics_at;
+      }
+      if (pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT) {
         if (ring_len)
           break;
-        deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
+        if (!metrics_due_locked())
+          deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
       }
     }
+    if (metrics_due_locked())
+      export_metrics_locked();
     if (ring_len == 0) {
       if (stopping)
         break;
@@ -148,7 +184,19 @@ static int start_exporter_locked(void) {
   }
   running = 1;
   running_pid = getpid();
+  schedule_metrics_locked();
   return 0;
+}
+
+/* The first measurement of a process starts the exporter thread (a process
+ * that samples no trace still sends its metrics). */
+void tgo__pipeline_metrics_start(void) {
+  if (tgo__cfg.metrics_exporter == TGO__EXPORTER_NONE)
+    return;
+  pthread_mutex_lock(&lock);
+  if (!running || running_pid != getpid())
+    start_exporter_locked();
+  pthread_mutex_unlock(&lock);
 }
 
 void tgo__pipeline_submit(tgo_span *s) {
@@ -199,13 +247,13 @@ static void realtime_at(struct timespec *ts, uint64_t mono_ns) {
 static int flush_locked(uint64_t mono_end) {
   if (!running || running_pid != getpid())
     return 0;
-  uint64_t target = submitted_seq;
+  uint64_t target = submitted_seq, metrics_target = ++metrics_asked;
   struct timespec deadline;
   realtime_at(&deadline, mono_end);
   int rc = 0;
   flush_waiters++;
   pthread_cond_signal(&wake);
-  while (completed_seq < target && running) {
+  while ((completed_seq < target || metrics_done < metrics_target) && running) {
     if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
       rc = -ETIMEDOUT;
       break;
@@ -333,6 +381,7 @@ void tgo__pipeline_fork_child(void) {
     tgo_span_unref(ring[(ring_head + i) % ring_cap]);
   ring_head = ring_len = 0;
   submitted_seq = completed_seq = 0;
+  metrics_asked = metrics_done = next_metrics_ns = 0;
   flush_waiters = 0;
   running = 0;
   stopping = 0;

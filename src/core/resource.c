@@ -48,6 +48,29 @@ void tgo_resource_set(const char *key, const char *value) {
  * but with NUL), so a half-written one is at worst a wrong value. */
 void tgo__resource_fork_child(void) { pthread_mutex_init(&tgo__resource_lock, NULL); }
 
+/* A random UUID per process, new in every forked child: two workers of one
+ * master never report the same series (OTEL_RESOURCE_ATTRIBUTES may set it). */
+static char instance[37];
+static unsigned instance_generation;
+
+static const char *instance_id(void) {
+  unsigned gen = atomic_load(&tgo__fork_generation);
+  if (__atomic_load_n(&instance_generation, __ATOMIC_ACQUIRE) != gen) {
+    uint8_t r[16];
+    char hex[33], id[37];
+    tgo__random_bytes(r, sizeof r);
+    r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
+    tgo__hex_encode(r, sizeof r, hex);
+    snprintf(id, sizeof id, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    pthread_mutex_lock(&tgo__resource_lock);
+    memcpy(instance, id, sizeof id);
+    __atomic_store_n(&instance_generation, gen, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tgo__resource_lock);
+  }
+  return instance;
+}
+
 typedef struct {
   tgo__kv *out;
   size_t n, max;
@@ -80,6 +103,7 @@ size_t tgo__resource_collect(tgo__kv *out, size_t max) {
   put(&c, "telemetry.sdk.version", PACKAGE_VERSION);
   snprintf(buf, sizeof buf, "%d", (int)getpid());
   put(&c, "process.pid", buf);
+  put(&c, "service.instance.id", instance_id());
   if (gethostname(buf, sizeof buf) == 0) {
     buf[sizeof buf - 1] = '\0';
     put(&c, "host.name", buf);

@@ -97,6 +97,12 @@ typedef struct {
   int celery_queue_depth;     /* 0 worker, 1 all, 2 off */
   char celery_queues[1024];   /* extra queue names whose depth is observed, comma-separated */
   int propagators;            /* OTEL_PROPAGATORS, packed: TGO__PROP_* four bits each */
+  int metrics_exporter;       /* TGO__EXPORTER_* */
+  int metric_interval_ms, metric_timeout_ms;
+  char metrics_endpoint[1024]; /* full URL, wins over endpoint */
+  int metrics_protocol;        /* only when set: else protocol */
+  int metrics_temporality;     /* TGO__TEMPORALITY_* */
+  int metrics_cardinality_limit;
   /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
    * so that re-reading the environment never overrides app.config. */
   unsigned char layer[TGO__MAX_SETTINGS];
@@ -122,6 +128,11 @@ size_t tgo__edit_distance(const char *a, const char *b, size_t max);
  * path for grpc, /v1/traces for HTTP); the caller holds tgo__cfg_lock for
  * tgo__cfg. Returns snprintf's count. */
 int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap);
+/* The same for any signal (OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT: a full URL),
+ * and the protocol its export uses. */
+enum { TGO__SIGNAL_TRACES = 0, TGO__SIGNAL_METRICS, TGO__SIGNAL_LOGS, TGO__SIGNAL_COUNT };
+int tgo__config_signal_url(const tgo__config *c, int signal, char *out, size_t cap);
+int tgo__config_signal_protocol(const tgo__config *c, int signal);
 /* The endpoint without user-info or query: they may carry credentials. */
 void tgo__config_shown_url(const char *url, char *out, size_t cap);
 /* The info-level start-up line: service, endpoint, protocol, sampler. */
@@ -408,9 +419,13 @@ typedef struct {
   char detail[1600];  /* the error, or what the collector said */
 } tgo__check_report;
 int tgo__export_check(tgo_span **spans, size_t n, tgo__check_report *rep);
+/* On the exporter thread: one signal's OTLP protobuf body (n_items data
+ * points or records) to its endpoint, with retries (export.c). */
+void tgo__export_signal(int signal, const tgo__buf *body, size_t n_items, const atomic_int *abort_flag);
 
 /* ---- OTLP/gRPC (grpc.c): framing and status of unary Export calls ---- */
 #define TGO__GRPC_TRACES_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#define TGO__GRPC_METRICS_PATH "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 enum {
   TGO__GRPC_OK = 0, TGO__GRPC_CANCELLED = 1, TGO__GRPC_UNKNOWN = 2, TGO__GRPC_INVALID_ARGUMENT = 3,
   TGO__GRPC_DEADLINE_EXCEEDED = 4, TGO__GRPC_NOT_FOUND = 5, TGO__GRPC_ALREADY_EXISTS = 6,
@@ -497,6 +512,11 @@ void tgo__metrics_set_limit(unsigned long limit); /* for instruments made from n
 void tgo__metrics_init_clock(void);
 void tgo__metrics_fork_child(void);
 void tgo__metrics_reset(void); /* unit tests */
+int tgo__metrics_active(void);  /* an instrument exists */
+/* One collection, on the exporter thread, to OTEL_METRICS_EXPORTER (metrics_export.c). */
+void tgo__metrics_export(const atomic_int *abort_flag);
+/* The exporter thread, started for metrics in this process (pipeline.c). */
+void tgo__pipeline_metrics_start(void);
 /* ExportMetricsServiceRequest of a snapshot, resource included. */
 int tgo__otlp_encode_metrics(const tgo__mdata *metrics, size_t n, tgo__buf *out);
 

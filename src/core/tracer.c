@@ -22,6 +22,7 @@ static void fork_child(void) {
   tgo__exporters_fork_child();
   tgo__intern_fork_child();
   tgo__resource_fork_child();
+  tgo__metrics_fork_child();
 }
 
 /* The last chance for spans ended after Python's own atexit hooks ran. */

@@ -301,13 +301,11 @@ Test(config, unsupported_otel_features_warn_once_each) {
   tgo__config_defaults(&c);
   capture cap;
   capture_begin(&cap);
-  char *envp[] = {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=thrift", "OTEL_PROPAGATORS=tracecontext,xray",
-                  "OTEL_METRICS_EXPORTER=otlp", "OTEL_LOGS_EXPORTER=otlp",
+  char *envp[] = {"OTEL_PROPAGATORS=tracecontext,xray", "OTEL_LOGS_EXPORTER=otlp",
                   "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
   tgo__config_load(&c, envp);
   char *log = capture_end(&cap);
-  static const char *const names[] = {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL:", "OTEL_PROPAGATORS:",
-                                      "OTEL_METRICS_EXPORTER:", "OTEL_LOGS_EXPORTER:"};
+  static const char *const names[] = {"OTEL_PROPAGATORS:", "OTEL_LOGS_EXPORTER:"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const char *at = strstr(log, names[i]);
     cr_assert(at != NULL, "%s not warned about: %s", names[i], log);
@@ -322,6 +320,55 @@ Test(config, unsupported_otel_features_warn_once_each) {
   tgo__config_load(&c, fine);
   log = capture_end(&cap);
   cr_assert(strstr(log, "OTEL_") == NULL, "%s", log);
+}
+
+Test(config, metrics_settings_are_read_and_bad_values_warn_and_keep_the_default) {
+  tgo__config c;
+  tgo__config_defaults(&c);
+  cr_assert_eq(c.metrics_exporter, TGO__EXPORTER_OTLP);
+  cr_assert_eq(c.metric_interval_ms, 60000);
+  cr_assert_eq(c.metrics_temporality, TGO__TEMPORALITY_CUMULATIVE);
+  cr_assert_eq(c.metrics_cardinality_limit, 2000);
+  char url[1100];
+  tgo__config_signal_url(&c, TGO__SIGNAL_METRICS, url, sizeof url);
+  cr_assert_str_eq(url, "http://localhost:4318/v1/metrics");
+  capture cap;
+  capture_begin(&cap);
+  char *envp[] = {"OTEL_METRICS_EXPORTER=prometheus", "OTEL_METRIC_EXPORT_INTERVAL=soon",
+                  "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=sometimes",
+                  "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=thrift", "TIGEROPS_METRICS_CARDINALITY_LIMIT=1",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_load(&c, envp);
+  char *log = capture_end(&cap);
+  static const char *const names[] = {"OTEL_METRICS_EXPORTER", "OTEL_METRIC_EXPORT_INTERVAL",
+                                      "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                                      "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "TIGEROPS_METRICS_CARDINALITY_LIMIT"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    cr_assert(strstr(log, names[i]) != NULL, "%s not warned about: %s", names[i], log);
+  cr_assert_eq(c.metrics_exporter, TGO__EXPORTER_OTLP);
+  cr_assert_eq(c.metric_interval_ms, 60000);
+  cr_assert_eq(c.metrics_cardinality_limit, 2000);
+  char *good[] = {"OTEL_METRICS_EXPORTER=console", "OTEL_METRIC_EXPORT_INTERVAL=250",
+                  "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+                  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=http://m.example:9000/custom/path",
+                  "OTEL_EXPORTER_OTLP_ENDPOINT=http://c.example:4317", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_defaults(&c);
+  tgo__config_load(&c, good);
+  cr_assert_eq(c.metrics_exporter, TGO__EXPORTER_CONSOLE);
+  cr_assert_eq(c.metric_interval_ms, 250);
+  cr_assert_eq(c.metrics_temporality, TGO__TEMPORALITY_DELTA);
+  tgo__config_signal_url(&c, TGO__SIGNAL_METRICS, url, sizeof url);
+  cr_assert_str_eq(url, "http://m.example:9000" TGO__GRPC_METRICS_PATH);
+  tgo__config_signal_url(&c, TGO__SIGNAL_TRACES, url, sizeof url);
+  cr_assert_str_eq(url, "http://c.example:4317" TGO__GRPC_TRACES_PATH);
+  char *http[] = {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=http://m.example:9000/custom/path",
+                  "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_defaults(&c);
+  tgo__config_load(&c, http);
+  tgo__config_signal_url(&c, TGO__SIGNAL_METRICS, url, sizeof url);
+  cr_assert_str_eq(url, "http://m.example:9000/custom/path", "the per-signal endpoint is used as is");
+  cr_assert_eq(tgo__config_signal_protocol(&c, TGO__SIGNAL_METRICS), TGO__PROTOCOL_HTTP_PROTOBUF);
 }
 
 Test(config, grpc_protocol_and_tls_files_are_settings_not_warnings) {
