@@ -93,6 +93,24 @@ def test_every_sql_statement_is_measured_whatever_the_sampler(otlp, sampler):
     assert inserts["attributes"]["db.system.name"] == "sqlite"  # sqlite3 used directly (DB-API)
 
 
+def test_awaited_statements_are_measured_once(otlp, postgres):
+    """aiosqlite and psycopg 3's AsyncConnection (where installed: the
+    tests/matrix venvs), outside any span."""
+    pytest.importorskip("aiosqlite")
+    pytest.importorskip("psycopg")
+    dsn = postgres.url.replace("postgresql+psycopg2://", "postgresql://")
+    scenario("async_sql", agent_env(otlp, PG_DSN=dsn))
+    name = "db.client.operation.duration"
+    (notes,) = wait_total(otlp, name, 3, field="count", db__collection__name="notes")
+    assert notes["attributes"]["db.system.name"] == "sqlite"
+    (pg,) = wait_total(otlp, name, 3, field="count", db__collection__name="pg3m_notes", db__operation__name="SELECT",
+                       error__type=None)
+    assert pg["attributes"]["db.system.name"] == "postgresql" and pg["attributes"]["server.port"] == postgres.port
+    (failed,) = wait_total(otlp, name, 1, field="count", db__collection__name="pg3m_notes",
+                           error__type="UndefinedColumn")
+    assert failed["attributes"]["db.operation.name"] == "SELECT"
+
+
 class _Answers(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/ok" else 404)

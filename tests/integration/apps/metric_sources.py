@@ -70,6 +70,36 @@ def sql():
     conn.commit()
 
 
+def async_sql():
+    """Awaited statements, outside any span: aiosqlite 3 SELECTs of notes
+    (timed by the sqlite3 cursor underneath, on aiosqlite's thread); psycopg
+    3's AsyncConnection on PG_DSN: 3 SELECTs of pg3m_notes, 1 failing."""
+    import asyncio
+    import tempfile
+
+    async def main():
+        import aiosqlite
+        import psycopg
+        async with aiosqlite.connect(os.path.join(tempfile.mkdtemp(), "m.db")) as db:
+            await db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+            for _ in range(3):
+                await db.execute("SELECT body FROM notes WHERE id = 1")
+        conn = await psycopg.AsyncConnection.connect(os.environ["PG_DSN"], autocommit=True)
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS pg3m_notes (id serial PRIMARY KEY, body text)")
+            async with conn.cursor() as cur:
+                for _ in range(3):
+                    await cur.execute("SELECT body FROM pg3m_notes WHERE id = %s", (1,))
+                try:
+                    await cur.execute("SELECT no_such_column FROM pg3m_notes")
+                except psycopg.Error:
+                    pass
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
 def http():
     """Against HTTP_URL (200 on /ok, 404 elsewhere): requests 2x200, 1x404;
     urllib 1x200, 1x404; httpx 1x200; urllib3 1x200; requests 1x200 inside
