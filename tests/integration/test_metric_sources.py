@@ -155,21 +155,26 @@ def test_celery_task_outcomes_and_durations_by_task_name_at_1pct_sampling(otlp, 
                     TIGEROPS_SERVICE_NAME="worker", **FAST, **SAMPLERS["1%"])
     worker = Worker(env, pool="solo", concurrency=1, extra=("-Q", queue))
     try:
-        scenario("tasks", agent_env(otlp, REDIS_URL=redis_server.url, QUEUE=queue))
+        scenario("tasks", agent_env(otlp, REDIS_URL=redis_server.url, QUEUE=queue, TIGEROPS_SERVICE_NAME="publisher",
+                                    JOBS_DB=str(tmp_path / "jobs.db")))
         counted = "tigerops.celery.tasks"
-        wait_total(otlp, counted, 3, celery__task__name="tasks.echo", celery__task__outcome="success",
+        wait_total(otlp, counted, 4, celery__task__name="tasks.echo", celery__task__outcome="success",
                    messaging__destination__name=queue)
         wait_total(otlp, counted, 2, celery__task__name="tasks.fail", celery__task__outcome="failure")
         wait_total(otlp, counted, 1, celery__task__name="tasks.flaky", celery__task__outcome="retry")
         wait_total(otlp, counted, 1, celery__task__name="tasks.flaky", celery__task__outcome="success")
         wait_total(otlp, counted, 1, celery__task__name="tasks.expected", celery__task__outcome="failure")
-        (echo,) = wait_total(otlp, "messaging.process.duration", 3, field="count", celery__task__name="tasks.echo")
+        (echo,) = wait_total(otlp, "messaging.process.duration", 4, field="count", celery__task__name="tasks.echo")
         assert echo["attributes"] == {"messaging.system": "celery", "messaging.operation.name": "process",
                                       "messaging.destination.name": queue, "celery.task.name": "tasks.echo",
                                       "celery.task.outcome": "success"}
         assert echo["unit"] == "s"
         (failed,) = wait_total(otlp, "messaging.process.duration", 2, field="count", celery__task__name="tasks.fail")
         assert failed["attributes"]["error.type"] == "ValueError"
+        # The publisher's exit flush is in (its SQL at import), without a
+        # cache lookup for the result it read from the Redis backend.
+        otlp.wait_for_metric("db.client.operation.duration", lambda p: p["resource"]["service.name"] == "publisher")
+        assert not [p for p in otlp.metrics() if p["name"] == "tigerops.cache.lookups"]
     finally:
         worker.stop()
 

@@ -158,3 +158,28 @@ def patch_pymemcache(module):
         original = getattr(client_class, op, None)
         if original is not None and not getattr(original, "__tigerops__", False):
             setattr(client_class, op, _wrap_memcache(op, original))
+
+
+def _not_a_cache_read(original):
+    """A read below which redis GETs are not cache lookups (they are counted
+    by nobody)."""
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        token = _counting_above.set(True)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _counting_above.reset(token)
+
+    method.__tigerops__ = True
+    return method
+
+
+def patch_celery_redis_backend(module):
+    """Celery's Redis result backend reads task results with GET/MGET:
+    polling for a result is not a cache lookup, and would count misses."""
+    backend = module.RedisBackend
+    for name in ("get", "mget"):
+        original = backend.__dict__.get(name)
+        if original is not None and not getattr(original, "__tigerops__", False):
+            setattr(backend, name, _not_a_cache_read(original))

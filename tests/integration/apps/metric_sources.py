@@ -137,8 +137,9 @@ def http():
 
 
 def tasks():
-    """To QUEUE: 3 echo (success), 2 fail (failure), 1 flaky (a retry, then
-    success), 1 expected (a failure the task declares: throws=)."""
+    """To QUEUE: 4 echo (success; the result of the last one is waited
+    for), 2 fail (failure), 1 flaky (a retry, then success), 1 expected (a
+    failure the task declares: throws=)."""
     from tasks import echo, expected, fail, flaky
     queue = os.environ["QUEUE"]
     for i in range(3):
@@ -147,6 +148,8 @@ def tasks():
         fail.apply_async(queue=queue)
     flaky.apply_async(queue=queue)
     expected.apply_async(queue=queue)
+    # Reading a result (GET on the Redis result backend) is no cache lookup.
+    assert echo.apply_async((7,), queue=queue).get(timeout=30) == 7
 
 
 def fan_out():
