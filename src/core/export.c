@@ -321,7 +321,10 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
       log_partial(p, &r, n_spans);
       return;
     }
-    if (verdict == SENT_FAIL || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
+    /* Metrics get one attempt: the exporter thread is the spans' too, and the
+     * next collection brings cumulative sums up to date anyway. */
+    if (verdict == SENT_FAIL || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag) ||
+        p->signal == TGO__SIGNAL_METRICS) {
       log_dropped(p, &r);
       if (p->signal == TGO__SIGNAL_TRACES)
         atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);

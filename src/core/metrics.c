@@ -59,6 +59,8 @@ static _Atomic uint64_t last_collect_ns; /* start of the next delta interval */
 static atomic_ulong cardinality_limit; /* 0: TIGEROPS_METRICS_CARDINALITY_LIMIT */
 static atomic_uint started_generation; /* the fork generation the exporter was started for */
 
+int tgo__metrics_on(void) { return tgo_enabled() && tgo__cfg.metrics_exporter != TGO__EXPORTER_NONE; }
+
 int tgo__metrics_active(void) { return atomic_load_explicit(&registry, memory_order_relaxed) != NULL; }
 
 static inline double bits_d(uint64_t b) {
@@ -98,8 +100,8 @@ void tgo__metrics_init_clock(void) {
 
 tgo__metric *tgo__metric_get(int kind, const char *name, const char *unit, const char *description,
                              const double *bounds, size_t n_bounds) {
-  if (!name || !*name || kind < 0 || kind > TGO__METRIC_HISTOGRAM || !tgo_enabled())
-    return NULL;
+  if (!name || !*name || kind < 0 || kind > TGO__METRIC_HISTOGRAM || !tgo__metrics_on())
+    return NULL; /* OTEL_METRICS_EXPORTER=none: instruments that cost nothing */
   tgo__metrics_init_clock();
   pthread_mutex_lock(&registry_lock);
   tgo__metric *m;

@@ -145,8 +145,24 @@ TGO__EXPORT tgo__mseries *tgo__metric_series(tgo__metric *m, const tgo__mattr *a
 /* counter: adds v (>= 0); updown: adds v; gauge: sets v; histogram: records
  * v, and span (may be NULL) as the bucket's exemplar when it is sampled. */
 TGO__EXPORT void tgo__series_record(tgo__metric *m, tgo__mseries *s, double v, const tgo_span *span);
+/* Whether metrics are recorded (tracing on, OTEL_METRICS_EXPORTER not none);
+ * when not, tgo__metric_get returns NULL and recording on NULL does nothing. */
+TGO__EXPORT int tgo__metrics_on(void);
 /* Both of the above in one call. */
 TGO__EXPORT void tgo__metric_record(tgo__metric *m, const tgo__mattr *attrs, size_t n, double v,
                                     const tgo_span *span);
+
+/* HTTP server metrics (http_server_metrics.c), for every request: begin
+ * counts it active and returns the series end takes it off again. */
+typedef struct {
+  const char *method, *route, *error_type; /* route, error_type: NULL/0 when none */
+  size_t method_len, route_len, error_type_len;
+  int https, status_code;                  /* status 0: none was sent */
+  uint64_t duration_ns;
+  tgo__mseries *active;                    /* begin's */
+  const tgo_span *span;                    /* the request's span: the exemplar when sampled */
+} tgo__http_server_request;
+TGO__EXPORT tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int https);
+TGO__EXPORT void tgo__http_server_end(const tgo__http_server_request *r);
 
 #endif

@@ -67,6 +67,11 @@ typedef struct tgo__py_request {
   int status_code;
   int finished;
   char method[24];
+  /* HTTP server metrics, for every request (sampled or not). */
+  uint64_t start_ns;           /* CLOCK_MONOTONIC */
+  tgo__mseries *active;        /* http.server.active_requests' series, taken off at the end */
+  int https;
+  char error_type[64];         /* the exception's type name, when the app raised */
   /* N+1 detection: statement shapes counted in this request. */
   struct {
     uint64_t hash;

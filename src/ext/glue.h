@@ -93,5 +93,8 @@ PyObject *tgo__py_span_wrap(tgo_span *span, int owned);
 /* metrics.c: _tigerops.metric and its Metric type. */
 PyObject *tgo__py_metric(PyObject *m, PyObject *args);
 int tgo__py_metric_type_init(PyObject *module);
+/* An exception type's name into out ("" when unknown); no exception left set. */
+void tgo__py_error_type(PyObject *type, char *out, size_t cap);
+PyObject *tgo__py_request_error(PyObject *m, PyObject *exc);
 
 #endif

@@ -3,7 +3,7 @@
  * Metric whose record(value, attributes=None) aggregates in C (metrics.c).
  * record makes no Python object for str/int/float/bool attributes: their
  * bytes are borrowed for the call. */
-#include "glue.h"
+#include "flask.h"
 
 #include <string.h>
 
@@ -179,8 +179,8 @@ PyObject *tgo__py_metric(PyObject *m, PyObject *args) {
   }
   tgo__metric *metric = tgo__metric_get(k, name, unit ? unit : "", description ? description : "",
                                         bounds_obj == Py_None ? NULL : bounds, n_bounds);
-  if (!metric)
-    return PyErr_NoMemory();
+  if (!metric && tgo__metrics_on())
+    return PyErr_NoMemory(); /* else metrics are off: a Metric that records nothing */
   Metric *self = PyObject_New(Metric, metric_type);
   if (!self)
     return NULL;
@@ -199,4 +199,31 @@ int tgo__py_metric_type_init(PyObject *module) {
     return -1;
   }
   return 0;
+}
+
+/* error.type of a raised exception for the request metrics: its type's
+ * __qualname__, as the span's error.type (convert.c); "" when unknown. */
+void tgo__py_error_type(PyObject *type, char *out, size_t cap) {
+  out[0] = '\0';
+  if (!type)
+    return;
+  PyObject *name = PyObject_GetAttr(type, tgo__py_str.__qualname__);
+  Py_ssize_t len = 0;
+  const char *s = name ? tgo__py_utf8(name, &len) : NULL;
+  if (s && (size_t)len < cap) {
+    memcpy(out, s, (size_t)len);
+    out[len] = '\0';
+  }
+  Py_XDECREF(name);
+  PyErr_Clear();
+}
+
+/* request_error(exception): the running request failed with it, whether
+ * its span records or not: its type is the duration metric's error.type. */
+PyObject *tgo__py_request_error(PyObject *m, PyObject *exc) {
+  (void)m;
+  tgo__py_request *r = tgo__py_request_running();
+  if (r && exc != Py_None)
+    tgo__py_error_type((PyObject *)Py_TYPE(exc), r->error_type, sizeof r->error_type);
+  Py_RETURN_NONE;
 }

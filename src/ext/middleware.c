@@ -82,6 +82,10 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
     tgo_span_end(span);
     return NULL;
   }
+  Py_ssize_t slen = 0;
+  const char *scheme = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme), &slen);
+  r->https = slen == 5 && scheme && !memcmp(scheme, "https", 5);
+  r->active = tgo__http_server_begin(method, (size_t)mlen, r->https);
 
   tgo__py_saved saved = tgo__py_enter(span, r);
   PyObject *result = call_app(mw, environ, (PyObject *)r);
@@ -93,6 +97,7 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
       r->status_code = 500;
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
+    tgo__py_error_type(type, r->error_type, sizeof r->error_type);
     tgo__py_request_finish(r);
     PyErr_Restore(type, value, tb);
     Py_DECREF(r);

@@ -367,6 +367,8 @@ static PyMethodDef module_functions[] = {
     {"context_mode", py_context_mode, METH_NOARGS, NULL},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
+    {"request_error", tgo__py_request_error, METH_O,
+     "request_error(exception): the running request's error.type for its metrics"},
     {"metric", tgo__py_metric, METH_VARARGS,
      "metric(kind, name, unit, description, boundaries=None) -> Metric; kind: counter, updown, gauge, histogram"},
     {NULL, NULL, 0, NULL},

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 PyTypeObject *tgo__py_request_type;
 
@@ -35,17 +36,24 @@ void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t tex
   }
 }
 
-static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a) {
+/* The matched rule's facts (cached per rule), or NULL; free *scratch after. */
+static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch) {
+  if (!r->ctx || !r->mw)
+    return NULL;
   PyObject *req = PyObject_GetAttr(r->ctx, tgo__py_str.request);
   PyObject *rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
   Py_XDECREF(req);
   PyErr_Clear();
   if (!rule || rule == Py_None) {
     Py_XDECREF(rule);
-    return;
+    return NULL;
   }
-  tgo__py_route scratch = {0};
-  const tgo__py_route *ri = tgo__py_route_lookup(&r->mw->routes, r->mw->view_functions, rule, &scratch);
+  const tgo__py_route *ri = tgo__py_route_lookup(&r->mw->routes, r->mw->view_functions, rule, scratch);
+  Py_DECREF(rule); /* the cache, or scratch, holds the rule */
+  return ri;
+}
+
+static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, const tgo__py_route *ri) {
   if (ri) {
     char name[512];
     size_t mlen = strlen(r->method);
@@ -64,9 +72,24 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a) {
     if (ri->namespace)
       tgo_attr_str(a, "code.namespace", ri->namespace, strlen(ri->namespace));
   }
-  if (ri == &scratch)
-    tgo__py_route_clear(&scratch);
-  Py_DECREF(rule);
+}
+
+/* http.server.request.duration and active_requests, for every request. */
+static void record_metrics(tgo__py_request *r, const tgo__py_route *ri) {
+  char code[8];
+  tgo__http_server_request m = {r->method, ri ? ri->route : NULL, NULL, strlen(r->method), ri ? ri->route_len : 0,
+                                0, r->https, r->status_code, 0, r->active, r->span};
+  if (*r->error_type) {
+    m.error_type = r->error_type;
+    m.error_type_len = strlen(r->error_type);
+  } else if (r->status_code >= 500) {
+    m.error_type = code;
+    m.error_type_len = (size_t)snprintf(code, sizeof code, "%d", r->status_code);
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  m.duration_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec - r->start_ns;
+  tgo__http_server_end(&m);
 }
 
 void tgo__py_request_finish(tgo__py_request *r) {
@@ -74,10 +97,14 @@ void tgo__py_request_finish(tgo__py_request *r) {
     return;
   r->finished = 1;
   tgo_span *span = r->span;
-  if (tgo_span_is_recording(span)) {
+  tgo__py_route scratch = {0};
+  int recording = tgo_span_is_recording(span), metrics = r->active != NULL;
+  const tgo__py_route *ri = recording || metrics ? route_of(r, &scratch) : NULL;
+  if (metrics)
+    record_metrics(r, ri);
+  if (recording) {
     tgo_attrs *a = tgo_span_attrs(span);
-    if (r->ctx && r->mw)
-      set_route(r, span, a);
+    set_route(r, span, a, ri);
     if (r->status_code > 0) {
       tgo_attr_int(a, "http.response.status_code", r->status_code);
       if (r->status_code >= 400)
@@ -94,6 +121,8 @@ void tgo__py_request_finish(tgo__py_request *r) {
       }
     }
   }
+  if (ri == &scratch)
+    tgo__py_route_clear(&scratch);
   tgo_span_end(span);
   Py_CLEAR(r->ctx);
 }
@@ -119,6 +148,12 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   r->inner = r->iter = r->ctx = NULL;
   r->status_code = 0;
   r->finished = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  r->start_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+  r->active = NULL;
+  r->https = 0;
+  r->error_type[0] = '\0';
   if (method_len >= sizeof r->method)
     method_len = sizeof r->method - 1;
   memcpy(r->method, method, method_len);

@@ -116,6 +116,22 @@ class OtlpReceiver:
     def wait_for_requests(self, predicate=None, count=1, timeout=20):
         return self.wait_for(self.requests, predicate or (lambda r: True), count, timeout, "requests")
 
+    def metrics(self):
+        """Every delivered metric data point, flattened by the receiver:
+        {name, unit, type (sum|gauge|histogram), temporality (1 delta,
+        2 cumulative), isMonotonic, attributes, startTimeUnixNano,
+        timeUnixNano, value | count, sum, min, max, bucketCounts,
+        explicitBounds, exemplars [{traceId, spanId, value}], resource}."""
+        return self._call("GET", "/metric-points")
+
+    def wait_for_metric(self, name, predicate=None, count=1, timeout=20):
+        """The points of metric name once at least count of them match
+        predicate (all points of that name are returned)."""
+        pred = predicate or (lambda p: True)
+        items = self.wait_for(lambda: [p for p in self.metrics() if p["name"] == name], pred, count, timeout,
+                              "points of " + name)
+        return items
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()

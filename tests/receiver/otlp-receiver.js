@@ -29,6 +29,7 @@
 //             when absent) end with grpcStatus, with a google.rpc.RetryInfo detail when
 //             retryInfoMs is given; partial* answer OK with partial_success
 // GET  /metrics-data             decoded metrics requests (toObject)
+// GET  /metric-points            every delivered metric data point, flattened (flattenMetrics)
 // GET  /health                   200
 'use strict';
 const http = require('http');
@@ -45,6 +46,7 @@ const decoders = {
 let spans = [];
 let requests = [];
 let metrics = [];
+let metricPoints = [];
 let mode = {};
 
 const hex = (b) => (b && b.length ? Buffer.from(b).toString('hex') : '');
@@ -111,6 +113,52 @@ function flattenTraces(req) {
           resource,
           scope,
         });
+      }
+    }
+  }
+  return out;
+}
+
+// One entry per data point: {name, unit, description, type (sum|gauge|histogram),
+// temporality (1 delta, 2 cumulative), isMonotonic, attributes, startTimeUnixNano,
+// timeUnixNano, value (sum/gauge), count, sum, min, max, bucketCounts, explicitBounds,
+// exemplars [{traceId, spanId, value, timeUnixNano}], resource, scope}.
+function flattenMetrics(req) {
+  const out = [];
+  const num = (p) => (p.asDouble !== undefined && p.asDouble !== null && p.value === 'asDouble' ? p.asDouble
+    : p.asInt !== undefined && p.asInt !== null && p.value === 'asInt' ? longValue(p.asInt) : (p.asDouble || 0));
+  const exemplar = (e) => ({
+    traceId: hex(e.traceId), spanId: hex(e.spanId), value: num(e),
+    timeUnixNano: e.timeUnixNano ? e.timeUnixNano.toString() : '0', attributes: attributes(e.filteredAttributes),
+  });
+  for (const rm of req.resourceMetrics || []) {
+    const resource = attributes(rm.resource && rm.resource.attributes);
+    for (const sm of rm.scopeMetrics || []) {
+      const scope = { name: sm.scope ? sm.scope.name : '', version: sm.scope ? sm.scope.version : '' };
+      for (const m of sm.metrics || []) {
+        const base = { name: m.name, unit: m.unit || '', description: m.description || '', resource, scope };
+        const data = m.sum || m.gauge || m.histogram;
+        const type = m.sum ? 'sum' : m.gauge ? 'gauge' : m.histogram ? 'histogram' : 'other';
+        for (const p of (data && data.dataPoints) || []) {
+          const pt = {
+            ...base, type, temporality: data.aggregationTemporality || 0, isMonotonic: !!data.isMonotonic,
+            attributes: attributes(p.attributes),
+            startTimeUnixNano: p.startTimeUnixNano ? p.startTimeUnixNano.toString() : '0',
+            timeUnixNano: p.timeUnixNano ? p.timeUnixNano.toString() : '0',
+            exemplars: (p.exemplars || []).map(exemplar),
+          };
+          if (type === 'histogram') {
+            pt.count = longValue(p.count) || 0;
+            pt.sum = p.sum;
+            pt.min = p.min;
+            pt.max = p.max;
+            pt.bucketCounts = (p.bucketCounts || []).map(longValue);
+            pt.explicitBounds = p.explicitBounds || [];
+          } else {
+            pt.value = num(p);
+          }
+          out.push(pt);
+        }
       }
     }
   }
@@ -253,6 +301,7 @@ function handleExport(req, res, raw, pathname) {
       if (!mode.status || mode.status < 300) spans.push(...flat);
     } else if (pathname === '/v1/metrics') {
       metrics.push(decoder.toObject(msg, { longs: String, bytes: String }));
+      if (!mode.status || mode.status < 300) metricPoints.push(...flattenMetrics(msg));
     }
   } catch (e) {
     record.error = String(e && e.message ? e.message : e);
@@ -287,6 +336,7 @@ function onRequest(req, res) {
     if (req.method === 'POST' && decoders[url.pathname]) return handleExport(req, res, raw, url.pathname);
     if (req.method === 'GET' && url.pathname === '/spans') return send(res, 200, JSON.stringify(spans));
     if (req.method === 'GET' && url.pathname === '/metrics-data') return send(res, 200, JSON.stringify(metrics));
+    if (req.method === 'GET' && url.pathname === '/metric-points') return send(res, 200, JSON.stringify(metricPoints));
     if (req.method === 'GET' && url.pathname === '/requests') {
       const withBodies = url.searchParams.get('bodies') === '1';
       return send(res, 200, JSON.stringify(requests.map((r) => {
@@ -296,7 +346,7 @@ function onRequest(req, res) {
       })));
     }
     if (req.method === 'POST' && url.pathname === '/reset') {
-      spans = []; requests = []; metrics = []; mode = {};
+      spans = []; requests = []; metrics = []; metricPoints = []; mode = {};
       return send(res, 200, '{}');
     }
     if (req.method === 'POST' && url.pathname === '/mode') {
@@ -373,6 +423,27 @@ function grpcExport(grpc, call, callback) {
   if (mode.delayMs) setTimeout(reply, mode.delayMs); else reply();
 }
 
+function grpcMetricsExport(grpc, call, callback) {
+  const raw = call.request;
+  const record = {
+    path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', method: 'POST', transport: 'grpc',
+    headers: {}, size: raw.length, status: 0, grpcStatus: 0, decoded: false, error: null, time: Date.now(),
+    body: raw.toString('base64'),
+  };
+  requests.push(record);
+  try {
+    const msg = collector.metrics.v1.ExportMetricsServiceRequest.decode(raw);
+    record.decoded = true;
+    metrics.push(collector.metrics.v1.ExportMetricsServiceRequest.toObject(msg, { longs: String, bytes: String }));
+    metricPoints.push(...flattenMetrics(msg));
+  } catch (e) {
+    record.error = String(e && e.message ? e.message : e);
+    record.grpcStatus = record.status = grpc.status.INVALID_ARGUMENT;
+    return callback({ code: grpc.status.INVALID_ARGUMENT, details: record.error });
+  }
+  callback(null, collector.metrics.v1.ExportMetricsServiceResponse.encode({}).finish());
+}
+
 function startGrpc(port, tls, done) {
   const grpc = require('@grpc/grpc-js');
   const server = new grpc.Server();
@@ -384,6 +455,14 @@ function startGrpc(port, tls, done) {
       responseSerialize: raw, responseDeserialize: raw,
     },
   }, { Export: (call, callback) => grpcExport(grpc, call, callback) });
+  // MetricsService/Export: decoded like /v1/metrics, recorded in /requests.
+  server.addService({
+    Export: {
+      path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', requestStream: false,
+      responseStream: false, requestSerialize: raw, requestDeserialize: raw,
+      responseSerialize: raw, responseDeserialize: raw,
+    },
+  }, { Export: (call, callback) => grpcMetricsExport(grpc, call, callback) });
   const creds = tls
     ? grpc.ServerCredentials.createSsl(tls.ca || null, [{ cert_chain: tls.cert, private_key: tls.key }],
       !!tls.requireClientCert)

@@ -7,12 +7,17 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tgo-internal.h"
 
 static void setup(void) {
   setenv("TIGEROPS_EXPORTER", "none", 1);
-  setenv("OTEL_METRICS_EXPORTER", "none", 1);
+  /* Metrics on (the exporter thread starts), to a refusing port, collected
+   * only by the tests' own snapshots within the run. */
+  setenv("TIGEROPS_ENDPOINT", "http://127.0.0.1:9", 1);
+  setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000", 1);
   setenv("TIGEROPS_LOG_LEVEL", "none", 1);
   cr_assert_eq(tgo_init(), 0);
   tgo__metrics_set_limit(TGO__METRIC_DEFAULT_LIMIT);
@@ -211,4 +216,39 @@ Test(metrics, concurrent_recording_loses_nothing) {
   tgo__metrics_snapshot_free(&s);
   cr_assert_float_eq(total, (double)THREADS * PER_THREAD, 1e-6);
   cr_assert_eq(count, (uint64_t)THREADS * PER_THREAD);
+}
+
+Test(metrics, a_forked_child_starts_its_series_from_zero) {
+  tgo__metric *c = tgo__metric_get(TGO__METRIC_COUNTER, "t.fork", "1", "", NULL, 0);
+  tgo__metric *h = tgo__metric_get(TGO__METRIC_HISTOGRAM, "t.forkh", "s", "", NULL, 0);
+  tgo__mattr a[] = {STR("k", "v")};
+  tgo__metric_record(c, a, 1, 41, NULL);
+  tgo__metric_record(h, a, 1, 0.3, NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    tgo__msnapshot s;
+    tgo__metrics_snapshot(TGO__TEMPORALITY_CUMULATIVE, &s);
+    int bad = s.n != 0; /* nothing of the parent's */
+    tgo__metrics_snapshot_free(&s);
+    tgo__metric_record(c, a, 1, 2, NULL);
+    tgo__metrics_snapshot(TGO__TEMPORALITY_CUMULATIVE, &s);
+    const tgo__mdata *m = find(&s, "t.fork");
+    bad |= !m || m->n_points != 1 || m->points[0].value != 2.0 || find(&s, "t.forkh") != NULL;
+    tgo__metrics_snapshot_free(&s);
+    _exit(bad);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child saw its parent's values");
+  tgo__msnapshot s;
+  tgo__metrics_snapshot(TGO__TEMPORALITY_CUMULATIVE, &s);
+  cr_assert_float_eq(find(&s, "t.fork")->points[0].value, 41.0, 1e-12, "the parent keeps its own");
+  tgo__metrics_snapshot_free(&s);
+}
+
+Test(metrics, metrics_exporter_none_makes_no_instrument) {
+  tgo__cfg.metrics_exporter = TGO__EXPORTER_NONE;
+  cr_assert_null(tgo__metric_get(TGO__METRIC_COUNTER, "t.none", "1", "", NULL, 0));
+  tgo__metric_record(NULL, NULL, 0, 1, NULL); /* a no-op, not a crash */
+  cr_assert_null(tgo__http_server_begin("GET", 3, 0));
 }

@@ -53,14 +53,17 @@ def _per_app_settings():
 def record_request_exception(sender, exception=None, **_):
     """got_request_exception: the unhandled exception, with its traceback
     (chained causes included, bounded), as an event on the request span."""
-    span = _tigerops.request_span()
-    if span is None or exception is None or not span.is_recording():
+    if exception is None:
         return
     # Flask-RESTful and Flask-RESTX send the signal for abort(404) and
     # validation errors too: an HTTP error below 500 is the answer the app
     # chose, which the status code already says.
     code = getattr(exception, "code", None)
     if isinstance(code, int) and code < 500 and _is_http_exception(exception):
+        return
+    _tigerops.request_error(exception)  # the metrics' error.type, sampled or not
+    span = _tigerops.request_span()
+    if span is None or not span.is_recording():
         return
     try:
         span._record_error(exception)
