@@ -185,9 +185,10 @@ def _publish_and_hold(env):
     proc = subprocess.Popen([PYTHON, "metric_sources.py", "publish"], env=env, cwd=APPS, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
-    if line.strip() != "PUBLISHED":
+    if not line.startswith("PUBLISHED "):
         proc.kill()
         raise AssertionError("publisher failed: %s%s" % (line, proc.communicate()[1]))
+    proc.threads = line.split()[1].split(",")
     return proc
 
 
@@ -211,9 +212,19 @@ def test_queue_depth_is_five_for_five_unconsumed_messages(otlp, redis_server, br
         (point,) = wait_total(otlp, "tigerops.celery.queue.depth", 5, messaging__destination__name=queue)
     finally:
         stderr = _release(proc)
+    assert proc.threads.count("tigerops-queue-depth") == 1, proc.threads
     assert point["type"] == "gauge" and point["unit"] == "{message}"
     assert point["attributes"] == {"messaging.system": "celery", "messaging.destination.name": queue}
     assert "queue depth" not in stderr, stderr
+
+
+@pytest.mark.parametrize("setting", [{"TIGEROPS_CELERY_QUEUE_DEPTH": "off"}, {"TIGEROPS_CELERY_QUEUE_DEPTH": "all",
+                                                                            "OTEL_METRICS_EXPORTER": "none"}])
+def test_no_observer_thread_when_queue_depth_or_metrics_are_off(otlp, redis_server, setting):
+    env = agent_env(otlp, REDIS_URL=redis_server.url, QUEUE="depth-off", **FAST, **setting)
+    proc = _publish_and_hold(env)
+    _release(proc)
+    assert "MainThread" in proc.threads and "tigerops-queue-depth" not in proc.threads, proc.threads
 
 
 def test_queue_depth_is_observed_by_the_prefork_workers_main_process_only(otlp, redis_server, tmp_path):

@@ -21,6 +21,7 @@ import _tigerops
 from tigerops import _metrics
 
 NAME = "tigerops.celery.queue.depth"
+_DESCRIPTION = "Messages waiting in a Celery queue, read from the broker"
 _SEP = "\x06\x16"  # kombu's redis transport: priority queue separator
 _PRIORITY_STEPS = (0, 3, 6, 9)
 
@@ -145,8 +146,7 @@ class _Observer(threading.Thread):
         self.app, self.queues, self.interval = app, queues, interval
         self.timeout = min(2.0, interval / 2)
         self.stopped = threading.Event()
-        self.gauge = _metrics.instrument("gauge", NAME, "{message}",
-                                         "Messages waiting in a Celery queue, read from the broker")
+        self.gauge = _metrics.instrument("gauge", NAME, "{message}", _DESCRIPTION)
         self.attributes = {}  # queue -> its attribute dict, made once
         self.probe = None
         self.unsupported = False
@@ -207,6 +207,8 @@ def _start(app):
     with _lock:
         if _observer is not None:
             return
+        if _metrics.instrument("gauge", NAME, "{message}", _DESCRIPTION) is _metrics.OFF:
+            return  # metrics are off: no thread, no broker connection
         try:
             queues = app.amqp.queues
         except Exception as exc:

@@ -164,7 +164,8 @@ def publish():
     from tasks import echo
     for i in range(5):
         echo.apply_async((i,), queue=os.environ["QUEUE"])
-    print("PUBLISHED", flush=True)
+    import threading
+    print("PUBLISHED", ",".join(sorted(t.name for t in threading.enumerate())), flush=True)
     sys.stdin.read()
 
 
