@@ -82,6 +82,8 @@ def main(child=CHILD, title="SQLAlchemy Core + in-memory SQLite"):
     # Below 1, most requests are not traced: what their statements still
     # cost (metrics are recorded for every statement whatever the sampler).
     ap.add_argument("--sample-ratio", default="1")
+    # e.g. OTEL_METRICS_EXPORTER=none: the cost of the statement metrics is the difference.
+    ap.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     lib = os.path.join(args.prefix, "lib", "libtigerops.so")
     sink = subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), "0"], stdout=subprocess.PIPE,
@@ -93,6 +95,7 @@ def main(child=CHILD, title="SQLAlchemy Core + in-memory SQLite"):
         agent = dict(base, LD_PRELOAD=lib, TIGEROPS_ENDPOINT="http://127.0.0.1:%d" % port,
                      OTEL_BSP_MAX_QUEUE_SIZE="100000", OTEL_TRACES_SAMPLER="parentbased_traceidratio",
                      OTEL_TRACES_SAMPLER_ARG=args.sample_ratio)
+        agent.update(item.split("=", 1) for item in args.agent_env)
         bare, traced = [], []
         for _ in range(args.rounds):
             bare.append(run(child, base, args.statements)[0])

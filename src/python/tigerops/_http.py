@@ -19,13 +19,8 @@ _CACHE_MAX = 1024
 
 def _server_of(url):
     url = str(url)
-    scheme, _, rest = url.partition("://")
-    end = len(url) - len(rest)
-    for stop in "/?#":
-        i = rest.find(stop)
-        if i >= 0:
-            rest = rest[:i]
-    key = url[:end + len(rest)]
+    end = url.find("/", url.find("//") + 2)  # the path's start: the authority ends there
+    key = url[:end] if end > 0 else url
     server = _servers.get(key)
     if server is None:
         try:
