@@ -65,6 +65,8 @@ typedef struct {
 static const char *const samplers[] = {"always_on", "always_off", "traceidratio", "parentbased_always_on",
                                        "parentbased_always_off", "parentbased_traceidratio", NULL};
 static const char *const exporters[] = {"otlp", "console", "none", NULL};
+/* Where Celery queue depth is observed (src/python/tigerops/_queue_depth.py). */
+static const char *const queue_depth_modes[] = {"worker", "all", "off|none|false", NULL};
 static const char *const levels[] = {"none", "error", "warning|warn", "info", "debug", NULL};
 static const char *const compressions[] = {"none|", "gzip", NULL};
 /* Indexed by TGO__PROTOCOL_*. */
@@ -157,6 +159,9 @@ static const setting table[] = {
     {"TIGEROPS_TRACE_CELERY", T_BOOL, F_ALL, FIELD(trace_celery), 0, 0, "true", NULL, NULL},
     {"TIGEROPS_TRACE_CACHE", T_BOOL, F_ALL, FIELD(trace_cache), 0, 0, "true", NULL, NULL},
     {"TIGEROPS_CAPTURE_USER", T_BOOL, F_ALL, FIELD(capture_user), 0, 0, "false", NULL, NULL},
+    {"TIGEROPS_CELERY_QUEUE_DEPTH", T_ENUM, F_ALL, FIELD(celery_queue_depth), 0, 0, "worker", queue_depth_modes,
+     NULL},
+    {"TIGEROPS_CELERY_QUEUES", T_STR, F_ALL, FIELD(celery_queues), 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_CONFIG", T_NONE, F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_LIBRARY", T_NONE, F_ENV, NOFIELD, 0, 0, NULL, NULL, NULL}, /* tigerops-run's */
     /* System-wide mode: read by the preload constructor (src/preload/filter.c). */

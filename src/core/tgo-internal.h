@@ -95,6 +95,8 @@ typedef struct {
   int trace_celery;
   int trace_cache;
   int capture_user; /* Flask-Login's user id as enduser.id: personal data, off by default */
+  int celery_queue_depth;     /* 0 worker, 1 all, 2 off */
+  char celery_queues[1024];   /* extra queue names whose depth is observed, comma-separated */
   int propagators;            /* OTEL_PROPAGATORS, packed: TGO__PROP_* four bits each */
   int metrics_exporter;       /* TGO__EXPORTER_* */
   int metric_interval_ms, metric_timeout_ms;

@@ -28,6 +28,7 @@ typedef struct {
   char table[128];
   uint64_t hash;
   int returns_rows; /* rowcount counts rows returned, not rows changed */
+  tgo__mseries *series; /* of successful runs; never freed, so safe to keep past the GIL release */
 } statement_info;
 
 typedef struct {
@@ -52,6 +53,37 @@ typedef struct {
 } DbExecute;
 
 PyTypeObject *tgo__py_db_execute_type;
+
+/* db.client.operation.duration, made with the first DbExecute. */
+static tgo__metric *duration;
+static const double duration_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define MSTR(a, n, k, str) \
+  ((a)[(n)++] = (tgo__mattr){.key = (k), .key_len = sizeof(k) - 1, .type = TGO__MATTR_STR, \
+                            .len = (uint32_t)strlen(str), .v.s = (str)})
+
+/* The statement's metric attributes; room for 7. */
+static size_t metric_attrs(const DbExecute *d, const char *op, const char *table, tgo__mattr *a) {
+  size_t n = 0;
+  MSTR(a, n, "db.system.name", d->system);
+  if (*d->namespace)
+    MSTR(a, n, "db.namespace", d->namespace);
+  if (*op)
+    MSTR(a, n, "db.operation.name", op);
+  if (*table)
+    MSTR(a, n, "db.collection.name", table);
+  if (*d->host)
+    MSTR(a, n, "server.address", d->host);
+  if (d->port > 0)
+    a[n++] = (tgo__mattr){.key = "server.port", .key_len = 11, .type = TGO__MATTR_INT, .v.i = d->port};
+  return n;
+}
 
 
 static uint64_t fnv1a(const char *s, size_t n) {
@@ -116,6 +148,10 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   e->hash = fnv1a(text, n);
   e->returns_rows = returns_rows(e->op);
   e->shared_text = tgo__intern(text, n);
+  if (duration) {
+    tgo__mattr attrs[7];
+    e->series = tgo__metric_series(duration, attrs, metric_attrs(d, e->op, e->table, attrs));
+  }
   Py_INCREF(statement);
   e->statement = statement;
   return e;
@@ -206,15 +242,61 @@ static Py_ssize_t take_batch(DbExecute *d, const PyObject *statement) {
   return d->batch_size[i];
 }
 
+/* A failed statement's duration, with error.type (the exception's class
+ * name) added to its attributes. Called with the exception set; leaves it
+ * set. Rare: the statement's shape is looked up again (the entry may have
+ * been reused while the GIL was released). */
+static void record_failure(DbExecute *d, PyObject *statement, double seconds, const tgo_span *span) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  statement_info *e = statement_lookup(d, statement);
+  PyObject *name = type ? PyObject_GetAttrString(type, "__qualname__") : NULL;
+  Py_ssize_t len = 0;
+  const char *error = name ? tgo__py_utf8(name, &len) : NULL;
+  if (e && error) {
+    tgo__mattr attrs[8];
+    size_t n = metric_attrs(d, e->op, e->table, attrs);
+    attrs[n++] = (tgo__mattr){.key = "error.type", .key_len = 10, .type = TGO__MATTR_STR, .len = (uint32_t)len,
+                              .v.s = error};
+    tgo__metric_record(duration, attrs, n, seconds, span);
+  }
+  Py_XDECREF(name);
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+}
+
+/* An untraced statement: only its duration. */
+static PyObject *measured_call(DbExecute *d, PyObject *args, PyObject *kwargs) {
+  PyObject *statement = PyTuple_GetItem(args, 1);
+  statement_info *e = statement_lookup(d, statement);
+  if (!e) {
+    PyErr_Clear();
+    return PyObject_Call(d->original, args, kwargs);
+  }
+  tgo__mseries *series = e->series;
+  uint64_t t0 = now_ns();
+  PyObject *result = PyObject_Call(d->original, args, kwargs);
+  double seconds = (double)(now_ns() - t0) / 1e9;
+  if (result) {
+    if (series)
+      tgo__series_record(duration, series, seconds, NULL);
+  }
+  else
+    record_failure(d, statement, seconds, NULL);
+  return result;
+}
+
 static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   DbExecute *d = (DbExecute *)op;
   if (!d->original || !d->system || !d->namespace || !d->host || !d->connection) {
     PyErr_SetString(PyExc_TypeError, "DbExecute is not initialised");
     return NULL;
   }
-  tgo_span *parent = tgo__py_current();
-  if (!parent || !tgo_span_is_recording(parent) || !PyTuple_Check(args) || PyTuple_Size(args) < 2)
+  if (!PyTuple_Check(args) || PyTuple_Size(args) < 2)
     return PyObject_Call(d->original, args, kwargs);
+  tgo_span *parent = tgo__py_current();
+  if (!parent || !tgo_span_is_recording(parent))
+    return duration ? measured_call(d, args, kwargs) : PyObject_Call(d->original, args, kwargs);
   PyObject *cursor = PyTuple_GetItem(args, 0);
   statement_info *e = statement_lookup(d, PyTuple_GetItem(args, 1));
   if (!e)
@@ -253,15 +335,23 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   /* The entry may be reused by another thread once the call below releases
    * the GIL: take what is needed after it now. */
   int rows_returned = e->returns_rows;
+  tgo__mseries *series = e->series;
   tgo__py_request_count_statement(e->hash, e->text, e->text_len);
   e = NULL;
   PyObject *commented = tgo__sqlcommenter() ? with_sql_comment(args, span) : NULL;
+  uint64_t t0 = now_ns();
   PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
+  double seconds = (double)(now_ns() - t0) / 1e9;
   Py_XDECREF(commented);
-  if (!result)
+  if (!result) {
+    if (duration)
+      record_failure(d, PyTuple_GetItem(args, 1), seconds, span);
     tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
-  else
+  } else {
+    if (series)
+      tgo__series_record(duration, series, seconds, span);
     record_rows(a, cursor, rows_returned);
+  }
   int slow_ms = tgo__slow_query_ms();
   if (slow_ms > 0 && tgo_span_elapsed_ns(span) >= (uint64_t)slow_ms * 1000000u) {
     tgo_attr_bool(a, "db.slow", 1);
@@ -312,6 +402,10 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
     d->connection = strdup(conn);
   }
   d->port = port;
+  if (!duration)
+    duration = tgo__metric_get(TGO__METRIC_HISTOGRAM, "db.client.operation.duration", "s",
+                               "Duration of database client operations", duration_bounds,
+                               sizeof duration_bounds / sizeof duration_bounds[0]);
   if (!d->system || !d->namespace || !d->host || !d->connection) {
     PyErr_NoMemory();
     return -1;

@@ -6,12 +6,47 @@ traceback, retries an event, and expected exceptions (throws=) are not
 errors; a revoked task (by id, expired, or terminated) gets a span of its
 own. The signals used here, and the arguments Celery sends them with, are
 the same in 5.2.6, 5.4.0 and 5.5.3 (their signals.py, app/amqp.py,
-app/trace.py and worker/request.py compared)."""
+app/trace.py and worker/request.py compared).
+
+Metrics, for every task whatever the trace sampler decides:
+messaging.process.duration (prerun to postrun) and tigerops.celery.tasks,
+a counter of outcomes (success, failure, retry, revoked) by task name and
+queue; the queue depth gauge is _queue_depth's."""
+from time import perf_counter as _perf
+
 import _tigerops
-from tigerops import Span, _bootstrap
+from tigerops import Span, _bootstrap, _metrics, _queue_depth
 
 _publishing = {}
 _running = {}
+_timing = {}  # task id -> [start, queue, error.type or None]
+_process_duration = _metrics.instrument("histogram", "messaging.process.duration", "s",
+                                        "Duration of processing a Celery task", _metrics.MESSAGING_BOUNDARIES)
+_outcomes = _metrics.instrument("counter", "tigerops.celery.tasks", "{task}",
+                                "Celery tasks run, by task name and outcome")
+_metric_attributes = {}  # (task, queue, outcome, error) -> (duration attributes, outcome attributes)
+_OUTCOMES = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}
+
+
+def _attributes_of(task, queue, outcome, error):
+    key = (task, queue, outcome, error)
+    pair = _metric_attributes.get(key)
+    if pair is None:
+        duration = {"messaging.system": "celery", "messaging.operation.name": "process",
+                    "messaging.destination.name": queue, "celery.task.name": task, "celery.task.outcome": outcome}
+        if error:
+            duration["error.type"] = error
+        counted = {"messaging.system": "celery", "messaging.destination.name": queue, "celery.task.name": task,
+                   "celery.task.outcome": outcome}
+        if len(_metric_attributes) >= _MAX_OPEN:
+            _metric_attributes.clear()
+        pair = _metric_attributes[key] = (duration, counted)
+    return pair
+
+
+def _queue_of(request):
+    delivery = getattr(request, "delivery_info", None) or {}
+    return delivery.get("routing_key") or ""
 _MAX_OPEN = 10000  # bound: a signal pair that never completes must not leak
 
 
@@ -42,6 +77,7 @@ def _before_publish(sender=None, headers=None, routing_key=None, properties=None
 
 
 def _after_publish(sender=None, headers=None, **_):
+    _queue_depth.published()
     span = _publishing.pop((headers or {}).get("id"), None)
     if span is not None:
         span.__exit__(None, None, None)
@@ -78,6 +114,12 @@ def _consumer_span(name, task_id, request):
 
 
 def _prerun(task_id=None, task=None, **_):
+    try:
+        if len(_timing) >= _MAX_OPEN:
+            _timing.clear()
+        _timing[task_id] = [_perf(), _queue_of(getattr(task, "request", None)), None]
+    except Exception:
+        pass
     if not _bootstrap.TRACE_CELERY:
         return
     span = _consumer_span(task.name, task_id, getattr(task, "request", None))
@@ -103,6 +145,10 @@ def _revoked(sender=None, request=None, terminated=False, signum=None, expired=F
     task_id = getattr(request, "id", None)
     reason = "terminated" if terminated else "expired" if expired else "revoked"
     name = getattr(sender, "name", None) or getattr(request, "task", None) or "unknown"
+    try:
+        _outcomes.record(1, _attributes_of(name, _queue_of(request), "revoked", None)[1])
+    except Exception:
+        pass
     span = _consumer_span(name, task_id, request)
     span.set_attribute("celery.state", "REVOKED")
     span.set_attribute("celery.revoked.reason", reason)
@@ -120,7 +166,26 @@ def _worker_init(**_):
     _context.choose()
 
 
-def _postrun(task_id=None, state=None, **_):
+def _worker_init_main(**_):
+    # worker_init is sent in the worker's main process only, before the
+    # pool forks: what the queue depth observer needs to know.
+    _queue_depth.worker_init()
+
+
+def _worker_ready(sender=None, **_):
+    _queue_depth.worker_ready(sender)
+
+
+def _postrun(task_id=None, task=None, state=None, **_):
+    timing = _timing.pop(task_id, None)
+    if timing is not None:
+        try:
+            outcome = _OUTCOMES.get(str(state), str(state).lower())
+            duration, counted = _attributes_of(getattr(task, "name", None) or "unknown", timing[1], outcome, timing[2])
+            _process_duration.record(_perf() - timing[0], duration)
+            _outcomes.record(1, counted)
+        except Exception:
+            pass
     span = _running.pop(task_id, None)
     if span is not None:
         if state:
@@ -129,6 +194,9 @@ def _postrun(task_id=None, state=None, **_):
 
 
 def _failure(sender=None, task_id=None, exception=None, einfo=None, **_):
+    timing = _timing.get(task_id)
+    if timing is not None and exception is not None:
+        timing[2] = type(exception).__qualname__
     span = _running.get(task_id)
     if span is None or exception is None:
         return
@@ -164,6 +232,8 @@ def patch_celery(module):
     signals.task_retry.connect(_retry, weak=False)
     signals.task_revoked.connect(_revoked, weak=False)
     signals.worker_init.connect(_worker_init, weak=False)
+    signals.worker_init.connect(_worker_init_main, weak=False)
+    signals.worker_ready.connect(_worker_ready, weak=False)
     signals.worker_process_shutdown.connect(_worker_process_shutdown, weak=False)
     signals.worker_shutdown.connect(_worker_process_shutdown, weak=False)
     signals._tigerops_connected = True

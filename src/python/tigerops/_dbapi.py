@@ -13,6 +13,7 @@ creator= called from its pool) is left untouched, decided once per
 connection by looking at the callers' modules, so statements through
 SQLAlchemy pay nothing here and are never spanned twice."""
 import sys
+from time import perf_counter as _perf
 
 import _tigerops
 
@@ -347,6 +348,48 @@ def patch_pymysql(module):
 
 _ROWS_RETURNED = frozenset(("SELECT", "SHOW", "PRAGMA", "EXPLAIN", "VALUES", "TABLE", "WITH", "FETCH"))
 
+# db.client.operation.duration of the statements DbExecute does not time
+# (psycopg 3's async cursors), traced or not: the C instrument of the same
+# name, the same attributes.
+_db_duration = None
+_shapes = {}          # query text -> (operation, collection)
+_db_attributes = {}   # (info, shape, error.type) -> the attribute dict, made once
+_CACHE_MAX = 1024
+
+
+def _measure_statement(info, query, t0, exc):
+    global _db_duration
+    elapsed = _perf() - t0
+    try:
+        if _db_duration is None:
+            from tigerops import _metrics
+            _db_duration = _metrics.instrument("histogram", "db.client.operation.duration", "s",
+                                               "Duration of database client operations", _metrics.DB_BOUNDARIES)
+        shape = _shapes.get(query)
+        if shape is None:
+            _, op, table = _tigerops.sql_normalize(query) if isinstance(query, str) else ("", "", "")
+            shape = (op.upper(), table)
+            if len(_shapes) >= _CACHE_MAX:
+                _shapes.clear()
+            _shapes[query] = shape
+        error = type(exc).__qualname__ if exc is not None else None
+        key = (info, shape, error)
+        attributes = _db_attributes.get(key)
+        if attributes is None:
+            system, namespace, host, port = info
+            attributes = {"db.system.name": system}
+            for name, value in (("db.namespace", namespace), ("db.operation.name", shape[0]),
+                                ("db.collection.name", shape[1]), ("server.address", host),
+                                ("server.port", port), ("error.type", error)):
+                if value:
+                    attributes[name] = value
+            if len(_db_attributes) >= _CACHE_MAX:
+                _db_attributes.clear()
+            _db_attributes[key] = attributes
+        _db_duration.record(elapsed, attributes)
+    except Exception:
+        pass
+
 
 def _statement_span(info, query, batch):
     from tigerops import Span
@@ -392,6 +435,13 @@ def _query_text(query, context):
     return as_string(context) if as_string is not None else None
 
 
+def _text_or_none(query, cursor):
+    try:
+        return _query_text(query, cursor)
+    except Exception:
+        return None
+
+
 _pg3_async_classes = {}
 
 
@@ -405,6 +455,16 @@ def _pg3_async_cursor_class(base, info):
     base_execute, base_executemany = base.execute, base.executemany
 
     async def execute(self, query, *args, **kwargs):
+        t0 = _perf()
+        try:
+            result = await traced_execute(self, query, *args, **kwargs)
+        except BaseException as exc:
+            _measure_statement(info, _text_or_none(query, self), t0, exc)
+            raise
+        _measure_statement(info, _text_or_none(query, self), t0, None)
+        return result
+
+    async def traced_execute(self, query, *args, **kwargs):
         if not _tigerops.tracing_now():
             return await base_execute(self, query, *args, **kwargs)
         try:
@@ -417,6 +477,16 @@ def _pg3_async_cursor_class(base, info):
         return result
 
     async def executemany(self, query, params_seq, *args, **kwargs):
+        t0 = _perf()
+        try:
+            result = await traced_executemany(self, query, params_seq, *args, **kwargs)
+        except BaseException as exc:
+            _measure_statement(info, _text_or_none(query, self), t0, exc)
+            raise
+        _measure_statement(info, _text_or_none(query, self), t0, None)
+        return result
+
+    async def traced_executemany(self, query, params_seq, *args, **kwargs):
         if not _tigerops.tracing_now():
             return await base_executemany(self, query, params_seq, *args, **kwargs)
         try:

@@ -94,3 +94,4 @@ def install():
     register("opentelemetry.trace", "tigerops._otel_bridge:install")
     register("asyncio.events", "tigerops._context:watch_event_loops")
     register("aiosqlite.core", "tigerops._dbapi:patch_aiosqlite")
+    register("celery.backends.redis", "tigerops._caches:patch_celery_redis_backend")

@@ -1,10 +1,66 @@
 """Outgoing HTTP (requests, httpx sync and async): a CLIENT span per request,
 with the trace context (and baggage) injected by every configured
-propagator so the called service continues the trace."""
+propagator so the called service continues the trace. Every request, traced
+or not, is measured into http.client.request.duration."""
+from time import perf_counter as _perf
 from urllib.parse import urlsplit, urlunsplit
 
 import _tigerops
-from tigerops import Span
+from tigerops import Span, _metrics
+
+_duration = _metrics.instrument("histogram", "http.client.request.duration", "s",
+                                "Duration of HTTP client requests", _metrics.HTTP_BOUNDARIES)
+# Semantic conventions: other methods are "_OTHER" (bounded cardinality).
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"))
+_servers = {}     # scheme://authority of a URL -> (server.address, server.port)
+_attributes = {}  # (method, server, status, error) -> the attribute dict, made once
+_CACHE_MAX = 1024
+
+
+def _server_of(url):
+    url = str(url)
+    end = url.find("/", url.find("//") + 2)  # the path's start: the authority ends there
+    key = url[:end] if end > 0 else url
+    server = _servers.get(key)
+    if server is None:
+        try:
+            parts = urlsplit(key)
+            server = (parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0))
+        except ValueError:
+            server = ("", 0)
+        if len(_servers) >= _CACHE_MAX:
+            _servers.clear()
+        _servers[key] = server
+    return server
+
+
+def _measure(t0, method, url, status, exc):
+    """Records one request's duration; never raises."""
+    elapsed = _perf() - t0
+    try:
+        method = str(method).upper()
+        if method not in _METHODS:
+            method = "_OTHER"
+        server = _server_of(url)
+        error = type(exc).__qualname__ if exc is not None else str(status) if status and status >= 400 else None
+        key = (method, server, status, error)
+        attributes = _attributes.get(key)
+        if attributes is None:
+            attributes = {"http.request.method": method}
+            if server[0]:
+                attributes["server.address"] = server[0]
+            if server[1]:
+                attributes["server.port"] = server[1]
+            if status:
+                attributes["http.response.status_code"] = status
+            if error:
+                attributes["error.type"] = error
+            if len(_attributes) >= _CACHE_MAX:
+                _attributes.clear()
+            _attributes[key] = attributes
+        _duration.record(elapsed, attributes)
+    except Exception:
+        pass
 
 
 def redact_url(url):
@@ -68,15 +124,24 @@ def _finish(span, status, exc, current=True):
 
 def _wrap_send(original):
     def send(self, request, *args, **kwargs):
+        t0 = _perf()
         if not _tigerops.tracing_now():
-            return original(self, request, *args, **kwargs)
+            try:
+                response = original(self, request, *args, **kwargs)
+            except BaseException as exc:
+                _measure(t0, request.method, request.url, None, exc)
+                raise
+            _measure(t0, request.method, request.url, response.status_code, None)
+            return response
         span = _client_span(request.method, request.url, request.headers)
         try:
             response = original(self, request, *args, **kwargs)
         except BaseException as exc:
             _finish(span, None, exc)
+            _measure(t0, request.method, request.url, None, exc)
             raise
         _finish(span, response.status_code, None)
+        _measure(t0, request.method, request.url, response.status_code, None)
         return response
 
     send.__tigerops__ = True
@@ -91,15 +156,20 @@ def _wrap_async_send(original):
     # their parent while thread-locals hold the current span, and nothing
     # below send (httpcore) opens spans that would need it.
     async def send(self, request, *args, **kwargs):
-        if not _tigerops.tracing_now():
-            return await original(self, request, *args, **kwargs)
-        span = _client_span(request.method, request.url, request.headers, current=False)
+        t0 = _perf()
+        span = None
+        if _tigerops.tracing_now():
+            span = _client_span(request.method, request.url, request.headers, current=False)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
-            _finish(span, None, exc, current=False)
+            if span is not None:
+                _finish(span, None, exc, current=False)
+            _measure(t0, request.method, request.url, None, exc)
             raise
-        _finish(span, response.status_code, None, current=False)
+        if span is not None:
+            _finish(span, response.status_code, None, current=False)
+        _measure(t0, request.method, request.url, response.status_code, None)
         return response
 
     send.__tigerops__ = True
@@ -139,8 +209,20 @@ def _wrap_urllib3_urlopen(original):
     its span (Session.send) and the pool's own retries and redirects are
     part of the first call's span: neither opens another."""
     def urlopen(self, method, url, *args, **kwargs):
-        if not _tigerops.tracing_now() or _caller_module(2).startswith(("requests.", "urllib3.connectionpool")):
+        if _caller_module(2).startswith(("requests.", "urllib3.connectionpool")):
             return original(self, method, url, *args, **kwargs)
+        t0 = _perf()
+        if not _tigerops.tracing_now():
+            full = url
+            if str(url).startswith("/"):
+                full = "%s://%s:%s" % (self.scheme, self.host, self.port or {"http": 80, "https": 443}.get(self.scheme))
+            try:
+                response = original(self, method, url, *args, **kwargs)
+            except BaseException as exc:
+                _measure(t0, method, full, None, exc)
+                raise
+            _measure(t0, method, full, getattr(response, "status", None), None)
+            return response
         if len(args) >= 2:
             headers = args[1]
         else:
@@ -159,8 +241,10 @@ def _wrap_urllib3_urlopen(original):
             response = original(self, method, url, *args, **kwargs)
         except BaseException as exc:
             _finish(span, None, exc)
+            _measure(t0, method, full, None, exc)
             raise
         _finish(span, getattr(response, "status", None), None)
+        _measure(t0, method, full, getattr(response, "status", None), None)
         return response
 
     urlopen.__tigerops__ = True
@@ -181,8 +265,16 @@ def _wrap_do_open(original):
     http.client, which urllib3 and requests use too, so nothing is counted
     twice."""
     def do_open(self, http_class, req, **http_conn_args):
+        t0 = _perf()
         if not _tigerops.tracing_now():
-            return original(self, http_class, req, **http_conn_args)
+            try:
+                response = original(self, http_class, req, **http_conn_args)
+            except BaseException as exc:
+                reason = getattr(exc, "reason", None)
+                _measure(t0, req.get_method(), req.full_url, None, reason if isinstance(reason, BaseException) else exc)
+                raise
+            _measure(t0, req.get_method(), req.full_url, getattr(response, "status", None), None)
+            return response
         headers = {}
         span = _client_span(req.get_method(), req.full_url, headers)
         for name, value in headers.items():
@@ -193,8 +285,10 @@ def _wrap_do_open(original):
         except BaseException as exc:
             reason = getattr(exc, "reason", None)
             _finish(span, None, reason if isinstance(reason, BaseException) else exc)
+            _measure(t0, req.get_method(), req.full_url, None, reason if isinstance(reason, BaseException) else exc)
             raise
         _finish(span, getattr(response, "status", None), None)
+        _measure(t0, req.get_method(), req.full_url, getattr(response, "status", None), None)
         return response
 
     do_open.__tigerops__ = True
@@ -214,8 +308,15 @@ def _wrap_aiohttp_request(original):
     on this thread while the request is awaited, and must not see it as
     their parent. Its context goes into the headers explicitly."""
     async def _request(self, method, str_or_url, *args, **kwargs):
+        t0 = _perf()
         if not _tigerops.tracing_now():
-            return await original(self, method, str_or_url, *args, **kwargs)
+            try:
+                response = await original(self, method, str_or_url, *args, **kwargs)
+            except BaseException as exc:
+                _measure(t0, method, _aiohttp_url(self, str_or_url), None, exc)
+                raise
+            _measure(t0, method, _aiohttp_url(self, str_or_url), getattr(response, "status", None), None)
+            return response
         method_name = str(method).upper()
         span = Span(method_name, _tigerops.KIND_CLIENT)
         span.start()
@@ -240,13 +341,25 @@ def _wrap_aiohttp_request(original):
             response = await original(self, method, str_or_url, *args, **kwargs)
         except BaseException as exc:
             _end(span, None, exc)
+            _measure(t0, method, _aiohttp_url(self, str_or_url), None, exc)
             raise
         _end(span, getattr(response, "status", None), None)
+        _measure(t0, method, _aiohttp_url(self, str_or_url), getattr(response, "status", None), None)
         return response
 
     _request.__tigerops__ = True
     _request.__wrapped__ = original
     return _request
+
+
+def _aiohttp_url(session, str_or_url):
+    # A relative URL is joined to the session's base_url (aiohttp 3.8+).
+    url = str(str_or_url)
+    if "://" not in url:
+        base = getattr(session, "_base_url", None)
+        if base is not None:
+            return str(base)
+    return url
 
 
 def _end(span, status, exc):

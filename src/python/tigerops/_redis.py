@@ -1,7 +1,15 @@
 """redis-py: a CLIENT span per command (named after the command, the key
-masked to its pattern, values never recorded) and one span per pipeline."""
+masked to its pattern, values never recorded) and one span per pipeline.
+GET-style reads, traced or not, count their hits and misses (a nil reply is
+a miss) into tigerops.cache.lookups with cache.backend=redis, unless
+Flask-Caching made the read and counts it itself."""
 import _tigerops
 from tigerops import Span
+from tigerops._caches import below_a_counted_read, count_lookups
+
+# Reads whose nil reply means "not there": one key, or one per element.
+_SINGLE_READS = frozenset(("GET", "GETEX", "GETDEL", "HGET", "get", "getex", "getdel", "hget"))
+_MULTI_READS = frozenset(("MGET", "HMGET", "mget", "hmget"))
 
 # Commands whose first argument is not a key, or whose arguments are secret.
 _NO_KEY = frozenset(("AUTH", "HELLO", "PING", "INFO", "SELECT", "CLIENT", "CONFIG", "ECHO", "FLUSHDB",
@@ -42,14 +50,22 @@ def patch_client_module(module):
 
     def execute_command(self, *args, **options):
         if not _tigerops.tracing_now():
-            return original(self, *args, **options)
-        statement, name = _statement(args)
-        with Span(name or "redis", _tigerops.KIND_CLIENT) as span:
-            span.set_attribute("db.system.name", "redis")
-            span.set_attribute("db.operation.name", name)
-            span.set_attribute("db.query.text", statement)
-            _connection_attributes(span, self)
-            return original(self, *args, **options)
+            result = original(self, *args, **options)
+        else:
+            statement, name = _statement(args)
+            with Span(name or "redis", _tigerops.KIND_CLIENT) as span:
+                span.set_attribute("db.system.name", "redis")
+                span.set_attribute("db.operation.name", name)
+                span.set_attribute("db.query.text", statement)
+                _connection_attributes(span, self)
+                result = original(self, *args, **options)
+        if args and args[0] in _SINGLE_READS:
+            if not below_a_counted_read():
+                count_lookups("redis", 0, 1) if result is None else count_lookups("redis", 1, 0)
+        elif args and args[0] in _MULTI_READS and isinstance(result, list) and not below_a_counted_read():
+            hits = sum(1 for r in result if r is not None)
+            count_lookups("redis", hits, len(result) - hits)
+        return result
 
     execute_command.__tigerops__ = True
     execute_command.__wrapped__ = original

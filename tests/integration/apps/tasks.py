@@ -119,3 +119,11 @@ def sleepy(self, seconds):
     import redis
     redis.Redis.from_url(os.environ["REDIS_URL"]).set("started:" + self.request.id, 1, ex=120)
     time.sleep(seconds)
+
+
+@app.task
+def fan_out(queue, n):
+    """Publishes n echo tasks to queue, from inside a task."""
+    for i in range(n):
+        echo.apply_async((i,), queue=queue)
+    return n
