@@ -72,6 +72,8 @@ static const char *const protocols[] = {"http/protobuf", "grpc", "http/json", NU
 /* Indexed by TGO__PROP_*; "none" is 0. */
 static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
 static const char *const only_none[] = {"none", NULL};
+/* Python's logging levels by tens: index * 10 is the levelno. */
+static const char *const py_levels[] = {"notset", "debug", "info", "warning|warn", "error", "critical|fatal", NULL};
 
 /* Several names for one field are aliases; in the environment OTEL_* names
  * are read before the others, so TIGEROPS_* wins, and later rows of a family
@@ -115,7 +117,7 @@ static const setting table[] = {
     {"OTEL_PROPAGATORS", T_PROP, F_ALL | F_EMPTY_UNSET, FIELD(propagators), 0, 0, "tracecontext,baggage", propagators,
      "unknown propagators are skipped (supported: tracecontext, baggage, b3, b3multi, none)"},
     {"OTEL_METRICS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "metrics are not exported"},
-    {"OTEL_LOGS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "logs are not exported"},
+    {"OTEL_LOGS_EXPORTER", T_ENUM, F_ALL, FIELD(logs_exporter), 0, 0, "none", exporters, NULL},
     {"TIGEROPS_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, "otlp", exporters, NULL},
     {"OTEL_TRACES_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, NULL, exporters, NULL},
     {"OTEL_TRACES_SAMPLER", T_ENUM, F_ALL, FIELD(sampler), 0, 0, "parentbased_always_on", samplers, NULL},
@@ -164,6 +166,12 @@ static const setting table[] = {
     {"TIGEROPS_EXCLUDE_PATHS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_INCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
     {"TIGEROPS_EXCLUDE_ARGS", T_NONE, F_FILE | F_ENV | F_FIXED, NOFIELD, 0, 0, NULL, NULL, NULL},
+    /* Logs (logs.c): Python records from this level up are exported. */
+    {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", T_URL, F_ALL, FIELD(logs_endpoint), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_LOG_EXPORT_LEVEL", T_ENUM, F_ALL, FIELD(log_export_level), 0, 0, "warning", py_levels, NULL},
+    {"OTEL_PYTHON_LOG_CORRELATION", T_BOOL, F_ALL, FIELD(log_correlation), 0, 0, "false", NULL, NULL},
+    /* The log queue is sized once, when the first record is queued. */
+    {"OTEL_BLRP_MAX_QUEUE_SIZE", T_INT, F_ALL | F_FIXED, FIELD(logs_queue_size), 1, 1000000, "2048", NULL, NULL},
 };
 #define N_SETTINGS (sizeof table / sizeof table[0])
 _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small");
@@ -171,7 +179,7 @@ _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small"
 /* Standard OTEL_* names of other SDK parts that are close to ours: never
  * "did you mean" them. */
 static const char *const others[] = {
-    "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE",
+    "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_PYTHON_LOG_FORMAT", "OTEL_PYTHON_LOG_LEVEL",
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_LOG_LEVEL",
 };
 
@@ -776,20 +784,41 @@ void tgo__config_shown_url(const char *url, char *out, size_t cap) {
   snprintf(out, cap, "%.*s%.*s", scheme ? (int)(scheme + 3 - url) : 0, url, (int)strcspn(host, "?#"), host);
 }
 
+/* Per signal (TGO__SIGNAL_*): the OTLP/HTTP path appended to the endpoint
+ * and the gRPC method's path. */
+typedef struct {
+  const char *http_path, *grpc_path;
+} signal_path;
+static const signal_path signal_paths[TGO__SIGNAL_COUNT] = {
+    [TGO__SIGNAL_TRACES] = {"/v1/traces", TGO__GRPC_TRACES_PATH},
+    [TGO__SIGNAL_METRICS] = {"/v1/metrics", TGO__GRPC_METRICS_PATH},
+    [TGO__SIGNAL_LOGS] = {"/v1/logs", TGO__GRPC_LOGS_PATH},
+};
+
+/* The signal's own full URL setting (OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT). */
+static const char *signal_endpoint(const tgo__config *c, int signal) {
+  return signal == TGO__SIGNAL_TRACES ? c->traces_endpoint : signal == TGO__SIGNAL_LOGS ? c->logs_endpoint : "";
+}
+
 /* For gRPC the endpoint names the server only (the OTLP exporter spec: used
  * as is, no /v1/traces); the method's path replaces any path it has. The
  * default endpoint follows the protocol: 4317 is the gRPC port. */
-int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap) {
+int tgo__config_signal_url(const tgo__config *c, int signal, char *out, size_t cap) {
+  const signal_path *sp = &signal_paths[(unsigned)signal < TGO__SIGNAL_COUNT ? signal : TGO__SIGNAL_TRACES];
+  const char *full = signal_endpoint(c, signal);
   if (c->protocol != TGO__PROTOCOL_GRPC)
-    return *c->traces_endpoint ? snprintf(out, cap, "%s", c->traces_endpoint)
-                               : snprintf(out, cap, "%s/v1/traces", c->endpoint);
-  const char *base = c->traces_endpoint;
+    return *full ? snprintf(out, cap, "%s", full) : snprintf(out, cap, "%s%s", c->endpoint, sp->http_path);
+  const char *base = full;
   if (!*base)
     base = c->layer[slot_of((size_t)find("TIGEROPS_ENDPOINT"))] == TGO__LAYER_DEFAULT ? "http://localhost:4317"
                                                                                       : c->endpoint;
   const char *host = strstr(base, "://");
   host = host ? host + 3 : base;
-  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, TGO__GRPC_TRACES_PATH);
+  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, sp->grpc_path);
+}
+
+int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap) {
+  return tgo__config_signal_url(c, TGO__SIGNAL_TRACES, out, cap);
 }
 
 static void find_service_cb(const char *k, const char *v, void *ud) {

@@ -54,14 +54,16 @@ typedef struct {
   int gzip;
   const http_encoding *encoding;
   int protocol;
+  int signal; /* TGO__SIGNAL_*: the path and the counters */
   char ca_file[1024], client_cert[1024], client_key[1024];
   header_list headers;
 } send_plan;
 
-static void plan_request(send_plan *p) {
+static void plan_request(send_plan *p, int signal) {
   tgo__config *c = &tgo__cfg;
   pthread_mutex_lock(&tgo__cfg_lock);
-  int n = tgo__config_traces_url(c, p->url, sizeof p->url);
+  p->signal = signal;
+  int n = tgo__config_signal_url(c, signal, p->url, sizeof p->url);
   if (n < 0 || (size_t)n >= sizeof p->url)
     TGO__LOG_ONCE(TGO_LOG_WARN, "the OTLP endpoint URL is too long and was cut");
   p->timeout_ms = c->timeout_ms;
@@ -69,6 +71,13 @@ static void plan_request(send_plan *p) {
   p->protocol = c->protocol;
   p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] ? c->protocol
                                                                                          : TGO__PROTOCOL_HTTP_PROTOBUF];
+  if (signal == TGO__SIGNAL_LOGS && p->protocol == TGO__PROTOCOL_HTTP_JSON) {
+    /* No JSON encoder for logs: protobuf says so in its Content-Type, and
+     * every OTLP/HTTP receiver takes both encodings on the same path. */
+    TGO__LOG_ONCE(TGO_LOG_WARN, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json: log records are sent as http/protobuf "
+                                "(logged once)");
+    p->encoding = &encodings[TGO__PROTOCOL_HTTP_PROTOBUF];
+  }
   _Static_assert(sizeof p->ca_file == sizeof c->certificate && sizeof p->client_cert == sizeof c->client_certificate &&
                      sizeof p->client_key == sizeof c->client_key,
                  "TLS paths are copied whole");
@@ -303,6 +312,14 @@ static void log_partial(const send_plan *p, const tgo__http_result *r, size_t n_
                 rejected, n_spans, *said ? said : "(no message)");
 }
 
+/* What a batch of this plan's signal is counted in. */
+static atomic_ullong *sent_counter(const send_plan *p) {
+  return p->signal == TGO__SIGNAL_LOGS ? &tgo__log_stats.exported : &tgo__stats.spans_exported;
+}
+static atomic_ullong *failed_counter(const send_plan *p) {
+  return p->signal == TGO__SIGNAL_LOGS ? &tgo__log_stats.failed : &tgo__stats.spans_failed;
+}
+
 static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, const send_plan *p,
                             const atomic_int *abort_flag) {
   int base_ms = 500;
@@ -312,13 +329,13 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     post(p, body, len, &r);
     int hint_ms, verdict = judge(p, &r, &hint_ms);
     if (verdict == SENT_OK) {
-      atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
+      atomic_fetch_add_explicit(sent_counter(p), n_spans, memory_order_relaxed);
       log_partial(p, &r, n_spans);
       return;
     }
     if (verdict == SENT_FAIL || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag)) {
       log_dropped(p, &r);
-      atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
+      atomic_fetch_add_explicit(failed_counter(p), n_spans, memory_order_relaxed);
       return;
     }
     int delay;
@@ -344,7 +361,7 @@ static void otlp_export(tgo_span **spans, size_t n, const atomic_int *abort_flag
   send_plan *plan = malloc(sizeof *plan);
   int rc = -ENOMEM;
   if (plan) {
-    plan_request(plan);
+    plan_request(plan, TGO__SIGNAL_TRACES);
     rc = plan->encoding->encode(spans, n, &body);
   }
   for (size_t i = 0; i < n; i++)
@@ -377,7 +394,7 @@ int tgo__export_check(tgo_span **spans, size_t n, tgo__check_report *rep) {
   size_t len;
   if (!plan || !r)
     goto out;
-  plan_request(plan);
+  plan_request(plan, TGO__SIGNAL_TRACES);
   tgo__config_shown_url(plan->url, rep->url, sizeof rep->url);
   if ((rc = plan->encoding->encode(spans, n, &body)) < 0 || (rc = make_wire(plan, &body, &wire, &data, &len)) < 0) {
     snprintf(rep->detail, sizeof rep->detail, "cannot encode the test span (%d)", rc);
@@ -408,6 +425,29 @@ out:
   tgo__buf_free(&body);
   tgo__buf_free(&wire);
   return rc;
+}
+
+/* A batch of log records with the same protocol, TLS, headers and retries
+ * as spans; the records stay the caller's. */
+void tgo__export_logs(tgo__log_rec *const *recs, size_t n, const atomic_int *abort_flag) {
+  tgo__buf body = {0}, wire = {0};
+  send_plan *plan = malloc(sizeof *plan);
+  int rc = -ENOMEM;
+  if (plan) {
+    plan_request(plan, TGO__SIGNAL_LOGS);
+    rc = tgo__otlp_encode_logs(recs, n, &body);
+  }
+  const uint8_t *data;
+  size_t len;
+  if (rc < 0 || make_wire(plan, &body, &wire, &data, &len) < 0) {
+    TGO__LOG_ONCE(TGO_LOG_ERROR, "cannot encode a batch of %zu log records (%d); dropped", n, rc);
+    atomic_fetch_add_explicit(&tgo__log_stats.failed, n, memory_order_relaxed);
+  } else {
+    send_with_retry(data, len, n, plan, abort_flag);
+  }
+  free(plan);
+  tgo__buf_free(&body);
+  tgo__buf_free(&wire);
 }
 
 const tgo__exporter tgo__exporter_otlp = {"otlp", otlp_export, NULL, NULL};

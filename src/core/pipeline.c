@@ -67,14 +67,21 @@ static void *exporter_main(void *arg) {
      * the schedule delay with something to send. */
     struct timespec deadline;
     deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
-    while (!stopping && ring_len < want && !(flush_waiters && ring_len)) {
+    while (!stopping && ring_len < want && tgo__logs_pending() < want && !(flush_waiters && (ring_len || tgo__logs_pending()))) {
       if (pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT) {
-        if (ring_len)
+        if (ring_len || tgo__logs_pending())
           break;
         deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
       }
     }
     if (ring_len == 0) {
+      if (tgo__logs_pending()) { /* log records ride the same thread and schedule */
+        pthread_mutex_unlock(&lock);
+        tgo__logs_export_some(&stopping);
+        pthread_mutex_lock(&lock);
+        pthread_cond_broadcast(&done);
+        continue;
+      }
       if (stopping)
         break;
       continue;
@@ -105,6 +112,7 @@ static void *exporter_main(void *arg) {
     pthread_mutex_unlock(&lock);
 
     export_batch(batch, n);
+    tgo__logs_export_some(&stopping);
 
     pthread_mutex_lock(&lock);
     __atomic_store_n(&completed_seq, completed_seq + n, __ATOMIC_RELEASE);
@@ -149,6 +157,14 @@ static int start_exporter_locked(void) {
   running = 1;
   running_pid = getpid();
   return 0;
+}
+
+void tgo__pipeline_kick(int wake_now) {
+  pthread_mutex_lock(&lock);
+  int ok = (running && running_pid == getpid()) || start_exporter_locked() == 0;
+  pthread_mutex_unlock(&lock);
+  if (ok && wake_now)
+    pthread_cond_signal(&wake);
 }
 
 void tgo__pipeline_submit(tgo_span *s) {
@@ -199,13 +215,13 @@ static void realtime_at(struct timespec *ts, uint64_t mono_ns) {
 static int flush_locked(uint64_t mono_end) {
   if (!running || running_pid != getpid())
     return 0;
-  uint64_t target = submitted_seq;
+  uint64_t target = submitted_seq, log_target = tgo__logs_submitted();
   struct timespec deadline;
   realtime_at(&deadline, mono_end);
   int rc = 0;
   flush_waiters++;
   pthread_cond_signal(&wake);
-  while (completed_seq < target && running) {
+  while ((completed_seq < target || !tgo__logs_done(log_target)) && running) {
     if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
       rc = -ETIMEDOUT;
       break;
@@ -307,6 +323,8 @@ int tgo__pipeline_shutdown(int timeout_ms) {
     __atomic_store_n(&completed_seq, completed_seq + ring_len, __ATOMIC_RELEASE);
     ring_head = ring_len = 0;
   }
+  if (rc)
+    tgo__logs_drop_queued();
   pthread_cond_signal(&wake);
   struct timespec deadline;
   realtime_at(&deadline, end);
@@ -320,8 +338,14 @@ int tgo__pipeline_shutdown(int timeout_ms) {
   return rc;
 }
 
-void tgo__pipeline_fork_prepare(void) { pthread_mutex_lock(&lock); }
-void tgo__pipeline_fork_parent(void) { pthread_mutex_unlock(&lock); }
+void tgo__pipeline_fork_prepare(void) {
+  pthread_mutex_lock(&lock);
+  tgo__logs_fork_prepare();
+}
+void tgo__pipeline_fork_parent(void) {
+  tgo__logs_fork_parent();
+  pthread_mutex_unlock(&lock);
+}
 
 /* The child has no exporter thread and must not export the parent's spans:
  * they are freed here and the queue starts empty. */
@@ -336,4 +360,5 @@ void tgo__pipeline_fork_child(void) {
   flush_waiters = 0;
   running = 0;
   stopping = 0;
+  tgo__logs_fork_child();
 }

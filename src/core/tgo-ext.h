@@ -109,4 +109,25 @@ TGO__EXPORT void tgo__span_end_at(tgo_span *span, uint64_t unix_ns);
  * report on out; 0 when the collector accepted it. */
 TGO__EXPORT int tgo__self_check(FILE *out);
 
+/* Python logging records (logs.c). A record as the glue reads it: borrowed
+ * strings, copied by tgo__logs_emit. */
+typedef struct {
+  uint64_t time_ns;
+  int level; /* Python levelno */
+  int64_t line;
+  const char *level_name, *body, *logger, *file, *function, *exc_type, *exc_message, *exc_stack;
+  size_t level_name_len, body_len, logger_len, file_len, function_len, exc_type_len, exc_message_len,
+      exc_stack_len;
+  const tgo_span_context *ctx; /* NULL outside a span */
+} tgo__log_view;
+/* The levelno from which records are exported; INT_MAX when logs are not. */
+TGO__EXPORT int tgo__logs_threshold(void);
+/* Copies the record into the bounded log queue (a full queue drops and
+ * counts it); never blocks on the exporter. */
+TGO__EXPORT void tgo__logs_emit(const tgo__log_view *v);
+/* The resource's service.name, as exported. */
+TGO__EXPORT size_t tgo__service_name(char *out, size_t cap);
+/* queued, dropped, exported, failed log records. */
+TGO__EXPORT void tgo__logs_stats(unsigned long long out[4]);
+
 #endif
