@@ -90,4 +90,9 @@ void tgo__py_set_exception_formatter(PyObject *formatter);
  * handle ends the span. */
 PyObject *tgo__py_span_wrap(tgo_span *span, int owned);
 
+/* logging.c: the LogRecord factory (trace context, log export). */
+int tgo__py_logging_init(PyObject *module);
+PyObject *tgo__py_configure_logging(PyObject *m, PyObject *formatter);
+PyObject *tgo__py_log_stats(PyObject *m, PyObject *unused);
+
 #endif

@@ -367,6 +367,10 @@ static PyMethodDef module_functions[] = {
     {"context_mode", py_context_mode, METH_NOARGS, NULL},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
+    {"configure_logging", tgo__py_configure_logging, METH_O,
+     "configure_logging(exception_parts): exc_info -> (type, message, stacktrace) for exported records; "
+     "re-reads the service name"},
+    {"log_stats", tgo__py_log_stats, METH_NOARGS, "{queued, dropped, exported, failed} log records"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -408,7 +412,7 @@ static int intern_names(void) {
 
 static int module_exec(PyObject *m) {
   if (intern_names() < 0 || tgo__py_propagate_init() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
-      tgo__py_db_type_init(m) < 0)
+      tgo__py_db_type_init(m) < 0 || tgo__py_logging_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||
       PyModule_AddIntConstant(m, "KIND_SERVER", TGO_KIND_SERVER) < 0 ||

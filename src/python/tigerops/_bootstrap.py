@@ -45,5 +45,7 @@ def start():
     _context.choose()
     from tigerops import _hooks
     _hooks.install()
+    from tigerops import _logging
+    _logging.install()
     _started = True
     return True
