@@ -32,7 +32,7 @@ static tgo__str severity_text(const tgo__log_view *v) {
 /* Python levelno to SeverityNumber (OpenTelemetry Python's std_to_otel):
  * 10 DEBUG .. 50 FATAL, +1..+3 for the levels just above each, 4 for the
  * rest of the decade; below 10 unspecified, above 53 FATAL4. */
-static uint8_t severity_number(int level) {
+uint8_t tgo__logs_severity(int level) {
   if (level < 10)
     return 0;
   if (level > 53)
@@ -91,7 +91,7 @@ void tgo__logs_emit(const tgo__log_view *v) {
   r->time_ns = v->time_ns;
   r->observed_ns = tgo__now_ns(CLOCK_REALTIME);
   r->line = v->line;
-  r->severity = severity_number(v->level);
+  r->severity = tgo__logs_severity(v->level);
   r->has_context = v->ctx != NULL;
   if (v->ctx) {
     memcpy(r->trace_id, v->ctx->trace_id, 16);

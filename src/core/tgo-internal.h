@@ -472,6 +472,8 @@ typedef struct {
   atomic_ullong queued, dropped, exported, failed;
 } tgo__log_counters;
 extern tgo__log_counters tgo__log_stats;
+/* Python levelno as OTLP SeverityNumber (OpenTelemetry Python's mapping). */
+uint8_t tgo__logs_severity(int level);
 /* The exporter thread's part: records are waiting (no lock) ... */
 size_t tgo__logs_pending(void);
 /* ... sends up to one batch of them; returns how many it took. */
