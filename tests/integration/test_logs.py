@@ -136,6 +136,7 @@ SCRIPT_FLOOD = """
 import logging, resource, time, _tigerops, tigerops
 log = logging.getLogger("flood")
 log.propagate = False  # the records are made (and queued), not printed
+log.addHandler(logging.NullHandler())
 text = "x" * 2000
 def rss_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
