@@ -67,7 +67,8 @@ static void *exporter_main(void *arg) {
      * the schedule delay with something to send. */
     struct timespec deadline;
     deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
-    while (!stopping && ring_len < want && tgo__logs_pending() < want && !(flush_waiters && (ring_len || tgo__logs_pending()))) {
+    while (!stopping && ring_len < want && tgo__logs_pending() < want &&
+           !(flush_waiters && (ring_len || tgo__logs_pending()))) {
       if (pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT) {
         if (ring_len || tgo__logs_pending())
           break;

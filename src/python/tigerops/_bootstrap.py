@@ -45,7 +45,7 @@ def start():
     _context.choose()
     from tigerops import _hooks
     _hooks.install()
-    from tigerops import _logging
-    _logging.install()
+    # Once logging is imported: a process that never logs never pays for it.
+    _hooks.register("logging", "tigerops._logging:install")
     _started = True
     return True

@@ -47,8 +47,9 @@ def _wrap(factory):
     return factory if isinstance(factory, _tigerops.RecordFactory) else _tigerops.RecordFactory(factory)
 
 
-def install():
-    """Idempotent: puts our factory in place and keeps it there."""
+def install(module=None):
+    """Idempotent: puts our factory in place and keeps it there (module:
+    logging, as the import hook passes it)."""
     global _installed
     _tigerops.configure_logging(_exception_parts)
     if _installed:
