@@ -95,6 +95,14 @@ def test_an_app_log_record_class_installed_later_still_gets_the_trace_context(ot
     assert len(by_body(logs, "stock low for sku-42")) == 1  # once, not once per wrapper
 
 
+def test_the_service_name_follows_app_config(otlp):
+    with gunicorn("logsapp:app", logs_env(otlp, LOGSAPP_SERVICE_NAME="from-app-config"), workers=1) as web:
+        warn = get_json(web, "/warn")
+        logs = otlp.wait_for_logs(lambda r: r["body"] == "stock low for sku-42")
+    assert warn["otelServiceName"] == "from-app-config"
+    assert by_body(logs, "stock low for sku-42")[0]["resource"]["service.name"] == "from-app-config"
+
+
 def test_logs_over_grpc_reach_the_logs_service():
     with OtlpReceiver(args=("--grpc-port", "0")) as receiver:
         env = logs_env(receiver, OTEL_EXPORTER_OTLP_PROTOCOL="grpc",

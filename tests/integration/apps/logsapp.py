@@ -43,6 +43,8 @@ if os.environ.get("LOGSAPP_RECORD_CLASS"):
 log.warning("imported, outside any request")
 
 app = Flask(__name__)
+if os.environ.get("LOGSAPP_SERVICE_NAME"):
+    app.config["TIGEROPS_SERVICE_NAME"] = os.environ["LOGSAPP_SERVICE_NAME"]
 
 
 def fields():
