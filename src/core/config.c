@@ -73,9 +73,10 @@ static const char *const compressions[] = {"none|", "gzip", NULL};
 static const char *const protocols[] = {"http/protobuf", "grpc", "http/json", NULL};
 /* Indexed by TGO__PROP_*; "none" is 0. */
 static const char *const propagators[] = {"none", "tracecontext", "baggage", "b3", "b3multi", NULL};
-static const char *const only_none[] = {"none", NULL};
 /* Indexed by TGO__TEMPORALITY_*. */
 static const char *const temporalities[] = {"cumulative", "delta", "lowmemory", NULL};
+/* Python's logging levels by tens: index * 10 is the levelno. */
+static const char *const py_levels[] = {"notset", "debug", "info", "warning|warn", "error", "critical|fatal", NULL};
 
 /* Several names for one field are aliases; in the environment OTEL_* names
  * are read before the others, so TIGEROPS_* wins, and later rows of a family
@@ -116,7 +117,7 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_TRACES_INSECURE", T_BOOL, F_ALL, FIELD(insecure), 0, 0, NULL, NULL, NULL},
     {"OTEL_PROPAGATORS", T_PROP, F_ALL | F_EMPTY_UNSET, FIELD(propagators), 0, 0, "tracecontext,baggage", propagators,
      "unknown propagators are skipped (supported: tracecontext, baggage, b3, b3multi, none)"},
-    {"OTEL_LOGS_EXPORTER", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, only_none, "logs are not exported"},
+    {"OTEL_LOGS_EXPORTER", T_ENUM, F_ALL, FIELD(logs_exporter), 0, 0, "none", exporters, NULL},
     {"TIGEROPS_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, "otlp", exporters, NULL},
     {"OTEL_TRACES_EXPORTER", T_ENUM, F_ALL, FIELD(exporter), 0, 0, NULL, exporters, NULL},
     {"OTEL_TRACES_SAMPLER", T_ENUM, F_ALL, FIELD(sampler), 0, 0, "parentbased_always_on", samplers, NULL},
@@ -182,6 +183,12 @@ static const setting table[] = {
      "cumulative", temporalities, NULL},
     {"TIGEROPS_METRICS_CARDINALITY_LIMIT", T_INT, F_ALL, FIELD(metrics_cardinality_limit), 2, 1000000, "2000", NULL,
      NULL},
+    /* Logs (logs.c): Python records from this level up are exported. */
+    {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", T_URL, F_ALL, FIELD(logs_endpoint), 0, 0, NULL, NULL, NULL},
+    {"TIGEROPS_LOG_EXPORT_LEVEL", T_ENUM, F_ALL, FIELD(log_export_level), 0, 0, "warning", py_levels, NULL},
+    {"OTEL_PYTHON_LOG_CORRELATION", T_BOOL, F_ALL, FIELD(log_correlation), 0, 0, "false", NULL, NULL},
+    /* The log queue is sized once, when the first record is queued. */
+    {"OTEL_BLRP_MAX_QUEUE_SIZE", T_INT, F_ALL | F_FIXED, FIELD(logs_queue_size), 1, 1000000, "2048", NULL, NULL},
 };
 #define N_SETTINGS (sizeof table / sizeof table[0])
 _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small");
@@ -189,7 +196,7 @@ _Static_assert(N_SETTINGS <= TGO__MAX_SETTINGS, "tgo__config.layer is too small"
 /* Standard OTEL_* names of other SDK parts that are close to ours: never
  * "did you mean" them. */
 static const char *const others[] = {
-    "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE",
+    "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_PYTHON_LOG_FORMAT", "OTEL_PYTHON_LOG_LEVEL",
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_LOG_LEVEL",
 };
 
@@ -794,29 +801,34 @@ void tgo__config_shown_url(const char *url, char *out, size_t cap) {
   snprintf(out, cap, "%.*s%.*s", scheme ? (int)(scheme + 3 - url) : 0, url, (int)strcspn(host, "?#"), host);
 }
 
+/* Per signal (TGO__SIGNAL_*): the OTLP/HTTP path appended to the endpoint
+ * and the gRPC method's path. */
+typedef struct {
+  const char *http_path, *grpc_path;
+} signal_path;
+static const signal_path signal_paths[TGO__SIGNAL_COUNT] = {
+    [TGO__SIGNAL_TRACES] = {"/v1/traces", TGO__GRPC_TRACES_PATH},
+    [TGO__SIGNAL_METRICS] = {"/v1/metrics", TGO__GRPC_METRICS_PATH},
+    [TGO__SIGNAL_LOGS] = {"/v1/logs", TGO__GRPC_LOGS_PATH},
+};
+
+/* The signal's own full URL setting (OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT). */
+static const char *signal_endpoint(const tgo__config *c, int signal) {
+  switch (signal) {
+  case TGO__SIGNAL_METRICS:
+    return c->metrics_endpoint;
+  case TGO__SIGNAL_LOGS:
+    return c->logs_endpoint;
+  default:
+    return c->traces_endpoint;
+  }
+}
+
 /* For gRPC the endpoint names the server only (the OTLP exporter spec: used
  * as is, no /v1/traces); the method's path replaces any path it has. The
  * default endpoint follows the protocol: 4317 is the gRPC port. */
 int tgo__config_traces_url(const tgo__config *c, char *out, size_t cap) {
   return tgo__config_signal_url(c, TGO__SIGNAL_TRACES, out, cap);
-}
-
-/* Per signal: the HTTP path under the base endpoint and the gRPC method. */
-static const struct {
-  const char *http_path, *grpc_path;
-} signal_paths[TGO__SIGNAL_COUNT] = {
-    [TGO__SIGNAL_TRACES] = {"/v1/traces", TGO__GRPC_TRACES_PATH},
-    [TGO__SIGNAL_METRICS] = {"/v1/metrics", TGO__GRPC_METRICS_PATH},
-};
-
-/* The signal's own endpoint setting (a full URL), "" when unset. */
-static const char *signal_endpoint(const tgo__config *c, int signal) {
-  switch (signal) {
-  case TGO__SIGNAL_METRICS:
-    return c->metrics_endpoint;
-  default:
-    return c->traces_endpoint;
-  }
 }
 
 int tgo__config_signal_protocol(const tgo__config *c, int signal) {
@@ -829,14 +841,14 @@ int tgo__config_signal_protocol(const tgo__config *c, int signal) {
 int tgo__config_signal_url(const tgo__config *c, int signal, char *out, size_t cap) {
   const char *own = signal_endpoint(c, signal);
   if (tgo__config_signal_protocol(c, signal) != TGO__PROTOCOL_GRPC)
-    return *own ? snprintf(out, cap, "%s", own) : snprintf(out, cap, "%s%s", c->endpoint, signal_paths[signal].http_path);
+    return *own ? snprintf(out, cap, "%s", own) : snprintf(out, cap, "%s%s", c->endpoint, signal_paths[(unsigned)signal < TGO__SIGNAL_COUNT ? signal : 0].http_path);
   const char *base = own;
   if (!*base)
     base = c->layer[slot_of((size_t)find("TIGEROPS_ENDPOINT"))] == TGO__LAYER_DEFAULT ? "http://localhost:4317"
                                                                                       : c->endpoint;
   const char *host = strstr(base, "://");
   host = host ? host + 3 : base;
-  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, signal_paths[signal].grpc_path);
+  return snprintf(out, cap, "%.*s%s", (int)(host - base + strcspn(host, "/?#")), base, signal_paths[(unsigned)signal < TGO__SIGNAL_COUNT ? signal : 0].grpc_path);
 }
 
 static void find_service_cb(const char *k, const char *v, void *ud) {

@@ -54,7 +54,7 @@ typedef struct {
   int gzip;
   const http_encoding *encoding;
   int protocol;
-  int signal; /* TGO__SIGNAL_*: spans are counted in tgo__stats, other items not */
+  int signal; /* TGO__SIGNAL_*: the path and the counters */
   char ca_file[1024], client_cert[1024], client_key[1024];
   header_list headers;
 } send_plan;
@@ -69,7 +69,7 @@ static void plan_signal(send_plan *p, int signal) {
   p->timeout_ms = signal == TGO__SIGNAL_METRICS ? c->metric_timeout_ms : c->timeout_ms;
   p->gzip = c->gzip;
   p->protocol = tgo__config_signal_protocol(c, signal);
-  p->encoding = &encodings[(unsigned)c->protocol < sizeof encodings / sizeof encodings[0] ? c->protocol
+  p->encoding = &encodings[(unsigned)p->protocol < sizeof encodings / sizeof encodings[0] ? p->protocol
                                                                                          : TGO__PROTOCOL_HTTP_PROTOBUF];
   _Static_assert(sizeof p->ca_file == sizeof c->certificate && sizeof p->client_cert == sizeof c->client_certificate &&
                      sizeof p->client_key == sizeof c->client_key,
@@ -267,10 +267,16 @@ static const char *client_cert_hint(const send_plan *p, const tgo__http_result *
 static void log_dropped_signal(const send_plan *p, const tgo__http_result *r) {
   char shown[1100];
   tgo__config_shown_url(p->url, shown, sizeof shown);
-  TGO__LOG_ONCE(TGO_LOG_WARN, "metrics export to %s failed (HTTP %ld, gRPC status %d%s%s); these metric points are "
-                "dropped, the next collection sends again (logged once)", shown, r->status,
-                p->protocol == TGO__PROTOCOL_GRPC ? tgo__grpc_status_of(r) : -1, r->transport_error ? ": " : "",
-                r->transport_error ? r->error : "");
+  int grpc_status = p->protocol == TGO__PROTOCOL_GRPC ? tgo__grpc_status_of(r) : -1;
+  /* One call site per signal: each is logged once on its own. */
+  if (p->signal == TGO__SIGNAL_METRICS)
+    TGO__LOG_ONCE(TGO_LOG_WARN, "metrics export to %s failed (HTTP %ld, gRPC status %d%s%s); these metric points are "
+                  "dropped, the next collection sends again (logged once)", shown, r->status, grpc_status,
+                  r->transport_error ? ": " : "", r->transport_error ? r->error : "");
+  else
+    TGO__LOG_ONCE(TGO_LOG_WARN, "log export to %s failed (HTTP %ld, gRPC status %d%s%s); these log records are "
+                  "dropped (logged once)", shown, r->status, grpc_status, r->transport_error ? ": " : "",
+                  r->transport_error ? r->error : "");
 }
 
 static void log_dropped(const send_plan *p, const tgo__http_result *r) {
@@ -323,6 +329,18 @@ static void log_partial(const send_plan *p, const tgo__http_result *r, size_t n_
                 rejected, n_spans, *said ? said : "(no message)");
 }
 
+/* What a batch of this plan's signal is counted in (metrics: nothing). */
+static atomic_ullong *sent_counter(const send_plan *p) {
+  return p->signal == TGO__SIGNAL_LOGS     ? &tgo__log_stats.exported
+         : p->signal == TGO__SIGNAL_TRACES ? &tgo__stats.spans_exported
+                                           : NULL;
+}
+static atomic_ullong *failed_counter(const send_plan *p) {
+  return p->signal == TGO__SIGNAL_LOGS     ? &tgo__log_stats.failed
+         : p->signal == TGO__SIGNAL_TRACES ? &tgo__stats.spans_failed
+                                           : NULL;
+}
+
 static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, const send_plan *p,
                             const atomic_int *abort_flag) {
   int base_ms = 500;
@@ -333,10 +351,11 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     post(p, body, len, &r);
     int hint_ms, verdict = judge(p, &r, &hint_ms);
     if (verdict == SENT_OK) {
-      if (p->signal == TGO__SIGNAL_TRACES) {
-        atomic_fetch_add_explicit(&tgo__stats.spans_exported, n_spans, memory_order_relaxed);
+      atomic_ullong *sent = sent_counter(p);
+      if (sent)
+        atomic_fetch_add_explicit(sent, n_spans, memory_order_relaxed);
+      if (p->signal == TGO__SIGNAL_TRACES)
         log_partial(p, &r, n_spans);
-      }
       return;
     }
     /* Metrics get one attempt: the exporter thread is the spans' too, and the
@@ -344,8 +363,9 @@ static void send_with_retry(const uint8_t *body, size_t len, size_t n_spans, con
     if (verdict == SENT_FAIL || attempt >= MAX_ATTEMPTS || atomic_load(abort_flag) ||
         p->signal == TGO__SIGNAL_METRICS) {
       log_dropped(p, &r);
-      if (p->signal == TGO__SIGNAL_TRACES)
-        atomic_fetch_add_explicit(&tgo__stats.spans_failed, n_spans, memory_order_relaxed);
+      atomic_ullong *failed = failed_counter(p);
+      if (failed)
+        atomic_fetch_add_explicit(failed, n_spans, memory_order_relaxed);
       return;
     }
     int delay;
@@ -457,7 +477,19 @@ void tgo__export_signal(int signal, const tgo__buf *body, size_t n_items, const 
   if (make_wire(plan, body, &wire, &data, &len) == 0)
     send_with_retry(data, len, n_items, plan, abort_flag);
   free(plan);
-  tgo__buf_free(&wire);
+}
+
+/* A batch of log records; the records stay the caller's. */
+void tgo__export_logs(tgo__log_rec *const *recs, size_t n, const atomic_int *abort_flag) {
+  tgo__buf body = {0};
+  int rc = tgo__otlp_encode_logs(recs, n, &body);
+  if (rc < 0) {
+    TGO__LOG_ONCE(TGO_LOG_ERROR, "cannot encode a batch of %zu log records (%d); dropped", n, rc);
+    atomic_fetch_add_explicit(&tgo__log_stats.failed, n, memory_order_relaxed);
+  } else {
+    tgo__export_signal(TGO__SIGNAL_LOGS, &body, n, abort_flag);
+  }
+  tgo__buf_free(&body);
 }
 
 const tgo__exporter tgo__exporter_otlp = {"otlp", otlp_export, NULL, NULL};

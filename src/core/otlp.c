@@ -114,3 +114,23 @@ bail:
   free(sizes);
   return rc;
 }
+
+/* The batch's Resource message body appended to out: the other signals'
+ * encoders (otlp_logs.c) frame it themselves. */
+int tgo__otlp_resource(tgo__buf *out) {
+  int rc = -ENOMEM;
+  tgo__kv *kvs = malloc(MAX_RESOURCE * sizeof *kvs);
+  res_attr *ra = malloc(MAX_RESOURCE * sizeof *ra);
+  if (!kvs || !ra)
+    goto bail;
+  size_t n_res = tgo__resource_collect(kvs, MAX_RESOURCE);
+  size_t len = measure_resource(kvs, n_res, ra);
+  if (tgo__buf_reserve(out, len) < 0)
+    goto bail;
+  out->len = (size_t)(write_resource(out->data + out->len, ra, n_res) - out->data);
+  rc = 0;
+bail:
+  free(kvs);
+  free(ra);
+  return rc;
+}

@@ -100,8 +100,8 @@ static void *exporter_main(void *arg) {
      * schedule delay with something to send, or metrics to collect. */
     struct timespec deadline;
     deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
-    while (!stopping && ring_len < want && ring_bytes < kick_bytes() && !(flush_waiters && ring_len) &&
-           !metrics_due_locked()) {
+    while (!stopping && ring_len < want && ring_bytes < kick_bytes() && tgo__logs_pending() < want &&
+           !(flush_waiters && (ring_len || tgo__logs_pending())) && !metrics_due_locked()) {
       struct timespec until = deadline, metrics_at;
       if (next_metrics_ns && tgo__metrics_active()) {
         realtime_at(&metrics_at, next_metrics_ns);
@@ -109,7 +109,7 @@ static void *exporter_main(void *arg) {
           until = metrics_at;
       }
       if (pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT) {
-        if (ring_len)
+        if (ring_len || tgo__logs_pending())
           break;
         if (!metrics_due_locked())
           deadline_after(&deadline, tgo__cfg.schedule_delay_ms);
@@ -118,6 +118,13 @@ static void *exporter_main(void *arg) {
     if (metrics_due_locked())
       export_metrics_locked();
     if (ring_len == 0) {
+      if (tgo__logs_pending()) { /* log records ride the same thread and schedule */
+        pthread_mutex_unlock(&lock);
+        tgo__logs_export_some(&stopping);
+        pthread_mutex_lock(&lock);
+        pthread_cond_broadcast(&done);
+        continue;
+      }
       if (stopping)
         break;
       continue;
@@ -150,6 +157,7 @@ static void *exporter_main(void *arg) {
     pthread_mutex_unlock(&lock);
 
     export_batch(batch, n);
+    tgo__logs_export_some(&stopping);
 
     pthread_mutex_lock(&lock);
     __atomic_store_n(&completed_seq, completed_seq + n, __ATOMIC_RELEASE);
@@ -208,6 +216,14 @@ void tgo__pipeline_metrics_start(void) {
   pthread_mutex_unlock(&lock);
 }
 
+void tgo__pipeline_kick(int wake_now) {
+  pthread_mutex_lock(&lock);
+  int ok = (running && running_pid == getpid()) || start_exporter_locked() == 0;
+  pthread_mutex_unlock(&lock);
+  if (ok && wake_now)
+    pthread_cond_signal(&wake);
+}
+
 void tgo__pipeline_submit(tgo_span *s) {
   if (!tgo__exporter_current()->export) {
     tgo_span_unref(s);
@@ -264,13 +280,13 @@ static void realtime_at(struct timespec *ts, uint64_t mono_ns) {
 static int flush_locked(uint64_t mono_end) {
   if (!running || running_pid != getpid())
     return 0;
-  uint64_t target = submitted_seq, metrics_target = ++metrics_asked;
+  uint64_t target = submitted_seq, metrics_target = ++metrics_asked, log_target = tgo__logs_submitted();
   struct timespec deadline;
   realtime_at(&deadline, mono_end);
   int rc = 0;
   flush_waiters++;
   pthread_cond_signal(&wake);
-  while ((completed_seq < target || metrics_done < metrics_target) && running) {
+  while ((completed_seq < target || metrics_done < metrics_target || !tgo__logs_done(log_target)) && running) {
     if (pthread_cond_timedwait(&done, &lock, &deadline) == ETIMEDOUT) {
       rc = -ETIMEDOUT;
       break;
@@ -372,6 +388,8 @@ int tgo__pipeline_shutdown(int timeout_ms) {
     __atomic_store_n(&completed_seq, completed_seq + ring_len, __ATOMIC_RELEASE);
     ring_head = ring_len = ring_bytes = 0;
   }
+  if (rc)
+    tgo__logs_drop_queued();
   pthread_cond_signal(&wake);
   struct timespec deadline;
   realtime_at(&deadline, end);
@@ -385,8 +403,14 @@ int tgo__pipeline_shutdown(int timeout_ms) {
   return rc;
 }
 
-void tgo__pipeline_fork_prepare(void) { pthread_mutex_lock(&lock); }
-void tgo__pipeline_fork_parent(void) { pthread_mutex_unlock(&lock); }
+void tgo__pipeline_fork_prepare(void) {
+  pthread_mutex_lock(&lock);
+  tgo__logs_fork_prepare();
+}
+void tgo__pipeline_fork_parent(void) {
+  tgo__logs_fork_parent();
+  pthread_mutex_unlock(&lock);
+}
 
 /* The child has no exporter thread and must not export the parent's spans:
  * they are freed here and the queue starts empty. */
@@ -402,4 +426,5 @@ void tgo__pipeline_fork_child(void) {
   flush_waiters = 0;
   running = 0;
   stopping = 0;
+  tgo__logs_fork_child();
 }

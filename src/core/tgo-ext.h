@@ -182,5 +182,25 @@ typedef struct {
 } tgo__http_server_request;
 TGO__EXPORT tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int https);
 TGO__EXPORT void tgo__http_server_end(const tgo__http_server_request *r);
+/* Python logging records (logs.c). A record as the glue reads it: borrowed
+ * strings, copied by tgo__logs_emit. */
+typedef struct {
+  uint64_t time_ns;
+  int level; /* Python levelno */
+  int64_t line;
+  const char *level_name, *body, *logger, *file, *function, *exc_type, *exc_message, *exc_stack;
+  size_t level_name_len, body_len, logger_len, file_len, function_len, exc_type_len, exc_message_len,
+      exc_stack_len;
+  const tgo_span_context *ctx; /* NULL outside a span */
+} tgo__log_view;
+/* The levelno from which records are exported; INT_MAX when logs are not. */
+TGO__EXPORT int tgo__logs_threshold(void);
+/* Copies the record into the bounded log queue (a full queue drops and
+ * counts it); never blocks on the exporter. */
+TGO__EXPORT void tgo__logs_emit(const tgo__log_view *v);
+/* The resource's service.name, as exported. */
+TGO__EXPORT size_t tgo__service_name(char *out, size_t cap);
+/* queued, dropped, exported, failed log records. */
+TGO__EXPORT void tgo__logs_stats(unsigned long long out[4]);
 
 #endif

@@ -104,6 +104,11 @@ typedef struct {
   int metrics_protocol;        /* only when set: else protocol */
   int metrics_temporality;     /* TGO__TEMPORALITY_* */
   int metrics_cardinality_limit;
+  int logs_exporter;          /* OTEL_LOGS_EXPORTER: TGO__EXPORTER_* */
+  char logs_endpoint[1024];   /* full URL, wins over endpoint + /v1/logs */
+  int log_export_level;       /* Python levelno / 10 */
+  int log_correlation;        /* OTEL_PYTHON_LOG_CORRELATION: the default format too */
+  int logs_queue_size;
   /* Per setting of the table: the layer its value came from (TGO__LAYER_*),
    * so that re-reading the environment never overrides app.config. */
   unsigned char layer[TGO__MAX_SETTINGS];
@@ -445,6 +450,7 @@ void tgo__export_signal(int signal, const tgo__buf *body, size_t n_items, const 
 /* ---- OTLP/gRPC (grpc.c): framing and status of unary Export calls ---- */
 #define TGO__GRPC_TRACES_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define TGO__GRPC_METRICS_PATH "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+#define TGO__GRPC_LOGS_PATH "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 enum {
   TGO__GRPC_OK = 0, TGO__GRPC_CANCELLED = 1, TGO__GRPC_UNKNOWN = 2, TGO__GRPC_INVALID_ARGUMENT = 3,
   TGO__GRPC_DEADLINE_EXCEEDED = 4, TGO__GRPC_NOT_FOUND = 5, TGO__GRPC_ALREADY_EXISTS = 6,
@@ -479,6 +485,48 @@ void tgo__http_set_deadline(uint64_t mono_ns);
 /* Parses "k=v,k2=v2" with percent-decoding (W3C baggage style lists used by
  * OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS). Calls cb per pair. */
 int tgo__parse_kv_list(const char *s, void (*cb)(const char *k, const char *v, void *ud), void *ud);
+
+/* ---- logs (logs.c, otlp_logs.c) ---------------------------------------- */
+/* A Python log record copied into C memory on the logging thread, in one
+ * allocation with its strings; freed after export. */
+typedef struct tgo__log_rec {
+  uint64_t time_ns, observed_ns;
+  int64_t line;
+  uint8_t severity;    /* OTLP SeverityNumber */
+  uint8_t has_context; /* trace_id/span_id/flags are those of the span current at the call */
+  uint8_t flags;
+  uint8_t trace_id[16], span_id[8];
+  tgo__str severity_text, body, logger, file, function, exc_type, exc_message, exc_stack;
+  char data[];
+} tgo__log_rec;
+typedef struct {
+  atomic_ullong queued, dropped, exported, failed;
+} tgo__log_counters;
+extern tgo__log_counters tgo__log_stats;
+/* Python levelno as OTLP SeverityNumber (OpenTelemetry Python's mapping). */
+uint8_t tgo__logs_severity(int level);
+/* The exporter thread's part: records are waiting (no lock) ... */
+size_t tgo__logs_pending(void);
+/* ... sends up to one batch of them; returns how many it took. */
+size_t tgo__logs_export_some(const atomic_int *abort_flag);
+/* Flush bookkeeping: the sequence number of the last record queued, and
+ * whether every record up to seq has been exported or dropped. */
+uint64_t tgo__logs_submitted(void);
+int tgo__logs_done(uint64_t seq);
+/* Drops what is queued, counted as failed (a shutdown out of time). */
+void tgo__logs_drop_queued(void);
+void tgo__logs_fork_prepare(void);
+void tgo__logs_fork_parent(void);
+void tgo__logs_fork_child(void);
+/* Starts the exporter thread if this process has none and wakes it when a
+ * batch is ready (pipeline.c). */
+void tgo__pipeline_kick(int wake_now);
+/* The batch's Resource message body, appended to out (otlp.c). */
+int tgo__otlp_resource(tgo__buf *out);
+/* OTLP ExportLogsServiceRequest of a batch (otlp_logs.c). */
+int tgo__otlp_encode_logs(tgo__log_rec *const *recs, size_t n, tgo__buf *out);
+/* Sends a batch with the OTLP exporter's protocol, TLS and retries (export.c). */
+void tgo__export_logs(tgo__log_rec *const *recs, size_t n, const atomic_int *abort_flag);
 
 int tgo__hex_decode(const char *in, size_t n, uint8_t *out);
 void tgo__hex_encode(const uint8_t *in, size_t n, char *out);

@@ -96,5 +96,9 @@ int tgo__py_metric_type_init(PyObject *module);
 /* An exception type's name into out ("" when unknown); no exception left set. */
 void tgo__py_error_type(PyObject *type, char *out, size_t cap);
 PyObject *tgo__py_request_error(PyObject *m, PyObject *exc);
+/* logging.c: the LogRecord factory (trace context, log export). */
+int tgo__py_logging_init(PyObject *module);
+PyObject *tgo__py_configure_logging(PyObject *m, PyObject *formatter);
+PyObject *tgo__py_log_stats(PyObject *m, PyObject *unused);
 
 #endif

@@ -371,6 +371,10 @@ static PyMethodDef module_functions[] = {
      "request_error(exception): the running request's error.type for its metrics"},
     {"metric", tgo__py_metric, METH_VARARGS,
      "metric(kind, name, unit, description, boundaries=None) -> Metric; kind: counter, updown, gauge, histogram"},
+    {"configure_logging", tgo__py_configure_logging, METH_O,
+     "configure_logging(exception_parts): exc_info -> (type, message, stacktrace) for exported records; "
+     "re-reads the service name"},
+    {"log_stats", tgo__py_log_stats, METH_NOARGS, "{queued, dropped, exported, failed} log records"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -412,7 +416,7 @@ static int intern_names(void) {
 
 static int module_exec(PyObject *m) {
   if (intern_names() < 0 || tgo__py_propagate_init() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
-      tgo__py_db_type_init(m) < 0 || tgo__py_metric_type_init(m) < 0)
+      tgo__py_db_type_init(m) < 0 || tgo__py_metric_type_init(m) < 0 || tgo__py_logging_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||
       PyModule_AddIntConstant(m, "KIND_SERVER", TGO_KIND_SERVER) < 0 ||

@@ -70,6 +70,12 @@ class OtlpReceiver:
     def spans(self):
         return self._call("GET", "/spans")
 
+    def logs(self):
+        """Log records received over HTTP or gRPC, flattened by the receiver:
+        {timeUnixNano, observedTimeUnixNano, severityNumber, severityText,
+        body, attributes, flags, traceId, spanId, resource, scope {name}}."""
+        return self._call("GET", "/logs")
+
     def requests(self, bodies=False):
         return self._call("GET", "/requests" + ("?bodies=1" if bodies else ""))
 
@@ -102,7 +108,7 @@ class OtlpReceiver:
             if len(matching) >= count:
                 return items
             if time.monotonic() > deadline:
-                names = [x.get("name", x.get("path")) for x in items]
+                names = [x.get("name", x.get("path", x.get("body"))) for x in items]
                 raise AssertionError("waited %ss for %d %s, got %d matching of %d: %s"
                                      % (timeout, count, what, len(matching), len(items), names[:50]))
             time.sleep(0.05)
@@ -112,6 +118,10 @@ class OtlpReceiver:
         rest of a trace in them), once at least count of them match
         predicate; AssertionError naming what arrived after timeout s."""
         return self.wait_for(self.spans, predicate or (lambda s: True), count, timeout, "spans")
+
+    def wait_for_logs(self, predicate=None, count=1, timeout=20):
+        """All log records received once at least count match predicate."""
+        return self.wait_for(self.logs, predicate or (lambda r: True), count, timeout, "log records")
 
     def wait_for_requests(self, predicate=None, count=1, timeout=20):
         return self.wait_for(self.requests, predicate or (lambda r: True), count, timeout, "requests")

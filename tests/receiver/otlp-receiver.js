@@ -30,6 +30,8 @@
 //             retryInfoMs is given; partial* answer OK with partial_success
 // GET  /metrics-data             decoded metrics requests (toObject)
 // GET  /metric-points            every delivered metric data point, flattened (flattenMetrics)
+// GET  /logs                     decoded log records, flattened (JSON; see flattenLogs)
+//      gRPC: LogsService/Export is served next to TraceService/Export
 // GET  /health                   200
 'use strict';
 const http = require('http');
@@ -47,6 +49,7 @@ let spans = [];
 let requests = [];
 let metrics = [];
 let metricPoints = [];
+let logs = [];
 let mode = {};
 
 const hex = (b) => (b && b.length ? Buffer.from(b).toString('hex') : '');
@@ -159,6 +162,34 @@ function flattenMetrics(req) {
           }
           out.push(pt);
         }
+      }
+    }
+  }
+  return out;
+}
+
+// One entry per LogRecord, with its resource and scope (the logger name).
+function flattenLogs(req) {
+  const out = [];
+  for (const rl of req.resourceLogs || []) {
+    const resource = attributes(rl.resource && rl.resource.attributes);
+    for (const sl of rl.scopeLogs || []) {
+      const scope = { name: sl.scope ? sl.scope.name : '', version: sl.scope ? sl.scope.version : '' };
+      for (const r of sl.logRecords || []) {
+        out.push({
+          timeUnixNano: r.timeUnixNano ? r.timeUnixNano.toString() : '0',
+          observedTimeUnixNano: r.observedTimeUnixNano ? r.observedTimeUnixNano.toString() : '0',
+          severityNumber: r.severityNumber || 0,
+          severityText: r.severityText || '',
+          body: anyValue(r.body),
+          attributes: attributes(r.attributes),
+          droppedAttributesCount: r.droppedAttributesCount || 0,
+          flags: r.flags || 0,
+          traceId: hex(r.traceId),
+          spanId: hex(r.spanId),
+          resource,
+          scope,
+        });
       }
     }
   }
@@ -302,6 +333,10 @@ function handleExport(req, res, raw, pathname) {
     } else if (pathname === '/v1/metrics') {
       metrics.push(decoder.toObject(msg, { longs: String, bytes: String }));
       if (!mode.status || mode.status < 300) metricPoints.push(...flattenMetrics(msg));
+    } else if (pathname === '/v1/logs') {
+      const flat = flattenLogs(msg);
+      record.logs = flat.length;
+      if (!mode.status || mode.status < 300) logs.push(...flat);
     }
   } catch (e) {
     record.error = String(e && e.message ? e.message : e);
@@ -337,6 +372,7 @@ function onRequest(req, res) {
     if (req.method === 'GET' && url.pathname === '/spans') return send(res, 200, JSON.stringify(spans));
     if (req.method === 'GET' && url.pathname === '/metrics-data') return send(res, 200, JSON.stringify(metrics));
     if (req.method === 'GET' && url.pathname === '/metric-points') return send(res, 200, JSON.stringify(metricPoints));
+    if (req.method === 'GET' && url.pathname === '/logs') return send(res, 200, JSON.stringify(logs));
     if (req.method === 'GET' && url.pathname === '/requests') {
       const withBodies = url.searchParams.get('bodies') === '1';
       return send(res, 200, JSON.stringify(requests.map((r) => {
@@ -346,7 +382,7 @@ function onRequest(req, res) {
       })));
     }
     if (req.method === 'POST' && url.pathname === '/reset') {
-      spans = []; requests = []; metrics = []; metricPoints = []; mode = {};
+      spans = []; requests = []; metrics = []; metricPoints = []; logs = []; mode = {};
       return send(res, 200, '{}');
     }
     if (req.method === 'POST' && url.pathname === '/mode') {
@@ -382,21 +418,36 @@ function statusDetails(code, message, retryInfoMs) {
   return Buffer.concat([pbField(1, 0, code), pbField(2, 2, Buffer.from(message || '')), pbField(3, 2, any)]);
 }
 
-function grpcExport(grpc, call, callback) {
+const grpcServices = {
+  traces: {
+    path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+    decode: (raw) => flattenTraces(collector.trace.v1.ExportTraceServiceRequest.decode(raw)),
+    store: (flat) => spans.push(...flat), counted: 'spans',
+    respond: (r) => collector.trace.v1.ExportTraceServiceResponse.encode(r).finish(), rejected: 'rejectedSpans',
+  },
+  logs: {
+    path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+    decode: (raw) => flattenLogs(collector.logs.v1.ExportLogsServiceRequest.decode(raw)),
+    store: (flat) => logs.push(...flat), counted: 'logs',
+    respond: (r) => collector.logs.v1.ExportLogsServiceResponse.encode(r).finish(), rejected: 'rejectedLogRecords',
+  },
+};
+
+function grpcExport(grpc, call, callback, service = grpcServices.traces) {
   const raw = call.request; // already gunzipped by grpc-js when grpc-encoding says so
   const headers = {};
   for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k] = Buffer.isBuffer(v) ? v.toString('base64') : v;
   const record = {
-    path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', method: 'POST', transport: 'grpc',
+    path: service.path, method: 'POST', transport: 'grpc',
     headers, size: raw.length, status: 0, grpcStatus: 0, decoded: false, error: null, time: Date.now(),
     body: raw.toString('base64'),
   };
   requests.push(record);
   let flat;
   try {
-    flat = flattenTraces(collector.trace.v1.ExportTraceServiceRequest.decode(raw));
+    flat = service.decode(raw);
     record.decoded = true;
-    record.spans = flat.length;
+    record[service.counted] = flat.length;
   } catch (e) {
     record.error = String(e && e.message ? e.message : e);
     record.grpcStatus = record.status = grpc.status.INVALID_ARGUMENT;
@@ -413,12 +464,12 @@ function grpcExport(grpc, call, callback) {
       }
       return callback({ code: mode.grpcStatus, details: mode.grpcMessage || '', metadata: md });
     }
-    spans.push(...flat);
+    service.store(flat);
     const response = {};
     if (mode.partialRejected !== undefined || mode.partialMessage !== undefined) {
-      response.partialSuccess = { rejectedSpans: mode.partialRejected || 0, errorMessage: mode.partialMessage || '' };
+      response.partialSuccess = { [service.rejected]: mode.partialRejected || 0, errorMessage: mode.partialMessage || '' };
     }
-    callback(null, collector.trace.v1.ExportTraceServiceResponse.encode(response).finish());
+    callback(null, service.respond(response));
   };
   if (mode.delayMs) setTimeout(reply, mode.delayMs); else reply();
 }
@@ -463,6 +514,13 @@ function startGrpc(port, tls, done) {
       responseSerialize: raw, responseDeserialize: raw,
     },
   }, { Export: (call, callback) => grpcMetricsExport(grpc, call, callback) });
+  server.addService({
+    Export: {
+      path: grpcServices.logs.path, requestStream: false,
+      responseStream: false, requestSerialize: raw, requestDeserialize: raw,
+      responseSerialize: raw, responseDeserialize: raw,
+    },
+  }, { Export: (call, callback) => grpcExport(grpc, call, callback, grpcServices.logs) });
   const creds = tls
     ? grpc.ServerCredentials.createSsl(tls.ca || null, [{ cert_chain: tls.cert, private_key: tls.key }],
       !!tls.requireClientCert)

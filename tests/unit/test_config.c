@@ -301,11 +301,10 @@ Test(config, unsupported_otel_features_warn_once_each) {
   tgo__config_defaults(&c);
   capture cap;
   capture_begin(&cap);
-  char *envp[] = {"OTEL_PROPAGATORS=tracecontext,xray", "OTEL_LOGS_EXPORTER=otlp",
-                  "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  char *envp[] = {"OTEL_PROPAGATORS=tracecontext,xray", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
   tgo__config_load(&c, envp);
   char *log = capture_end(&cap);
-  static const char *const names[] = {"OTEL_PROPAGATORS:", "OTEL_LOGS_EXPORTER:"};
+  static const char *const names[] = {"OTEL_PROPAGATORS:"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const char *at = strstr(log, names[i]);
     cr_assert(at != NULL, "%s not warned about: %s", names[i], log);
@@ -544,4 +543,28 @@ Test(config, the_log_level_in_the_environment_governs_warnings_about_the_environ
   char *log = capture_end(&cap);
   cr_assert_str_eq(log, "");
   cr_assert_eq(c.log_level, TGO_LOG_ERROR);
+}
+
+Test(config, logs_export_settings_and_the_logs_url_per_protocol) {
+  tgo__config c;
+  tgo__config_defaults(&c);
+  cr_assert_eq(c.logs_exporter, TGO__EXPORTER_NONE, "logs are off by default");
+  cr_assert_eq(c.log_export_level, 3, "WARNING by default");
+  char *envp[] = {"OTEL_LOGS_EXPORTER=otlp", "TIGEROPS_LOG_EXPORT_LEVEL=error", "OTEL_PYTHON_LOG_CORRELATION=true",
+                  "TIGEROPS_ENDPOINT=http://collector:4318/base", "TIGEROPS_CONFIG=/nonexistent-tigerops.ini", NULL};
+  tgo__config_load(&c, envp);
+  cr_assert_eq(c.logs_exporter, TGO__EXPORTER_OTLP);
+  cr_assert_eq(c.log_export_level, 4);
+  cr_assert_eq(c.log_correlation, 1);
+  char url[1100];
+  tgo__config_signal_url(&c, TGO__SIGNAL_LOGS, url, sizeof url);
+  cr_assert_str_eq(url, "http://collector:4318/base/v1/logs");
+  tgo__config_signal_url(&c, TGO__SIGNAL_TRACES, url, sizeof url);
+  cr_assert_str_eq(url, "http://collector:4318/base/v1/traces");
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:9999/custom/path", "test");
+  tgo__config_signal_url(&c, TGO__SIGNAL_LOGS, url, sizeof url);
+  cr_assert_str_eq(url, "http://logs:9999/custom/path", "the signal's own endpoint is a full URL");
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "test");
+  tgo__config_signal_url(&c, TGO__SIGNAL_LOGS, url, sizeof url);
+  cr_assert_str_eq(url, "http://logs:9999/opentelemetry.proto.collector.logs.v1.LogsService/Export");
 }

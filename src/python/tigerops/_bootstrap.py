@@ -16,6 +16,7 @@ def refresh_switches():
     global TRACE_CELERY, TRACE_CACHE
     TRACE_CELERY = _tigerops.config_get("TIGEROPS_TRACE_CELERY") != "false"
     TRACE_CACHE = _tigerops.config_get("TIGEROPS_TRACE_CACHE") != "false"
+    _tigerops.configure_logging(None)  # otelServiceName follows app.config's service name
 
 
 def reload_settings():
@@ -45,5 +46,7 @@ def start():
     _context.choose()
     from tigerops import _hooks
     _hooks.install()
+    # Once logging is imported: a process that never logs never pays for it.
+    _hooks.register("logging", "tigerops._logging:install")
     _started = True
     return True
