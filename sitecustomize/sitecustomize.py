@@ -17,7 +17,7 @@ _TIGEROPS_TRIGGERS = frozenset((
     "flask_restful", "flask_restful.reqparse", "pymemcache.client.base", "asgiref.wsgi",
     "sqlite3.dbapi2", "psycopg2", "psycopg", "pymysql", "urllib3.connectionpool",
     "urllib.request", "aiohttp.client", "flask_restx", "opentelemetry.trace", "asyncio.events",
-    "aiosqlite.core",
+    "aiosqlite.core", "celery.backends.redis",
 ))
 # Pre-fork servers: the master starts the agent before forking its workers,
 # as it would have at interpreter start (one start-up line, one tracer whose

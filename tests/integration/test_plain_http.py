@@ -69,7 +69,9 @@ class RawCollector:
 
 
 def run_agent(collector):
-    env = agent_env(None, TIGEROPS_ENDPOINT=collector.endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="3000")
+    # Spans only: these collectors count trace POSTs on one connection.
+    env = agent_env(None, TIGEROPS_ENDPOINT=collector.endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="3000",
+                    OTEL_METRICS_EXPORTER="none")
     r = subprocess.run([PYTHON, "-c", CODE], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r
