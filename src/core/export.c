@@ -265,6 +265,8 @@ static const char *client_cert_hint(const send_plan *p, const tgo__http_result *
  * so that a collector without a metrics pipeline never hides the spans'
  * message, nor is taken for a loss of spans. */
 static void log_dropped_signal(const send_plan *p, const tgo__http_result *r) {
+  if (tls_setup_error(r))
+    return; /* the same TLS files: the spans' line names the setting to fix */
   char shown[1100];
   tgo__config_shown_url(p->url, shown, sizeof shown);
   int grpc_status = p->protocol == TGO__PROTOCOL_GRPC ? tgo__grpc_status_of(r) : -1;

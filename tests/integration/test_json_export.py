@@ -28,7 +28,7 @@ ROUTES = {
 SECRETS = [b"sk_live_JSONSECRET42", b"bob@example.com", b"4111 1111 1111 1111"]
 # What legitimately differs between two runs of the same app.
 RUN_SPECIFIC_ATTRIBUTES = {"server.port", "client.port", "network.peer.port", "url.full", "server.address",
-                           "network.local.port", "thread.id", "process.pid"}
+                           "network.local.port", "thread.id", "process.pid", "service.instance.id"}
 
 
 def export_run(otlp, tmp_path, protocol, compress):
