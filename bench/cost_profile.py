@@ -6,9 +6,11 @@ statement), bare vs agent, split by thread and by function.
 Modes: full (100%), tail (1%, tail keep on: the default TIGEROPS_KEEP_ERRORS),
 head (1%, tail keep off). Each figure is the difference of an n- and a
 3n-iteration run, so start-up and import costs cancel; the hash seed is
-fixed and the exporter's timer is out of reach (OTEL_BSP_SCHEDULE_DELAY at
-its maximum), so batches are cut by size and by the final flush only and
-the counts repeat. The function table is agent minus bare per iteration,
+fixed and the exporter's timers are out of reach (OTEL_BSP_SCHEDULE_DELAY
+and OTEL_METRIC_EXPORT_INTERVAL at 10 minutes), so batches are cut by size
+and by the final flush only and the counts repeat. Metrics are on, as by
+default: their recording is in the figures, their one export at the final
+flush cancels out. The function table is agent minus bare per iteration,
 exclusive (self) and inclusive, summed over all threads (callgrind_annotate
 on each thread's file). tests/integration/test_cost_budget.py uses
 measure() as its guard."""
@@ -47,7 +49,7 @@ def envs(prefix, port, mode):
     base["PYTHONHASHSEED"] = "0"
     agent = dict(base, LD_PRELOAD=os.path.join(prefix, "lib", "libtigerops.so"),
                  TIGEROPS_ENDPOINT="http://127.0.0.1:%d" % port, OTEL_BSP_MAX_QUEUE_SIZE="100000",
-                 OTEL_BSP_SCHEDULE_DELAY="600000")
+                 OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_METRIC_EXPORT_INTERVAL="600000")
     agent.update(MODES[mode])
     return base, agent
 

@@ -101,9 +101,7 @@ static const setting table[] = {
     {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", T_ENUM, F_ALL, FIELD(gzip), 0, 0, NULL, compressions, NULL},
     {"OTEL_EXPORTER_OTLP_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, "http/protobuf", protocols, NULL},
     {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", T_ENUM, F_ALL, FIELD(protocol), 0, 0, NULL, protocols, NULL},
-    /* Only traces are exported: the other signals' values are checked, not used. */
-    {"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", T_CHECK, F_ALL, NOFIELD, 0, 0, NULL, protocols,
-     "not a known OTLP protocol (logs are not exported)"},
+    {"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", T_ENUM, F_ALL, FIELD(logs_protocol), 0, 0, NULL, protocols, NULL},
     /* TLS files: paths, read by libcurl at each connection (a rotated
      * certificate is picked up without a restart). */
     {"OTEL_EXPORTER_OTLP_CERTIFICATE", T_STR, F_ALL, FIELD(certificate), 0, 0, NULL, NULL, NULL},
@@ -835,6 +833,9 @@ int tgo__config_signal_protocol(const tgo__config *c, int signal) {
   if (signal == TGO__SIGNAL_METRICS && c->layer[slot_of((size_t)find("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"))] !=
                                            TGO__LAYER_DEFAULT)
     return c->metrics_protocol;
+  if (signal == TGO__SIGNAL_LOGS &&
+      c->layer[slot_of((size_t)find("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"))] != TGO__LAYER_DEFAULT)
+    return c->logs_protocol;
   return c->protocol;
 }
 

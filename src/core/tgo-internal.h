@@ -106,6 +106,7 @@ typedef struct {
   int metrics_cardinality_limit;
   int logs_exporter;          /* OTEL_LOGS_EXPORTER: TGO__EXPORTER_* */
   char logs_endpoint[1024];   /* full URL, wins over endpoint + /v1/logs */
+  int logs_protocol;          /* only when set: else protocol */
   int log_export_level;       /* Python levelno / 10 */
   int log_correlation;        /* OTEL_PYTHON_LOG_CORRELATION: the default format too */
   int logs_queue_size;

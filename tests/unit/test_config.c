@@ -567,4 +567,11 @@ Test(config, logs_export_settings_and_the_logs_url_per_protocol) {
   tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "test");
   tgo__config_signal_url(&c, TGO__SIGNAL_LOGS, url, sizeof url);
   cr_assert_str_eq(url, "http://logs:9999/opentelemetry.proto.collector.logs.v1.LogsService/Export");
+  /* The logs' own protocol wins over the shared one, for logs only. */
+  tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf", "test");
+  cr_assert_eq(tgo__config_signal_protocol(&c, TGO__SIGNAL_LOGS), TGO__PROTOCOL_HTTP_PROTOBUF);
+  cr_assert_eq(tgo__config_signal_protocol(&c, TGO__SIGNAL_TRACES), TGO__PROTOCOL_GRPC);
+  tgo__config_signal_url(&c, TGO__SIGNAL_LOGS, url, sizeof url);
+  cr_assert_str_eq(url, "http://logs:9999/custom/path");
+  cr_assert_lt(tgo__config_apply(&c, "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "thrift", "test"), 0);
 }
