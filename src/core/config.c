@@ -125,7 +125,7 @@ static const setting table[] = {
     /* The exporter's ring is sized once, when it first starts. */
     {"OTEL_BSP_MAX_QUEUE_SIZE", T_INT, F_ALL | F_FIXED, FIELD(max_queue_size), 1, 1000000, "2048", NULL, NULL},
     /* Spans are counted at their heap size (a GET's server span about 1.3 KB, a SQL span 0.8 KB). */
-    {"TIGEROPS_MAX_QUEUE_BYTES", T_INT, F_ALL, FIELD(max_queue_bytes), 65536, 1 << 30, "524288", NULL, NULL},
+    {"TIGEROPS_MAX_QUEUE_BYTES", T_INT, F_ALL, FIELD(max_queue_bytes), 65536, 1 << 30, "393216", NULL, NULL},
     {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", T_INT, F_ALL, FIELD(max_batch_size), 1, 100000, "512", NULL, NULL},
     {"TIGEROPS_ATTRIBUTE_VALUE_LIMIT", T_INT, F_ALL, FIELD(attr_value_limit), 16, 1 << 20, "8192", NULL, NULL},
     {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", T_INT, F_ALL, FIELD(attr_value_limit), 16, 1 << 20, NULL, NULL, NULL},

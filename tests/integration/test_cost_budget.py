@@ -23,11 +23,14 @@ import cost_profile  # noqa: E402
 # is not met yet (README, "Instruction budget"): a regression past it fails
 # now, and the budget itself is checked as an expected failure that turns
 # into a failure (strict) the day it is met, so the ceiling comes down then.
+# Metrics are on (the default) in every mode: http.server.request.duration
+# and active_requests are recorded for 100% of requests, which needs the
+# route even when the trace is not kept (about +2.7k in the 1% modes).
 BUDGETS = {
-    ("hello", "full"): (8000, 17500),   # 100% sampling
-    ("hello", "tail"): (5000, 5000),        # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 2200),   # 1%, head sampling only
-    ("sql", "full"): (2000, 2000),          # one SQLAlchemy Core statement, 100%
+    ("hello", "full"): (8000, 19000),   # 100% sampling
+    ("hello", "tail"): (5000, 7200),    # 1%, tail keep on (every trace recorded until its root ends)
+    ("hello", "head"): (1500, 7400),    # 1%, head sampling only
+    ("sql", "full"): (2000, 2000),      # one SQLAlchemy Core statement, 100%
 }
 SLACK = 1.10
 
