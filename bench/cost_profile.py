@@ -41,8 +41,8 @@ MODES = {
 WORKLOADS = {"hello": (wsgi_loop.CHILD, 500), "sql": (sqlite_statements.CHILD, 500)}
 
 
-def envs(prefix, port, mode):
-    """(bare, agent) environments."""
+def envs(prefix, port, mode, extra=None):
+    """(bare, agent) environments; extra: more agent settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TIGEROPS_", "OTEL_"))}
     base.pop("LD_PRELOAD", None)
     base.pop("PYTHONPATH", None)
@@ -51,6 +51,7 @@ def envs(prefix, port, mode):
                  TIGEROPS_ENDPOINT="http://127.0.0.1:%d" % port, OTEL_BSP_MAX_QUEUE_SIZE="100000",
                  OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_METRIC_EXPORT_INTERVAL="600000")
     agent.update(MODES[mode])
+    agent.update(extra or {})
     return base, agent
 
 
@@ -122,7 +123,8 @@ def thread_totals(files):
 _bare_cache = {}
 
 
-def measure(prefix, workload="hello", mode="full", n=None, functions=False, python=None, keep=None, warmup=None):
+def measure(prefix, workload="hello", mode="full", n=None, functions=False, python=None, keep=None, warmup=None,
+            agent_env=None):
     """Added instructions per iteration: {'total', 'request', 'exporter',
     'bare', 'agent'} and, with functions, 'self' and 'incl' tables of the
     added instructions per iteration by function. warmup: the hello loop's
@@ -137,7 +139,7 @@ def measure(prefix, workload="hello", mode="full", n=None, functions=False, pyth
     os.makedirs(outdir, exist_ok=True)
     try:
         port = int(sink.stdout.readline().split()[1])
-        bare_env, agent_env = envs(prefix, port, mode)
+        bare_env, agent_env = envs(prefix, port, mode, agent_env)
         runs, per = {}, {}
         bare_key = (child, n, python)
         for tag, env in (("bare", bare_env), ("agent", agent_env)):
@@ -183,9 +185,12 @@ def main():
     ap.add_argument("-n", type=int, default=None, help="iterations of the short run (the long one runs 3n)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--keep", help="keep the callgrind files in this directory")
+    ap.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more agent setting (e.g. OTEL_METRICS_EXPORTER=none)")
     args = ap.parse_args()
+    extra = dict(kv.split("=", 1) for kv in args.agent_env)
     for mode in args.mode or ["full"]:
-        r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep)
+        r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep, agent_env=extra)
         print("%s, %s: bare %.0f, agent %.0f instructions per iteration: +%.0f (main thread %+.0f, "
               "other threads %+.0f)" % (args.workload, mode, r["bare"], r["agent"], r["total"], r["request"],
                                         r["exporter"]))
