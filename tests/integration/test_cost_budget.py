@@ -26,10 +26,15 @@ import cost_profile  # noqa: E402
 # Metrics are on (the default) in every mode: http.server.request.duration
 # and active_requests are recorded for 100% of requests, which needs the
 # route even when the trace is not kept (about +2.7k in the 1% modes).
+#
+# The hello figures are the request thread's: the exporter thread's share
+# depends on how many batches the scheduling of a loaded machine cut (a CI
+# run measured +20k on other threads where a quiet one measures +5.4k), so
+# it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
-    ("hello", "full"): (8000, 19000),   # 100% sampling
+    ("hello", "full"): (8000, 13500),   # 100% sampling
     ("hello", "tail"): (5000, 7200),    # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 7400),    # 1%, head sampling only
+    ("hello", "head"): (1500, 7000),    # 1%, head sampling only
     ("sql", "full"): (2000, 2000),      # one SQLAlchemy Core statement, 100%
 }
 SLACK = 1.10
@@ -57,7 +62,10 @@ def added(workload, mode):
 
 def _check(workload, mode, limit, what):
     r = added(workload, mode)
-    assert r["total"] <= limit * SLACK, (
+    figure = r["request"] if workload == "hello" else r["total"]
+    print("%s at %s: %+.0f per iteration (request thread %+.0f, other threads %+.0f)"
+          % (workload, mode, r["total"], r["request"], r["exporter"]))
+    assert figure <= limit * SLACK, (
         "%s at %s: %+.0f instructions per iteration (request thread %+.0f, other threads %+.0f) "
         "over the %s of %d (+10%%); bench/cost_profile.py --workload %s --mode %s shows where they go"
         % (workload, mode, r["total"], r["request"], r["exporter"], what, limit, workload, mode))
