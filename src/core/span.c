@@ -401,24 +401,11 @@ int tgo_attrs_has(const tgo_attrs *a, const char *key) {
   return 0;
 }
 
-/* Finds the slot for key (replacing an existing value), or appends one. */
-static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
-  if (!a || !key || !*key || a->span->ended)
-    return NULL;
-  size_t klen = strlen(key);
-  uint32_t h = key_hash(key, klen);
-  for (tgo__attr *it = a->head; it; it = it->next)
-    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
-      return it;
-  if (a->count >= TGO__SPAN_MAX_ATTRS) {
-    a->dropped++;
-    return NULL;
-  }
+/* A new attribute at the end of the span's list, or NULL (no memory). */
+static tgo__attr *attr_new(tgo_attrs *a, const char *key, size_t klen, uint32_t h) {
   tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
-  if (!it) {
-    a->dropped++;
+  if (!it)
     return NULL;
-  }
   memset(it, 0, sizeof *it);
   it->key = key;
   it->key_len = (uint32_t)klen;
@@ -432,26 +419,28 @@ static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   return it;
 }
 
+/* Finds the slot for key (replacing an existing value), or appends one. */
+static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
+  if (!a || !key || !*key || a->span->ended)
+    return NULL;
+  size_t klen = strlen(key);
+  uint32_t h = key_hash(key, klen);
+  for (tgo__attr *it = a->head; it; it = it->next)
+    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
+      return it;
+  tgo__attr *it = a->count < TGO__SPAN_MAX_ATTRS ? attr_new(a, key, klen, h) : NULL;
+  if (!it)
+    a->dropped++;
+  return it;
+}
+
 /* A new key's slot on a span that has no attribute yet, or NULL: then the
  * caller takes the checked path. Skips the strlen and the duplicate scan,
  * which a request span's first dozen attributes paid quadratically. */
 static tgo__attr *attr_append(tgo_attrs *a, const char *key, size_t klen) {
   if (!a || a->span->ended || a->count >= TGO__SPAN_MAX_ATTRS)
     return NULL;
-  tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
-  if (!it)
-    return NULL;
-  memset(it, 0, sizeof *it);
-  it->key = key;
-  it->key_len = (uint32_t)klen;
-  it->key_hash = key_hash(key, klen);
-  if (a->tail)
-    a->tail->next = it;
-  else
-    a->head = it;
-  a->tail = it;
-  a->count++;
-  return it;
+  return attr_new(a, key, klen, key_hash(key, klen));
 }
 
 void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
