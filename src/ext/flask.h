@@ -43,6 +43,9 @@ typedef struct {
    * callables (span, environ) and (span, headers), NULL when off. */
   PyObject *capture_request, *capture_response;
   tgo__py_route_cache routes;
+  /* Reached through the hooks on the Flask class (flask_class_hooks)
+   * rather than as app.wsgi_app: the app's own __dict__ stays untouched. */
+  int via_class;
 } tgo__py_middleware;
 
 /* Calls one of the middleware's wrapped callables (bound back to the app

@@ -341,6 +341,9 @@ static PyObject *py_traceparent_valid(PyObject *m, PyObject *arg) {
 }
 
 static PyMethodDef module_functions[] = {
+    {"flask_class_hooks", tgo__py_flask_class_hooks, METH_O,
+     "flask_class_hooks(Flask) -> (wsgi_app, request_context): Flask's own functions, once the agent's hooks are "
+     "on the class (put there at the first call)."},
     {"init", py_init, METH_NOARGS, "Start the tracer (config file + environment). True if tracing."},
     {"enabled", py_enabled, METH_NOARGS, NULL},
     {"flush", py_flush, METH_VARARGS, "flush(timeout_ms=5000) -> bool"},
@@ -410,6 +413,10 @@ static int intern_names(void) {
   NAME(rowcount, "rowcount");
   NAME(search, "search");
   NAME(empty, "");
+  NAME(extensions, "extensions");
+  NAME(tigerops, "tigerops");
+  NAME(wsgi_app, "wsgi_app");
+  NAME(request_context, "request_context");
 #undef NAME
   return 0;
 }

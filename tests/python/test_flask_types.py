@@ -2,6 +2,7 @@
 start_response, in process: requests through an instrumented Flask app
 (werkzeug's test client and hand-made environs), and the types' behaviour
 when Python code creates or calls them in ways no server would."""
+import collections
 import glob
 import re
 
@@ -246,3 +247,79 @@ def test_a_span_handle_inside_a_request_is_the_request_span(receiver, unique):
     assert app.test_client().get(path, buffered=True).status_code == 200
     span = request_span(receiver, path)
     assert span["spanId"] == seen["span_id"] and span["attributes"]["from.view"] == unique
+
+
+def _plain_app(name, cls=flask.Flask):
+    app = cls(name)
+    app.route("/hello/<who>", endpoint="hello")(lambda who: "hello " + who)
+    return app
+
+
+def test_an_instrumented_app_gains_no_instance_attributes(receiver, unique):
+    """Setting app.wsgi_app and app.request_context pushed Flask's instance
+    attributes past CPython's 30 shared keys, and every self.method() in
+    Flask's request path stopped specialising (+880 instructions a request
+    on 3.11): the middleware is reached through hooks on the Flask class."""
+    app = make_app(unique)
+    assert "wsgi_app" not in vars(app) and "request_context" not in vars(app), sorted(vars(app))
+    assert isinstance(app.extensions["tigerops"], _tigerops.FlaskMiddleware)
+    path = "/hello/" + unique
+    assert app.test_client().get(path, buffered=True).status_code == 200
+    assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+
+
+def test_an_app_without_the_middleware_is_served_untraced_by_the_class_hooks(receiver, unique):
+    traced, bare = make_app(unique + "-traced"), _plain_app(unique + "-bare")
+    bare.extensions.pop("tigerops", None)  # made by the creation hook when an earlier test installed it
+    assert traced.test_client().get("/hello/" + unique, buffered=True).status_code == 200
+    assert bare.test_client().get("/hello/bare-" + unique, buffered=True).data == b"hello bare-" + unique.encode()
+    request_span(receiver, "/hello/" + unique)
+    assert not [s for s in receiver.spans() if s["attributes"].get("url.path") == "/hello/bare-" + unique]
+
+
+def test_two_apps_served_in_turn_each_get_their_own_routes(receiver, unique):
+    apps = [make_app(unique + "-a"), _plain_app(unique + "-b")]
+    apps[1].route("/other/<x>", endpoint="other")(lambda x: x)
+    assert _flask.instrument_app(apps[1]) is not None
+    for i in range(3):
+        for app, path in ((apps[0], "/hello/%s-%d" % (unique, i)), (apps[1], "/other/%s-%d" % (unique, i))):
+            assert app.test_client().get(path, buffered=True).status_code == 200
+    assert _tigerops.flush(5000)
+    names = collections.Counter(s["name"] for s in receiver.spans() if unique in s["attributes"].get("url.path", ""))
+    assert names == {"GET /hello/<who>": 3, "GET /other/<x>": 3}, names
+
+
+class _OwnWsgiApp(flask.Flask):
+    def wsgi_app(self, environ, start_response):
+        environ["wrapped.by.subclass"] = True
+        return super().wsgi_app(environ, start_response)
+
+
+def test_an_app_with_its_own_wsgi_app_is_traced_once(receiver, unique):
+    """A subclass's own wsgi_app gets the instance attribute (the class hook
+    it reaches through super() leaves it alone); a middleware the app sets
+    on itself, before or after instrumentation, is traced once too."""
+    sub = _plain_app(unique + "-sub", _OwnWsgiApp)
+    assert _flask.instrument_app(sub) is not None
+    assert isinstance(vars(sub)["wsgi_app"], _tigerops.FlaskMiddleware)
+    wrapped = _plain_app(unique + "-wrapped")
+    inner = wrapped.wsgi_app
+    wrapped.wsgi_app = lambda environ, start_response: inner(environ, start_response)
+    assert _flask.instrument_app(wrapped) is not None
+    for app, label in ((sub, "sub"), (wrapped, "wrapped")):
+        path = "/hello/%s-%s" % (label, unique)
+        assert app.test_client().get(path, buffered=True).status_code == 200
+        assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+
+
+def test_a_dropped_app_takes_its_views_with_it(receiver, unique):
+    """The class hooks remember the last app served: not past its life."""
+    import gc
+    import weakref
+    app = make_app(unique)
+    view = app.view_functions["hello"]
+    assert app.test_client().get("/hello/" + unique, buffered=True).status_code == 200
+    view_ref, app_ref = weakref.ref(view), weakref.ref(app)
+    del app, view
+    gc.collect()  # the test client's and Flask's own cycles
+    assert app_ref() is None and view_ref() is None

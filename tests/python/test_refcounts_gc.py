@@ -209,7 +209,7 @@ def _requests(n, app, start_response):
 
 def test_spans_and_requests_leak_no_memory_and_no_references(receiver, no_garbage):
     app = _leak_app()
-    middleware = app.wsgi_app
+    middleware = app.extensions["tigerops"]
     seen = collections.Counter()
 
     def start_response(status, headers, exc_info=None):

@@ -2,6 +2,7 @@
 (automatic) or through TigerOps().init_app(app) (manual); both are
 idempotent, so an app is never traced twice."""
 import functools
+import types
 import weakref
 
 import _tigerops
@@ -209,6 +210,43 @@ def instrument_existing_engines(app):
         _sqlalchemy.instrument_engine(getattr(engine, "sync_engine", engine))
 
 
+def _entry_points(app):
+    """(wsgi_app via the class hook, request_context via the class hook,
+    wsgi_app, request_context): the middleware is reached through the hooks
+    on the Flask class where the app uses Flask's own functions, so the
+    app's __dict__ gains no attributes (two more make every self.method()
+    in Flask's request path slower: _tigerops.flask_class_hooks). An app
+    with its own (a subclass override, a middleware set on the app before
+    init_app) gets instance attributes wrapping them."""
+    wsgi_app, request_context = app.wsgi_app, app.request_context
+    try:
+        from flask import Flask
+    except ImportError:
+        return False, False, wsgi_app, request_context
+    try:
+        originals = _tigerops.flask_class_hooks(Flask) if isinstance(app, Flask) else None
+    except Exception as exc:
+        global _class_hooks_failed
+        if not _class_hooks_failed:
+            _class_hooks_failed = True
+            _tigerops.log(3, "Flask class hooks unavailable (%r): apps get instance attributes" % (exc,))
+        originals = None
+    if originals is None:
+        return False, False, wsgi_app, request_context
+    cls, own = type(app), app.__dict__
+    wsgi_via_class = "wsgi_app" not in own and getattr(cls, "wsgi_app", None) is Flask.__dict__["wsgi_app"]
+    context_via_class = ("request_context" not in own
+                         and getattr(cls, "request_context", None) is Flask.__dict__["request_context"])
+    if wsgi_via_class:
+        wsgi_app = types.MethodType(originals[0], app)
+    if context_via_class:
+        request_context = types.MethodType(originals[1], app)
+    return wsgi_via_class, context_via_class, wsgi_app, request_context
+
+
+_class_hooks_failed = False
+
+
 def instrument_app(app, excluded_urls=None):
     """Returns the app's middleware, or None when tracing is off."""
     extensions = app.extensions
@@ -229,12 +267,14 @@ def instrument_app(app, excluded_urls=None):
         _tigerops.log(3, "tracing is off in the environment: Flask app %r not instrumented"
                       % (getattr(app, "name", "?"),))
         return None
+    wsgi_via_class, context_via_class, wsgi_app, request_context = _entry_points(app)
     middleware = _tigerops.FlaskMiddleware(
         app,
-        app.wsgi_app,
-        app.request_context,
+        wsgi_app,
+        request_context,
         app.view_functions,
         functools.partial(_first_request, weakref.ref(app)),
+        via_class=wsgi_via_class,
     )
     middleware.excluded = (compile_excluded_urls(excluded_urls) if excluded_urls is not None
                            else _excluded_from_settings())
@@ -243,8 +283,10 @@ def instrument_app(app, excluded_urls=None):
         _headers.install(middleware)
     except Exception as exc:
         _tigerops.log(2, "header capture is off: %r" % (exc,))
-    app.wsgi_app = middleware
-    app.request_context = middleware.request_context
+    if not wsgi_via_class:
+        app.wsgi_app = middleware
+    if not context_via_class:
+        app.request_context = middleware.request_context
     extensions[EXTENSION_KEY] = middleware
     try:
         from flask import signals
