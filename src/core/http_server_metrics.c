@@ -21,25 +21,34 @@ static tgo__metric *instrument(_Atomic(tgo__metric *) *slot, int kind, const cha
 }
 
 /* http.request.method is one of the known methods or _OTHER: a client
- * must not be able to make new series. */
-static void method_attr(tgo__mattr *a, const char *method, size_t len) {
+ * must not be able to make new series. Returns the method's index in
+ * known[] (N_METHODS for _OTHER). */
+#define N_METHODS 9
+static unsigned method_attr(tgo__mattr *a, const char *method, size_t len) {
   static const struct {
     const char *name;
     size_t len;
-  } known[] = {{"GET", 3},    {"POST", 4},    {"HEAD", 4},    {"PUT", 3},   {"DELETE", 6},
-               {"PATCH", 5},  {"OPTIONS", 7}, {"CONNECT", 7}, {"TRACE", 5}};
+  } known[N_METHODS] = {{"GET", 3},    {"POST", 4},    {"HEAD", 4},    {"PUT", 3},   {"DELETE", 6},
+                        {"PATCH", 5},  {"OPTIONS", 7}, {"CONNECT", 7}, {"TRACE", 5}};
   *a = (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, 6, {.s = "_OTHER"}};
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+  for (unsigned i = 0; i < N_METHODS; i++)
     if (known[i].len == len && known[i].name[0] == method[0] && !memcmp(known[i].name, method, len)) {
       a->v.s = known[i].name;
       a->len = (uint32_t)len;
-      return;
+      return i;
     }
+  return N_METHODS;
 }
 
 static void scheme_attr(tgo__mattr *a, int https) {
   *a = (tgo__mattr){"url.scheme", 10, TGO__MATTR_STR, https ? 5 : 4, {.s = https ? "https" : "http"}};
 }
+
+/* Series pointers are never freed while the process runs (a fork resets
+ * their values in place), so a pointer found once is good for good; only
+ * tgo__metrics_reset, for unit tests, frees them, and those never reach
+ * the memos below. */
+static _Atomic(tgo__mseries *) active_by[N_METHODS + 1][2];
 
 tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int https) {
   tgo__metric *m = instrument(&active, TGO__METRIC_UPDOWN, "http.server.active_requests", "{request}",
@@ -47,11 +56,28 @@ tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int 
   if (!m)
     return NULL;
   tgo__mattr attrs[2]; /* in key order */
-  method_attr(&attrs[0], method, method_len);
-  scheme_attr(&attrs[1], https);
-  tgo__mseries *s = tgo__metric_series_sorted(m, attrs, 2);
+  unsigned method_index = method_attr(&attrs[0], method, method_len);
+  _Atomic(tgo__mseries *) *memo = &active_by[method_index][https != 0];
+  tgo__mseries *s = atomic_load_explicit(memo, memory_order_acquire);
+  if (!s) {
+    scheme_attr(&attrs[1], https);
+    s = tgo__metric_series_sorted(m, attrs, 2);
+    atomic_store_explicit(memo, s, memory_order_release);
+  }
   tgo__series_record(m, s, 1, NULL);
   return s;
+}
+
+/* A route memo word: the series address in the low 48 bits (user-space
+ * addresses fit there on the 64-bit targets we build for; a series above
+ * is simply not memoised) and a 15-bit key with a set low bit above. */
+#define MEMO_ADDRESS_BITS 48
+#define MEMO_ADDRESS_MASK ((UINT64_C(1) << MEMO_ADDRESS_BITS) - 1)
+
+static uint64_t memo_key(unsigned method_index, int https, int status_code) {
+  if (status_code < 100 || status_code > 599)
+    return 0;
+  return 1u | method_index << 1 | (unsigned)(https != 0) << 5 | (unsigned)(status_code - 100) << 6;
 }
 
 void tgo__http_server_end(const tgo__http_server_request *r) {
@@ -66,11 +92,25 @@ void tgo__http_server_end(const tgo__http_server_request *r) {
   size_t n = 0;
   if (r->error_type_len)
     attrs[n++] = (tgo__mattr){"error.type", 10, TGO__MATTR_STR, (uint32_t)r->error_type_len, {.s = r->error_type}};
-  method_attr(&attrs[n++], r->method, r->method_len);
+  unsigned method_index = method_attr(&attrs[n++], r->method, r->method_len);
+  /* A set with error.type is not memoised: the key has no room for it, and
+   * errors are the rarer requests. */
+  uint64_t key = r->memo && r->route_len && !r->error_type_len ? memo_key(method_index, r->https, r->status_code) : 0;
+  if (key) {
+    uint64_t word = atomic_load_explicit(r->memo, memory_order_acquire);
+    if (word >> MEMO_ADDRESS_BITS == key) {
+      tgo__series_record(m, (tgo__mseries *)(uintptr_t)(word & MEMO_ADDRESS_MASK), (double)r->duration_ns / 1e9,
+                         r->span);
+      return;
+    }
+  }
   if (r->status_code > 0)
     attrs[n++] = (tgo__mattr){"http.response.status_code", 25, TGO__MATTR_INT, 0, {.i = r->status_code}};
   if (r->route_len)
     attrs[n++] = (tgo__mattr){"http.route", 10, TGO__MATTR_STR, (uint32_t)r->route_len, {.s = r->route}};
   scheme_attr(&attrs[n++], r->https);
-  tgo__series_record(m, tgo__metric_series_sorted(m, attrs, n), (double)r->duration_ns / 1e9, r->span);
+  tgo__mseries *s = tgo__metric_series_sorted(m, attrs, n);
+  if (key && s && ((uintptr_t)s & ~(uintptr_t)MEMO_ADDRESS_MASK) == 0)
+    atomic_store_explicit(r->memo, key << MEMO_ADDRESS_BITS | (uint64_t)(uintptr_t)s, memory_order_release);
+  tgo__series_record(m, s, (double)r->duration_ns / 1e9, r->span);
 }

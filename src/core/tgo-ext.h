@@ -179,6 +179,11 @@ typedef struct {
   uint64_t duration_ns;
   tgo__mseries *active;                    /* begin's */
   const tgo_span *span;                    /* the request's span: the exemplar when sampled */
+  /* The caller's memo for this route (NULL: none): the duration series
+   * last used with it and the method, scheme and status it was for, in one
+   * word, so the usual request finds its series without encoding and
+   * hashing the attribute set. Zero it before first use. */
+  _Atomic uint64_t *memo;
 } tgo__http_server_request;
 TGO__EXPORT tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int https);
 TGO__EXPORT void tgo__http_server_end(const tgo__http_server_request *r);

@@ -12,6 +12,7 @@ typedef struct {
   PyObject *rule; /* strong: keeps the key's address unique */
   char *route, *endpoint, *function, *namespace, *blueprint;
   size_t route_len;
+  _Atomic uint64_t duration_memo; /* tgo__http_server_request.memo */
 } tgo__py_route;
 
 typedef struct {

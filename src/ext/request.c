@@ -78,10 +78,11 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, const tg
 }
 
 /* http.server.request.duration and active_requests, for every request. */
-static void record_metrics(tgo__py_request *r, const tgo__py_route *ri) {
+static void record_metrics(tgo__py_request *r, tgo__py_route *ri, int cached) {
   char code[8];
   tgo__http_server_request m = {r->method, ri ? ri->route : NULL, NULL, strlen(r->method), ri ? ri->route_len : 0,
-                                0, r->https, r->status_code, 0, r->active, r->span};
+                                0, r->https, r->status_code, 0, r->active, r->span,
+                                ri && cached ? &ri->duration_memo : NULL};
   if (*r->error_type) {
     m.error_type = r->error_type;
     m.error_type_len = strlen(r->error_type);
@@ -108,8 +109,8 @@ void tgo__py_request_finish(tgo__py_request *r) {
    * Metrics still need the route, for every request. */
   int attrs = recording && (!r->environ || tgo__span_will_export(span));
   const tgo__py_route *ri = attrs || metrics ? route_of(r, &scratch) : NULL;
-  if (metrics)
-    record_metrics(r, ri);
+  if (metrics) /* the cache's entries are the route's own: only they keep a memo */
+    record_metrics(r, (tgo__py_route *)ri, ri != &scratch);
   if (attrs) {
     tgo_attrs *a = tgo_span_attrs(span);
     if (r->environ)
