@@ -261,3 +261,48 @@ Test(metrics, a_sorted_set_is_the_same_series_as_the_same_set_unsorted) {
   tgo__mattr shuffled[] = {sorted[3], sorted[1], sorted[2], sorted[0]};
   cr_assert_eq(tgo__metric_series_sorted(c, sorted, 4), tgo__metric_series(c, shuffled, 4));
 }
+
+/* http_server_metrics.c keeps the last duration series per route in one
+ * word (method, scheme, status): requests that alternate between sets must
+ * each land in their own series, exactly as the lookup would put them. */
+Test(metrics, the_route_memo_puts_each_request_in_its_own_series) {
+  _Atomic uint64_t memo = 0;
+  static const struct {
+    const char *method, *error_type;
+    int status, https;
+  } reqs[] = {{"GET", NULL, 200, 0},  {"GET", NULL, 200, 0}, {"GET", NULL, 404, 0}, {"POST", NULL, 200, 0},
+              {"GET", NULL, 200, 1},  {"GET", "500", 500, 0}, {"GET", NULL, 200, 0}, {"BREW", NULL, 200, 0},
+              {"GET", NULL, 404, 0}};
+  for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+    size_t mlen = strlen(reqs[i].method);
+    tgo__http_server_request r = {reqs[i].method, "/r/<x>", reqs[i].error_type, mlen, 6,
+                                  reqs[i].error_type ? strlen(reqs[i].error_type) : 0, reqs[i].https,
+                                  reqs[i].status, 1000000, tgo__http_server_begin(reqs[i].method, mlen, reqs[i].https),
+                                  NULL, &memo};
+    tgo__http_server_end(&r);
+  }
+  cr_assert_neq(atomic_load(&memo), 0);
+  tgo__msnapshot s;
+  cr_assert_eq(tgo__metrics_snapshot(TGO__TEMPORALITY_CUMULATIVE, &s), 0);
+  const tgo__mdata *m = find(&s, "http.server.request.duration");
+  cr_assert(m);
+  cr_assert_eq(m->n_points, 6);
+  uint64_t plain[2] = {0, 0};
+  size_t n_plain = 0;
+  for (size_t i = 0; i < m->n_points; i++) {
+    const tgo__mpoint *p = &m->points[i];
+    int marked = 0;
+    for (const char *const *v = (const char *const[]){"https", "POST", "_OTHER", "error.type", NULL}; *v; v++)
+      if (memmem(p->attrs, p->attrs_len, *v, strlen(*v))) {
+        cr_assert_eq(p->count, 1, "%s: %lu", *v, (unsigned long)p->count);
+        marked = 1;
+      }
+    if (!marked) {
+      cr_assert_lt(n_plain, 2);
+      plain[n_plain++] = p->count;
+    }
+  }
+  /* GET 200 http three times, GET 404 twice, whatever their order. */
+  cr_assert(n_plain == 2 && plain[0] * plain[1] == 6 && plain[0] + plain[1] == 5);
+  tgo__metrics_snapshot_free(&s);
+}
