@@ -27,14 +27,24 @@ import cost_profile  # noqa: E402
 # and active_requests are recorded for 100% of requests, which needs the
 # route even when the trace is not kept (about +2.7k in the 1% modes).
 #
+# Counts repeat run to run for one build, but a change anywhere in the agent
+# can move them by thousands without touching the request path: CPython
+# 3.11's type attribute cache (4,096 entries, keyed by type version tag and
+# name) collides differently when the agent creates or changes a type, and
+# a colliding lookup in Flask's or SQLAlchemy's hot loop walks the MRO every
+# time. Measured: the SQL figure was +3,248 per statement at 64e1297 and
+# +200 one commit later, with the same agent functions per statement (the
+# difference is all in type lookups of SQLAlchemy's own code). The 1%
+# ceilings therefore sit about 800 above today's figures.
+#
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
 # run measured +20k on other threads where a quiet one measures +5.4k), so
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
     ("hello", "full"): (8000, 13500),   # 100% sampling
-    ("hello", "tail"): (5000, 7200),    # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 7000),    # 1%, head sampling only
+    ("hello", "tail"): (5000, 7800),    # 1%, tail keep on (every trace recorded until its root ends)
+    ("hello", "head"): (1500, 7800),    # 1%, head sampling only
     ("sql", "full"): (2000, 2000),      # one SQLAlchemy Core statement, 100%
 }
 SLACK = 1.10
