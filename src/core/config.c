@@ -198,6 +198,17 @@ static const char *const others[] = {
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_LOG_LEVEL",
 };
 
+/* Standard names of parts we implement differently: set, each is told once
+ * what applies instead, rather than ignored without a word. */
+static const struct {
+  const char *name, *instead;
+} not_implemented[] = {
+    {"OTEL_BLRP_SCHEDULE_DELAY", "log records leave on the spans' schedule (OTEL_BSP_SCHEDULE_DELAY)"},
+    {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "log records go in batches of OTEL_BSP_MAX_EXPORT_BATCH_SIZE"},
+    {"OTEL_BLRP_EXPORT_TIMEOUT", "log exports time out after OTEL_EXPORTER_OTLP_TIMEOUT"},
+    {"OTEL_BSP_EXPORT_TIMEOUT", "span exports time out after OTEL_EXPORTER_OTLP_TIMEOUT"},
+};
+
 static int find(const char *name) {
   for (size_t i = 0; i < N_SETTINGS; i++)
     if (!strcasecmp(table[i].name, name))
@@ -753,8 +764,12 @@ void tgo__config_check_names(char **envp) {
       continue;
     memcpy(name, *e, (size_t)(eq - *e));
     name[eq - *e] = '\0';
-    const char *close = suggest(name);
-    if (!close)
+    const char *instead = NULL;
+    for (size_t i = 0; i < sizeof not_implemented / sizeof not_implemented[0]; i++)
+      if (!strcasecmp(not_implemented[i].name, name))
+        instead = not_implemented[i].instead;
+    const char *close = instead ? NULL : suggest(name);
+    if (!close && !instead)
       continue;
     uint64_t h = hash_text(name);
     size_t k = 0;
@@ -764,7 +779,10 @@ void tgo__config_check_names(char **envp) {
       continue;
     if (n_told < sizeof told / sizeof told[0])
       told[n_told++] = h;
-    tgo__log(TGO_LOG_WARN, "environment: unknown setting %s ignored; did you mean %s?", name, close);
+    if (instead)
+      tgo__log(TGO_LOG_WARN, "environment: %s is not implemented and is ignored: %s", name, instead);
+    else
+      tgo__log(TGO_LOG_WARN, "environment: unknown setting %s ignored; did you mean %s?", name, close);
   }
 }
 
