@@ -35,7 +35,8 @@ import cost_profile  # noqa: E402
 # time. Measured: the SQL figure was +3,248 per statement at 64e1297 and
 # +200 one commit later, with the same agent functions per statement (the
 # difference is all in type lookups of SQLAlchemy's own code). The 1%
-# ceilings therefore sit about 800 above today's figures.
+# ceilings therefore sit about 800 above today's figures, and a budget's
+# expected failure is not strict.
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
@@ -87,6 +88,10 @@ def test_added_instructions_stay_under_the_ceiling(workload, mode):
 
 
 @pytest.mark.parametrize("workload,mode", sorted(k for k, (budget, ceiling) in BUDGETS.items() if ceiling > budget))
-@pytest.mark.xfail(strict=True, reason="budget not met yet (README, Instruction budget): lower the ceiling when it is")
+# Not strict: a 1% figure moves by about 1,200 between runs (see above), so a
+# run can land under a budget the code does not meet (CI measured tail at
+# +4,766 where this machine measures +6,957). An XPASS in the report is the
+# sign to measure again and lower the ceiling.
+@pytest.mark.xfail(strict=False, reason="budget not met yet (README, Instruction budget): lower the ceiling when it is")
 def test_added_instructions_meet_the_budget(workload, mode):
     _check(workload, mode, BUDGETS[(workload, mode)][0], "budget")
