@@ -323,3 +323,22 @@ def test_a_dropped_app_takes_its_views_with_it(receiver, unique):
     del app, view
     gc.collect()  # the test client's and Flask's own cycles
     assert app_ref() is None and view_ref() is None
+
+
+def test_a_subclass_put_in_place_of_flask_Flask_is_still_instrumented(receiver, unique, monkeypatch):
+    """OpenTelemetry's FlaskInstrumentor().instrument() replaces flask.Flask
+    with a subclass: apps made from it after the class hooks are in place
+    were refused (KeyError on the subclass's __dict__) and went untraced."""
+    make_app(unique + "-first")  # the hooks go on flask.app.Flask
+
+    class Replaced(flask.Flask):
+        pass
+
+    monkeypatch.setattr(flask, "Flask", Replaced)
+    app = _plain_app(unique, Replaced)
+    app.extensions.pop("tigerops", None)
+    assert _flask.instrument_app(app) is not None
+    assert "wsgi_app" not in vars(app)
+    path = "/hello/" + unique
+    assert app.test_client().get(path, buffered=True).status_code == 200
+    assert request_span(receiver, path)["name"] == "GET /hello/<who>"

@@ -220,7 +220,10 @@ def _entry_points(app):
     init_app) gets instance attributes wrapping them."""
     wsgi_app, request_context = app.wsgi_app, app.request_context
     try:
-        from flask import Flask
+        # flask.app.Flask, where the two functions are defined: flask.Flask
+        # may be another library's subclass by now (OpenTelemetry's
+        # FlaskInstrumentor().instrument() puts one there).
+        from flask.app import Flask
     except ImportError:
         return False, False, wsgi_app, request_context
     try:
