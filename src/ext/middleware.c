@@ -15,22 +15,48 @@
 
 PyTypeObject *tgo__py_middleware_type;
 
-PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *callable, int unbound,
-                                          PyObject *a, PyObject *b) {
-  if (!callable) {
-    PyErr_SetString(PyExc_TypeError, "FlaskMiddleware is not initialised");
-    return NULL;
-  }
-  if (!unbound)
-    return PyObject_CallFunctionObjArgs(callable, a, b, NULL);
+/* The app of a middleware holding its function unbound (a new reference),
+ * or NULL with the error set. */
+static PyObject *wrapped_app(tgo__py_middleware *mw) {
   PyObject *app = mw->app_ref ? PyWeakref_GetObject(mw->app_ref) : NULL;
   if (!app || app == Py_None) {
     PyErr_SetString(PyExc_RuntimeError, "the Flask app of this middleware no longer exists");
     return NULL;
   }
   Py_INCREF(app);
-  PyObject *res = PyObject_CallFunctionObjArgs(callable, app, a, b, NULL);
-  Py_DECREF(app);
+  return app;
+}
+
+static PyObject *not_initialised(void) {
+  PyErr_SetString(PyExc_TypeError, "FlaskMiddleware is not initialised");
+  return NULL;
+}
+
+PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *callable, int unbound,
+                                          PyObject *a, PyObject *b) {
+  if (!callable)
+    return not_initialised();
+  if (!unbound)
+    return PyObject_CallFunctionObjArgs(callable, a, b, NULL);
+  PyObject *app = wrapped_app(mw);
+  PyObject *res = app ? PyObject_CallFunctionObjArgs(callable, app, a, b, NULL) : NULL;
+  Py_XDECREF(app);
+  return res;
+}
+
+static PyObject *call_original(PyObject *original, PyObject *self, PyObject *args, PyObject *kwargs);
+
+/* callable(*args, **kwargs) as the caller made it, the app first when the
+ * middleware holds the function unbound. */
+static PyObject *call_wrapped_as_made(tgo__py_middleware *mw, PyObject *callable, int unbound, PyObject *args,
+                                      PyObject *kwargs) {
+  if (!callable)
+    return not_initialised();
+  if (!unbound)
+    return PyObject_Call(callable, args, kwargs);
+  PyObject *app = wrapped_app(mw);
+  PyObject *res = app ? call_original(callable, app, args, kwargs) : NULL;
+  Py_XDECREF(app);
   return res;
 }
 
@@ -133,17 +159,26 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   return (PyObject *)r;
 }
 
-/* app.request_context(environ), hooked: Flask calls it at the start of
- * every request; the running request keeps the context. */
-static PyObject *middleware_request_context(PyObject *op, PyObject *environ) {
-  tgo__py_middleware *mw = (tgo__py_middleware *)op;
-  PyObject *ctx = tgo__py_middleware_call_wrapped(mw, mw->request_context, mw->request_context_unbound,
-                                                  environ, NULL);
+/* The running request of mw keeps ctx, its first RequestContext: the one
+ * whose request the route is read from at the end. */
+static void keep_request_context(tgo__py_middleware *mw, PyObject *ctx) {
   tgo__py_request *r = tgo__py_request_running();
-  if (ctx && r && r->mw == mw && !r->ctx) {
+  if (r && r->mw == mw && !r->ctx) {
     Py_INCREF(ctx);
     r->ctx = ctx;
   }
+}
+
+/* app.request_context(environ), hooked: Flask calls it at the start of
+ * every request; the running request keeps the context. */
+static PyObject *middleware_request_context(PyObject *op, PyObject *args, PyObject *kwargs) {
+  tgo__py_middleware *mw = (tgo__py_middleware *)op;
+  PyObject *ctx = kwargs || PyTuple_Size(args) != 1 /* Flask's own takes environ by keyword too */
+                      ? call_wrapped_as_made(mw, mw->request_context, mw->request_context_unbound, args, kwargs)
+                      : tgo__py_middleware_call_wrapped(mw, mw->request_context, mw->request_context_unbound,
+                                                        PyTuple_GetItem(args, 0), NULL);
+  if (ctx)
+    keep_request_context(mw, ctx);
   return ctx;
 }
 
@@ -213,7 +248,7 @@ static tgo__py_middleware *class_hooked_middleware(PyObject *app) {
   return last_mw;
 }
 
-/* METH_VARARGS and METH_O: the limited API of CPython 3.9 (abi3) has no
+/* METH_VARARGS: the limited API of CPython 3.9 (abi3) has no
  * METH_FASTCALL. */
 static PyObject *hooked_wsgi_app(PyObject *self, PyObject *args, PyObject *kwargs) {
   tgo__py_middleware *mw = !kwargs && PyTuple_Size(args) == 2 ? class_hooked_middleware(self) : NULL;
@@ -225,20 +260,22 @@ static PyObject *hooked_wsgi_app(PyObject *self, PyObject *args, PyObject *kwarg
   return res;
 }
 
-static PyObject *hooked_request_context(PyObject *self, PyObject *environ) {
-  PyObject *ctx = PyObject_CallFunctionObjArgs(original_request_context, self, environ, NULL);
+/* Flask's request_context(environ) accepts environ by keyword too: such a
+ * call is passed on as made, and traced alike. */
+static PyObject *hooked_request_context(PyObject *self, PyObject *args, PyObject *kwargs) {
+  PyObject *ctx = kwargs || PyTuple_Size(args) != 1
+                      ? call_original(original_request_context, self, args, kwargs)
+                      : PyObject_CallFunctionObjArgs(original_request_context, self, PyTuple_GetItem(args, 0), NULL);
   tgo__py_request *r = ctx ? tgo__py_request_running() : NULL;
-  if (r && !r->ctx && r->mw && PyWeakref_GetObject(r->mw->app_ref) == self) {
-    Py_INCREF(ctx);
-    r->ctx = ctx;
-  }
+  if (r && r->mw && PyWeakref_GetObject(r->mw->app_ref) == self)
+    keep_request_context(r->mw, ctx);
   return ctx;
 }
 
 static PyMethodDef hook_defs[] = {
     {"wsgi_app", (PyCFunction)(void (*)(void))hooked_wsgi_app, METH_VARARGS | METH_KEYWORDS,
      "Flask.wsgi_app, traced by TigerOps: apps with the agent's middleware start their request span here."},
-    {"request_context", hooked_request_context, METH_O,
+    {"request_context", (PyCFunction)(void (*)(void))hooked_request_context, METH_VARARGS | METH_KEYWORDS,
      "Flask.request_context, seen by TigerOps: the traced request keeps its context for its route."},
 };
 
@@ -436,7 +473,7 @@ static int middleware_set_capture(PyObject *op, PyObject *value, void *closure) 
 }
 
 static PyMethodDef middleware_methods[] = {
-    {"request_context", middleware_request_context, METH_O, NULL},
+    {"request_context", (PyCFunction)(void (*)(void))middleware_request_context, METH_VARARGS | METH_KEYWORDS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -342,3 +342,28 @@ def test_a_subclass_put_in_place_of_flask_Flask_is_still_instrumented(receiver, 
     path = "/hello/" + unique
     assert app.test_client().get(path, buffered=True).status_code == 200
     assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+
+
+class _ContextByKeyword(flask.Flask):
+    def request_context(self, environ):
+        return super().request_context(environ=environ)
+
+
+def test_request_context_called_with_environ_by_keyword_is_traced_alike(receiver, unique):
+    """Flask's request_context takes environ by keyword too; both hooks
+    (the class's, and the instance attribute of an app with its own) raised
+    TypeError on such a call."""
+    from werkzeug.test import EnvironBuilder
+    sub = _plain_app(unique + "-sub", _ContextByKeyword)
+    assert _flask.instrument_app(sub) is not None
+    assert "request_context" in vars(sub)  # its own: the instance attribute's path
+    path = "/hello/" + unique
+    assert sub.test_client().get(path, buffered=True).status_code == 200
+    assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+    plain = make_app(unique + "-plain")
+    environ = EnvironBuilder(path="/hello/x").get_environ()
+    for app in (plain, sub):
+        with app.request_context(environ=environ) as ctx:
+            assert flask.request.path == "/hello/x" and ctx.request.environ is environ
+    with pytest.raises(TypeError):
+        plain.request_context(environ, "extra")  # Flask's own error, passed on
