@@ -52,9 +52,11 @@ static size_t anyvalue_size(const tgo__attr *a) {
   return scalar_size(a->type, a, 0);
 }
 
-static size_t keyvalue_size(const tgo__attr *a) {
-  return (a->key_len ? tgo__pb_ld_len(a->key_len) : 0) + tgo__pb_ld_len(anyvalue_size(a));
+static size_t keyvalue_size_with(const tgo__attr *a, size_t anyvalue) {
+  return (a->key_len ? tgo__pb_ld_len(a->key_len) : 0) + tgo__pb_ld_len(anyvalue);
 }
+
+static size_t keyvalue_size(const tgo__attr *a) { return keyvalue_size_with(a, anyvalue_size(a)); }
 
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
   switch (type) {
@@ -71,15 +73,18 @@ static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i)
 }
 
 static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
+  /* Each size once: an array's body size is walked over all its items. */
+  size_t body = a->type >= TGO__V_STR_ARRAY ? array_body_size(a) : 0;
+  size_t anyvalue = a->type >= TGO__V_STR_ARRAY ? tgo__pb_ld_len(body) : scalar_size(a->type, a, 0);
   *p++ = tag;
-  p = tgo__pb_varint(p, keyvalue_size(a));
+  p = tgo__pb_varint(p, keyvalue_size_with(a, anyvalue));
   if (a->key_len)
     p = tgo__pb_bytes(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
   *p++ = 0x12;                                    /* KeyValue.value */
-  p = tgo__pb_varint(p, anyvalue_size(a));
+  p = tgo__pb_varint(p, anyvalue);
   if (a->type >= TGO__V_STR_ARRAY) {
     *p++ = 0x2A; /* AnyValue.array_value */
-    p = tgo__pb_varint(p, array_body_size(a));
+    p = tgo__pb_varint(p, body);
     for (uint32_t i = 0; i < a->n; i++) {
       *p++ = 0x0A; /* ArrayValue.values */
       p = tgo__pb_varint(p, scalar_size(a->type, a, i));
