@@ -91,6 +91,10 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
 /* Ends the span once, with route, status and error facts. */
 void tgo__py_request_finish(tgo__py_request *r);
 
+/* Flask >= 2.2: the running request keeps the pushed RequestContext, read
+ * from Flask's context variable (nothing when it has one already). */
+void tgo__py_keep_flask_request_context(tgo__py_request *r);
+
 /* The running request (context.c decides how that is known). */
 tgo__py_request *tgo__py_request_running(void);
 

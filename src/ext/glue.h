@@ -31,12 +31,12 @@ typedef struct {
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
       *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty, *extensions, *tigerops,
-      *wsgi_app, *request_context;
+      *wsgi_app, *request_context, *app;
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 
-/* _tigerops.flask_class_hooks(Flask) (middleware.c). */
-PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *cls);
+/* _tigerops.flask_class_hooks(Flask, request_ctx_get=None) (middleware.c). */
+PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args);
 
 /* propagate.c: OTEL_PROPAGATORS for the glue. */
 int tgo__py_propagate_init(void);

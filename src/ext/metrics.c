@@ -223,7 +223,9 @@ void tgo__py_error_type(PyObject *type, char *out, size_t cap) {
 PyObject *tgo__py_request_error(PyObject *m, PyObject *exc) {
   (void)m;
   tgo__py_request *r = tgo__py_request_running();
-  if (r && exc != Py_None)
+  if (r && exc != Py_None) {
     tgo__py_error_type((PyObject *)Py_TYPE(exc), r->error_type, sizeof r->error_type);
+    tgo__py_keep_flask_request_context(r); /* an exception Flask lets out never calls start_response */
+  }
   Py_RETURN_NONE;
 }

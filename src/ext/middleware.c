@@ -169,6 +169,32 @@ static void keep_request_context(tgo__py_middleware *mw, PyObject *ctx) {
   }
 }
 
+/* flask.globals._cv_request.get (Flask >= 2.2), looked up once: where
+ * Flask has it, the running request reads its context from it when the app
+ * calls start_response (or reports an unhandled exception), both inside
+ * the pushed context, and request_context is not hooked at all: the hook
+ * was a C call between two Python frames, about 400 instructions a request. */
+static PyObject *flask_request_ctx_get;
+
+void tgo__py_keep_flask_request_context(tgo__py_request *r) {
+  if (r->ctx || !flask_request_ctx_get || !r->mw)
+    return;
+  PyObject *ctx = PyObject_CallFunctionObjArgs(flask_request_ctx_get, Py_None, NULL);
+  if (!ctx || ctx == Py_None) {
+    PyErr_Clear();
+    Py_XDECREF(ctx);
+    return;
+  }
+  /* Another app's context (a request served inside a request) is not ours. */
+  PyObject *app = PyObject_GetAttr(ctx, tgo__py_str.app);
+  if (app && app == PyWeakref_GetObject(r->mw->app_ref))
+    r->ctx = ctx;
+  else
+    Py_DECREF(ctx);
+  Py_XDECREF(app);
+  PyErr_Clear();
+}
+
 /* app.request_context(environ), hooked: Flask calls it at the start of
  * every request; the running request keeps the context. */
 static PyObject *middleware_request_context(PyObject *op, PyObject *args, PyObject *kwargs) {
@@ -279,11 +305,15 @@ static PyMethodDef hook_defs[] = {
      "Flask.request_context, seen by TigerOps: the traced request keeps its context for its route."},
 };
 
-/* flask_class_hooks(Flask) -> (original wsgi_app, original request_context):
- * puts the hooks on the class, once; later calls (any class) return the
- * originals. */
-PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *cls) {
+/* flask_class_hooks(Flask, request_ctx_get=None) -> (original wsgi_app,
+ * original request_context, request_context hooked): puts the hooks on the
+ * class, once; later calls (any class) return the same. With Flask's
+ * request context getter, request_context is left alone. */
+PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args) {
   (void)module;
+  PyObject *cls, *ctx_get = Py_None;
+  if (!PyArg_ParseTuple(args, "O|O:flask_class_hooks", &cls, &ctx_get))
+    return NULL;
   if (!hooked_class) {
     if (!PyType_Check(cls)) {
       PyErr_SetString(PyExc_TypeError, "flask_class_hooks takes the Flask class");
@@ -302,8 +332,17 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *cls) {
       PyErr_SetString(PyExc_TypeError, "the class defines no wsgi_app and request_context functions of its own");
       return NULL;
     }
+    if (ctx_get != Py_None && !PyCallable_Check(ctx_get)) {
+      Py_DECREF(wsgi);
+      Py_DECREF(rc);
+      PyErr_SetString(PyExc_TypeError, "request_ctx_get must be callable");
+      return NULL;
+    }
+    int hook_context = ctx_get == Py_None;
     PyObject *descr[2] = {PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[0]),
-                          PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[1])};
+                          hook_context ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[1]) : Py_None};
+    if (!hook_context)
+      Py_INCREF(Py_None);
     if (!descr[0] || !descr[1]) {
       Py_XDECREF(descr[0]);
       Py_XDECREF(descr[1]);
@@ -314,7 +353,7 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *cls) {
     original_wsgi_app = wsgi;
     original_request_context = rc;
     int failed = PyObject_SetAttr(cls, tgo__py_str.wsgi_app, descr[0]) < 0 ||
-                 PyObject_SetAttr(cls, tgo__py_str.request_context, descr[1]) < 0;
+                 (hook_context && PyObject_SetAttr(cls, tgo__py_str.request_context, descr[1]) < 0);
     Py_DECREF(descr[0]);
     Py_DECREF(descr[1]);
     if (failed) {
@@ -330,8 +369,13 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *cls) {
     }
     Py_INCREF(cls);
     hooked_class = (PyTypeObject *)cls;
+    if (!hook_context) {
+      Py_INCREF(ctx_get);
+      flask_request_ctx_get = ctx_get;
+    }
   }
-  return PyTuple_Pack(2, original_wsgi_app, original_request_context);
+  return Py_BuildValue("(OOO)", original_wsgi_app, original_request_context,
+                       flask_request_ctx_get ? Py_False : Py_True);
 }
 
 

@@ -341,9 +341,10 @@ static PyObject *py_traceparent_valid(PyObject *m, PyObject *arg) {
 }
 
 static PyMethodDef module_functions[] = {
-    {"flask_class_hooks", tgo__py_flask_class_hooks, METH_O,
-     "flask_class_hooks(Flask) -> (wsgi_app, request_context): Flask's own functions, once the agent's hooks are "
-     "on the class (put there at the first call)."},
+    {"flask_class_hooks", tgo__py_flask_class_hooks, METH_VARARGS,
+     "flask_class_hooks(Flask, request_ctx_get=None) -> (wsgi_app, request_context, request_context_hooked): "
+     "Flask's own functions, once the agent's hooks are on the class (put there at the first call; with Flask's "
+     "request context getter, request_context is not hooked)."},
     {"init", py_init, METH_NOARGS, "Start the tracer (config file + environment). True if tracing."},
     {"enabled", py_enabled, METH_NOARGS, NULL},
     {"flush", py_flush, METH_VARARGS, "flush(timeout_ms=5000) -> bool"},
@@ -414,6 +415,7 @@ static int intern_names(void) {
   NAME(search, "search");
   NAME(empty, "");
   NAME(extensions, "extensions");
+  NAME(app, "app");
   NAME(tigerops, "tigerops");
   NAME(wsgi_app, "wsgi_app");
   NAME(request_context, "request_context");

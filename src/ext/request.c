@@ -203,6 +203,7 @@ void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *header
 /* The start_response the app calls. The args tuple is passed on as is. */
 static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   tgo__py_request *r = (tgo__py_request *)op;
+  tgo__py_keep_flask_request_context(r);
   if (PyTuple_Check(args) && PyTuple_Size(args) >= 1)
     r->status_code = parse_status(PyTuple_GetItem(args, 0));
   if (r->mw->capture_response && PyTuple_Check(args) && PyTuple_Size(args) >= 2 &&

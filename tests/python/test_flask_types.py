@@ -91,6 +91,34 @@ def test_an_exception_in_a_view_is_recorded_on_the_request_span(receiver, unique
         "RuntimeError"]
 
 
+def test_an_exception_flask_lets_out_still_gives_the_route(receiver, unique):
+    """With PROPAGATE_EXCEPTIONS the app never calls start_response: the
+    route comes from the context seen when Flask reports the exception."""
+    app = make_app(unique)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError):
+        app.test_client().get("/fail?id=" + unique)
+    assert _tigerops.flush(5000)
+    spans = receiver.wait_for_spans(lambda s: s["attributes"].get("url.query") == "id=" + unique)
+    (span,) = [s for s in spans if s["attributes"].get("url.query") == "id=" + unique]
+    assert span["name"] == "GET /fail" and span["attributes"]["http.route"] == "/fail"
+    assert span["status"]["code"] == 2
+
+
+@pytest.mark.skipif(_flask._request_ctx_get() is None, reason="Flask < 2.2 has no request context variable")
+def test_flask_request_context_is_not_hooked_where_flask_has_its_context_variable(receiver, unique):
+    """The hook was a C call between two Python frames on every request;
+    the context is read from flask.globals._cv_request instead."""
+    from flask.app import Flask
+    app = make_app(unique)
+    assert type(Flask.__dict__["request_context"]).__name__ == "function"
+    assert type(Flask.__dict__["wsgi_app"]).__name__ == "method_descriptor"
+    assert "request_context" not in vars(app)
+    path = "/hello/" + unique
+    assert app.test_client().get(path, buffered=True).status_code == 200
+    assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+
+
 def test_a_hand_made_environ_and_a_plain_start_response_work(receiver, unique):
     app = make_app(unique)
     seen = []
@@ -356,7 +384,8 @@ def test_request_context_called_with_environ_by_keyword_is_traced_alike(receiver
     from werkzeug.test import EnvironBuilder
     sub = _plain_app(unique + "-sub", _ContextByKeyword)
     assert _flask.instrument_app(sub) is not None
-    assert "request_context" in vars(sub)  # its own: the instance attribute's path
+    # Flask < 2.2: its own request_context is wrapped by an instance attribute.
+    assert ("request_context" in vars(sub)) == (_flask._request_ctx_get() is None)
     path = "/hello/" + unique
     assert sub.test_client().get(path, buffered=True).status_code == 200
     assert request_span(receiver, path)["name"] == "GET /hello/<who>"

@@ -227,7 +227,8 @@ def _entry_points(app):
     except ImportError:
         return False, False, wsgi_app, request_context
     try:
-        originals = _tigerops.flask_class_hooks(Flask) if isinstance(app, Flask) else None
+        originals = (_tigerops.flask_class_hooks(Flask, _request_ctx_get()) if isinstance(app, Flask)
+                     else None)
     except Exception as exc:
         global _class_hooks_failed
         if not _class_hooks_failed:
@@ -238,6 +239,11 @@ def _entry_points(app):
         return False, False, wsgi_app, request_context
     cls, own = type(app), app.__dict__
     wsgi_via_class = "wsgi_app" not in own and getattr(cls, "wsgi_app", None) is Flask.__dict__["wsgi_app"]
+    if not originals[2]:
+        # The context comes from Flask's context variable: request_context
+        # needs no hook, on the class or on the app.
+        return wsgi_via_class, True, types.MethodType(originals[0], app) if wsgi_via_class else wsgi_app, \
+            request_context
     context_via_class = ("request_context" not in own
                          and getattr(cls, "request_context", None) is Flask.__dict__["request_context"])
     if wsgi_via_class:
@@ -245,6 +251,18 @@ def _entry_points(app):
     if context_via_class:
         request_context = types.MethodType(originals[1], app)
     return wsgi_via_class, context_via_class, wsgi_app, request_context
+
+
+def _request_ctx_get():
+    """flask.globals._cv_request.get (Flask >= 2.2), or None: Flask < 2.2
+    keeps its contexts on a stack, and request_context is hooked instead."""
+    try:
+        from flask import globals as flask_globals
+        var = vars(flask_globals).get("_cv_request")
+        get = getattr(var, "get", None)
+        return get if callable(get) else None
+    except Exception:
+        return None
 
 
 _class_hooks_failed = False
