@@ -185,7 +185,14 @@ void tgo__py_keep_flask_request_context(tgo__py_request *r) {
     Py_XDECREF(ctx);
     return;
   }
-  /* Another app's context (a request served inside a request) is not ours. */
+  /* Reached through the class hook, the function below us is Flask's own
+   * wsgi_app of our app, whose context this is. Otherwise (a middleware of
+   * the app's own in between, a DispatcherMiddleware) another app's
+   * context is not ours. */
+  if (r->mw->via_class) {
+    r->ctx = ctx;
+    return;
+  }
   PyObject *app = PyObject_GetAttr(ctx, tgo__py_str.app);
   if (app && app == PyWeakref_GetObject(r->mw->app_ref))
     r->ctx = ctx;

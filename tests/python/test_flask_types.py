@@ -396,3 +396,22 @@ def test_request_context_called_with_environ_by_keyword_is_traced_alike(receiver
             assert flask.request.path == "/hello/x" and ctx.request.environ is environ
     with pytest.raises(TypeError):
         plain.request_context(environ, "extra")  # Flask's own error, passed on
+
+
+def test_another_apps_context_below_the_middleware_gives_no_route(receiver, unique):
+    """A middleware of the app's own below ours (set before instrumentation)
+    dispatching to another Flask app: that app's context is current when
+    start_response comes, and its rule is not our app's route."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    outer, other = _plain_app(unique + "-outer"), flask.Flask(unique + "-other")
+    other.route("/b/<x>", endpoint="b")(lambda x: x)
+    other.extensions.pop("tigerops", None)
+    outer.extensions.pop("tigerops", None)
+    outer.wsgi_app = DispatcherMiddleware(outer.wsgi_app, {"/sub": other})
+    assert _flask.instrument_app(outer) is not None
+    assert outer.test_client().get("/sub/b/" + unique, buffered=True).data == unique.encode()
+    path = "/hello/" + unique
+    assert outer.test_client().get(path, buffered=True).status_code == 200
+    assert request_span(receiver, path)["name"] == "GET /hello/<who>"
+    (span,) = [s for s in receiver.spans() if s["attributes"].get("url.path") == "/sub/b/" + unique]
+    assert span["name"] == "GET" and "http.route" not in span["attributes"], span
