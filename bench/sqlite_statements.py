@@ -48,7 +48,11 @@ if traced:
     t0 = time.process_time()
     tigerops.flush(30000)
     extra = time.process_time() - t0
-print("RESULT", (result["cpu"] + extra) / N * 1e6, traced)
+stats = {}
+if traced:
+    import _tigerops
+    stats = _tigerops.stats()
+print("RESULT", (result["cpu"] + extra) / N * 1e6, traced, stats.get("spans_exported", 0), stats.get("spans_dropped", 0))
 """
 
 
