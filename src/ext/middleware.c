@@ -159,10 +159,9 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   return (PyObject *)r;
 }
 
-/* The running request of mw keeps ctx, its first RequestContext: the one
- * whose request the route is read from at the end. */
-static void keep_request_context(tgo__py_middleware *mw, PyObject *ctx) {
-  tgo__py_request *r = tgo__py_request_running();
+/* The running request r, when it is mw's, keeps ctx, its first
+ * RequestContext: the one whose request the route is read from at the end. */
+static void keep_request_context(tgo__py_request *r, tgo__py_middleware *mw, PyObject *ctx) {
   if (r && r->mw == mw && !r->ctx) {
     Py_INCREF(ctx);
     r->ctx = ctx;
@@ -211,7 +210,7 @@ static PyObject *middleware_request_context(PyObject *op, PyObject *args, PyObje
                       : tgo__py_middleware_call_wrapped(mw, mw->request_context, mw->request_context_unbound,
                                                         PyTuple_GetItem(args, 0), NULL);
   if (ctx)
-    keep_request_context(mw, ctx);
+    keep_request_context(tgo__py_request_running(), mw, ctx);
   return ctx;
 }
 
@@ -301,7 +300,7 @@ static PyObject *hooked_request_context(PyObject *self, PyObject *args, PyObject
                       : PyObject_CallFunctionObjArgs(original_request_context, self, PyTuple_GetItem(args, 0), NULL);
   tgo__py_request *r = ctx ? tgo__py_request_running() : NULL;
   if (r && r->mw && PyWeakref_GetObject(r->mw->app_ref) == self)
-    keep_request_context(r->mw, ctx);
+    keep_request_context(r, r->mw, ctx);
   return ctx;
 }
 

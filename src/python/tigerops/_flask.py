@@ -239,15 +239,14 @@ def _entry_points(app):
         return False, False, wsgi_app, request_context
     cls, own = type(app), app.__dict__
     wsgi_via_class = "wsgi_app" not in own and getattr(cls, "wsgi_app", None) is Flask.__dict__["wsgi_app"]
+    if wsgi_via_class:
+        wsgi_app = types.MethodType(originals[0], app)
     if not originals[2]:
         # The context comes from Flask's context variable: request_context
         # needs no hook, on the class or on the app.
-        return wsgi_via_class, True, types.MethodType(originals[0], app) if wsgi_via_class else wsgi_app, \
-            request_context
+        return wsgi_via_class, True, wsgi_app, request_context
     context_via_class = ("request_context" not in own
                          and getattr(cls, "request_context", None) is Flask.__dict__["request_context"])
-    if wsgi_via_class:
-        wsgi_app = types.MethodType(originals[0], app)
     if context_via_class:
         request_context = types.MethodType(originals[1], app)
     return wsgi_via_class, context_via_class, wsgi_app, request_context
