@@ -24,7 +24,14 @@ autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 
 step "build, install and unit tests (-Wall -Wextra -Werror)"
 mkdir -p "$build/plain"
-(cd "$build/plain" && "$root/configure" -q --enable-werror --prefix="$prefix" && make -s -j"$jobs" && make -s install >/dev/null) 
+# The install carries bytecode for the matrix's interpreters too, as the
+# packages' install scripts make it for the target's Pythons.
+bytecode_for=$(for lock in tests/matrix/py3*.txt; do
+  name=$(basename "$lock" .txt)
+  ls -d "${PYENV_ROOT:-/root/.pyenv}"/versions/3."${name#py3}".*/bin/python3 2>/dev/null | sort -V | tail -1
+done | tr '\n' ' ')
+(cd "$build/plain" && "$root/configure" -q --enable-werror --prefix="$prefix" PYTHON_BYTECODE_FOR="$bytecode_for" \
+   && make -s -j"$jobs" && make -s install >/dev/null)
 if ! (cd "$build/plain" && make -s -j"$jobs" check); then
   cat "$build"/plain/tests/unit/*.log 2>/dev/null | tail -50 || true
   failed+=("unit tests")
