@@ -57,17 +57,22 @@ PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *call
 #define TGO__PY_NPO_SLOTS 64
 
 /* One per request, made by the middleware: at once the start_response the
- * app sees (to read the status) and the iterable the server gets (to end
- * the span when the server closes it, so streaming responses are timed
- * whole). It owns all per-request state. */
+ * app sees (to read the status) and, unless the body is already made, the
+ * iterable the server gets (to end the span when the server closes it, so
+ * streaming responses are timed whole). It owns all per-request state. */
 typedef struct tgo__py_request {
   PyObject_HEAD
+  void *vectorcall; /* request_vectorcall: the type's __vectorcalloffset__ */
   tgo__py_middleware *mw;
   tgo_span *span; /* one reference of ours */
   PyObject *start_response;
   PyObject *inner;
   PyObject *iter;
   PyObject *ctx; /* Flask's RequestContext: the matched url_rule at the end */
+  /* Through the class hook: the werkzeug Request Flask made, which puts
+   * itself in environ (no context variable to read), for the same. */
+  PyObject *flask_request;
+  PyObject *call_environ; /* borrowed, only while the app is called */
   PyObject *environ; /* held only for a tail-keep span: its attributes are read at the end, if kept */
   int status_code;
   int finished;
@@ -94,6 +99,11 @@ void tgo__py_request_finish(tgo__py_request *r);
 /* Flask >= 2.2: the running request keeps the pushed RequestContext, read
  * from Flask's context variable (nothing when it has one already). */
 void tgo__py_keep_flask_request_context(tgo__py_request *r);
+/* Keeps environ's werkzeug Request for the route; 1 when r has it. */
+int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ);
+/* Inside the app: keeps where the route will be read from, the Request
+ * (through the class hook) or the pushed RequestContext. */
+void tgo__py_keep_route_source(tgo__py_request *r);
 
 /* The running request (context.c decides how that is known). */
 tgo__py_request *tgo__py_request_running(void);

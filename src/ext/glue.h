@@ -31,12 +31,14 @@ typedef struct {
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
       *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty, *extensions, *tigerops,
-      *wsgi_app, *request_context, *app;
+      *wsgi_app, *request_context, *app, *werkzeug_request, *_callbacks, *__self__, *response, *_on_close;
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 
 /* _tigerops.flask_class_hooks(Flask, request_ctx_get=None) (middleware.c). */
 PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args);
+/* _tigerops.flask_closing_iterator(werkzeug.wsgi.ClosingIterator) (middleware.c). */
+PyObject *tgo__py_flask_closing_iterator(PyObject *module, PyObject *cls);
 
 /* propagate.c: OTEL_PROPAGATORS for the glue. */
 int tgo__py_propagate_init(void);

@@ -225,7 +225,7 @@ PyObject *tgo__py_request_error(PyObject *m, PyObject *exc) {
   tgo__py_request *r = tgo__py_request_running();
   if (r && exc != Py_None) {
     tgo__py_error_type((PyObject *)Py_TYPE(exc), r->error_type, sizeof r->error_type);
-    tgo__py_keep_flask_request_context(r); /* an exception Flask lets out never calls start_response */
+    tgo__py_keep_route_source(r); /* an exception Flask lets out never calls start_response */
   }
   Py_RETURN_NONE;
 }

@@ -86,6 +86,47 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
   return run_request((tgo__py_middleware *)op, PyTuple_GetItem(args, 0), PyTuple_GetItem(args, 1));
 }
 
+/* werkzeug.wsgi.ClosingIterator, what Flask's responses return their body
+ * in (flask_closing_iterator), or NULL. */
+static PyObject *closing_iterator_type;
+
+PyObject *tgo__py_flask_closing_iterator(PyObject *module, PyObject *cls) {
+  (void)module;
+  if (!PyType_Check(cls)) {
+    PyErr_SetString(PyExc_TypeError, "flask_closing_iterator takes werkzeug's ClosingIterator class");
+    return NULL;
+  }
+  Py_INCREF(cls);
+  Py_XSETREF(closing_iterator_type, cls);
+  Py_RETURN_NONE;
+}
+
+/* Whether the WSGI result is a werkzeug response's body already made, a
+ * list or tuple with no close callbacks: nothing of the app runs once the
+ * app has returned it, so the span can end now, and the server gets the
+ * body itself, without our iterable in between (two calls from C into
+ * Python frames, about 1,000 instructions a request). A generator, a file
+ * or call_on_close work still ends the span when the server closes it. */
+static int body_is_materialised(PyObject *result) {
+  if (!closing_iterator_type || (PyObject *)Py_TYPE(result) != closing_iterator_type)
+    return 0;
+  PyObject *callbacks = PyObject_GetAttr(result, tgo__py_str._callbacks);
+  Py_ssize_t n = callbacks && PyList_Check(callbacks) ? PyList_Size(callbacks) : 0;
+  /* Response.close, last after the body iterator's own close */
+  PyObject *response = n > 0 ? PyObject_GetAttr(PyList_GetItem(callbacks, n - 1), tgo__py_str.__self__) : NULL;
+  Py_XDECREF(callbacks);
+  PyObject *body = response ? PyObject_GetAttr(response, tgo__py_str.response) : NULL;
+  PyObject *on_close = body && (PyList_CheckExact(body) || PyTuple_CheckExact(body))
+                           ? PyObject_GetAttr(response, tgo__py_str._on_close)
+                           : NULL;
+  int done = on_close && PyList_CheckExact(on_close) && PyList_Size(on_close) == 0;
+  Py_XDECREF(on_close);
+  Py_XDECREF(body);
+  Py_XDECREF(response);
+  PyErr_Clear();
+  return done;
+}
+
 static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject *start_response) {
   if (!tgo_enabled() || !PyDict_Check(environ) || !mw->wsgi_app)
     return call_app(mw, environ, start_response);
@@ -132,8 +173,12 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   r->active = tgo__http_server_begin(method, (size_t)mlen, r->https);
 
   tgo__py_saved saved = tgo__py_enter(span, r);
+  r->call_environ = environ;
   PyObject *result = call_app(mw, environ, (PyObject *)r);
+  r->call_environ = NULL;
   tgo__py_leave(&saved);
+  if (mw->via_class)
+    tgo__py_keep_flask_request(r, environ);
 
   if (!result) {
     tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS, NULL);
@@ -146,6 +191,11 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
     PyErr_Restore(type, value, tb);
     Py_DECREF(r);
     return NULL;
+  }
+  if (body_is_materialised(result)) {
+    tgo__py_request_finish(r);
+    Py_DECREF(r);
+    return result;
   }
   /* sendfile(2) needs the server to see its own file wrapper: hand it back
    * and end the span now rather than lose the zero-copy path. */

@@ -371,6 +371,8 @@ static PyMethodDef module_functions[] = {
     {"context_mode", py_context_mode, METH_NOARGS, NULL},
     {"log", py_log, METH_VARARGS, "log(level, message): 1 error, 2 warning, 3 info, 4 debug"},
     {"traceparent_valid", py_traceparent_valid, METH_O, NULL},
+    {"flask_closing_iterator", tgo__py_flask_closing_iterator, METH_O,
+     "flask_closing_iterator(werkzeug.wsgi.ClosingIterator): what a Flask response's body comes in"},
     {"request_error", tgo__py_request_error, METH_O,
      "request_error(exception): the running request's error.type for its metrics"},
     {"metric", tgo__py_metric, METH_VARARGS,
@@ -416,6 +418,11 @@ static int intern_names(void) {
   NAME(empty, "");
   NAME(extensions, "extensions");
   NAME(app, "app");
+  NAME(werkzeug_request, "werkzeug.request");
+  NAME(_callbacks, "_callbacks");
+  NAME(__self__, "__self__");
+  NAME(response, "response");
+  NAME(_on_close, "_on_close");
   NAME(tigerops, "tigerops");
   NAME(wsgi_app, "wsgi_app");
   NAME(request_context, "request_context");

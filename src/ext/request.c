@@ -4,6 +4,9 @@
  * decides the concurrency model. */
 #include "flask.h"
 
+#include <structmember.h>
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +44,12 @@ void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t tex
 
 /* The matched rule's facts (cached per rule), or NULL; free *scratch after. */
 static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch) {
-  if (!r->ctx || !r->mw)
+  if (!r->mw || (!r->flask_request && !r->ctx))
     return NULL;
-  PyObject *req = PyObject_GetAttr(r->ctx, tgo__py_str.request);
+  PyObject *req = r->flask_request ? r->flask_request : PyObject_GetAttr(r->ctx, tgo__py_str.request);
   PyObject *rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
-  Py_XDECREF(req);
+  if (req != r->flask_request)
+    Py_XDECREF(req);
   PyErr_Clear();
   if (!rule || rule == Py_None) {
     Py_XDECREF(rule);
@@ -134,6 +138,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
     tgo__py_route_clear(&scratch);
   tgo_span_end(span);
   Py_CLEAR(r->ctx);
+  Py_CLEAR(r->flask_request);
   Py_CLEAR(r->environ);
 }
 
@@ -143,6 +148,8 @@ static void finish_keeping_error(tgo__py_request *r) {
   tgo__py_request_finish(r);
   PyErr_Restore(type, value, tb);
 }
+
+static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
 tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyObject *start_response,
                                      const char *method, size_t method_len) {
@@ -155,7 +162,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   tgo_span_ref(span); /* ours; the starter's reference goes to the exporter at end */
   Py_INCREF(start_response);
   r->start_response = start_response;
-  r->inner = r->iter = r->ctx = r->environ = NULL;
+  r->inner = r->iter = r->ctx = r->environ = r->flask_request = r->call_environ = NULL;
   r->status_code = 0;
   r->finished = 0;
   struct timespec now;
@@ -169,6 +176,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   memcpy(r->method, method, method_len);
   r->method[method_len] = '\0';
   r->npo = NULL;
+  r->vectorcall = (void *)request_vectorcall;
   PyObject_GC_Track((PyObject *)r);
   return r;
 }
@@ -200,20 +208,105 @@ void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *header
   Py_XDECREF(handle);
 }
 
+/* The werkzeug Request Flask made for the environ the app was called with,
+ * kept for the route (a dictionary lookup, where a context variable's get
+ * is a call); nothing without one (a request_class that does not register
+ * itself), or once the route has its source. */
+int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ) {
+  if (r->flask_request || r->ctx || !environ)
+    return r->flask_request != NULL;
+  PyObject *req = PyDict_GetItemWithError(environ, tgo__py_str.werkzeug_request);
+  if (!req) {
+    PyErr_Clear();
+    return 0;
+  }
+  Py_INCREF(req);
+  r->flask_request = req;
+  return 1;
+}
+
+void tgo__py_keep_route_source(tgo__py_request *r) {
+  /* Below the class hook, Flask's own wsgi_app of our app made the
+   * environ's Request: no context, and so no app check, is needed. */
+  if (!(r->mw && r->mw->via_class && tgo__py_keep_flask_request(r, r->call_environ)))
+    tgo__py_keep_flask_request_context(r);
+}
+
+/* What the app's start_response(status, headers) call tells: both may be
+ * NULL (a call of another shape). */
+static void start_response_seen(tgo__py_request *r, PyObject *status, PyObject *headers) {
+  tgo__py_keep_route_source(r);
+  if (status)
+    r->status_code = parse_status(status);
+  if (r->mw->capture_response && headers && tgo_span_is_recording(r->span))
+    tgo__py_capture_headers(r->mw->capture_response, r->span, headers);
+}
+
 /* The start_response the app calls. The args tuple is passed on as is. */
 static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   tgo__py_request *r = (tgo__py_request *)op;
-  tgo__py_keep_flask_request_context(r);
-  if (PyTuple_Check(args) && PyTuple_Size(args) >= 1)
-    r->status_code = parse_status(PyTuple_GetItem(args, 0));
-  if (r->mw->capture_response && PyTuple_Check(args) && PyTuple_Size(args) >= 2 &&
-      tgo_span_is_recording(r->span))
-    tgo__py_capture_headers(r->mw->capture_response, r->span, PyTuple_GetItem(args, 1));
+  if (!r->start_response) { /* cleared with a reference cycle it was in */
+    PyErr_SetString(PyExc_TypeError, "this request's start_response is gone");
+    return NULL;
+  }
+  Py_ssize_t n = PyTuple_Check(args) ? PyTuple_Size(args) : 0;
+  PyObject *status = n >= 1 ? PyTuple_GetItem(args, 0) : NULL, *headers = n >= 2 ? PyTuple_GetItem(args, 1) : NULL;
+  if (kwargs && PyDict_Check(kwargs)) { /* the names servers and PEP 3333 give them */
+    if (!status)
+      status = PyDict_GetItemString(kwargs, "status");
+    if (!headers && !(headers = PyDict_GetItemString(kwargs, "headers")))
+      headers = PyDict_GetItemString(kwargs, "response_headers");
+  }
+  start_response_seen(r, status && PyUnicode_Check(status) ? status : NULL, headers);
   return PyObject_Call(r->start_response, args, kwargs);
+}
+
+/* The same, called the way Python calls (PEP 590): werkzeug's
+ * start_response(status, headers) then makes no argument tuple for us,
+ * and we none for the server's. The flag and the __vectorcalloffset__
+ * member work for types made by PyType_FromSpec from CPython 3.9 on; the
+ * limited API names them only from 3.12, so the flag's bit (the same in
+ * every version) is spelled out. */
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
+#endif
+#define TGO__VECTORCALL_NARGS(nargsf) ((Py_ssize_t)((nargsf) & ~((size_t)1 << (8 * sizeof(size_t) - 1))))
+
+static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  tgo__py_request *r = (tgo__py_request *)op;
+  Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
+  if (kwnames || n < 2 || n > 3 || !r->start_response) { /* any other shape: as a tuple call */
+    Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+    PyObject *tuple = PyTuple_New(n), *kwargs = nkw ? PyDict_New() : NULL;
+    for (Py_ssize_t i = 0; tuple && i < n; i++) {
+      Py_INCREF(args[i]);
+      PyTuple_SetItem(tuple, i, args[i]);
+    }
+    int ok = tuple && (!nkw || kwargs);
+    for (Py_ssize_t i = 0; ok && i < nkw; i++)
+      ok = PyDict_SetItem(kwargs, PyTuple_GetItem(kwnames, i), args[n + i]) == 0;
+    PyObject *res = ok ? request_call(op, tuple, kwargs) : NULL;
+    Py_XDECREF(tuple);
+    Py_XDECREF(kwargs);
+    return res;
+  }
+  start_response_seen(r, args[0], args[1]);
+  return PyObject_CallFunctionObjArgs(r->start_response, args[0], args[1], n == 3 ? args[2] : NULL, NULL);
+}
+
+/* A request whose body went to the server itself (body_is_materialised)
+ * is only the start_response the app was given. */
+static int is_not_the_response(tgo__py_request *r) {
+  if (r->inner)
+    return 0;
+  PyErr_SetString(PyExc_TypeError, "this request's body went to the server directly: it is not iterable");
+  return 1;
 }
 
 static PyObject *request_iter(PyObject *op) {
   tgo__py_request *r = (tgo__py_request *)op;
+  if (is_not_the_response(r))
+    return NULL;
   if (!r->iter && !(r->iter = PyObject_GetIter(r->inner)))
     return NULL;
   Py_INCREF(op);
@@ -222,6 +315,8 @@ static PyObject *request_iter(PyObject *op) {
 
 static PyObject *request_next(PyObject *op) {
   tgo__py_request *r = (tgo__py_request *)op;
+  if (is_not_the_response(r))
+    return NULL;
   if (!r->iter && !(r->iter = PyObject_GetIter(r->inner)))
     return NULL;
   tgo__py_saved saved = tgo__py_enter(r->span, r);
@@ -263,6 +358,7 @@ static int request_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(r->inner);
   Py_VISIT(r->iter);
   Py_VISIT(r->ctx);
+  Py_VISIT(r->flask_request);
   Py_VISIT(r->environ);
   Py_VISIT(Py_TYPE(op));
   return 0;
@@ -277,6 +373,7 @@ static int request_clear(PyObject *op) {
   Py_CLEAR(r->inner);
   Py_CLEAR(r->iter);
   Py_CLEAR(r->ctx);
+  Py_CLEAR(r->flask_request);
   Py_CLEAR(r->environ);
   return 0;
 }
@@ -308,7 +405,13 @@ static PyMethodDef request_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef request_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(tgo__py_request, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot request_slots[] = {
+    {Py_tp_members, request_members},
     {Py_tp_new, request_refuse_new},
     {Py_tp_call, request_call},
     {Py_tp_iter, request_iter},
@@ -321,7 +424,8 @@ static PyType_Slot request_slots[] = {
 };
 
 static PyType_Spec request_spec = {
-    "_tigerops.Request", sizeof(tgo__py_request), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, request_slots,
+    "_tigerops.Request", sizeof(tgo__py_request), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL, request_slots,
 };
 
 int tgo__py_request_type_init(PyObject *module) {

@@ -132,6 +132,77 @@ def test_a_hand_made_environ_and_a_plain_start_response_work(receiver, unique):
     assert request_span(receiver, path)["attributes"]["http.response.status_code"] == 200
 
 
+def _environ(path):
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "h", "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None, "SERVER_PROTOCOL": "HTTP/1.1"}
+
+
+def test_a_body_already_made_goes_to_the_server_as_flask_made_it_and_the_span_ends_with_the_app(
+        receiver, unique):
+    """No iterable of the agent's between the server and a list body (two
+    calls from C into Python a request): the span has ended, with its
+    route and status, before the server reads the body."""
+    from werkzeug.wsgi import ClosingIterator
+    app = make_app(unique)
+    path = "/hello/" + unique
+    body = app.wsgi_app(_environ(path), lambda status, headers, exc_info=None: None)
+    assert type(body) is ClosingIterator
+    span = request_span(receiver, path)  # exported before the body is read
+    assert span["name"] == "GET /hello/<who>"
+    assert span["attributes"]["http.response.status_code"] == 200
+    assert b"".join(body) == b"hello " + unique.encode()
+    body.close()
+
+
+def test_a_response_with_close_work_ends_its_span_when_the_server_closes_it(receiver, unique):
+    """call_on_close work is the request's: its spans are the request
+    span's children, and the request span ends after it."""
+    app = flask.Flask(unique)
+
+    @app.route("/closing/<x>")
+    def closing(x):
+        resp = flask.make_response("ok " + x)
+
+        @resp.call_on_close
+        def after():
+            with tigerops.span("close work " + unique):
+                pass
+        return resp
+
+    assert _flask.instrument_app(app) is not None
+    path = "/closing/" + unique
+    body = app.wsgi_app(_environ(path), lambda status, headers, exc_info=None: None)
+    assert type(body).__name__ == "Request"  # the agent's iterable, which ends the span at close
+    assert b"".join(body) == b"ok " + unique.encode()
+    body.close()
+    span = request_span(receiver, path)
+    assert span["name"] == "GET /closing/<x>" and span["attributes"]["http.response.status_code"] == 200
+    work = receiver.wait_for_spans(lambda s: s["name"] == "close work " + unique)
+    assert [w["parentSpanId"] for w in work if w["name"] == "close work " + unique] == [span["spanId"]]
+
+
+def test_a_streamed_body_keeps_the_request_span_current_until_the_server_closes_it(receiver, unique):
+    app = flask.Flask(unique)
+
+    @app.route("/stream/<x>")
+    def stream(x):
+        def chunks():
+            with tigerops.span("chunk " + unique):
+                yield b"a"
+            yield b"b"
+        return flask.Response(chunks())
+
+    assert _flask.instrument_app(app) is not None
+    path = "/stream/" + unique
+    body = app.wsgi_app(_environ(path), lambda status, headers, exc_info=None: None)
+    assert type(body).__name__ == "Request"
+    assert b"".join(body) == b"ab"
+    body.close()
+    span = request_span(receiver, path)
+    chunk = receiver.wait_for_spans(lambda s: s["name"] == "chunk " + unique)
+    assert [c["parentSpanId"] for c in chunk if c["name"] == "chunk " + unique] == [span["spanId"]]
+
+
 # ---- the types, created and called the wrong way -----------------------------------
 
 def test_a_middleware_made_without_init_is_refused_or_raises_cleanly_when_called():
@@ -257,6 +328,35 @@ def test_a_start_response_outliving_its_request_is_safe(python):
         "gc.collect()\n"
         "print('alive')\n"), python=python, preload=False), "a kept start_response")
     assert "SystemError" not in out and out.split()[-1] == "alive", out
+
+
+@pytest.mark.parametrize("shape", ["exc_info", "keywords"])
+def test_start_response_called_with_exc_info_or_by_keyword_reaches_the_server_and_gives_the_status(
+        receiver, unique, shape):
+    """The request object's start_response takes the calls a server's does,
+    positional with exc_info and by keyword (the vectorcall fast path takes
+    only the positional ones), and reads the status from each."""
+    class OwnWsgiApp(flask.Flask):  # the middleware then wraps this app's own wsgi_app
+        def wsgi_app(self, environ, start_response):
+            if shape == "exc_info":
+                start_response("418 I'm a teapot", [("Content-Type", "text/plain")], None)
+            else:
+                start_response(status="418 I'm a teapot", headers=[("Content-Type", "text/plain")])
+            return [b"tea"]
+
+    app = OwnWsgiApp(unique)
+    assert _flask.instrument_app(app) is not None
+    seen = []
+
+    def server_start_response(status, headers, exc_info=None):
+        seen.append((status, exc_info))
+
+    path = "/tea/" + unique
+    body = app.wsgi_app(_environ(path), server_start_response)
+    assert b"".join(body) == b"tea"
+    body.close()
+    assert seen == [("418 I'm a teapot", None)]
+    assert request_span(receiver, path)["attributes"]["http.response.status_code"] == 418
 
 
 def test_a_span_handle_inside_a_request_is_the_request_span(receiver, unique):

@@ -237,6 +237,7 @@ def _entry_points(app):
         originals = None
     if originals is None:
         return False, False, wsgi_app, request_context
+    _closing_iterator_known()
     cls, own = type(app), app.__dict__
     wsgi_via_class = "wsgi_app" not in own and getattr(cls, "wsgi_app", None) is Flask.__dict__["wsgi_app"]
     if wsgi_via_class:
@@ -250,6 +251,16 @@ def _entry_points(app):
     if context_via_class:
         request_context = types.MethodType(originals[1], app)
     return wsgi_via_class, context_via_class, wsgi_app, request_context
+
+
+def _closing_iterator_known():
+    """Tells the middleware werkzeug's ClosingIterator: a response whose
+    body is already made ends its span when the app returns it."""
+    try:
+        from werkzeug.wsgi import ClosingIterator
+        _tigerops.flask_closing_iterator(ClosingIterator)
+    except Exception as exc:
+        _tigerops.log(3, "response bodies are passed through the agent: %r" % (exc,))
 
 
 def _request_ctx_get():
