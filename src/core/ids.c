@@ -59,10 +59,13 @@ void tgo__random_bytes(uint8_t *out, size_t n) {
 
 /* All-zero ids are invalid in W3C trace context. */
 void tgo__new_trace_id(uint8_t out[16]) {
-  do
-    tgo__random_bytes(out, 16);
-  while (!(out[0] | out[1] | out[2] | out[3] | out[4] | out[5] | out[6] | out[7] | out[8] |
-           out[9] | out[10] | out[11] | out[12] | out[13] | out[14] | out[15]));
+  uint64_t hi, lo;
+  do {
+    hi = next64();
+    lo = next64();
+  } while (!(hi | lo));
+  memcpy(out, &hi, 8);
+  memcpy(out + 8, &lo, 8);
 }
 
 void tgo__new_span_id(uint8_t out[8]) {
