@@ -47,6 +47,8 @@ typedef struct {
   /* Reached through the hooks on the Flask class (flask_class_hooks)
    * rather than as app.wsgi_app: the app's own __dict__ stays untouched. */
   int via_class;
+  /* A finished request's object, all its fields cleared, for the next. */
+  struct tgo__py_request *spare_request;
 } tgo__py_middleware;
 
 /* Calls one of the middleware's wrapped callables (bound back to the app
@@ -95,6 +97,8 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
                                      const char *method, size_t method_len);
 /* Ends the span once, with route, status and error facts. */
 void tgo__py_request_finish(tgo__py_request *r);
+/* Drops the middleware's reference of a request it no longer hands out. */
+void tgo__py_request_release(tgo__py_request *r);
 
 /* Flask >= 2.2: the running request keeps the pushed RequestContext, read
  * from Flask's context variable (nothing when it has one already). */

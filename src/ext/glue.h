@@ -14,6 +14,32 @@
 PyAPI_FUNC(const char *) PyUnicode_AsUTF8AndSize(PyObject *unicode, Py_ssize_t *size);
 #endif
 
+/* Present since CPython 3.7 with these values; the limited API declares
+ * METH_FASTCALL from 3.10 on, the rest from 3.12. */
+#ifndef METH_FASTCALL
+#define METH_FASTCALL 0x0080
+#endif
+#ifndef PY_VECTORCALL_ARGUMENTS_OFFSET
+#define PY_VECTORCALL_ARGUMENTS_OFFSET ((size_t)1 << (8 * sizeof(size_t) - 1))
+#endif
+#if Py_LIMITED_API + 0 < 0x030C0000
+/* Exported by every CPython from 3.9 on; in the limited API from 3.12. */
+PyAPI_FUNC(PyObject *) PyObject_VectorcallDict(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                               PyObject *kwargs);
+#endif
+
+/* Exported by every CPython 3.x, outside the limited API: a bound
+ * method's self (borrowed), or NULL with SystemError for anything else. */
+PyAPI_FUNC(PyObject *) PyMethod_Self(PyObject *method);
+
+/* callable(*args[:n]) the way Python calls: no argument tuple, and no
+ * varargs walk as in PyObject_CallFunctionObjArgs. args[-1] must be
+ * ours to overwrite: a bound method puts its self there rather than copy
+ * the arguments. */
+static inline PyObject *tgo__py_call(PyObject *callable, PyObject **args, size_t n) {
+  return PyObject_VectorcallDict(callable, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 #ifndef Py_XSETREF
 /* Not in the limited API before 3.12: replace a strong reference. */
 #define Py_XSETREF(dst, src)     \
@@ -31,7 +57,7 @@ typedef struct {
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
       *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty, *extensions, *tigerops,
-      *wsgi_app, *request_context, *app, *werkzeug_request, *_callbacks, *__self__, *response, *_on_close;
+      *wsgi_app, *request_context, *app, *werkzeug_request, *_callbacks, *response, *_on_close;
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 

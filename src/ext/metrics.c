@@ -7,12 +7,6 @@
 
 #include <string.h>
 
-/* Present since CPython 3.7 with this value; only declared by the limited
- * API from 3.10 on. */
-#ifndef METH_FASTCALL
-#define METH_FASTCALL 0x0080
-#endif
-
 typedef struct {
   PyObject_HEAD
   tgo__metric *metric;

@@ -36,11 +36,16 @@ PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *call
                                           PyObject *a, PyObject *b) {
   if (!callable)
     return not_initialised();
+  PyObject *stack[4] = {NULL, NULL, a, b}; /* b NULL: a call with a alone */
+  size_t n = b ? 2 : 1;
   if (!unbound)
-    return PyObject_CallFunctionObjArgs(callable, a, b, NULL);
+    return tgo__py_call(callable, stack + 2, n);
   PyObject *app = wrapped_app(mw);
-  PyObject *res = app ? PyObject_CallFunctionObjArgs(callable, app, a, b, NULL) : NULL;
-  Py_XDECREF(app);
+  if (!app)
+    return NULL;
+  stack[1] = app;
+  PyObject *res = tgo__py_call(callable, stack + 1, n + 1);
+  Py_DECREF(app);
   return res;
 }
 
@@ -113,7 +118,8 @@ static int body_is_materialised(PyObject *result) {
   PyObject *callbacks = PyObject_GetAttr(result, tgo__py_str._callbacks);
   Py_ssize_t n = callbacks && PyList_Check(callbacks) ? PyList_Size(callbacks) : 0;
   /* Response.close, last after the body iterator's own close */
-  PyObject *response = n > 0 ? PyObject_GetAttr(PyList_GetItem(callbacks, n - 1), tgo__py_str.__self__) : NULL;
+  PyObject *response = n > 0 ? PyMethod_Self(PyList_GetItem(callbacks, n - 1)) : NULL;
+  Py_XINCREF(response);
   Py_XDECREF(callbacks);
   PyObject *body = response ? PyObject_GetAttr(response, tgo__py_str.response) : NULL;
   PyObject *on_close = body && (PyList_CheckExact(body) || PyTuple_CheckExact(body))
@@ -188,13 +194,13 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
     PyErr_Fetch(&type, &value, &tb);
     tgo__py_error_type(type, r->error_type, sizeof r->error_type);
     tgo__py_request_finish(r);
+    tgo__py_request_release(r);
     PyErr_Restore(type, value, tb);
-    Py_DECREF(r);
     return NULL;
   }
   if (body_is_materialised(result)) {
     tgo__py_request_finish(r);
-    Py_DECREF(r);
+    tgo__py_request_release(r);
     return result;
   }
   /* sendfile(2) needs the server to see its own file wrapper: hand it back
@@ -202,7 +208,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   PyObject *fw = tgo__py_env_item(environ, tgo__py_str.wsgi_file_wrapper);
   if (fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw)) {
     tgo__py_request_finish(r);
-    Py_DECREF(r);
+    tgo__py_request_release(r);
     return result;
   }
   r->inner = result;
@@ -330,14 +336,36 @@ static tgo__py_middleware *class_hooked_middleware(PyObject *app) {
   return last_mw;
 }
 
-/* METH_VARARGS: the limited API of CPython 3.9 (abi3) has no
- * METH_FASTCALL. */
-static PyObject *hooked_wsgi_app(PyObject *self, PyObject *args, PyObject *kwargs) {
-  tgo__py_middleware *mw = !kwargs && PyTuple_Size(args) == 2 ? class_hooked_middleware(self) : NULL;
+/* Flask's own function called as the hook was, the app first. */
+static PyObject *call_original_fast(PyObject *original, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames) {
+  if (!kwnames && nargs == 2) {
+    PyObject *stack[4] = {NULL, self, args[0], args[1]};
+    return tgo__py_call(original, stack + 1, 3);
+  }
+  Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+  PyObject *tuple = PyTuple_New(nargs), *kwargs = nkw ? PyDict_New() : NULL;
+  int ok = tuple && (!nkw || kwargs);
+  for (Py_ssize_t i = 0; ok && i < nargs; i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SetItem(tuple, i, args[i]);
+  }
+  for (Py_ssize_t i = 0; ok && i < nkw; i++)
+    ok = PyDict_SetItem(kwargs, PyTuple_GetItem(kwnames, i), args[nargs + i]) == 0;
+  PyObject *res = ok ? call_original(original, self, tuple, kwargs) : NULL;
+  Py_XDECREF(tuple);
+  Py_XDECREF(kwargs);
+  return res;
+}
+
+/* METH_FASTCALL: the caller's argument array, where METH_VARARGS would
+ * make a tuple of it on every request. */
+static PyObject *hooked_wsgi_app(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  tgo__py_middleware *mw = !kwnames && nargs == 2 ? class_hooked_middleware(self) : NULL;
   if (!mw)
-    return call_original(original_wsgi_app, self, args, kwargs);
+    return call_original_fast(original_wsgi_app, self, args, nargs, kwnames);
   Py_INCREF(mw); /* a request that replaces last_mw must not free its own middleware */
-  PyObject *res = run_request(mw, PyTuple_GetItem(args, 0), PyTuple_GetItem(args, 1));
+  PyObject *res = run_request(mw, args[0], args[1]);
   Py_DECREF(mw);
   return res;
 }
@@ -355,7 +383,7 @@ static PyObject *hooked_request_context(PyObject *self, PyObject *args, PyObject
 }
 
 static PyMethodDef hook_defs[] = {
-    {"wsgi_app", (PyCFunction)(void (*)(void))hooked_wsgi_app, METH_VARARGS | METH_KEYWORDS,
+    {"wsgi_app", (PyCFunction)(void (*)(void))hooked_wsgi_app, METH_FASTCALL | METH_KEYWORDS,
      "Flask.wsgi_app, traced by TigerOps: apps with the agent's middleware start their request span here."},
     {"request_context", (PyCFunction)(void (*)(void))hooked_request_context, METH_VARARGS | METH_KEYWORDS,
      "Flask.request_context, seen by TigerOps: the traced request keeps its context for its route."},
@@ -490,6 +518,7 @@ static int middleware_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(mw->excluded);
   Py_VISIT(mw->capture_request);
   Py_VISIT(mw->capture_response);
+  Py_VISIT((PyObject *)mw->spare_request);
   Py_VISIT(Py_TYPE(op));
   return 0;
 }
@@ -504,6 +533,7 @@ static int middleware_clear(PyObject *op) {
   Py_CLEAR(mw->excluded);
   Py_CLEAR(mw->capture_request);
   Py_CLEAR(mw->capture_response);
+  Py_CLEAR(mw->spare_request);
   return 0;
 }
 

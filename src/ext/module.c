@@ -420,7 +420,6 @@ static int intern_names(void) {
   NAME(app, "app");
   NAME(werkzeug_request, "werkzeug.request");
   NAME(_callbacks, "_callbacks");
-  NAME(__self__, "__self__");
   NAME(response, "response");
   NAME(_on_close, "_on_close");
   NAME(tigerops, "tigerops");

@@ -515,3 +515,26 @@ def test_another_apps_context_below_the_middleware_gives_no_route(receiver, uniq
     assert request_span(receiver, path)["name"] == "GET /hello/<who>"
     (span,) = [s for s in receiver.spans() if s["attributes"].get("url.path") == "/sub/b/" + unique]
     assert span["name"] == "GET" and "http.route" not in span["attributes"], span
+
+
+def test_a_start_response_kept_by_the_app_is_not_handed_to_the_next_request(receiver, unique):
+    """A finished request's object serves the next request only when
+    nothing else holds it: one the app kept stays that request's."""
+    kept = []
+
+    class KeepingResponse(flask.Response):
+        def __call__(self, environ, start_response):
+            kept.append(start_response)
+            return super().__call__(environ, start_response)
+
+    app = make_app(unique)
+    app.response_class = KeepingResponse
+    client = app.test_client()
+    paths = ["/hello/%s-%d" % (unique, i) for i in range(3)]
+    for path in paths:
+        assert client.get(path, buffered=True).status_code == 200
+    assert len(kept) == 3 and len({id(r) for r in kept}) == 3, kept
+    for path in paths:
+        span = request_span(receiver, path)
+        assert span["name"] == "GET /hello/<who>"
+        assert span["attributes"]["http.response.status_code"] == 200
