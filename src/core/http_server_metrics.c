@@ -24,20 +24,35 @@ static tgo__metric *instrument(_Atomic(tgo__metric *) *slot, int kind, const cha
  * must not be able to make new series. Returns the method's index in
  * known[] (N_METHODS for _OTHER). */
 #define N_METHODS 9
-static unsigned method_attr(tgo__mattr *a, const char *method, size_t len) {
-  static const struct {
-    const char *name;
-    size_t len;
-  } known[N_METHODS] = {{"GET", 3},    {"POST", 4},    {"HEAD", 4},    {"PUT", 3},   {"DELETE", 6},
-                        {"PATCH", 5},  {"OPTIONS", 7}, {"CONNECT", 7}, {"TRACE", 5}};
-  *a = (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, 6, {.s = "_OTHER"}};
-  for (unsigned i = 0; i < N_METHODS; i++)
-    if (known[i].len == len && known[i].name[0] == method[0] && !memcmp(known[i].name, method, len)) {
-      a->v.s = known[i].name;
-      a->len = (uint32_t)len;
-      return i;
-    }
-  return N_METHODS;
+static const struct {
+  const char *name;
+  size_t len;
+} known_methods[N_METHODS] = {{"GET", 3},   {"POST", 4},    {"HEAD", 4},    {"PUT", 3},  {"DELETE", 6},
+                              {"PATCH", 5}, {"OPTIONS", 7}, {"CONNECT", 7}, {"TRACE", 5}};
+
+/* By length first, with compares of constant size the compiler makes
+ * plain loads of: this runs twice for every request. */
+static unsigned method_index(const char *m, size_t len) {
+  switch (len) {
+  case 3:
+    return !memcmp(m, "GET", 3) ? 0 : !memcmp(m, "PUT", 3) ? 3 : N_METHODS;
+  case 4:
+    return !memcmp(m, "POST", 4) ? 1 : !memcmp(m, "HEAD", 4) ? 2 : N_METHODS;
+  case 5:
+    return !memcmp(m, "PATCH", 5) ? 5 : !memcmp(m, "TRACE", 5) ? 8 : N_METHODS;
+  case 6:
+    return !memcmp(m, "DELETE", 6) ? 4 : N_METHODS;
+  case 7:
+    return !memcmp(m, "OPTIONS", 7) ? 6 : !memcmp(m, "CONNECT", 7) ? 7 : N_METHODS;
+  default:
+    return N_METHODS;
+  }
+}
+
+static void method_attr(tgo__mattr *a, unsigned index) {
+  *a = index < N_METHODS ? (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, (uint32_t)known_methods[index].len,
+                                        {.s = known_methods[index].name}}
+                         : (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, 6, {.s = "_OTHER"}};
 }
 
 static void scheme_attr(tgo__mattr *a, int https) {
@@ -55,11 +70,12 @@ tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int 
                               "Number of active HTTP server requests.");
   if (!m)
     return NULL;
-  tgo__mattr attrs[2]; /* in key order */
-  unsigned method_index = method_attr(&attrs[0], method, method_len);
-  _Atomic(tgo__mseries *) *memo = &active_by[method_index][https != 0];
+  unsigned index = method_index(method, method_len);
+  _Atomic(tgo__mseries *) *memo = &active_by[index][https != 0];
   tgo__mseries *s = atomic_load_explicit(memo, memory_order_acquire);
   if (!s) {
+    tgo__mattr attrs[2]; /* in key order */
+    method_attr(&attrs[0], index);
     scheme_attr(&attrs[1], https);
     s = tgo__metric_series_sorted(m, attrs, 2);
     atomic_store_explicit(memo, s, memory_order_release);
@@ -88,14 +104,10 @@ void tgo__http_server_end(const tgo__http_server_request *r) {
                               "Duration of HTTP server requests.");
   if (!m)
     return;
-  tgo__mattr attrs[5]; /* in key order: the set is not sorted again */
-  size_t n = 0;
-  if (r->error_type_len)
-    attrs[n++] = (tgo__mattr){"error.type", 10, TGO__MATTR_STR, (uint32_t)r->error_type_len, {.s = r->error_type}};
-  unsigned method_index = method_attr(&attrs[n++], r->method, r->method_len);
+  unsigned index = method_index(r->method, r->method_len);
   /* A set with error.type is not memoised: the key has no room for it, and
    * errors are the rarer requests. */
-  uint64_t key = r->memo && r->route_len && !r->error_type_len ? memo_key(method_index, r->https, r->status_code) : 0;
+  uint64_t key = r->memo && r->route_len && !r->error_type_len ? memo_key(index, r->https, r->status_code) : 0;
   if (key) {
     uint64_t word = atomic_load_explicit(r->memo, memory_order_acquire);
     if (word >> MEMO_ADDRESS_BITS == key) {
@@ -104,6 +116,11 @@ void tgo__http_server_end(const tgo__http_server_request *r) {
       return;
     }
   }
+  tgo__mattr attrs[5]; /* in key order: the set is not sorted again */
+  size_t n = 0;
+  if (r->error_type_len)
+    attrs[n++] = (tgo__mattr){"error.type", 10, TGO__MATTR_STR, (uint32_t)r->error_type_len, {.s = r->error_type}};
+  method_attr(&attrs[n++], index);
   if (r->status_code > 0)
     attrs[n++] = (tgo__mattr){"http.response.status_code", 25, TGO__MATTR_INT, 0, {.i = r->status_code}};
   if (r->route_len)
