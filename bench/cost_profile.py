@@ -171,8 +171,8 @@ def measure(prefix, workload="hello", mode="full", n=None, functions=False, pyth
     if key not in _full_cache:
         _full_cache[key] = _measure(prefix, workload, "full", n, False, python, None, warmup, agent_env)
     full = _full_cache[key]
-    r["unsampled"] = {k: r[k] for k in ("request", "exporter", "total", "outside")}
-    for k in ("request", "exporter", "total", "agent", "outside"):
+    r["unsampled"] = {k: r[k] for k in ("request", "exporter", "total", "outside", "outside_request")}
+    for k in ("request", "exporter", "total", "agent", "outside", "outside_request"):
         r[k] += RATIO[mode] * (full[k] - r[k])
     return r
 
@@ -199,13 +199,16 @@ def _measure(prefix, workload, mode, n, functions, python, keep, warmup, agent_e
         for tag, (small, big) in runs.items():
             m_small, o_small = thread_totals(small)
             m_big, o_big = thread_totals(big)
-            outside = (sum(map(outside_interpreter, big)) - sum(map(outside_interpreter, small))) / (2 * n)
-            per[tag] = ((m_big - m_small) / (2 * n), (o_big - o_small) / (2 * n), outside)
+            out_small, out_big = list(map(outside_interpreter, small)), list(map(outside_interpreter, big))
+            outside = (sum(out_big) - sum(out_small)) / (2 * n)
+            outside_main = (out_big[0] - out_small[0]) / (2 * n)
+            per[tag] = ((m_big - m_small) / (2 * n), (o_big - o_small) / (2 * n), outside, outside_main)
         _bare_cache[bare_key] = per["bare"]
         res = {
             "bare": sum(per["bare"][:2]), "agent": sum(per["agent"][:2]),
             "request": per["agent"][0] - per["bare"][0], "exporter": per["agent"][1] - per["bare"][1],
             "outside": per["agent"][2] - per["bare"][2],
+            "outside_request": per["agent"][3] - per["bare"][3],
         }
         res["total"] = res["agent"] - res["bare"]
         if functions:
@@ -243,9 +246,9 @@ def main():
     for mode in args.mode or ["full"]:
         r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep, agent_env=extra)
         print("%s, %s: bare %.0f, agent %.0f instructions per iteration: +%.0f (main thread %+.0f, "
-              "other threads %+.0f; outside the interpreter, all threads %+.0f)"
+              "other threads %+.0f; outside the interpreter, all threads %+.0f, main thread %+.0f)"
               % (args.workload, mode, r["bare"], r["agent"], r["total"], r["request"], r["exporter"],
-                 r["outside"]))
+                 r["outside"], r["outside_request"]))
         if "unsampled" in r:
             u = r["unsampled"]
             print("  (the unsampled path: %+.0f, main thread %+.0f; the tables below are its)"

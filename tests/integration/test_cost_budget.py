@@ -35,12 +35,12 @@ import cost_profile  # noqa: E402
 # name) collides differently when the agent creates or changes a type, and
 # a colliding lookup in Flask's or SQLAlchemy's hot loop walks the MRO every
 # time. Measured: the SQL figure was +3,248 per statement at 64e1297 and
-# +200 one commit later, with the same agent functions per statement (the
-# difference is all in type lookups of SQLAlchemy's own code; the hello
-# tail figure measured +4,942 and +5,871 at two commits whose difference
-# on the request path saves instructions). The ceilings therefore sit
-# above today's figures (+11,596, +5,871, +5,030 and +2,335 for the rows
-# below) by 330-900 before the 10% slack, and the SQL one far above; a
+# +200 one commit later, and +2,335 at 00c10b5 and +6,420 at the next
+# commit, each time with the same agent functions per statement (the
+# difference is all in type lookups of SQLAlchemy's own code). Today's
+# figures are +11,144, +4,635, +4,356 and +6,420 for the rows below: tail
+# keep meets its budget and is held to it; the other ceilings sit 600-900
+# above today's figures before the 10% slack, and the SQL one above; a
 # budget's expected failure is not strict.
 #
 # The hello figures are the request thread's: the exporter thread's share
@@ -48,23 +48,26 @@ import cost_profile  # noqa: E402
 # run measured +20k on other threads where a quiet one measures +5.4k), so
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
-    ("hello", "full"): (8000, 12500),   # 100% sampling
-    ("hello", "tail"): (5000, 6200),    # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 5900),    # 1%, head sampling only
+    ("hello", "full"): (8000, 11900),   # 100% sampling
+    ("hello", "tail"): (5000, 5000),    # 1%, tail keep on (every trace recorded until its root ends)
+    ("hello", "head"): (1500, 5000),    # 1%, head sampling only
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
 # The same runs counted outside the interpreter only (the agent's objects,
-# libc, zlib; all threads): what the type cache cannot move (the children's
-# memory layout still can, a little: see cost_profile.envs), so these
-# ceilings sit about 10% above today's figures and catch a regression of the
-# agent's own C code that the totals' wide ceilings would let through. The
-# SQL total's ceiling is that wide because adding four lines to the
-# benchmark's own script moved its bare figure by 5,400 per statement.
+# libc, zlib): what the type cache cannot move (the children's memory
+# layout still can, a little: see cost_profile.envs), so these ceilings sit
+# about 10% above today's figures and catch a regression of the agent's own
+# C code that the totals' wide ceilings would let through. The hello ones
+# are the request thread's, as above: a fresh-clone CI run measured +13,467
+# at 100% over all threads where this machine measured +11,059 on the same
+# commit, the exporter's batches again. The SQL total's ceiling is that
+# wide because adding four lines to the benchmark's own script moved its
+# bare figure by 5,400 per statement.
 OUTSIDE = {
-    ("hello", "full"): 12200,   # measured +11,059 (300/900 requests; +12,264 before the agent's iterable went)
-    ("hello", "tail"): 3000,    # +2,703 (+2,988 before)
-    ("hello", "head"): 2550,    # +2,322 (+2,604 before)
-    ("sql", "full"): 4500,      # +4,061
+    ("hello", "full"): 7700,    # request thread +6,984 (all threads +11,377)
+    ("hello", "tail"): 2400,    # +2,165 (+2,703 all threads before the spare span and request)
+    ("hello", "head"): 2000,    # +1,778 (+2,322 all threads before)
+    ("sql", "full"): 4500,      # all threads +4,078
 }
 SLACK = 1.10
 
@@ -108,11 +111,13 @@ def test_added_instructions_stay_under_the_ceiling(workload, mode):
 def test_added_instructions_outside_the_interpreter_stay_under_their_ceiling(workload, mode):
     r = added(workload, mode)
     limit = OUTSIDE[(workload, mode)]
-    print("%s at %s: %+.0f outside the interpreter per iteration" % (workload, mode, r["outside"]))
-    assert r["outside"] <= limit * SLACK, (
-        "%s at %s: %+.0f instructions per iteration outside the interpreter, over the ceiling of %d (+10%%); "
-        "bench/cost_profile.py --workload %s --mode %s shows where they go"
-        % (workload, mode, r["outside"], limit, workload, mode))
+    figure = r["outside_request"] if workload == "hello" else r["outside"]
+    print("%s at %s: %+.0f outside the interpreter per iteration (request thread %+.0f)"
+          % (workload, mode, r["outside"], r["outside_request"]))
+    assert figure <= limit * SLACK, (
+        "%s at %s: %+.0f instructions per iteration outside the interpreter (request thread %+.0f), over the "
+        "ceiling of %d (+10%%); bench/cost_profile.py --workload %s --mode %s shows where they go"
+        % (workload, mode, r["outside"], r["outside_request"], limit, workload, mode))
 
 
 @pytest.mark.parametrize("workload,mode", sorted(k for k, (budget, ceiling) in BUDGETS.items() if ceiling > budget))
