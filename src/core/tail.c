@@ -58,12 +58,9 @@ int tgo__span_will_export(tgo_span *s) {
     return 1;
   if (!s->end_ns)
     s->end_ns = s->start_ns + (tgo__now_ns(CLOCK_MONOTONIC) - s->mono_start_ns);
-  if (wants_keeping(s))
-    return 1;
-  pthread_mutex_lock(&lock);
-  int keep = s->keep_trace;
-  pthread_mutex_unlock(&lock);
-  return keep;
+  /* A child's verdict read without the lock: one arriving just after is
+   * the same race as one arriving after the lock was let go. */
+  return wants_keeping(s) || atomic_load_explicit(&s->keep_trace, memory_order_acquire);
 }
 
 void tgo__tail_end(tgo_span *s) {
@@ -71,12 +68,12 @@ void tgo__tail_end(tgo_span *s) {
   int keep_this = wants_keeping(s);
   pthread_mutex_lock(&lock);
   if (keep_this && !root->decided) /* a verdict once given stands */
-    root->keep_trace = 1;
+    atomic_store_explicit(&root->keep_trace, 1, memory_order_release);
   if (s == root) {
     root->decided = 1;
     tgo_span *held_spans = root->held_head;
     root->held_head = NULL;
-    int keep = root->keep_trace;
+    int keep = atomic_load_explicit(&root->keep_trace, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     if (keep)
       atomic_fetch_add_explicit(&tgo__stats.traces_tail_kept, 1, memory_order_relaxed);
@@ -93,7 +90,7 @@ void tgo__tail_end(tgo_span *s) {
     root->held_head = s;
     pthread_mutex_unlock(&lock);
   } else { /* ended after its root: follows the verdict already given */
-    int keep = root->keep_trace;
+    int keep = atomic_load_explicit(&root->keep_trace, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     release(s, keep);
   }

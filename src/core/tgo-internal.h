@@ -232,7 +232,10 @@ struct tgo_span {
   /* Recording although head sampling dropped the trace: held until the local
    * root ends and decides (tail keep). */
   uint8_t deferred;
-  uint8_t keep_trace, decided;     /* on a deferred local root, under the tail lock */
+  /* On a deferred local root: written under the tail lock; keep_trace is
+   * also read without it (tgo__span_will_export). */
+  _Atomic uint8_t keep_trace;
+  uint8_t decided;
   struct tgo_span *local_root;     /* deferred spans; a child holds a reference */
   struct tgo_span *held_next, *held_head;
   uint8_t trace_id[16];
