@@ -28,10 +28,6 @@ PyAPI_FUNC(PyObject *) PyObject_VectorcallDict(PyObject *callable, PyObject *con
                                                PyObject *kwargs);
 #endif
 
-/* Exported by every CPython 3.x, outside the limited API: a bound
- * method's self (borrowed), or NULL with SystemError for anything else. */
-PyAPI_FUNC(PyObject *) PyMethod_Self(PyObject *method);
-
 /* callable(*args[:n]) the way Python calls: no argument tuple, and no
  * varargs walk as in PyObject_CallFunctionObjArgs. args[-1] must be
  * ours to overwrite: a bound method puts its self there rather than copy

@@ -11,6 +11,7 @@
  * as before. */
 #include "flask.h"
 
+#include <dlfcn.h>
 #include <string.h>
 
 PyTypeObject *tgo__py_middleware_type;
@@ -95,12 +96,20 @@ static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs)
  * in (flask_closing_iterator), or NULL. */
 static PyObject *closing_iterator_type;
 
+/* PyMethod_Self: a bound method's self (borrowed), NULL with SystemError
+ * for anything else. Public in every CPython 3.x but outside the stable
+ * ABI, so looked up rather than linked: without it, bodies go through the
+ * agent's iterable as before. */
+static PyObject *(*method_self)(PyObject *);
+
 PyObject *tgo__py_flask_closing_iterator(PyObject *module, PyObject *cls) {
   (void)module;
   if (!PyType_Check(cls)) {
     PyErr_SetString(PyExc_TypeError, "flask_closing_iterator takes werkzeug's ClosingIterator class");
     return NULL;
   }
+  if (!method_self)
+    *(void **)&method_self = dlsym(RTLD_DEFAULT, "PyMethod_Self");
   Py_INCREF(cls);
   Py_XSETREF(closing_iterator_type, cls);
   Py_RETURN_NONE;
@@ -113,12 +122,12 @@ PyObject *tgo__py_flask_closing_iterator(PyObject *module, PyObject *cls) {
  * Python frames, about 1,000 instructions a request). A generator, a file
  * or call_on_close work still ends the span when the server closes it. */
 static int body_is_materialised(PyObject *result) {
-  if (!closing_iterator_type || (PyObject *)Py_TYPE(result) != closing_iterator_type)
+  if (!closing_iterator_type || !method_self || (PyObject *)Py_TYPE(result) != closing_iterator_type)
     return 0;
   PyObject *callbacks = PyObject_GetAttr(result, tgo__py_str._callbacks);
   Py_ssize_t n = callbacks && PyList_Check(callbacks) ? PyList_Size(callbacks) : 0;
   /* Response.close, last after the body iterator's own close */
-  PyObject *response = n > 0 ? PyMethod_Self(PyList_GetItem(callbacks, n - 1)) : NULL;
+  PyObject *response = n > 0 ? method_self(PyList_GetItem(callbacks, n - 1)) : NULL;
   Py_XINCREF(response);
   Py_XDECREF(callbacks);
   PyObject *body = response ? PyObject_GetAttr(response, tgo__py_str.response) : NULL;
