@@ -154,11 +154,17 @@ static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t 
 tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyObject *start_response,
                                      const char *method, size_t method_len) {
   tgo__py_request *r = mw->spare_request;
-  int reused = r != NULL;
-  if (reused)
+  if (r) {
     mw->spare_request = NULL;
-  else if (!(r = PyObject_GC_New(tgo__py_request, tgo__py_request_type)))
+    /* Tracked again below, as the collector's youngest: a request left in
+     * a reference cycle (a handled exception's traceback holds the
+     * start_response of the frames it went through) must be collected,
+     * and its span end, as soon as a fresh object's would, not at the
+     * next full collection of the generation the spare had aged into. */
+    PyObject_GC_UnTrack((PyObject *)r);
+  } else if (!(r = PyObject_GC_New(tgo__py_request, tgo__py_request_type))) {
     return NULL;
+  }
   Py_INCREF(mw);
   r->mw = mw;
   r->span = span;
@@ -180,8 +186,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   r->method[method_len] = '\0';
   r->npo = NULL;
   r->vectorcall = (void *)request_vectorcall;
-  if (!reused) /* a spare one is still tracked */
-    PyObject_GC_Track((PyObject *)r);
+  PyObject_GC_Track((PyObject *)r);
   return r;
 }
 

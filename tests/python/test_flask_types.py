@@ -538,3 +538,37 @@ def test_a_start_response_kept_by_the_app_is_not_handed_to_the_next_request(rece
         span = request_span(receiver, path)
         assert span["name"] == "GET /hello/<who>"
         assert span["attributes"]["http.response.status_code"] == 200
+
+
+def test_a_request_left_in_a_cycle_ends_at_the_next_young_collection_though_its_object_served_before(
+        receiver, unique):
+    """The object a finished request leaves for the next one is aged by the
+    collector meanwhile; a request that then ends up in a reference cycle
+    (never closed) must still be collected, and its span end with its
+    route, at the next collection of the youngest generation, as a fresh
+    object would. It waited for a full collection, which at interpreter
+    exit no longer finds the route."""
+    import gc
+    app = make_app(unique)
+
+    class CyclicResponse(flask.Response):
+        def __call__(self, environ, start_response):
+            self.kept = start_response  # response -> start_response -> body -> response
+            return super().__call__(environ, start_response)
+
+    @app.route("/stream/<x>")
+    def stream(x):
+        return CyclicResponse(iter([b"streamed"]))  # a generator body: the agent's iterable
+
+    assert app.test_client().get("/hello/first", buffered=True).status_code == 200
+    gc.collect()  # the spare object ages into the oldest generation
+    gc.disable()
+    try:
+        path = "/stream/" + unique
+        body = app.wsgi_app(_environ(path), lambda status, headers, exc_info=None: None)
+        assert b"".join(body) == b"streamed"
+        del body  # not closed: only the collector can end it
+        gc.collect(0)
+    finally:
+        gc.enable()
+    assert request_span(receiver, path)["name"] == "GET /stream/<x>"
