@@ -21,8 +21,8 @@ static tgo__metric *instrument(_Atomic(tgo__metric *) *slot, int kind, const cha
 }
 
 /* http.request.method is one of the known methods or _OTHER: a client
- * must not be able to make new series. Returns the method's index in
- * known[] (N_METHODS for _OTHER). */
+ * must not be able to make new series. method_index gives the index in
+ * known_methods (N_METHODS for _OTHER). */
 #define N_METHODS 9
 static const struct {
   const char *name;

@@ -279,11 +279,10 @@ static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
 #ifndef Py_TPFLAGS_HAVE_VECTORCALL
 #define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
 #endif
-#define TGO__VECTORCALL_NARGS(nargsf) ((Py_ssize_t)((nargsf) & ~((size_t)1 << (8 * sizeof(size_t) - 1))))
 
 static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   tgo__py_request *r = (tgo__py_request *)op;
-  Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
+  Py_ssize_t n = (Py_ssize_t)(nargsf & ~PY_VECTORCALL_ARGUMENTS_OFFSET);
   if (kwnames || n < 2 || n > 3 || !r->start_response) { /* any other shape: as a tuple call */
     Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
     PyObject *tuple = PyTuple_New(n), *kwargs = nkw ? PyDict_New() : NULL;
