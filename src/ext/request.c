@@ -388,14 +388,23 @@ static int request_clear(PyObject *op) {
   return 0;
 }
 
+/* Everything of the request but the object itself: the span ends (a
+ * server that never called close()), and the references and memory go. */
+static void request_let_go(tgo__py_request *r) {
+  request_clear((PyObject *)r);
+  if (r->span) {
+    tgo_span_unref(r->span);
+    r->span = NULL;
+  }
+  free(r->npo);
+  r->npo = NULL;
+}
+
 static void request_dealloc(PyObject *op) {
   tgo__py_request *r = (tgo__py_request *)op;
   PyTypeObject *tp = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
-  request_clear(op); /* a server that never called close(): the span still ends */
-  if (r->span)
-    tgo_span_unref(r->span);
-  free(r->npo);
+  request_let_go(r);
   Py_CLEAR(r->mw);
   PyObject_GC_Del(op);
   Py_DECREF(tp);
@@ -411,13 +420,7 @@ void tgo__py_request_release(tgo__py_request *r) {
     Py_DECREF(r);
     return;
   }
-  request_clear((PyObject *)r); /* may run Python code (a dropped environ's values): r is still only ours */
-  if (r->span) {
-    tgo_span_unref(r->span);
-    r->span = NULL;
-  }
-  free(r->npo);
-  r->npo = NULL;
+  request_let_go(r); /* may run Python code (a dropped environ's values): r is still only ours */
   r->mw = NULL;
   if (mw->spare_request) { /* filled meanwhile */
     Py_DECREF(mw);
