@@ -82,36 +82,42 @@ static unsigned sep_kind(unsigned char c) {
   return 0;
 }
 
-/* Digits with single separators between them (two for ") "), from i. */
+/* Digits with single separators between them (two for ") "), from i.
+ * Separators count only once a digit follows them: the '.' ending "card
+ * 4111111111111111." is the sentence's, not the number's. */
 static void scan_run(const unsigned char *p, size_t n, size_t i, digit_run *r) {
   memset(r, 0, sizeof *r);
   if (p[i] == '+') {
     r->plus = 1;
     i++;
   }
-  int in_sep = 0, cur = 0;
+  int in_sep = 0, cur = 0, gap_parens = 0;
+  unsigned gap_kinds = 0;
   for (; i < n; i++) {
     unsigned char c = p[i];
     if (is_digit(c)) {
       cur++;
       r->digits++;
       r->end = i + 1;
-      in_sep = 0;
+      r->sep_kinds |= gap_kinds;
+      r->seps += in_sep;
+      r->parens += gap_parens;
+      in_sep = gap_parens = 0;
+      gap_kinds = 0;
       continue;
     }
     unsigned k = sep_kind(c);
     if (!k || in_sep >= 2 || (in_sep && !(k == SEP_SPACE && p[i - 1] == ')')))
       break;
     if (k == SEP_PAREN)
-      r->parens++;
+      gap_parens++;
     if (cur) {
       if (r->n_groups < MAX_GROUPS)
         r->groups[r->n_groups] = cur;
       r->n_groups++;
       cur = 0;
     }
-    r->sep_kinds |= k;
-    r->seps++;
+    gap_kinds |= k;
     in_sep++;
   }
   if (cur) {
@@ -119,6 +125,11 @@ static void scan_run(const unsigned char *p, size_t n, size_t i, digit_run *r) {
       r->groups[r->n_groups] = cur;
     r->n_groups++;
   }
+}
+
+/* A '-' or '.' at i that glues the characters before it to a word. */
+static inline int joins_word(const unsigned char *p, size_t n, size_t i) {
+  return (p[i] == '-' || p[i] == '.') && i + 1 < n && is_word(p[i + 1]);
 }
 
 static int luhn_ok(const unsigned char *p, size_t from, size_t to) {
@@ -220,9 +231,13 @@ static size_t mask_builtin(unsigned char *p, size_t n) {
     }
     digit_run r;
     scan_run(p, n, i, &r);
-    if (r.end < n && is_word(p[r.end])) { /* part of a word or id: skip it whole */
+    /* Part of a word or id, skipped whole: digits running into letters, or
+     * into "-word"/".word", as a UUID whose first groups are all digits
+     * ("26386306-1581-4860-aec5-...": 16 digits, Luhn-valid one time in
+     * ten). */
+    if (r.end < n && (is_word(p[r.end]) || joins_word(p, n, r.end))) {
       i = r.end;
-      while (i < n && is_word(p[i]))
+      while (i < n && (is_word(p[i]) || joins_word(p, n, i)))
         i++;
       continue;
     }

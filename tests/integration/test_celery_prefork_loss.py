@@ -18,19 +18,22 @@ TASKS = int(os.environ.get("TIGEROPS_LOSS_TASKS", "1000"))
 
 
 def card_shaped_id(i):
-    """A task id whose last two groups read as a Luhn-valid card number (about
-    1 random UUID in 23,000): PII masking once hid such a pair of spans."""
+    """A task id whose digit groups read as a Luhn-valid card number: the last
+    two (about 1 random UUID in 23,000) for i < 3, the first three (about 1 in
+    12,000: it failed a CI run) after that. PII masking once hid such spans."""
     digits = [int(d) for d in "%015d" % (938627114639650 + i)]
     total = sum(d if k % 2 else (2 * d if d < 5 else 2 * d - 9) for k, d in enumerate(reversed(digits)))
-    tail = "".join(map(str, digits)) + str(-total % 10)
-    return "%08x-1cd7-4ab3-%s-%s" % (i, tail[:4], tail[4:])
+    card = "".join(map(str, digits)) + str(-total % 10)
+    if i < 3:
+        return "%08x-1cd7-4ab3-%s-%s" % (i, card[:4], card[4:])
+    return "%s-%s-%s-aec5-%012x" % (card[:8], card[8:12], card[12:], i)
 
 
 def publish_all(web, n, threads=8):
     """The ids of n tasks, each published by its own request; a few of them
     chosen to look like card numbers."""
     def one(i):
-        query = "?id=" + card_shaped_id(i) if i < 3 else ""
+        query = "?id=" + card_shaped_id(i) if i < 6 else ""
         status, body, _ = web.get("/publish" + query)
         assert status == 200, body
         return body.strip()

@@ -36,6 +36,8 @@ Test(pii, card_numbers_need_a_valid_luhn_check) {
   expect("4111 1111 1111 1111", "**** **** **** ****");
   expect("5500-0000-0000-0004 ok", "****-****-****-**** ok");
   expect("amex 378282246310005", "amex ***************");
+  expect("paid with 4111111111111111. Thanks", "paid with ****************. Thanks");
+  expect("4111-1111-1111-1111-", "****-****-****-****-");
   untouched("order 4111111111111112 shipped");  /* Luhn fails */
   untouched("id=a4111111111111111");            /* inside a word */
   untouched("4111111111111111x");
@@ -60,6 +62,12 @@ Test(pii, numbers_that_are_not_phones_are_left_alone) {
   untouched("task 6e5a42ba-1cd7-4ab3-9386-271146396504 done");
   untouched("/orders/6e5a42ba-1cd7-4ab3-9386-271146396504");
   untouched("a4b3c2d1-1cd7-4ab3-555-123-4567");
+  /* ... and whose first groups are: 16 digits, Luhn-valid (a Celery task id
+   * seen masked in CI) */
+  untouched("26386306-1581-4860-aec5-41ad473249c1");
+  untouched("task 26386306-1581-4860-aec5-41ad473249c1 done");
+  untouched("/tasks/26386306-1581-4860-aec5-41ad473249c1/result");
+  untouched("id=26386306-1581-4860.a1");
   untouched("release v1.2-4111111111111111");
   untouched("SELECT * FROM t WHERE id = ? LIMIT 20");
 }
