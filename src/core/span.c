@@ -112,16 +112,7 @@ static void baggage_unref(tgo__baggage *b) {
  * instructions a request (a span without arena came from calloc, which
  * glibc serves past its per-thread cache). Freed when the thread exits.
  * Not under ASan, which would then miss a use after free. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TGO__SPARE_SPAN 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TGO__SPARE_SPAN 0
-#endif
-#endif
-#ifndef TGO__SPARE_SPAN
-#define TGO__SPARE_SPAN 1
-#endif
+#define TGO__SPARE_SPAN (!TGO__ASAN)
 
 static __thread tgo_span *spare_span;
 static __thread uint8_t spare_span_allowed; /* the thread's exit frees it */

@@ -20,6 +20,19 @@
 #define TGO__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TGO__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* 1 in an AddressSanitizer build (GCC says so with a macro, clang with
+ * __has_feature): memory kept for reuse would hide a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TGO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TGO__ASAN 1
+#endif
+#endif
+#ifndef TGO__ASAN
+#define TGO__ASAN 0
+#endif
+
 /* ---- logging ---------------------------------------------------------- */
 void tgo__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tgo__log_level(void);

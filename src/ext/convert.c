@@ -13,6 +13,25 @@ const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len) {
   return p;
 }
 
+int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **tuple,
+                          PyObject **kwargs) {
+  Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+  *tuple = PyTuple_New(nargs);
+  *kwargs = nkw > 0 ? PyDict_New() : NULL;
+  int ok = *tuple && (nkw <= 0 || *kwargs);
+  for (Py_ssize_t i = 0; ok && i < nargs; i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SetItem(*tuple, i, args[i]);
+  }
+  for (Py_ssize_t i = 0; ok && i < nkw; i++)
+    ok = PyDict_SetItem(*kwargs, PyTuple_GetItem(kwnames, i), args[nargs + i]) == 0;
+  if (ok)
+    return 0;
+  Py_CLEAR(*tuple);
+  Py_CLEAR(*kwargs);
+  return -1;
+}
+
 /* Homogeneous lists and tuples become OTLP arrays (of the first item's type);
  * anything mixed is stringified. */
 static int set_array(tgo_attrs *a, const char *key, PyObject *seq) {

@@ -28,6 +28,14 @@ PyAPI_FUNC(PyObject *) PyObject_VectorcallDict(PyObject *callable, PyObject *con
                                                PyObject *kwargs);
 #endif
 
+/* The flag and the __vectorcalloffset__ member work for types made by
+ * PyType_FromSpec from CPython 3.9 on; the limited API names them only
+ * from 3.12, so the flag's bit (the same in every version) is spelled out. */
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
+#endif
+#define TGO__VECTORCALL_NARGS(nargsf) ((Py_ssize_t)((nargsf) & ~PY_VECTORCALL_ARGUMENTS_OFFSET))
+
 /* callable(*args[:n]) the way Python calls: no argument tuple, and no
  * varargs walk as in PyObject_CallFunctionObjArgs. args[-1] must be
  * ours to overwrite: a bound method puts its self there rather than copy
@@ -98,6 +106,11 @@ tgo_span *tgo__py_request_span(void);
 void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len);
 
 
+/* A vectorcall's arguments as a tp_call's: a new tuple, and a new dict
+ * of the keywords or NULL without any. For the shapes a fast path does not
+ * take. 0, or -1 with an exception set and nothing to release. */
+int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **tuple,
+                          PyObject **kwargs);
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
 const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len);
 /* Sets one attribute from a Python value of any type; odd values are

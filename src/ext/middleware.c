@@ -352,17 +352,11 @@ static PyObject *call_original_fast(PyObject *original, PyObject *self, PyObject
     PyObject *stack[4] = {NULL, self, args[0], args[1]};
     return tgo__py_call(original, stack + 1, 3);
   }
-  Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
-  PyObject *tuple = PyTuple_New(nargs), *kwargs = nkw ? PyDict_New() : NULL;
-  int ok = tuple && (!nkw || kwargs);
-  for (Py_ssize_t i = 0; ok && i < nargs; i++) {
-    Py_INCREF(args[i]);
-    PyTuple_SetItem(tuple, i, args[i]);
-  }
-  for (Py_ssize_t i = 0; ok && i < nkw; i++)
-    ok = PyDict_SetItem(kwargs, PyTuple_GetItem(kwnames, i), args[nargs + i]) == 0;
-  PyObject *res = ok ? call_original(original, self, tuple, kwargs) : NULL;
-  Py_XDECREF(tuple);
+  PyObject *tuple, *kwargs;
+  if (tgo__py_args_as_tuple(args, nargs, kwnames, &tuple, &kwargs) < 0)
+    return NULL;
+  PyObject *res = call_original(original, self, tuple, kwargs);
+  Py_DECREF(tuple);
   Py_XDECREF(kwargs);
   return res;
 }

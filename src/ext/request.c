@@ -272,29 +272,17 @@ static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
 
 /* The same, called the way Python calls (PEP 590): werkzeug's
  * start_response(status, headers) then makes no argument tuple for us,
- * and we none for the server's. The flag and the __vectorcalloffset__
- * member work for types made by PyType_FromSpec from CPython 3.9 on; the
- * limited API names them only from 3.12, so the flag's bit (the same in
- * every version) is spelled out. */
-#ifndef Py_TPFLAGS_HAVE_VECTORCALL
-#define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
-#endif
+ * and we none for the server's. */
 
 static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   tgo__py_request *r = (tgo__py_request *)op;
-  Py_ssize_t n = (Py_ssize_t)(nargsf & ~PY_VECTORCALL_ARGUMENTS_OFFSET);
+  Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
   if (kwnames || n < 2 || n > 3 || !r->start_response) { /* any other shape: as a tuple call */
-    Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
-    PyObject *tuple = PyTuple_New(n), *kwargs = nkw ? PyDict_New() : NULL;
-    for (Py_ssize_t i = 0; tuple && i < n; i++) {
-      Py_INCREF(args[i]);
-      PyTuple_SetItem(tuple, i, args[i]);
-    }
-    int ok = tuple && (!nkw || kwargs);
-    for (Py_ssize_t i = 0; ok && i < nkw; i++)
-      ok = PyDict_SetItem(kwargs, PyTuple_GetItem(kwnames, i), args[n + i]) == 0;
-    PyObject *res = ok ? request_call(op, tuple, kwargs) : NULL;
-    Py_XDECREF(tuple);
+    PyObject *tuple, *kwargs;
+    if (tgo__py_args_as_tuple(args, n, kwnames, &tuple, &kwargs) < 0)
+      return NULL;
+    PyObject *res = request_call(op, tuple, kwargs);
+    Py_DECREF(tuple);
     Py_XDECREF(kwargs);
     return res;
   }

@@ -396,6 +396,22 @@ def test_an_instrumented_app_gains_no_instance_attributes(receiver, unique):
     assert request_span(receiver, path)["name"] == "GET /hello/<who>"
 
 
+def test_wsgi_app_called_by_keyword_is_served_by_flask_untraced(receiver, unique):
+    """The class hook traces the server's positional call; any other shape
+    goes to Flask's own wsgi_app with the arguments as given."""
+    app = make_app(unique)
+    seen = []
+    path = "/hello/kw-" + unique
+    body = app.wsgi_app(environ=_environ(path),
+                        start_response=lambda status, headers, exc_info=None: seen.append(status))
+    assert b"".join(body) == b"hello kw-" + unique.encode() and seen == ["200 OK"]
+    body.close()
+    with pytest.raises(TypeError):
+        app.wsgi_app(_environ(path), lambda *a: None, "a third argument")
+    assert _tigerops.flush(5000)
+    assert not [s for s in receiver.spans() if s["attributes"].get("url.path") == path]
+
+
 def test_an_app_without_the_middleware_is_served_untraced_by_the_class_hooks(receiver, unique):
     traced, bare = make_app(unique + "-traced"), _plain_app(unique + "-bare")
     bare.extensions.pop("tigerops", None)  # made by the creation hook when an earlier test installed it

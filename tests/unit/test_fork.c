@@ -114,13 +114,41 @@ Test(fork, child_takes_the_config_lock_another_thread_held) {
 
 /* Not deterministic, unlike the tests above: threads churning every lock
  * the exporter path takes while the main thread forks, each child using
- * them at once. Waited for with a deadline: a hung child fails the test. */
+ * them at once. Waited for with a deadline: a hung child fails the test,
+ * and a hung parent (fork's handlers, the join) says where it stopped. */
 static atomic_int churning;
 /* Static, not malloc'd by the threads: in a child, which has none of them,
  * valgrind would report their memory as lost. */
 static tgo__kv churn_kvs[2][64];
 
 #define CHURN_KEYS 512
+
+static volatile sig_atomic_t churn_phase, churn_round;
+
+/* SIGALRM: the parent itself is stuck. Only write() and _exit() here. */
+static void churn_deadline(int sig) {
+  (void)sig;
+  static const char *const phases[] = {"starting the churn threads", "forking", "waiting for its child",
+                                       "joining the churn threads"};
+  const char *phase = phases[churn_phase];
+  char msg[160] = "test_fork: the parent hung ";
+  size_t n = strlen(msg);
+  for (const char *s = phase; *s && n < sizeof msg - 24; s++)
+    msg[n++] = *s;
+  static const char round[] = " in round ";
+  memcpy(msg + n, round, sizeof round - 1);
+  n += sizeof round - 1;
+  char digits[8];
+  int d = 0;
+  for (int r = churn_round; d < 7 && (r > 0 || d == 0); r /= 10)
+    digits[d++] = (char)('0' + r % 10);
+  while (d > 0)
+    msg[n++] = digits[--d];
+  msg[n++] = '\n';
+  ssize_t w = write(2, msg, n);
+  (void)w;
+  _exit(3);
+}
 
 static void *churn(void *arg) {
   tgo__kv *kvs = arg;
@@ -140,16 +168,22 @@ Test(fork, children_forked_while_threads_churn_the_locks_never_hang) {
     int n = snprintf(key, sizeof key, "churn-%u", i);
     cr_assert_not_null(tgo__intern(key, (size_t)n));
   }
+  signal(SIGALRM, churn_deadline);
+  alarm(200); /* under the suite's 240 s, so the message comes out */
+  churn_phase = 0;
   atomic_store(&churning, 1);
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
     cr_assert_eq(pthread_create(&t[i], NULL, churn, churn_kvs[i]), 0);
   int rounds = under_valgrind() ? 8 : 40;
   for (int round = 0; round < rounds; round++) {
+    churn_round = round;
+    churn_phase = 1;
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0)
       _exit(child_exercise(&tgo__intern_lock) || child_exercise(&tgo__resource_lock));
+    churn_phase = 2;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     int status;
@@ -168,7 +202,9 @@ Test(fork, children_forked_while_threads_churn_the_locks_never_hang) {
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: child status %#x", round,
               status);
   }
+  churn_phase = 3;
   atomic_store(&churning, 0);
   for (int i = 0; i < 2; i++)
     pthread_join(t[i], NULL);
+  alarm(0);
 }
