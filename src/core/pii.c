@@ -443,11 +443,22 @@ static int compile_one(const char *pat, void *ud) {
   return 0;
 }
 
+static unsigned generation = 1;
+static int masking_was_on = -1;
+
+/* 0 outside begin/end: a verdict kept there (nothing masked) says nothing. */
+unsigned tgo__pii_generation(void) { return masking_on ? generation : 0; }
+
 void tgo__pii_begin(void) {
   pthread_mutex_lock(&patterns_lock);
   pthread_mutex_lock(&tgo__cfg_lock);
   masking_on = tgo__cfg.pii_masking;
+  if (masking_on != masking_was_on) {
+    masking_was_on = masking_on;
+    generation++;
+  }
   if (strcmp(compiled_from, tgo__cfg.pii_patterns)) {
+    generation++;
     for (int i = 0; i < n_patterns; i++)
       regfree(&patterns[i]);
     n_patterns = 0;
@@ -531,7 +542,7 @@ void tgo__pii_fork_child(void) {
   masking_on = 0;
   n_patterns = 0;
   memset(patterns, 0, sizeof patterns);
-  compiled_from[0] = '\1'; /* never a configured value: forces a recompile */
+  compiled_from[0] = '\1'; /* never a configured value: forces a recompile (and a new generation) */
   compiled_from[1] = '\0';
   scratch = NULL;
   scratch_cap = 0;

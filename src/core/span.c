@@ -258,7 +258,17 @@ void tgo_span_set_name(tgo_span *s, const char *name, size_t len) {
   if (p) {
     s->name = p;
     s->name_len = (uint32_t)len;
+    s->name_immortal = 0;
   }
+}
+
+void tgo__span_set_static_name(tgo_span *s, const char *name, size_t len) {
+  if (!s->recording || s->ended || !name)
+    return;
+  size_t limit = (size_t)tgo__cfg.attr_value_limit;
+  s->name = name;
+  s->name_len = (uint32_t)(len > limit ? tgo__utf8_cut(name, limit) : len);
+  s->name_immortal = 1;
 }
 
 void tgo_span_ref(tgo_span *s) {
@@ -476,8 +486,10 @@ static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   size_t klen = strlen(key);
   uint32_t h = key_hash(key, klen);
   for (tgo__attr *it = a->head; it; it = it->next)
-    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen)))
+    if (it->key_hash == h && (it->key == key || !memcmp(it->key, key, klen))) {
+      it->immortal = 0; /* whatever replaces the value says so again */
       return it;
+    }
   tgo__attr *it = a->count < TGO__SPAN_MAX_ATTRS ? attr_new(a, key, klen, h) : NULL;
   if (!it)
     a->dropped++;
@@ -534,16 +546,30 @@ void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
   it->n = v ? (uint32_t)len : 0;
 }
 
-void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
-  tgo__attr *it = attr_slot(a, key);
-  if (!it)
-    return;
+static void set_static_str(tgo__attr *it, const char *val, size_t len) {
   size_t limit = (size_t)tgo__cfg.attr_value_limit;
   if (len > limit)
     len = tgo__utf8_cut(val, limit);
   it->type = TGO__V_STR;
   it->v.s = val;
   it->n = (uint32_t)len;
+  it->immortal = 1;
+}
+
+void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
+  tgo__attr *it = attr_slot(a, key);
+  if (it)
+    set_static_str(it, val, len);
+}
+
+void tgo__attr_static_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
+  if (!a || !a->fresh) {
+    tgo__attr_set_static_str(a, key, val, len);
+    return;
+  }
+  tgo__attr *it = attr_append(a, key, klen);
+  if (it)
+    set_static_str(it, val, len);
 }
 
 void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val) {

@@ -32,8 +32,10 @@ TGO__EXPORT const char *tgo__config_setting(size_t i, unsigned *flags);
  * tgo_enabled(). */
 TGO__EXPORT int tgo__config_reload(void);
 
-/* Like tgo_attr_str, but keeps the pointer: val must outlive every span,
- * i.e. be a string literal or come from tgo__intern(). */
+/* Like tgo_attr_str, but keeps the pointer: val must outlive every span
+ * and never change, i.e. be a string literal or come from tgo__intern()
+ * (the exporter remembers by address which such strings needed no PII
+ * masking). */
 TGO__EXPORT void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);
 /* A batch of attributes whose keys are distinct literals (klen bytes): between
  * tgo__attrs_fresh(a, 1) and tgo__attrs_fresh(a, 0), on a span with no
@@ -44,6 +46,12 @@ TGO__EXPORT void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, c
 TGO__EXPORT void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val);
 #define TGO__ATTR_STR_NEW(a, key, val, len) tgo__attr_str_new((a), key, sizeof key - 1, (val), (len))
 #define TGO__ATTR_INT_NEW(a, key, val) tgo__attr_int_new((a), key, sizeof key - 1, (val))
+/* tgo__attr_str_static the same way. */
+TGO__EXPORT void tgo__attr_static_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len);
+#define TGO__ATTR_STATIC_NEW(a, key, val, len) tgo__attr_static_new((a), key, sizeof key - 1, (val), (len))
+/* Names a span with a string that outlives it (a literal or tgo__intern's):
+ * kept as a pointer, not copied. Start the span with a NULL name first. */
+TGO__EXPORT void tgo__span_set_static_name(tgo_span *s, const char *name, size_t len);
 /* Whether a recording span about to end will be exported: 0 only for the
  * local root of a trace tail keep is about to drop (no error, not slow),
  * whose attributes nobody will read. Fixes the span's end time. */

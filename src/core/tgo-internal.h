@@ -187,6 +187,7 @@ typedef struct tgo__attr {
   uint32_t key_hash; /* length and edge bytes: a cheap reject before memcmp */
   uint32_t n; /* string length, or array count */
   uint8_t type;
+  uint8_t immortal; /* v.s is a literal or interned: the exporter may memoise its masking */
   union {
     const char *s;
     int64_t i;
@@ -257,6 +258,7 @@ struct tgo_span {
   uint64_t start_ns, end_ns, mono_start_ns;
   const char *name;
   uint32_t name_len;
+  uint8_t name_immortal; /* name is a literal or interned (tgo__span_set_static_name) */
   const char *status_msg;
   uint32_t status_msg_len;
   const char *tracestate;
@@ -338,6 +340,10 @@ void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
 void tgo__pii_fork_child(void);
+/* Changes whenever what mask_now masks may have (the patterns recompiled,
+ * masking switched): read between begin and end, a verdict kept under one
+ * generation holds while it lasts. */
+unsigned tgo__pii_generation(void);
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 /* Masks with '*', in place and keeping the length, the bind values that
  * SQLAlchemy and databases echo into error texts ("[parameters: ...]",

@@ -9,6 +9,9 @@
  * statement shapes in the running request's own state. */
 #include "glue.h"
 
+#include <structmember.h>
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #define CACHE_SLOTS 128
 #define NPO_SLOTS 64
 #define BATCH_SLOTS 4
+#define MAX_TRACED_ARGS 8 /* do_execute takes 4 */
 
 typedef struct {
   PyObject *statement; /* strong: keeps the key's address unique */
@@ -27,6 +31,9 @@ typedef struct {
   size_t name_len;
   char op[32];
   char table[128];
+  /* name, op and table interned, or NULL (the table is full): copy them */
+  const char *shared_name, *shared_op, *shared_table;
+  size_t op_len, table_len;
   uint64_t hash;
   int returns_rows; /* rowcount counts rows returned, not rows changed */
   tgo__mseries *series; /* of successful runs; never freed, so safe to keep past the GIL release */
@@ -34,6 +41,7 @@ typedef struct {
 
 typedef struct {
   PyObject_HEAD
+  void *vectorcall; /* db_vectorcall: the type's __vectorcalloffset__ */
   PyObject *original;
   int mode; /* 0 do_execute, 1 do_execute_no_params, 2 do_executemany */
   /* Interned when the table has room (then spans point at them), else ours. */
@@ -99,7 +107,7 @@ static void entry_clear(statement_info *e) {
   free(e->text);
   free(e->name);
   e->text = e->name = NULL;
-  e->shared_text = NULL;
+  e->shared_text = e->shared_name = e->shared_op = e->shared_table = NULL;
 }
 
 /* Statements whose rowcount is the rows they return. */
@@ -149,6 +157,11 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
   e->hash = fnv1a(text, n);
   e->returns_rows = returns_rows(e->op);
   e->shared_text = tgo__intern(text, n);
+  e->op_len = strlen(e->op);
+  e->table_len = strlen(e->table);
+  e->shared_name = tgo__intern(e->name, e->name_len);
+  e->shared_op = tgo__intern(e->op, e->op_len);
+  e->shared_table = tgo__intern(e->table, e->table_len);
   if (duration) {
     tgo__mattr attrs[7];
     e->series = tgo__metric_series(duration, attrs, metric_attrs(d, e->op, e->table, attrs));
@@ -173,12 +186,12 @@ static void record_rows(tgo_attrs *a, PyObject *cursor, int rows_returned) {
   tgo_attr_int(a, rows_returned ? "db.response.returned_rows" : "db.response.affected_rows", rows);
 }
 
-/* sqlcommenter: the args with the statement carrying the span's
- * traceparent as a comment (before a trailing ';'), so the database's own
- * logs and pg_stat_activity point at the trace. NULL: use args as they are. */
-static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
+/* sqlcommenter: the statement carrying the span's traceparent as a
+ * comment (before a trailing ';'), so the database's own logs and
+ * pg_stat_activity point at the trace. NULL: use the statement as it is. */
+static PyObject *with_sql_comment(PyObject *statement, tgo_span *span) {
   Py_ssize_t len;
-  const char *sql = tgo__py_utf8(PyTuple_GetItem(args, 1), &len);
+  const char *sql = tgo__py_utf8(statement, &len);
   if (!sql || len > (1 << 20))
     return NULL;
   tgo_span_context ctx;
@@ -209,24 +222,9 @@ static PyObject *with_sql_comment(PyObject *args, tgo_span *span) {
     *p++ = ';';
   PyObject *text = PyUnicode_FromStringAndSize(buf, p - buf);
   free(buf);
-  if (!text) {
+  if (!text)
     PyErr_Clear();
-    return NULL;
-  }
-  Py_ssize_t n = PyTuple_Size(args);
-  PyObject *copy = PyTuple_New(n);
-  if (!copy) {
-    Py_DECREF(text);
-    PyErr_Clear();
-    return NULL;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    PyObject *item = i == 1 ? text : PyTuple_GetItem(args, i);
-    if (i != 1)
-      Py_INCREF(item);
-    PyTuple_SetItem(copy, i, item);
-  }
-  return copy;
+  return text;
 }
 
 static size_t batch_slot(const PyObject *statement) {
@@ -266,17 +264,23 @@ static void record_failure(DbExecute *d, PyObject *statement, double seconds, co
   PyErr_Restore(type, value, tb);
 }
 
+/* The dialect's method with the caller's arguments: args[-1] is ours to
+ * use when nargsf has the offset flag (a bound method puts self there). */
+static inline PyObject *call_original(DbExecute *d, PyObject *const *args, size_t nargsf, PyObject *kwargs) {
+  return PyObject_VectorcallDict(d->original, args, nargsf, kwargs);
+}
+
 /* An untraced statement: only its duration. */
-static PyObject *measured_call(DbExecute *d, PyObject *args, PyObject *kwargs) {
-  PyObject *statement = PyTuple_GetItem(args, 1);
+static PyObject *measured_call(DbExecute *d, PyObject *const *args, size_t nargsf, PyObject *kwargs) {
+  PyObject *statement = args[1];
   statement_info *e = statement_lookup(d, statement);
   if (!e) {
     PyErr_Clear();
-    return PyObject_Call(d->original, args, kwargs);
+    return call_original(d, args, nargsf, kwargs);
   }
   tgo__mseries *series = e->series;
   uint64_t t0 = now_ns();
-  PyObject *result = PyObject_Call(d->original, args, kwargs);
+  PyObject *result = call_original(d, args, nargsf, kwargs);
   double seconds = (double)(now_ns() - t0) / 1e9;
   if (result) {
     if (series)
@@ -287,47 +291,69 @@ static PyObject *measured_call(DbExecute *d, PyObject *args, PyObject *kwargs) {
   return result;
 }
 
-static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
-  DbExecute *d = (DbExecute *)op;
-  if (!d->original || !d->system || !d->namespace || !d->host || !d->connection) {
-    PyErr_SetString(PyExc_TypeError, "DbExecute is not initialised");
-    return NULL;
+static int db_ready(DbExecute *d) {
+  if (d->original && d->system && d->namespace && d->host && d->connection)
+    return 1;
+  PyErr_SetString(PyExc_TypeError, "DbExecute is not initialised");
+  return 0;
+}
+
+/* The span's attributes known before the call, appended unchecked (a new
+ * span has none): the engine's strings and the statement's interned ones
+ * are pointed at, not copied. */
+static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_info *e) {
+  void (*engine_str)(tgo_attrs *, const char *, size_t, const char *, size_t) =
+      d->shared ? tgo__attr_static_new : tgo__attr_str_new;
+  tgo__attrs_fresh(a, 1);
+  engine_str(a, "db.system.name", 14, d->system, strlen(d->system));
+  if (*d->namespace)
+    engine_str(a, "db.namespace", 12, d->namespace, strlen(d->namespace));
+  if (e->op_len) {
+    if (e->shared_op)
+      TGO__ATTR_STATIC_NEW(a, "db.operation.name", e->shared_op, e->op_len);
+    else
+      TGO__ATTR_STR_NEW(a, "db.operation.name", e->op, e->op_len);
   }
-  if (!PyTuple_Check(args) || PyTuple_Size(args) < 2)
-    return PyObject_Call(d->original, args, kwargs);
+  if (e->table_len) {
+    if (e->shared_table)
+      TGO__ATTR_STATIC_NEW(a, "db.collection.name", e->shared_table, e->table_len);
+    else
+      TGO__ATTR_STR_NEW(a, "db.collection.name", e->table, e->table_len);
+  }
+  if (e->shared_text)
+    TGO__ATTR_STATIC_NEW(a, "db.query.text", e->shared_text, e->text_len);
+  else
+    TGO__ATTR_STR_NEW(a, "db.query.text", e->text, e->text_len);
+  if (*d->host)
+    engine_str(a, "server.address", 14, d->host, strlen(d->host));
+  if (d->port > 0)
+    TGO__ATTR_INT_NEW(a, "server.port", d->port);
+  if (*d->connection)
+    engine_str(a, "db.connection_string", 20, d->connection, strlen(d->connection));
+  tgo__attrs_fresh(a, 0);
+}
+
+/* One statement: args[0] the cursor, args[1] the statement, args[2] the
+ * parameters (2 <= nargs <= MAX_TRACED_ARGS). */
+static PyObject *db_traced(DbExecute *d, PyObject *const *args, size_t nargsf, PyObject *kwargs) {
+  Py_ssize_t nargs = TGO__VECTORCALL_NARGS(nargsf);
   tgo_span *parent = tgo__py_current();
   if (!parent || !tgo_span_is_recording(parent))
-    return duration ? measured_call(d, args, kwargs) : PyObject_Call(d->original, args, kwargs);
-  PyObject *cursor = PyTuple_GetItem(args, 0);
-  statement_info *e = statement_lookup(d, PyTuple_GetItem(args, 1));
+    return duration ? measured_call(d, args, nargsf, kwargs) : call_original(d, args, nargsf, kwargs);
+  PyObject *cursor = args[0], *statement = args[1];
+  statement_info *e = statement_lookup(d, statement);
   if (!e)
-    return PyObject_Call(d->original, args, kwargs);
-  tgo_span *span = tgo_span_start(e->name, e->name_len, TGO_KIND_CLIENT, parent, NULL);
+    return call_original(d, args, nargsf, kwargs);
+  tgo_span *span = tgo_span_start(e->shared_name ? NULL : e->name, e->name_len, TGO_KIND_CLIENT, parent, NULL);
+  if (e->shared_name)
+    tgo__span_set_static_name(span, e->shared_name, e->name_len);
   tgo_attrs *a = tgo_span_attrs(span);
-  void (*engine_str)(tgo_attrs *, const char *, const char *, size_t) =
-      d->shared ? tgo__attr_str_static : tgo_attr_str;
-  engine_str(a, "db.system.name", d->system, strlen(d->system));
-  if (*d->namespace)
-    engine_str(a, "db.namespace", d->namespace, strlen(d->namespace));
-  if (*e->op)
-    tgo_attr_str(a, "db.operation.name", e->op, strlen(e->op));
-  if (*e->table)
-    tgo_attr_str(a, "db.collection.name", e->table, strlen(e->table));
-  if (e->shared_text)
-    tgo__attr_str_static(a, "db.query.text", e->shared_text, e->text_len);
-  else
-    tgo_attr_str(a, "db.query.text", e->text, e->text_len);
-  if (*d->host)
-    engine_str(a, "server.address", d->host, strlen(d->host));
-  if (d->port > 0)
-    tgo_attr_int(a, "server.port", d->port);
-  if (*d->connection)
-    engine_str(a, "db.connection_string", d->connection, strlen(d->connection));
-  Py_ssize_t batch = d->batches_pending ? take_batch(d, PyTuple_GetItem(args, 1)) : 0;
+  statement_attrs(a, d, e);
+  Py_ssize_t batch = d->batches_pending ? take_batch(d, statement) : 0;
   if (batch >= 2) /* semantic conventions: a batch is two operations or more */
     tgo_attr_int(a, "db.operation.batch.size", batch);
-  if (d->mode == 2 && PyTuple_Size(args) >= 3) {
-    Py_ssize_t rows = PyObject_Size(PyTuple_GetItem(args, 2));
+  if (d->mode == 2 && nargs >= 3) {
+    Py_ssize_t rows = PyObject_Size(args[2]);
     if (rows >= 0)
       tgo_attr_int(a, "db.operation.batch.size", rows);
     else
@@ -339,14 +365,22 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   tgo__mseries *series = e->series;
   tgo__py_request_count_statement(e->hash, e->text, e->text_len);
   e = NULL;
-  PyObject *commented = tgo__sqlcommenter() ? with_sql_comment(args, span) : NULL;
+  PyObject *commented = tgo__sqlcommenter() ? with_sql_comment(statement, span) : NULL;
+  PyObject *stack[1 + MAX_TRACED_ARGS];
+  if (commented) { /* a copy of the arguments with the statement replaced */
+    for (Py_ssize_t i = 0; i < nargs; i++)
+      stack[1 + i] = args[i];
+    stack[2] = commented;
+    args = stack + 1;
+    nargsf = (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET;
+  }
   uint64_t t0 = now_ns();
-  PyObject *result = PyObject_Call(d->original, commented ? commented : args, kwargs);
+  PyObject *result = call_original(d, args, nargsf, kwargs);
   double seconds = (double)(now_ns() - t0) / 1e9;
   Py_XDECREF(commented);
   if (!result) {
     if (duration)
-      record_failure(d, PyTuple_GetItem(args, 1), seconds, span);
+      record_failure(d, statement, seconds, span);
     tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS | TGO__PY_EXC_EVENT, NULL);
   } else {
     if (series)
@@ -360,6 +394,36 @@ static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   }
   tgo_span_end(span);
   return result;
+}
+
+/* Called with a tuple: functools.partial, f(*args, **kw), keywords. */
+static PyObject *db_call(PyObject *op, PyObject *args, PyObject *kwargs) {
+  DbExecute *d = (DbExecute *)op;
+  if (!db_ready(d))
+    return NULL;
+  Py_ssize_t n = PyTuple_Check(args) ? PyTuple_Size(args) : -1;
+  if (n < 2 || n > MAX_TRACED_ARGS)
+    return PyObject_Call(d->original, args, kwargs);
+  PyObject *stack[1 + MAX_TRACED_ARGS];
+  for (Py_ssize_t i = 0; i < n; i++)
+    stack[1 + i] = PyTuple_GetItem(args, i);
+  return db_traced(d, stack + 1, (size_t)n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwargs);
+}
+
+/* Called the way SQLAlchemy calls, self.dialect.do_execute(cursor,
+ * statement, parameters, context): no argument tuple on either side. */
+static PyObject *db_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  DbExecute *d = (DbExecute *)op;
+  Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
+  if (!kwnames && n >= 2 && n <= MAX_TRACED_ARGS)
+    return db_ready(d) ? db_traced(d, args, nargsf, NULL) : NULL;
+  PyObject *tuple, *kwargs;
+  if (tgo__py_args_as_tuple(args, n, kwnames, &tuple, &kwargs) < 0)
+    return NULL;
+  PyObject *res = db_call(op, tuple, kwargs);
+  Py_DECREF(tuple);
+  Py_XDECREF(kwargs);
+  return res;
 }
 
 static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
@@ -403,6 +467,7 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
     d->connection = strdup(conn);
   }
   d->port = port;
+  d->vectorcall = (void *)db_vectorcall;
   if (!duration)
     duration = tgo__metric_get(TGO__METRIC_HISTOGRAM, "db.client.operation.duration", "s",
                                "Duration of database client operations", duration_bounds,
@@ -485,7 +550,13 @@ static PyGetSetDef db_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+static PyMemberDef db_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(DbExecute, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot db_slots[] = {
+    {Py_tp_members, db_members},
     {Py_tp_call, db_call},
     {Py_tp_init, db_init},
     {Py_tp_new, PyType_GenericNew},
@@ -499,7 +570,8 @@ static PyType_Slot db_slots[] = {
 };
 
 static PyType_Spec db_spec = {
-    "_tigerops.DbExecute", sizeof(DbExecute), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, db_slots,
+    "_tigerops.DbExecute", sizeof(DbExecute), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL, db_slots,
 };
 
 int tgo__py_db_type_init(PyObject *module) {

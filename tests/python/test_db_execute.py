@@ -128,6 +128,8 @@ class WeirdStr(str):
     ((NoRowcount(), "x" * 200000, ()), {}),
     ((NoRowcount(), "SELECT a FROM t", ()), {"context": None}),
     ((NoRowcount(), "SELECT a FROM t", (), None, "extra", "args"), {}),
+    ((NoRowcount(), "SELECT a FROM t") + ("more",) * 9, {}),  # past the traced shapes
+    ((NoRowcount(),), {"statement": "SELECT a FROM t"}),
 ])
 def test_odd_arguments_reach_the_original_or_raise_its_type_error(args, kwargs):
     """Whatever a caller passes, DbExecute hands it to the original (which
@@ -202,3 +204,45 @@ def test_init_twice_replaces_the_wrapped_callable():
     d.__init__(lambda *a: second.append(a), 0, "postgresql", "db", "h", 5432, "")
     d(None, "SELECT 1", ())
     assert not first and len(second) == 1
+
+
+@pytest.mark.parametrize("call", ["positional", "tuple", "keywords", "sqlcommenter"])
+def test_every_call_shape_spans_the_statement_and_passes_the_arguments_on(receiver, unique, call, monkeypatch):
+    """SQLAlchemy calls positionally (vectorcall, no argument tuple); a
+    functools.partial or f(*args) comes as a tuple, and keywords as a dict:
+    each is one span, and the original gets what the caller passed (with
+    TIGEROPS_SQLCOMMENTER, the statement carrying the traceparent)."""
+    import functools
+    if call == "sqlcommenter":
+        monkeypatch.setenv("TIGEROPS_SQLCOMMENTER", "true")
+        _tigerops.config_reload()
+    got = []
+
+    def original(cursor, statement, parameters, context=None):
+        got.append((cursor, statement, parameters, context))
+        return "result"
+
+    wrapper = _tigerops.DbExecute(original, 0, "sqlite", "main", "", 0, "sqlite://")
+    statement = "SELECT title FROM articles_%s WHERE id = ?" % call
+    cursor, context = NoRowcount(), object()
+    try:
+        with tigerops.span(unique):
+            if call == "tuple":
+                result = functools.partial(wrapper, cursor)(statement, (7,), context)
+            elif call == "keywords":
+                result = wrapper(cursor, statement, (7,), context=context)
+            else:
+                result = wrapper(cursor, statement, (7,), context)
+    finally:
+        if call == "sqlcommenter":
+            monkeypatch.delenv("TIGEROPS_SQLCOMMENTER")
+            _tigerops.config_reload()
+    assert result == "result" and len(got) == 1
+    assert got[0][0] is cursor and got[0][2] == (7,) and got[0][3] is context
+    if call == "sqlcommenter":
+        assert got[0][1].startswith(statement + " /*traceparent='00-"), got[0][1]
+    else:
+        assert got[0][1] is statement
+    [span] = children(receiver, unique)
+    assert span["name"] == "SELECT articles_" + call
+    assert span["attributes"]["db.query.text"] == statement

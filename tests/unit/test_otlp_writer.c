@@ -1,5 +1,6 @@
 /* The fast writers (span: otlp_writer.c; envelope, resource, scope:
  * otlp.c) must produce exactly protobuf-c's bytes (otlp_reference.c). */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,4 +134,38 @@ Test(otlp_writer, whole_request_matches_protobuf_c_resource_scope_and_spans) {
   tgo__buf_free(&ref);
   tgo_span_unref(child);
   tgo_span_unref(root);
+}
+
+/* Writes s as the exporter does (inside the PII pass): whether the output
+ * holds needle. */
+static int written_holds(tgo_span *s, const char *needle) {
+  size_t size = tgo__otlp_span_size(s);
+  uint8_t *buf = malloc(size + 16);
+  tgo__pii_begin();
+  uint8_t *end = tgo__otlp_span_write(buf, s);
+  tgo__pii_end();
+  int found = memmem(buf, (size_t)(end - buf), needle, strlen(needle)) != NULL;
+  free(buf);
+  return found;
+}
+
+/* The writer remembers which immortal strings needed no masking: one that
+ * did is masked on every write, and one found clean is looked at again
+ * once the patterns change. */
+Test(otlp_writer, immortal_strings_are_masked_every_time_and_again_when_the_patterns_change) {
+  static const char phone[] = "call 555-123-4567", badge[] = "badge emp12345";
+  tgo_span *s = tgo_span_start(NULL, 0, TGO_KIND_CLIENT, NULL, NULL);
+  tgo__span_set_static_name(s, badge, sizeof badge - 1);
+  tgo__attr_str_static(tgo_span_attrs(s), "note", phone, sizeof phone - 1);
+  s->end_ns = s->start_ns + 1000;
+  for (int i = 0; i < 3; i++) {
+    cr_assert_not(written_holds(s, "555-123-4567"), "write %d", i);
+    cr_assert(written_holds(s, "call ***-***-****"), "write %d", i);
+    cr_assert(written_holds(s, "badge emp12345"), "write %d", i);
+  }
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "emp[0-9]{5}", "test"), 0);
+  cr_assert_not(written_holds(s, "emp12345"), "a pattern added later applies to a string found clean before");
+  cr_assert(written_holds(s, "badge ********"));
+  cr_assert_eq(strcmp(badge, "badge emp12345"), 0, "the span's own string is untouched");
+  tgo_span_unref(s);
 }
