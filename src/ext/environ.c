@@ -36,6 +36,33 @@ static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
   return b;
 }
 
+const char *tgo__py_known_method(const char *m, size_t len) {
+  static const char *const methods[] = {"GET", "PUT", "POST", "HEAD", "PATCH", "TRACE", "DELETE", "OPTIONS",
+                                        "CONNECT"};
+  size_t from, to; /* the candidates of this length */
+  switch (len) {
+  case 3: from = 0, to = 2; break;
+  case 4: from = 2, to = 4; break;
+  case 5: from = 4, to = 6; break;
+  case 6: from = 6, to = 7; break;
+  case 7: from = 7, to = 9; break;
+  default: return NULL;
+  }
+  for (size_t i = from; i < to; i++)
+    if (!memcmp(m, methods[i], len))
+      return methods[i];
+  return NULL;
+}
+
+/* A value that is one of a few literals (scheme, protocol version) as the
+ * literal, so the span points at it rather than copying it. */
+static const char *known_value(const char *v, size_t len, const char *const *literals, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strlen(literals[i]) == len && !memcmp(v, literals[i], len))
+      return literals[i];
+  return NULL;
+}
+
 static void env_attr_n(tgo_attrs *a, const char *key, size_t klen, PyObject *v) {
   Py_ssize_t len;
   PyObject *hold;
@@ -130,19 +157,31 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
 }
 
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
+  static const char *const schemes[] = {"http", "https"}, *const versions[] = {"1.1", "1.0", "2", "2.0", "3"};
   tgo__attrs_fresh(a, 1); /* the keys below are distinct: appended without the duplicate scan */
-  TGO__ATTR_STR_NEW(a, "http.request.method", method, method_len);
+  const char *known = tgo__py_known_method(method, method_len);
+  if (known)
+    TGO__ATTR_STATIC_NEW(a, "http.request.method", known, method_len);
+  else
+    TGO__ATTR_STR_NEW(a, "http.request.method", method, method_len);
   set_path_and_query(a, environ);
   PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
   Py_ssize_t len;
   const char *s = tgo__py_utf8(scheme, &len);
-  env_attr(a, "url.scheme", scheme);
+  if (s && (known = known_value(s, (size_t)len, schemes, 2)))
+    TGO__ATTR_STATIC_NEW(a, "url.scheme", known, (size_t)len);
+  else
+    env_attr(a, "url.scheme", scheme);
   set_server(a, environ, s && len == 5 && !memcmp(s, "https", 5));
   set_client(a, environ);
   env_attr(a, "user_agent.original", tgo__py_env_item(environ, tgo__py_str.HTTP_USER_AGENT));
   const char *proto = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
-  if (proto && len > 5 && !memcmp(proto, "HTTP/", 5))
-    TGO__ATTR_STR_NEW(a, "network.protocol.version", proto + 5, (size_t)len - 5);
+  if (proto && len > 5 && !memcmp(proto, "HTTP/", 5)) {
+    if ((known = known_value(proto + 5, (size_t)len - 5, versions, 5)))
+      TGO__ATTR_STATIC_NEW(a, "network.protocol.version", known, (size_t)len - 5);
+    else
+      TGO__ATTR_STR_NEW(a, "network.protocol.version", proto + 5, (size_t)len - 5);
+  }
   tgo__attrs_fresh(a, 0);
 }
 

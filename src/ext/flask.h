@@ -12,6 +12,15 @@ typedef struct {
   PyObject *rule; /* strong: keeps the key's address unique */
   char *route, *endpoint, *function, *namespace, *blueprint;
   size_t route_len;
+  /* The same interned, for span attributes that point rather than copy
+   * (and whose masking the exporter remembers): a span may outlive the app
+   * and its cache. NULL (copy instead) in a scratch entry or when the table
+   * is full. */
+  const char *shared_route, *shared_endpoint, *shared_function, *shared_namespace, *shared_blueprint;
+  /* The span name "{method} {route}" interned for the method last seen. */
+  const char *shared_name;
+  size_t shared_name_len;
+  char name_method[24];
   _Atomic uint64_t duration_memo; /* tgo__http_server_request.memo */
 } tgo__py_route;
 
@@ -115,6 +124,8 @@ tgo__py_request *tgo__py_request_running(void);
 /* ---- environ -> attributes -------------------------------------------- */
 PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
+/* The literal of one of the nine HTTP methods, or NULL. */
+const char *tgo__py_known_method(const char *m, size_t len);
 /* Reads the incoming W3C context; an invalid header is ignored (0). */
 /* The remote context of a request per OTEL_PROPAGATORS (1 when found) and
  * its baggage (borrowed from environ; NULL when none). */

@@ -160,8 +160,11 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   const char *baggage;
   size_t baggage_len;
   int has_remote = tgo__py_remote_context(environ, &remote, &baggage, &baggage_len);
-  tgo_span *span = tgo_span_start(method, (size_t)mlen, TGO_KIND_SERVER, has_remote ? NULL : tgo__py_current(),
-                                  has_remote ? &remote : NULL);
+  const char *known_method = tgo__py_known_method(method, (size_t)mlen);
+  tgo_span *span = tgo_span_start(known_method ? NULL : method, (size_t)mlen, TGO_KIND_SERVER,
+                                  has_remote ? NULL : tgo__py_current(), has_remote ? &remote : NULL);
+  if (known_method)
+    tgo__span_set_static_name(span, known_method, (size_t)mlen);
   if (__builtin_expect(baggage != NULL, 0))
     tgo__span_set_baggage(span, baggage, baggage_len);
   /* A span only tail keep records is exported in about one trace of a

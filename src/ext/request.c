@@ -60,25 +60,48 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
   return ri;
 }
 
-static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, const tgo__py_route *ri) {
-  if (ri) {
+/* A route string as an attribute: pointed at when interned, else copied. */
+static void route_attr(tgo_attrs *a, const char *key, const char *shared, const char *own) {
+  if (shared)
+    tgo__attr_str_static(a, key, shared, strlen(shared));
+  else if (own)
+    tgo_attr_str(a, key, own, strlen(own));
+}
+
+static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_route *ri, int cached) {
+  if (!ri)
+    return;
+  size_t mlen = strlen(r->method);
+  if (cached && ri->shared_name && !strcmp(ri->name_method, r->method)) {
+    tgo__span_set_static_name(span, ri->shared_name, ri->shared_name_len);
+  } else {
     char name[512];
-    size_t mlen = strlen(r->method);
     size_t rlen = ri->route_len < sizeof name - 32 ? ri->route_len : sizeof name - 32;
     memcpy(name, r->method, mlen);
     name[mlen] = ' ';
     memcpy(name + mlen + 1, ri->route, rlen);
-    tgo_span_set_name(span, name, mlen + 1 + rlen);
-    tgo_attr_str(a, "http.route", ri->route, ri->route_len);
-    if (ri->endpoint)
-      tgo_attr_str(a, "flask.endpoint", ri->endpoint, strlen(ri->endpoint));
-    if (ri->blueprint)
-      tgo_attr_str(a, "flask.blueprint", ri->blueprint, strlen(ri->blueprint));
-    if (ri->function)
-      tgo_attr_str(a, "code.function", ri->function, strlen(ri->function));
-    if (ri->namespace)
-      tgo_attr_str(a, "code.namespace", ri->namespace, strlen(ri->namespace));
+    size_t len = mlen + 1 + rlen;
+    /* Only for the nine methods: a client must not fill the table. */
+    const char *shared = cached && mlen < sizeof ri->name_method && tgo__py_known_method(r->method, mlen)
+                             ? tgo__intern(name, len)
+                             : NULL;
+    if (shared) { /* the route's usual method from now on */
+      memcpy(ri->name_method, r->method, mlen + 1);
+      ri->shared_name = shared;
+      ri->shared_name_len = len;
+      tgo__span_set_static_name(span, shared, len);
+    } else {
+      tgo_span_set_name(span, name, len);
+    }
   }
+  if (ri->shared_route)
+    tgo__attr_str_static(a, "http.route", ri->shared_route, ri->route_len);
+  else
+    tgo_attr_str(a, "http.route", ri->route, ri->route_len);
+  route_attr(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint);
+  route_attr(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint);
+  route_attr(a, "code.function", ri->shared_function, ri->function);
+  route_attr(a, "code.namespace", ri->shared_namespace, ri->namespace);
 }
 
 /* http.server.request.duration and active_requests, for every request. */
@@ -119,7 +142,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
     tgo_attrs *a = tgo_span_attrs(span);
     if (r->environ)
       tgo__py_set_request_attrs(a, r->environ, r->method, strlen(r->method));
-    set_route(r, span, a, ri);
+    set_route(r, span, a, (tgo__py_route *)ri, ri != &scratch);
     if (r->status_code > 0) {
       tgo_attr_int(a, "http.response.status_code", r->status_code);
       if (r->status_code >= 400)

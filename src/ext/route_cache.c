@@ -44,7 +44,9 @@ static char *dup_attr_str(PyObject *obj, PyObject *name) {
   return out;
 }
 
-static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r) {
+static const char *intern_or_null(const char *s) { return s ? tgo__intern(s, strlen(s)) : NULL; }
+
+static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r, int shared) {
   memset(r, 0, sizeof *r);
   r->route = dup_attr_str(rule, tgo__py_str.rule);
   r->endpoint = dup_attr_str(rule, tgo__py_str.endpoint);
@@ -74,6 +76,13 @@ static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r
       Py_XDECREF(cls);
       Py_DECREF(view);
     }
+  }
+  if (shared) {
+    r->shared_route = intern_or_null(r->route);
+    r->shared_endpoint = intern_or_null(r->endpoint);
+    r->shared_function = intern_or_null(r->function);
+    r->shared_namespace = intern_or_null(r->namespace);
+    r->shared_blueprint = intern_or_null(r->blueprint);
   }
   Py_INCREF(rule);
   r->rule = rule;
@@ -110,9 +119,9 @@ const tgo__py_route *tgo__py_route_lookup(tgo__py_route_cache *cache, PyObject *
     }
   }
   if (cache->len >= MAX_ROUTES || ((cache->len + 1) * 2 > cache->cap && cache_grow(cache) < 0))
-    return route_fill(view_functions, rule, scratch) == 0 ? scratch : NULL;
+    return route_fill(view_functions, rule, scratch, 0) == 0 ? scratch : NULL;
   tgo__py_route r;
-  if (route_fill(view_functions, rule, &r) < 0)
+  if (route_fill(view_functions, rule, &r, 1) < 0)
     return NULL;
   size_t s = slot_of(rule, cache->cap);
   while (cache->slots[s].rule)

@@ -396,6 +396,32 @@ def test_an_instrumented_app_gains_no_instance_attributes(receiver, unique):
     assert request_span(receiver, path)["name"] == "GET /hello/<who>"
 
 
+def test_one_route_served_with_alternating_methods_names_each_span_by_its_own_method(receiver, unique):
+    """The route's span name is kept interned for the method last seen: a
+    request with another method must not get it."""
+    app = flask.Flask(unique)
+
+    @app.route("/item/<n>", methods=["GET", "POST", "PATCH"])
+    def item(n):
+        return flask.request.method + " " + n
+
+    assert _flask.instrument_app(app) is not None
+    client = app.test_client()
+    sent = []
+    for i, method in enumerate(["GET", "POST", "POST", "GET", "PATCH", "GET"]):
+        path = "/item/%s-%d" % (unique, i)
+        assert client.open(path, method=method, buffered=True).data == ("%s %s-%d" % (method, unique, i)).encode()
+        sent.append((path, method))
+    assert _tigerops.flush(5000)
+    for path, method in sent:
+        span = request_span(receiver, path)
+        assert span["name"] == method + " /item/<n>", (path, span["name"])
+        assert span["attributes"]["http.request.method"] == method
+        assert span["attributes"]["http.route"] == "/item/<n>"
+        assert span["attributes"]["code.function"] == "test_one_route_served_with_alternating_methods_names_" \
+                                                      "each_span_by_its_own_method.<locals>.item"
+
+
 def test_wsgi_app_called_by_keyword_is_served_by_flask_untraced(receiver, unique):
     """The class hook traces the server's positional call; any other shape
     goes to Flask's own wsgi_app with the arguments as given."""
