@@ -483,6 +483,7 @@ static tgo__attr *attr_new(tgo_attrs *a, const char *key, size_t klen, uint32_t 
 static tgo__attr *attr_slot(tgo_attrs *a, const char *key) {
   if (!a || !key || !*key || a->span->ended)
     return NULL;
+  a->checked = 1;
   size_t klen = strlen(key);
   uint32_t h = key_hash(key, klen);
   for (tgo__attr *it = a->head; it; it = it->next)
@@ -533,7 +534,7 @@ void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val) 
 
 void tgo__attrs_fresh(tgo_attrs *a, int on) {
   if (a)
-    a->fresh = (uint8_t)(on && a->count == 0);
+    a->fresh = (uint8_t)(on && !a->checked);
 }
 
 void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {

@@ -37,10 +37,12 @@ TGO__EXPORT int tgo__config_reload(void);
  * (the exporter remembers by address which such strings needed no PII
  * masking). */
 TGO__EXPORT void tgo__attr_str_static(tgo_attrs *a, const char *key, const char *val, size_t len);
-/* A batch of attributes whose keys are distinct literals (klen bytes): between
- * tgo__attrs_fresh(a, 1) and tgo__attrs_fresh(a, 0), on a span with no
- * attribute yet, they are appended without the duplicate-key scan; otherwise
- * they behave as tgo_attr_str and tgo_attr_int. */
+/* Batches of attributes whose keys are distinct literals (klen bytes), in
+ * this batch and every earlier one on the span: between
+ * tgo__attrs_fresh(a, 1) and tgo__attrs_fresh(a, 0), on a span whose
+ * attributes all came this way, they are appended without the
+ * duplicate-key scan; otherwise (anything set an attribute by key) they
+ * behave as tgo_attr_str and tgo_attr_int. */
 TGO__EXPORT void tgo__attrs_fresh(tgo_attrs *a, int on);
 TGO__EXPORT void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len);
 TGO__EXPORT void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val);

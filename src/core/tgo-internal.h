@@ -205,6 +205,7 @@ struct tgo_attrs {
   uint32_t count, dropped;
   tgo_span *span;
   uint8_t fresh; /* between tgo__attrs_fresh(a, 1) and (a, 0): tgo__attr_*_new append unchecked */
+  uint8_t checked; /* an attribute was set by key (attr_slot): fresh appends could repeat it */
 };
 
 typedef struct tgo__event {

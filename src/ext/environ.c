@@ -158,7 +158,6 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
 
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
   static const char *const schemes[] = {"http", "https"}, *const versions[] = {"1.1", "1.0", "2", "2.0", "3"};
-  tgo__attrs_fresh(a, 1); /* the keys below are distinct: appended without the duplicate scan */
   const char *known = tgo__py_known_method(method, method_len);
   if (known)
     TGO__ATTR_STATIC_NEW(a, "http.request.method", known, method_len);
@@ -182,7 +181,6 @@ void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *meth
     else
       TGO__ATTR_STR_NEW(a, "network.protocol.version", proto + 5, (size_t)len - 5);
   }
-  tgo__attrs_fresh(a, 0);
 }
 
 /* The pattern is searched in the full URL, scheme://host/path?query, as the

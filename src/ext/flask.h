@@ -123,6 +123,9 @@ tgo__py_request *tgo__py_request_running(void);
 
 /* ---- environ -> attributes -------------------------------------------- */
 PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
+/* The environ's attributes, through the fresh appends: call it between
+ * tgo__attrs_fresh(a, 1) and (a, 0). Its keys are distinct from each other
+ * and from set_route's (request.c). */
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
 /* The literal of one of the nine HTTP methods, or NULL. */
 const char *tgo__py_known_method(const char *m, size_t len);

@@ -171,8 +171,12 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
    * hundred: its environ attributes are read at its end, and only then. */
   int deferred = tgo_span_is_recording(span) && tgo__span_is_deferred(span);
   if (tgo_span_is_recording(span)) {
-    if (!deferred)
-      tgo__py_set_request_attrs(tgo_span_attrs(span), environ, method, (size_t)mlen);
+    if (!deferred) {
+      tgo_attrs *a = tgo_span_attrs(span);
+      tgo__attrs_fresh(a, 1);
+      tgo__py_set_request_attrs(a, environ, method, (size_t)mlen);
+      tgo__attrs_fresh(a, 0);
+    }
     if (mw->capture_request)
       tgo__py_capture_headers(mw->capture_request, span, environ);
   }

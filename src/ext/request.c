@@ -60,14 +60,18 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
   return ri;
 }
 
-/* A route string as an attribute: pointed at when interned, else copied. */
-static void route_attr(tgo_attrs *a, const char *key, const char *shared, const char *own) {
-  if (shared)
-    tgo__attr_str_static(a, key, shared, strlen(shared));
-  else if (own)
-    tgo_attr_str(a, key, own, strlen(own));
-}
+/* A route string as an attribute, a fresh append: pointed at when
+ * interned, else copied. */
+#define ROUTE_ATTR(a, key, shared, own)                          \
+  do {                                                           \
+    if (shared)                                                  \
+      TGO__ATTR_STATIC_NEW(a, key, (shared), strlen(shared));    \
+    else if (own)                                                \
+      TGO__ATTR_STR_NEW(a, key, (own), strlen(own));             \
+  } while (0)
 
+/* Span name and route attributes, through the fresh appends (keys distinct
+ * from tgo__py_set_request_attrs'). */
 static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_route *ri, int cached) {
   if (!ri)
     return;
@@ -95,13 +99,13 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_
     }
   }
   if (ri->shared_route)
-    tgo__attr_str_static(a, "http.route", ri->shared_route, ri->route_len);
+    TGO__ATTR_STATIC_NEW(a, "http.route", ri->shared_route, ri->route_len);
   else
-    tgo_attr_str(a, "http.route", ri->route, ri->route_len);
-  route_attr(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint);
-  route_attr(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint);
-  route_attr(a, "code.function", ri->shared_function, ri->function);
-  route_attr(a, "code.namespace", ri->shared_namespace, ri->namespace);
+    TGO__ATTR_STR_NEW(a, "http.route", ri->route, ri->route_len);
+  ROUTE_ATTR(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint);
+  ROUTE_ATTR(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint);
+  ROUTE_ATTR(a, "code.function", ri->shared_function, ri->function);
+  ROUTE_ATTR(a, "code.namespace", ri->shared_namespace, ri->namespace);
 }
 
 /* http.server.request.duration and active_requests, for every request. */
@@ -140,11 +144,14 @@ void tgo__py_request_finish(tgo__py_request *r) {
     record_metrics(r, (tgo__py_route *)ri, ri != &scratch);
   if (attrs) {
     tgo_attrs *a = tgo_span_attrs(span);
+    tgo__attrs_fresh(a, 1);
     if (r->environ)
       tgo__py_set_request_attrs(a, r->environ, r->method, strlen(r->method));
     set_route(r, span, a, (tgo__py_route *)ri, ri != &scratch);
+    if (r->status_code > 0)
+      TGO__ATTR_INT_NEW(a, "http.response.status_code", r->status_code);
+    tgo__attrs_fresh(a, 0);
     if (r->status_code > 0) {
-      tgo_attr_int(a, "http.response.status_code", r->status_code);
       if (r->status_code >= 400)
         tgo_attr_bool(a, "error", 1);
       if (r->status_code >= 500) {

@@ -12,7 +12,7 @@ import pytest
 import _tigerops
 import tigerops
 from tigerops import _flask
-from inproc import PYTHON, assert_clean_exit, isolated
+from inproc import PYTHON, assert_clean_exit, isolated, wire_spans
 
 
 # buffered=True: werkzeug's client then reads the body and calls close(),
@@ -420,6 +420,39 @@ def test_one_route_served_with_alternating_methods_names_each_span_by_its_own_me
         assert span["attributes"]["http.route"] == "/item/<n>"
         assert span["attributes"]["code.function"] == "test_one_route_served_with_alternating_methods_names_" \
                                                       "each_span_by_its_own_method.<locals>.item"
+
+
+@pytest.mark.parametrize("view_sets", ["nothing", "its_own", "the_agents"])
+def test_a_request_span_carries_each_attribute_key_once(receiver, unique, view_sets):
+    """The agent appends its request attributes unchecked while they are all
+    its own; an attribute the app sets by key (its own, or one of the
+    agent's) turns that off, so no key is ever exported twice, and the
+    agent's value wins for the agent's keys."""
+    app = flask.Flask(unique)
+
+    @app.route("/keys/<n>")
+    def keys(n):
+        span = tigerops.current_span()
+        if view_sets == "its_own":
+            span.set_attribute("app.tenant", "t1")
+        elif view_sets == "the_agents":
+            span.set_attribute("http.route", "/not-the-route")
+            span.set_attribute("code.function", "mine")
+        return n
+
+    assert _flask.instrument_app(app) is not None
+    path = "/keys/" + unique
+    assert app.test_client().get(path, buffered=True).status_code == 200
+    assert _tigerops.flush(5000)
+    request_span(receiver, path)
+    [span] = [s for s in wire_spans(receiver) if dict(s["attributes"]).get("url.path") == path]
+    names = [k for k, _ in span["attributes"]]
+    assert len(names) == len(set(names)), sorted(names)
+    attrs = dict(span["attributes"])
+    assert attrs["http.route"] == "/keys/<n>" and attrs["http.response.status_code"] == 200
+    assert attrs["code.function"].endswith("keys")
+    if view_sets == "its_own":
+        assert attrs["app.tenant"] == "t1"
 
 
 def test_wsgi_app_called_by_keyword_is_served_by_flask_untraced(receiver, unique):

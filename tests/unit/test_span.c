@@ -46,8 +46,10 @@ Test(span, setting_a_key_again_replaces_its_value) {
   tgo_span_end(s);
 }
 
-/* The unchecked append is only for a span with no attribute yet: on any
- * other it is tgo_attr_*, so a key set before is replaced, never doubled. */
+/* The unchecked append is for a span whose attributes all came in such
+ * batches (whose keys the caller keeps distinct, as the request span's
+ * environ and route batches are): once anything set an attribute by key, a
+ * batch is tgo_attr_*, so a key set before is replaced, never doubled. */
 Test(span, fresh_batches_append_and_fall_back_to_replacing) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   tgo_attrs *a = tgo_span_attrs(s);
@@ -58,13 +60,21 @@ Test(span, fresh_batches_append_and_fall_back_to_replacing) {
   cr_assert_eq(s->attrs.count, 2);
   cr_assert_str_eq(find(s, "url.path")->v.s, "/a");
   cr_assert_eq(find(s, "url.path")->key_len, 8);
-  tgo__attrs_fresh(a, 1); /* not fresh any more: the checked path */
+  tgo__attrs_fresh(a, 1); /* a second batch, new keys: still appended */
+  TGO__ATTR_STATIC_NEW(a, "http.route", "/r", 2);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 3);
+  cr_assert(a->tail == find(s, "http.route") && find(s, "http.route")->immortal);
+  tgo_attr_str(a, "user.key", "v", 1); /* set by key: batches are checked from now on */
+  tgo__attrs_fresh(a, 1);
   TGO__ATTR_STR_NEW(a, "url.path", "/b", 2);
   TGO__ATTR_INT_NEW(a, "server.port", 443);
+  TGO__ATTR_STATIC_NEW(a, "http.route", "/s", 2);
   tgo__attrs_fresh(a, 0);
-  cr_assert_eq(s->attrs.count, 2);
+  cr_assert_eq(s->attrs.count, 4);
   cr_assert_str_eq(find(s, "url.path")->v.s, "/b");
   cr_assert_eq(find(s, "server.port")->v.i, 443);
+  cr_assert_str_eq(find(s, "http.route")->v.s, "/s");
   cr_assert(tgo_attrs_has(a, "server.port"));
   tgo_span_end(s);
 }
