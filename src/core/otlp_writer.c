@@ -36,7 +36,7 @@ static inline uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t
     tgo__pii_mask_now((char *)p - n, n);
     return p;
   }
-  unsigned generation = tgo__pii_generation();
+  unsigned generation = tgo__pii_generation;
   clean_memo *m = clean_slot(s, n);
   if (generation && m->s == s && m->n == n && m->generation == generation)
     return p;

@@ -445,9 +445,7 @@ static int compile_one(const char *pat, void *ud) {
 
 static unsigned generation = 1;
 static int masking_was_on = -1;
-
-/* 0 outside begin/end: a verdict kept there (nothing masked) says nothing. */
-unsigned tgo__pii_generation(void) { return masking_on ? generation : 0; }
+unsigned tgo__pii_generation;
 
 void tgo__pii_begin(void) {
   pthread_mutex_lock(&patterns_lock);
@@ -466,10 +464,12 @@ void tgo__pii_begin(void) {
     split_patterns(compiled_from, compile_one, NULL);
   }
   pthread_mutex_unlock(&tgo__cfg_lock);
+  tgo__pii_generation = masking_on ? generation : 0;
 }
 
 void tgo__pii_end(void) {
   masking_on = 0;
+  tgo__pii_generation = 0;
   pthread_mutex_unlock(&patterns_lock);
 }
 
@@ -540,6 +540,7 @@ size_t tgo__pii_mask(char *p, size_t n) {
 void tgo__pii_fork_child(void) {
   pthread_mutex_init(&patterns_lock, NULL);
   masking_on = 0;
+  tgo__pii_generation = 0;
   n_patterns = 0;
   memset(patterns, 0, sizeof patterns);
   compiled_from[0] = '\1'; /* never a configured value: forces a recompile (and a new generation) */

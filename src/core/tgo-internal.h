@@ -341,10 +341,10 @@ void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
 void tgo__pii_fork_child(void);
-/* Changes whenever what mask_now masks may have (the patterns recompiled,
- * masking switched): read between begin and end, a verdict kept under one
- * generation holds while it lasts. */
-unsigned tgo__pii_generation(void);
+/* Between begin and end: changes whenever what mask_now masks may have
+ * (the patterns recompiled, masking switched), so a verdict kept under one
+ * generation holds while it lasts. 0 outside, or with masking off. */
+extern unsigned tgo__pii_generation;
 int tgo__pii_patterns_check(const char *list); /* 0, or -EINVAL with a warning */
 /* Masks with '*', in place and keeping the length, the bind values that
  * SQLAlchemy and databases echo into error texts ("[parameters: ...]",

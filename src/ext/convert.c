@@ -32,6 +32,17 @@ int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
   return -1;
 }
 
+PyObject *tgo__py_call_via_tuple(ternaryfunc tp_call, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames) {
+  PyObject *tuple, *kwargs;
+  if (tgo__py_args_as_tuple(args, nargs, kwnames, &tuple, &kwargs) < 0)
+    return NULL;
+  PyObject *res = tp_call(self, tuple, kwargs);
+  Py_DECREF(tuple);
+  Py_XDECREF(kwargs);
+  return res;
+}
+
 /* Homogeneous lists and tuples become OTLP arrays (of the first item's type);
  * anything mixed is stringified. */
 static int set_array(tgo_attrs *a, const char *key, PyObject *seq) {

@@ -417,13 +417,7 @@ static PyObject *db_vectorcall(PyObject *op, PyObject *const *args, size_t nargs
   Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
   if (!kwnames && n >= 2 && n <= MAX_TRACED_ARGS)
     return db_ready(d) ? db_traced(d, args, nargsf, NULL) : NULL;
-  PyObject *tuple, *kwargs;
-  if (tgo__py_args_as_tuple(args, n, kwnames, &tuple, &kwargs) < 0)
-    return NULL;
-  PyObject *res = db_call(op, tuple, kwargs);
-  Py_DECREF(tuple);
-  Py_XDECREF(kwargs);
-  return res;
+  return tgo__py_call_via_tuple(db_call, op, args, n, kwnames);
 }
 
 static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {

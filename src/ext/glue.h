@@ -111,6 +111,9 @@ void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t tex
  * take. 0, or -1 with an exception set and nothing to release. */
 int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **tuple,
                           PyObject **kwargs);
+/* A vectorcall passed on to the object's own tp_call, as tuple and dict. */
+PyObject *tgo__py_call_via_tuple(ternaryfunc tp_call, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames);
 /* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
 const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len);
 /* Sets one attribute from a Python value of any type; odd values are

@@ -307,15 +307,8 @@ static PyObject *request_call(PyObject *op, PyObject *args, PyObject *kwargs) {
 static PyObject *request_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   tgo__py_request *r = (tgo__py_request *)op;
   Py_ssize_t n = TGO__VECTORCALL_NARGS(nargsf);
-  if (kwnames || n < 2 || n > 3 || !r->start_response) { /* any other shape: as a tuple call */
-    PyObject *tuple, *kwargs;
-    if (tgo__py_args_as_tuple(args, n, kwnames, &tuple, &kwargs) < 0)
-      return NULL;
-    PyObject *res = request_call(op, tuple, kwargs);
-    Py_DECREF(tuple);
-    Py_XDECREF(kwargs);
-    return res;
-  }
+  if (kwnames || n < 2 || n > 3 || !r->start_response) /* any other shape: as a tuple call */
+    return tgo__py_call_via_tuple(request_call, op, args, n, kwnames);
   start_response_seen(r, args[0], args[1]);
   /* The caller's array and flags as they came: with its offset flag,
    * args[-1] is free for a bound method's self. */
