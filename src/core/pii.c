@@ -186,21 +186,43 @@ static const unsigned char starts_candidate[256] = {
 #define HIGHS 0x8080808080808080ull
 static inline uint64_t zero_bytes(uint64_t v) { return (v - ONES) & ~v & HIGHS; }
 
+/* 0x80 in each byte of w that is an ASCII digit, exactly (each byte's low 7
+ * bits plus the offsets below never carry into the next byte). */
+static inline uint64_t digit_bytes(uint64_t w) {
+  uint64_t low = w & ~HIGHS;
+  uint64_t ge0 = low + ONES * (0x80 - '0');     /* 0x80 set: byte >= '0' */
+  uint64_t gt9 = low + ONES * (0x80 - '9' - 1); /* 0x80 set: byte > '9' */
+  return ge0 & ~gt9 & ~w & HIGHS;               /* ~w: ASCII bytes only */
+}
+
 /* Whether 8 bytes may hold a candidate (a digit, '@', '+' or '('): exact
  * for "none", so the scan skips such words whole, 8 bytes for the price of
  * about two. Bytes >= 0x80 are never candidates. */
 static inline int word_may_start(uint64_t w) {
-  uint64_t low = w & ~HIGHS;                              /* each byte's low 7 bits: no carry below */
-  uint64_t ascii = ~w & HIGHS;                            /* 0x80 where the byte is ASCII */
-  uint64_t ge0 = (low + ONES * (0x80 - '0')) & HIGHS;     /* byte >= '0' */
-  uint64_t gt9 = (low + ONES * (0x80 - '9' - 1)) & HIGHS; /* byte > '9' */
-  uint64_t digit = ge0 & ~gt9 & ascii;
-  return (digit | zero_bytes(w ^ ONES * '@') | zero_bytes(w ^ ONES * '+') | zero_bytes(w ^ ONES * '(')) != 0;
+  return (digit_bytes(w) | zero_bytes(w ^ ONES * '@') | zero_bytes(w ^ ONES * '+') | zero_bytes(w ^ ONES * '(')) != 0;
+}
+
+/* Whether p may hold an e-mail (an '@'), a card (13+ digits) or a phone (7+
+ * digits). Most exported strings (addresses, versions, paths, ids) have
+ * fewer digits and no '@': one pass of word tests instead of a scan that
+ * stops at every digit. */
+static int may_hold_builtin(const unsigned char *p, size_t n) {
+  int digits = 0;
+  size_t i = 0;
+  for (uint64_t w; i + 8 <= n; i += 8) {
+    memcpy(&w, p + i, 8);
+    if (zero_bytes(w ^ ONES * '@') || (digits += __builtin_popcountll(digit_bytes(w))) >= 7)
+      return 1;
+  }
+  for (; i < n; i++)
+    if (p[i] == '@' || (is_digit(p[i]) && ++digits >= 7))
+      return 1;
+  return 0;
 }
 
 static size_t mask_builtin(unsigned char *p, size_t n) {
   size_t found = 0;
-  if (n < 6) /* "a@b.io" is the shortest thing to find */
+  if (n < 6 || !may_hold_builtin(p, n)) /* "a@b.io" is the shortest thing to find */
     return 0;
   for (size_t i = 0; i < n;) {
     for (uint64_t w; i + 8 <= n && (memcpy(&w, p + i, 8), !word_may_start(w));)

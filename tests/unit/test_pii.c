@@ -50,6 +50,12 @@ Test(pii, phone_numbers_in_the_usual_notations) {
   expect("(555) 123-4567", "(***) ***-****");
   expect("tel: 555-123-4567.", "tel: ***-***-****.");
   expect("1-800-555-0199", "*-***-***-****");
+  /* the fewest digits that make a phone: 7, international; the pre-check
+   * that skips strings with fewer must not skip these */
+  expect("+1234567", "+*******");
+  expect("x +1234567", "x +*******");
+  untouched("+123456");
+  expect("10.0.0.1 called +44 20 7946 0958", "10.0.0.1 called +** ** **** ****");
 }
 
 Test(pii, numbers_that_are_not_phones_are_left_alone) {
