@@ -41,19 +41,20 @@ import cost_profile  # noqa: E402
 # seed alone moves them too: tail +4,568 / +5,935 / +4,436 and SQL +6,425 /
 # +9,483 / +6,862 under PYTHONHASHSEED 0 / 1 / 2 of one build, so each
 # figure here is the median of those three runs (cost_profile.measure_median).
-# Today's medians are +10,571, +4,595, +4,265 and +6,868 for the rows
-# below: tail keep meets its budget and is held to it; the other ceilings
-# sit 700-1,300 above today's figures before the 10% slack; a budget's
-# expected failure is not strict.
+# Today's medians are +9,987, +4,190, +3,885 and +5,798 for the rows
+# below (ranges over the seeds: +9,864..+11,221, +4,045..+4,286,
+# +3,692..+3,896, +2,526..+6,870): tail keep meets its budget and is held
+# to it; the other ceilings sit 600-2,200 above today's medians before the
+# 10% slack; a budget's expected failure is not strict.
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
 # run measured +20k on other threads where a quiet one measures +5.4k), so
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
-    ("hello", "full"): (8000, 11900),   # 100% sampling
+    ("hello", "full"): (8000, 11000),   # 100% sampling
     ("hello", "tail"): (5000, 5000),    # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 5000),    # 1%, head sampling only
+    ("hello", "head"): (1500, 4500),    # 1%, head sampling only
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
 # The same runs counted outside the interpreter only (the agent's objects,
@@ -67,10 +68,10 @@ BUDGETS = {
 # wide because adding four lines to the benchmark's own script moved its
 # bare figure by 5,400 per statement.
 OUTSIDE = {
-    ("hello", "full"): 7700,    # request thread +6,543 (all threads +10,935)
-    ("hello", "tail"): 2400,    # +2,095 (+2,703 all threads before the spare span and request)
-    ("hello", "head"): 2000,    # +1,771 (+2,322 all threads before)
-    ("sql", "full"): 4500,      # all threads +4,080
+    ("hello", "full"): 7000,    # request thread +5,785, +5,427..+6,642 over the seeds (all threads +9,151)
+    ("hello", "tail"): 2400,    # +2,102
+    ("hello", "head"): 2000,    # +1,820
+    ("sql", "full"): 3500,      # all threads +3,065 (+4,080 before the SQL span's vectorcall and interned strings)
 }
 SLACK = 1.10
 
