@@ -79,6 +79,28 @@ Test(span, fresh_batches_append_and_fall_back_to_replacing) {
   tgo_span_end(s);
 }
 
+/* Names and values pointed at rather than copied obey the value limit (32
+ * here) like copies, cut on a UTF-8 boundary, and are marked immortal for
+ * the exporter's masking memo; a copied name clears the mark. */
+Test(span, static_names_and_values_are_cut_at_the_limit_and_marked) {
+  static const char name[] = "SELECT averyveryverylongtablename_\xc3\xa9\xc3\xa9 extra";
+  tgo_span *s = tgo_span_start(NULL, 0, TGO_KIND_CLIENT, NULL, NULL);
+  tgo__span_set_static_name(s, name, sizeof name - 1);
+  cr_assert(s->name == name && s->name_immortal);
+  cr_assert_leq(s->name_len, 32);
+  cr_assert(valid_utf8(s->name, s->name_len));
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo__attrs_fresh(a, 1);
+  TGO__ATTR_STATIC_NEW(a, "db.query.text", name, sizeof name - 1);
+  tgo__attrs_fresh(a, 0);
+  const tgo__attr *text = find(s, "db.query.text");
+  cr_assert(text->v.s == name && text->immortal && text->n <= 32 && valid_utf8(text->v.s, text->n));
+  tgo_span_set_name(s, "other", 5);
+  cr_assert_not(s->name_immortal);
+  cr_assert_str_eq(s->name, "other");
+  tgo_span_end(s);
+}
+
 Test(span, more_than_128_attributes_are_dropped_and_counted) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   tgo_attrs *a = tgo_span_attrs(s);
