@@ -49,6 +49,11 @@ static unsigned method_index(const char *m, size_t len) {
   }
 }
 
+const char *tgo__http_method_literal(const char *method, size_t len) {
+  unsigned index = method_index(method, len);
+  return index < N_METHODS ? known_methods[index].name : NULL;
+}
+
 static void method_attr(tgo__mattr *a, unsigned index) {
   *a = index < N_METHODS ? (tgo__mattr){"http.request.method", 19, TGO__MATTR_STR, (uint32_t)known_methods[index].len,
                                         {.s = known_methods[index].name}}

@@ -195,6 +195,9 @@ typedef struct {
    * hashing the attribute set. Zero it before first use. */
   _Atomic uint64_t *memo;
 } tgo__http_server_request;
+/* The literal of one of the nine HTTP methods (immortal: spans may point
+ * at it), or NULL for any other. */
+TGO__EXPORT const char *tgo__http_method_literal(const char *method, size_t len);
 TGO__EXPORT tgo__mseries *tgo__http_server_begin(const char *method, size_t method_len, int https);
 TGO__EXPORT void tgo__http_server_end(const tgo__http_server_request *r);
 /* Python logging records (logs.c). A record as the glue reads it: borrowed

@@ -36,24 +36,6 @@ static const char *env_bytes(PyObject *v, Py_ssize_t *len, PyObject **hold) {
   return b;
 }
 
-const char *tgo__py_known_method(const char *m, size_t len) {
-  static const char *const methods[] = {"GET", "PUT", "POST", "HEAD", "PATCH", "TRACE", "DELETE", "OPTIONS",
-                                        "CONNECT"};
-  size_t from, to; /* the candidates of this length */
-  switch (len) {
-  case 3: from = 0, to = 2; break;
-  case 4: from = 2, to = 4; break;
-  case 5: from = 4, to = 6; break;
-  case 6: from = 6, to = 7; break;
-  case 7: from = 7, to = 9; break;
-  default: return NULL;
-  }
-  for (size_t i = from; i < to; i++)
-    if (!memcmp(m, methods[i], len))
-      return methods[i];
-  return NULL;
-}
-
 /* A value that is one of a few literals (scheme, protocol version) as the
  * literal, so the span points at it rather than copying it. */
 static const char *known_value(const char *v, size_t len, const char *const *literals, size_t n) {
@@ -158,7 +140,7 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
 
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
   static const char *const schemes[] = {"http", "https"}, *const versions[] = {"1.1", "1.0", "2", "2.0", "3"};
-  const char *known = tgo__py_known_method(method, method_len);
+  const char *known = tgo__http_method_literal(method, method_len);
   if (known)
     TGO__ATTR_STATIC_NEW(a, "http.request.method", known, method_len);
   else

@@ -127,8 +127,6 @@ PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
  * tgo__attrs_fresh(a, 1) and (a, 0). Its keys are distinct from each other
  * and from set_route's (request.c). */
 void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
-/* The literal of one of the nine HTTP methods, or NULL. */
-const char *tgo__py_known_method(const char *m, size_t len);
 /* Reads the incoming W3C context; an invalid header is ignored (0). */
 /* The remote context of a request per OTEL_PROPAGATORS (1 when found) and
  * its baggage (borrowed from environ; NULL when none). */

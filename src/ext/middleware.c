@@ -160,7 +160,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   const char *baggage;
   size_t baggage_len;
   int has_remote = tgo__py_remote_context(environ, &remote, &baggage, &baggage_len);
-  const char *known_method = tgo__py_known_method(method, (size_t)mlen);
+  const char *known_method = tgo__http_method_literal(method, (size_t)mlen);
   tgo_span *span = tgo_span_start(known_method ? NULL : method, (size_t)mlen, TGO_KIND_SERVER,
                                   has_remote ? NULL : tgo__py_current(), has_remote ? &remote : NULL);
   if (known_method)

@@ -86,7 +86,7 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_
     memcpy(name + mlen + 1, ri->route, rlen);
     size_t len = mlen + 1 + rlen;
     /* Only for the nine methods: a client must not fill the table. */
-    const char *shared = cached && mlen < sizeof ri->name_method && tgo__py_known_method(r->method, mlen)
+    const char *shared = cached && mlen < sizeof ri->name_method && tgo__http_method_literal(r->method, mlen)
                              ? tgo__intern(name, len)
                              : NULL;
     if (shared) { /* the route's usual method from now on */
