@@ -27,22 +27,33 @@ static inline clean_memo *clean_slot(const char *s, size_t n) {
   return &clean_strings[(h ^ (h >> 8) ^ (h >> 16)) % CLEAN_SLOTS];
 }
 
+/* The masking calls are kept out of text_field, and each returns the end
+ * it was given: text_field tail-calls them, so the common path (an
+ * immortal string found clean) saves and restores no registers. */
+static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n) {
+  tgo__scrub((char *)end - n, n);
+  tgo__pii_mask_now((char *)end - n, n);
+  return end;
+}
+
+static __attribute__((noinline)) uint8_t *scrub_and_remember(uint8_t *end, const char *s, size_t n, clean_memo *m,
+                                                             unsigned generation) {
+  if (!tgo__scrub((char *)end - n, n) && !tgo__pii_mask_now((char *)end - n, n) && generation)
+    *m = (clean_memo){.s = s, .n = (uint32_t)n, .generation = generation};
+  return end;
+}
+
 /* A string the user or the app chose: scrubbed of echoed bind values and
  * masked for PII as it is written. */
 static inline uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t n, int immortal) {
   p = tgo__pb_bytes(p, tag, s, n);
-  if (!immortal) {
-    tgo__scrub((char *)p - n, n);
-    tgo__pii_mask_now((char *)p - n, n);
-    return p;
-  }
+  if (!immortal)
+    return scrub_and_mask(p, n);
   unsigned generation = tgo__pii_generation;
   clean_memo *m = clean_slot(s, n);
   if (generation && m->s == s && m->n == n && m->generation == generation)
     return p;
-  if (!tgo__scrub((char *)p - n, n) && !tgo__pii_mask_now((char *)p - n, n) && generation)
-    *m = (clean_memo){.s = s, .n = (uint32_t)n, .generation = generation};
-  return p;
+  return scrub_and_remember(p, s, n, m, generation);
 }
 
 static uint64_t double_bits(double d) {
@@ -83,7 +94,12 @@ static size_t keyvalue_size_with(const tgo__attr *a, size_t anyvalue) {
   return (a->key_len ? tgo__pb_ld_len(a->key_len) : 0) + tgo__pb_ld_len(anyvalue);
 }
 
-static size_t keyvalue_size(const tgo__attr *a) { return keyvalue_size_with(a, anyvalue_size(a)); }
+/* Most attributes are strings: their sizes are a few additions inline,
+ * where the switch in scalar_size, a call each time, cost more than the
+ * arithmetic. */
+static inline size_t keyvalue_size(const tgo__attr *a) {
+  return keyvalue_size_with(a, a->type == TGO__V_STR ? tgo__pb_ld_len(a->n) : anyvalue_size(a));
+}
 
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
   switch (type) {
@@ -100,6 +116,16 @@ static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i)
 }
 
 static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
+  if (a->type == TGO__V_STR) { /* the common case, without the switches */
+    size_t anyvalue = tgo__pb_ld_len(a->n);
+    *p++ = tag;
+    p = tgo__pb_varint(p, keyvalue_size_with(a, anyvalue));
+    if (a->key_len)
+      p = tgo__pb_bytes(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
+    *p++ = 0x12;                                    /* KeyValue.value */
+    p = tgo__pb_varint(p, anyvalue);
+    return text_field(p, 0x0A, a->v.s, a->n, a->immortal);
+  }
   /* Each size once: an array's body size is walked over all its items. */
   size_t body = a->type >= TGO__V_STR_ARRAY ? array_body_size(a) : 0;
   size_t anyvalue = a->type >= TGO__V_STR_ARRAY ? tgo__pb_ld_len(body) : scalar_size(a->type, a, 0);

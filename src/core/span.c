@@ -2,6 +2,7 @@
  * an inline arena; everything set on it is copied there, so the exporter
  * thread reads plain C memory and never Python objects. */
 #include "tgo-internal.h"
+#include "tgo-copy.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
   char *p = tgo__span_alloc(s, n + 1);
   if (!p)
     return NULL;
-  memcpy(p, src, n);
+  tgo__copy_short(p, src, n);
   p[n] = '\0';
   if (!tgo__is_ascii(p, n))
     tgo__utf8_repair((unsigned char *)p, n);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tgo-copy.h"
+
 /* Wire types, for building tags: (field << 3) | type. */
 #define TGO__PB_VARINT 0
 #define TGO__PB_FIXED64 1
@@ -53,7 +55,7 @@ static inline uint8_t *tgo__pb_ld_head(uint8_t *p, uint8_t tag, size_t n) {
 
 static inline uint8_t *tgo__pb_bytes(uint8_t *p, uint8_t tag, const void *data, size_t n) {
   p = tgo__pb_ld_head(p, tag, n);
-  memcpy(p, data, n);
+  tgo__copy_short(p, data, n);
   return p + n;
 }
 

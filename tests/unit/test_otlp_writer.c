@@ -8,6 +8,7 @@
 
 #include "otlp_reference.h"
 #include "tgo-internal.h"
+#include "tgo-pbwire.h"
 
 static void setup(void) {
   setenv("TIGEROPS_EXPORTER", "none", 1);
@@ -69,6 +70,38 @@ Test(otlp_writer, matches_protobuf_c_with_every_attribute_type_events_and_status
   s->end_ns = s->start_ns + 5;
   assert_same_bytes(s);
   tgo_span_unref(s);
+}
+
+/* The string fast path and the inline copy: every length across the
+ * copy's 4/8/16/32-byte cases and the one-byte varint's 127. */
+Test(otlp_writer, matches_protobuf_c_for_string_attributes_of_every_length) {
+  static char text[301];
+  for (size_t i = 0; i < sizeof text - 1; i++)
+    text[i] = (char)('a' + i % 26);
+  for (size_t len = 0; len <= 300; len += len < 40 ? 1 : 7) {
+    tgo_span *s = tgo_span_start("lengths", 7, TGO_KIND_INTERNAL, NULL, NULL);
+    tgo_attrs *a = tgo_span_attrs(s);
+    char key[301];
+    memcpy(key, text + 3, len);
+    key[len] = '\0';
+    tgo_attr_str(a, key, text, len);
+    tgo_attr_str(a, "k", text + 1, len);
+    s->end_ns = s->start_ns + 1;
+    assert_same_bytes(s);
+    tgo_span_unref(s);
+  }
+}
+
+Test(otlp_writer, inline_copy_writes_exactly_its_bytes) {
+  uint8_t src[80], dst[96];
+  for (size_t i = 0; i < sizeof src; i++)
+    src[i] = (uint8_t)(i * 7 + 1);
+  for (size_t n = 0; n <= 64; n++) {
+    memset(dst, 0xEE, sizeof dst);
+    tgo__copy_short(dst + 8, src + 3, n);
+    for (size_t i = 0; i < sizeof dst; i++)
+      cr_assert_eq(dst[i], i >= 8 && i < 8 + n ? src[3 + i - 8] : 0xEE, "n %zu, byte %zu", n, i);
+  }
 }
 
 Test(otlp_writer, matches_protobuf_c_with_dropped_counts_and_ok_status) {

@@ -1,5 +1,6 @@
 /* Redaction: secret query-string values and identifiers in cache keys. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tgo-internal.h"
@@ -13,6 +14,26 @@ Test(redact, secret_query_values_are_replaced_and_the_rest_kept) {
   char small[6];
   tgo__redact_query(q, strlen(q), small, sizeof small);
   cr_assert_str_eq(small, "page=");
+}
+
+/* Every name of the list, whatever its case, and names one byte longer or
+ * shorter kept: the length filter must pass each listed length. */
+Test(redact, every_listed_name_of_every_length_is_redacted) {
+  static const char *names[] = {"sig", "signature", "x-amz-signature", "x-amz-credential", "X-Amz-Security-Token",
+                                "awsaccesskeyid", "x-goog-signature", "x-goog-credential", "token", "access_token",
+                                "refresh_token", "id_token", "api_key", "apikey", "api-key", "key", "password",
+                                "passwd", "pwd", "secret", "client_secret", "auth", "authorization", "session",
+                                "sessionid", "sv", "se"};
+  char q[128], o[256], want[128];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(q, sizeof q, "%s=v&%sx=v&x%s=v", names[i], names[i], names[i]);
+    snprintf(want, sizeof want, "%s=REDACTED&%sx=v&x%s=v", names[i], names[i], names[i]);
+    tgo__redact_query(q, strlen(q), o, sizeof o);
+    cr_assert_str_eq(o, want);
+  }
+  const char *long_name = "a_parameter_name_of_more_than_32_bytes=v";
+  tgo__redact_query(long_name, strlen(long_name), o, sizeof o);
+  cr_assert_str_eq(o, long_name);
 }
 
 Test(redact, urls_carrying_credentials_in_values_are_replaced) {
