@@ -72,8 +72,9 @@ Test(otlp_writer, matches_protobuf_c_with_every_attribute_type_events_and_status
   tgo_span_unref(s);
 }
 
-/* The string fast path and the inline copy: every length across the
- * copy's 4/8/16/32-byte cases and the one-byte varint's 127. */
+/* The short-string path and the inline copy: every length across the
+ * copy's 4/8/16/32-byte cases and the one-byte varints' 127, for the key,
+ * the value and the KeyValue. */
 Test(otlp_writer, matches_protobuf_c_for_string_attributes_of_every_length) {
   static char text[301];
   for (size_t i = 0; i < sizeof text - 1; i++)
@@ -86,6 +87,10 @@ Test(otlp_writer, matches_protobuf_c_for_string_attributes_of_every_length) {
     key[len] = '\0';
     tgo_attr_str(a, key, text, len);
     tgo_attr_str(a, "k", text + 1, len);
+    if (len) {
+      key[len - 1] = '!'; /* another key, with a one-byte value: the key alone crosses 128 */
+      tgo_attr_str(a, key, "v", 1);
+    }
     s->end_ns = s->start_ns + 1;
     assert_same_bytes(s);
     tgo_span_unref(s);
