@@ -115,17 +115,50 @@ static void baggage_unref(tgo__baggage *b) {
  * Not under ASan, which would then miss a use after free. */
 #define TGO__SPARE_SPAN (!TGO__ASAN)
 
+/* Recording spans are freed on another thread than the one that made
+ * them: the exporter frees each once it is encoded. glibc takes such a
+ * chunk back through the exporter's cache or the arena's lock, and the
+ * request thread's next malloc misses its own cache: the 100% figure moved
+ * by up to ~1,000 instructions a request between runs of one build, and a
+ * SQL statement paid ~140 in the arena's lock. So a freed recording span
+ * goes on a shared stack of its size instead, and a thread starting a span
+ * takes the whole stack when its own list is empty. Any thread pushes (a
+ * CAS on the head, writing only its own span); a taker swaps the head for
+ * NULL, so no span is ever popped from the shared stack alone and ABA
+ * cannot happen. Bounded: RETURNED_MAX spans per size on the shared stack
+ * (an export batch's worth, which the exporter frees together: about
+ * 700 KB of server spans at most), and TAKEN_MAX on each thread's list,
+ * which is freed when the thread exits. */
+#define RETURNED_MAX 512
+#define TAKEN_MAX 64
+enum { RETURNED_LEAF, RETURNED_ROOT, RETURNED_SIZES };
+static _Atomic(tgo_span *) returned_spans[RETURNED_SIZES];
+static atomic_uint returned_count[RETURNED_SIZES];
+
 static __thread tgo_span *spare_span;
-static __thread uint8_t spare_span_allowed; /* the thread's exit frees it */
+static __thread tgo_span *taken_spans[RETURNED_SIZES]; /* this thread's list */
+static __thread uint8_t spare_span_allowed; /* the thread's exit frees them */
 static pthread_key_t spare_span_key;
 static pthread_once_t spare_span_once = PTHREAD_ONCE_INIT;
 static int spare_span_key_made;
+
+static void free_list(tgo_span *s) {
+  while (s) {
+    tgo_span *next = s->returned_next;
+    free(s);
+    s = next;
+  }
+}
 
 static void spare_span_thread_exit(void *unused) {
   (void)unused;
   spare_span_allowed = 0; /* a span freed by a later destructor registers again */
   free(spare_span);
   spare_span = NULL;
+  for (int i = 0; i < RETURNED_SIZES; i++) {
+    free_list(taken_spans[i]);
+    taken_spans[i] = NULL;
+  }
 }
 
 /* The thread that exits the process runs no key destructor. */
@@ -135,17 +168,72 @@ static void spare_span_key_make(void) {
   spare_span_key_made = pthread_key_create(&spare_span_key, spare_span_thread_exit) == 0;
 }
 
-static int spare_span_keep(tgo_span *s) {
-  if (!TGO__SPARE_SPAN || spare_span)
+/* Whether this thread may keep spans: its exit will free them. */
+static int thread_may_keep_spans(void) {
+  if (TGO__LIKELY(spare_span_allowed))
+    return 1;
+  pthread_once(&spare_span_once, spare_span_key_make);
+  if (!spare_span_key_made || pthread_setspecific(spare_span_key, &spare_span_allowed) != 0)
     return 0;
-  if (TGO__UNLIKELY(!spare_span_allowed)) {
-    pthread_once(&spare_span_once, spare_span_key_make);
-    if (!spare_span_key_made || pthread_setspecific(spare_span_key, &spare_span_allowed) != 0)
-      return 0;
-    spare_span_allowed = 1;
-  }
+  spare_span_allowed = 1;
+  return 1;
+}
+
+static int spare_span_keep(tgo_span *s) {
+  if (!TGO__SPARE_SPAN || spare_span || !thread_may_keep_spans())
+    return 0;
   spare_span = s;
   return 1;
+}
+
+static inline int returned_size(size_t inline_cap) {
+  return inline_cap == TGO__SPAN_INLINE_ROOT ? RETURNED_ROOT
+         : inline_cap == TGO__SPAN_INLINE_LEAF ? RETURNED_LEAF
+                                               : -1;
+}
+
+static int span_return(tgo_span *s) {
+  int size = returned_size(s->inline_cap);
+  if (!TGO__SPARE_SPAN || size < 0)
+    return 0;
+  if (atomic_fetch_add_explicit(&returned_count[size], 1, memory_order_relaxed) >= RETURNED_MAX) {
+    atomic_fetch_sub_explicit(&returned_count[size], 1, memory_order_relaxed);
+    return 0;
+  }
+  tgo_span *head = atomic_load_explicit(&returned_spans[size], memory_order_relaxed);
+  do
+    s->returned_next = head;
+  while (!atomic_compare_exchange_weak_explicit(&returned_spans[size], &head, s, memory_order_release,
+                                                memory_order_relaxed));
+  return 1;
+}
+
+/* Up to TAKEN_MAX spans of the shared stack as this thread's list: the
+ * stack is taken whole and the rest pushed back as one chain. */
+static tgo_span *take_returned(int size) {
+  if (!atomic_load_explicit(&returned_spans[size], memory_order_relaxed) || !thread_may_keep_spans())
+    return NULL;
+  tgo_span *list = atomic_exchange_explicit(&returned_spans[size], NULL, memory_order_acquire);
+  if (!list)
+    return NULL;
+  unsigned n = 1;
+  tgo_span *last = list;
+  for (; n < TAKEN_MAX && last->returned_next; n++)
+    last = last->returned_next;
+  tgo_span *rest = last->returned_next;
+  last->returned_next = NULL;
+  atomic_fetch_sub_explicit(&returned_count[size], n, memory_order_relaxed);
+  if (rest) {
+    tgo_span *rest_tail = rest;
+    while (rest_tail->returned_next)
+      rest_tail = rest_tail->returned_next;
+    tgo_span *head = atomic_load_explicit(&returned_spans[size], memory_order_relaxed);
+    do
+      rest_tail->returned_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&returned_spans[size], &head, rest, memory_order_release,
+                                                  memory_order_relaxed));
+  }
+  return list;
 }
 
 static tgo_span *span_alloc(size_t inline_cap) {
@@ -153,6 +241,16 @@ static tgo_span *span_alloc(size_t inline_cap) {
   if (s && s->inline_cap == inline_cap) {
     spare_span = NULL;
     return s;
+  }
+  int size = returned_size(inline_cap);
+  if (TGO__SPARE_SPAN && size >= 0) {
+    s = taken_spans[size];
+    if (!s)
+      s = take_returned(size);
+    if (s) {
+      taken_spans[size] = s->returned_next;
+      return s;
+    }
   }
   return malloc(sizeof(tgo_span) + inline_cap);
 }
@@ -162,7 +260,9 @@ void tgo__span_free(tgo_span *s) {
   if (TGO__UNLIKELY(s->deferred))
     tgo__tail_span_freed(s);
   tgo__chunks_free(s->chunks);
-  if (!spare_span_keep(s))
+  if (spare_span_keep(s))
+    return;
+  if (!span_return(s))
     free(s);
 }
 

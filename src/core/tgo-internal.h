@@ -276,6 +276,7 @@ struct tgo_span {
   char *arena_pos;
   size_t arena_left;
   tgo__chunk *chunks;
+  struct tgo_span *returned_next; /* freed: the next on a list of spans for reuse (span.c) */
   char arena[];
 };
 
