@@ -41,20 +41,23 @@ import cost_profile  # noqa: E402
 # seed alone moves them too: tail +4,568 / +5,935 / +4,436 and SQL +6,425 /
 # +9,483 / +6,862 under PYTHONHASHSEED 0 / 1 / 2 of one build, so each
 # figure here is the median of those three runs (cost_profile.measure_median).
-# Today's medians are +9,987, +4,190, +3,885 and +5,798 for the rows
-# below (ranges over the seeds: +9,864..+11,221, +4,045..+4,286,
-# +3,692..+3,896, +2,526..+6,870): tail keep meets its budget and is held
-# to it; the other ceilings sit 600-2,200 above today's medians before the
-# 10% slack; a budget's expected failure is not strict.
+# Today's medians (ninth session) are +7,289 (request thread; all
+# threads +10,432), +2,957, +2,501 and +5,993 for the rows below (ranges
+# over the seeds: +6,912..+7,703, +2,911..+3,124, +2,348..+3,805,
+# -5,676..+6,412): tail keep meets its budget and is held to it; the
+# 100% request thread is under 8,000, but the budget is the issue's, all
+# threads, so its expected failure is checked on the total; the other
+# ceilings sit 1,200-2,000 above today's medians before the 10% slack; a
+# budget's expected failure is not strict.
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
 # run measured +20k on other threads where a quiet one measures +5.4k), so
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
-    ("hello", "full"): (8000, 11000),   # 100% sampling
+    ("hello", "full"): (8000, 8500),    # 100% sampling (the ceiling: request thread; the budget: all threads)
     ("hello", "tail"): (5000, 5000),    # 1%, tail keep on (every trace recorded until its root ends)
-    ("hello", "head"): (1500, 4500),    # 1%, head sampling only
+    ("hello", "head"): (1500, 4000),    # 1%, head sampling only
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
 # The same runs counted outside the interpreter only (the agent's objects,
@@ -68,10 +71,10 @@ BUDGETS = {
 # wide because adding four lines to the benchmark's own script moved its
 # bare figure by 5,400 per statement.
 OUTSIDE = {
-    ("hello", "full"): 7000,    # request thread +5,785, +5,427..+6,642 over the seeds (all threads +9,151)
-    ("hello", "tail"): 2400,    # +2,102
-    ("hello", "head"): 2000,    # +1,820
-    ("sql", "full"): 3500,      # all threads +3,065 (+4,080 before the SQL span's vectorcall and interned strings)
+    ("hello", "full"): 6000,    # request thread +4,993, +4,703..+5,149 over the seeds (all threads +7,340)
+    ("hello", "tail"): 2400,    # +2,072
+    ("hello", "head"): 2000,    # +1,800
+    ("sql", "full"): 2800,      # all threads +2,495 (+3,061 before the string encode and the spans' reuse)
 }
 SLACK = 1.10
 
@@ -96,9 +99,9 @@ def added(workload, mode):
     return _figures[(workload, mode)]
 
 
-def _check(workload, mode, limit, what):
+def _check(workload, mode, limit, what, key=None):
     r = added(workload, mode)
-    key = "request" if workload == "hello" else "total"
+    key = key or ("request" if workload == "hello" else "total")
     figure = r[key]
     seeds = ", ".join("%+.0f" % run[key] for run in r["runs"])
     print("%s at %s: %+.0f per iteration (request thread %+.0f, other threads %+.0f; by seed %s)"
@@ -133,4 +136,6 @@ def test_added_instructions_outside_the_interpreter_stay_under_their_ceiling(wor
 # to look at the function table and lower the ceiling.
 @pytest.mark.xfail(strict=False, reason="budget not met yet (README, Instruction budget): lower the ceiling when it is")
 def test_added_instructions_meet_the_budget(workload, mode):
-    _check(workload, mode, BUDGETS[(workload, mode)][0], "budget")
+    # The budget is the issue's: all threads, the exporter's encode and send
+    # included. Not strict, so a loaded machine's extra batches cannot fail it.
+    _check(workload, mode, BUDGETS[(workload, mode)][0], "budget", key="total")
