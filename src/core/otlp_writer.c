@@ -95,10 +95,11 @@ static size_t keyvalue_size_with(const tgo__attr *a, size_t anyvalue) {
 }
 
 /* Most attributes are short strings: a KeyValue under 128 bytes, every
- * length in it a one-byte varint. Its size is
- * a few additions and its lengths single stores, where the varint loops
- * (about 11 per attribute over both passes) were most of the encoder's
- * work. Returns the KeyValue's body size, or 0 for any other attribute. */
+ * length in it a one-byte varint. Its size is a few additions and its
+ * lengths single stores, where the switches and varint loops (about 11
+ * per attribute over both passes) were most of the encoder's work; longer
+ * strings and other types take the general path. Returns the KeyValue's
+ * body size, or 0 for any other attribute. */
 static inline size_t short_string_kv(const tgo__attr *a) {
   if (a->type != TGO__V_STR)
     return 0;
@@ -108,9 +109,7 @@ static inline size_t short_string_kv(const tgo__attr *a) {
   return kv < 128 ? kv : 0;
 }
 
-static inline size_t keyvalue_size(const tgo__attr *a) {
-  return keyvalue_size_with(a, a->type == TGO__V_STR ? tgo__pb_ld_len(a->n) : anyvalue_size(a));
-}
+static size_t keyvalue_size(const tgo__attr *a) { return keyvalue_size_with(a, anyvalue_size(a)); }
 
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
   switch (type) {
@@ -141,16 +140,6 @@ static uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
     p[0] = 0x12; /* KeyValue.value */
     p[1] = (uint8_t)(a->n + 2);
     return text_field(p + 2, 0x0A, a->v.s, a->n, a->immortal);
-  }
-  if (a->type == TGO__V_STR) { /* without the switches */
-    size_t anyvalue = tgo__pb_ld_len(a->n);
-    *p++ = tag;
-    p = tgo__pb_varint(p, keyvalue_size_with(a, anyvalue));
-    if (a->key_len)
-      p = tgo__pb_bytes(p, 0x0A, a->key, a->key_len); /* KeyValue.key */
-    *p++ = 0x12;                                    /* KeyValue.value */
-    p = tgo__pb_varint(p, anyvalue);
-    return text_field(p, 0x0A, a->v.s, a->n, a->immortal);
   }
   /* Each size once: an array's body size is walked over all its items. */
   size_t body = a->type >= TGO__V_STR_ARRAY ? array_body_size(a) : 0;

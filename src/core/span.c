@@ -192,6 +192,15 @@ static inline int returned_size(size_t inline_cap) {
                                                : -1;
 }
 
+/* Pushes the chain first..last (ours alone) onto the shared stack. */
+static void push_returned(int size, tgo_span *first, tgo_span *last) {
+  tgo_span *head = atomic_load_explicit(&returned_spans[size], memory_order_relaxed);
+  do
+    last->returned_next = head;
+  while (!atomic_compare_exchange_weak_explicit(&returned_spans[size], &head, first, memory_order_release,
+                                                memory_order_relaxed));
+}
+
 static int span_return(tgo_span *s) {
   int size = returned_size(s->inline_cap);
   if (!TGO__SPARE_SPAN || size < 0)
@@ -200,11 +209,7 @@ static int span_return(tgo_span *s) {
     atomic_fetch_sub_explicit(&returned_count[size], 1, memory_order_relaxed);
     return 0;
   }
-  tgo_span *head = atomic_load_explicit(&returned_spans[size], memory_order_relaxed);
-  do
-    s->returned_next = head;
-  while (!atomic_compare_exchange_weak_explicit(&returned_spans[size], &head, s, memory_order_release,
-                                                memory_order_relaxed));
+  push_returned(size, s, s);
   return 1;
 }
 
@@ -227,11 +232,7 @@ static tgo_span *take_returned(int size) {
     tgo_span *rest_tail = rest;
     while (rest_tail->returned_next)
       rest_tail = rest_tail->returned_next;
-    tgo_span *head = atomic_load_explicit(&returned_spans[size], memory_order_relaxed);
-    do
-      rest_tail->returned_next = head;
-    while (!atomic_compare_exchange_weak_explicit(&returned_spans[size], &head, rest, memory_order_release,
-                                                  memory_order_relaxed));
+    push_returned(size, rest, rest_tail);
   }
   return list;
 }
