@@ -16,6 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 build=$root/build/ci
 prefix=$build/install
 failed=()
+recap=()
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -89,10 +90,14 @@ bash tests/collector/build.sh || failed+=("collector build (tests/collector/buil
 
 step "integration tests"
 set +e
-TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rfX -p no:cacheprovider tests/integration
-rc=$?
+TIGEROPS_TEST_PREFIX="$prefix" /usr/bin/python3 -m pytest -q -rfX -p no:cacheprovider tests/integration \
+    2>&1 | tee "$build/integration.log"
+rc=${PIPESTATUS[0]}
 set -e
-[ $rc = 0 ] || failed+=("integration tests (pytest exit $rc)")
+if [ $rc != 0 ]; then
+  failed+=("integration tests (pytest exit $rc)")
+  recap+=("--- integration" "$(grep -E '^(FAILED|ERROR) ' "$build/integration.log" | head -20)")
+fi
 
 step "version matrix: tests/integration and tests/python in each tests/matrix venv (2 at a time)"
 # Each combination (tests/matrix/<name>.txt: CPython 3.9/3.12/3.13 with their
@@ -123,7 +128,13 @@ if bash tests/matrix/venvs.sh >"$build/matrix-venvs.log" 2>&1; then
   done
   wait
   for name in "${names[@]}"; do
-    [ "$(cat "$build/matrix-$name.rc")" = 0 ] || failed+=("matrix $name (log: build/ci/matrix-$name.log)")
+    if [ "$(cat "$build/matrix-$name.rc")" != 0 ]; then
+      failed+=("matrix $name (log: build/ci/matrix-$name.log)")
+      # CI keeps only the end of this output and not build/: the failing
+      # tests' names and reasons are repeated after the final verdict.
+      recap+=("--- matrix $name" "$(grep -E '^(FAILED|ERROR) ' "$build/matrix-$name.log" | head -20)")
+      recap+=("$(grep -E '^E  ' "$build/matrix-$name.log" | head -40)")
+    fi
   done
 else
   tail -30 "$build/matrix-venvs.log"
@@ -164,6 +175,7 @@ else
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
+  if [ ${#recap[@]} -gt 0 ]; then printf '\n%s\n' "${recap[@]}"; fi
   printf '\nFAILED: %s\n' "${failed[*]}"
   exit 1
 fi
