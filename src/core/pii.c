@@ -202,10 +202,14 @@ static inline int word_may_start(uint64_t w) {
   return (digit_bytes(w) | zero_bytes(w ^ ONES * '@') | zero_bytes(w ^ ONES * '+') | zero_bytes(w ^ ONES * '(')) != 0;
 }
 
-/* Whether p may hold an e-mail (an '@'), a card (13+ digits) or a phone (7+
- * digits). Most exported strings (addresses, versions, paths, ids) have
- * fewer digits and no '@': one pass of word tests instead of a scan that
- * stops at every digit. */
+/* Whether p may hold something the scan below masks. Each needs an '@'
+ * (an e-mail), a '+' and 7+ digits (an international phone) or 10+ digits
+ * (a NANP phone, 3-3-4 or 1-3-3-4; a card, 13+): a superset, so skipping
+ * the rest changes nothing. Most exported strings (addresses, versions,
+ * paths, ids) pass none: one pass of word tests instead of a scan that
+ * stops at every digit. A dotted IPv4 address has 4-12 digits and no '+':
+ * with the old bound of 7 digits for all, every client address was
+ * scanned. */
 /* Digits are counted by a multiply (each digit byte's flag moved to its low
  * bit, summed into the top byte): __builtin_popcountll is a libgcc call
  * on the baseline x86-64 this is built for. */
@@ -214,19 +218,19 @@ static int may_hold_builtin(const unsigned char *p, size_t n) {
   size_t i = 0;
   for (uint64_t w; i + 8 <= n; i += 8) {
     memcpy(&w, p + i, 8);
-    if (zero_bytes(w ^ ONES * '@') || (digits += (int)(((digit_bytes(w) >> 7) * ONES) >> 56)) >= 7)
+    if (zero_bytes(w ^ ONES * '@') || (digits += (int)(((digit_bytes(w) >> 7) * ONES) >> 56)) >= 10)
       return 1;
   }
   for (; i < n; i++)
-    if (p[i] == '@' || (is_digit(p[i]) && ++digits >= 7))
+    if (p[i] == '@' || (is_digit(p[i]) && ++digits >= 10))
       return 1;
-  return 0;
+  /* 7 to 9 digits make a phone only after a '+': looked for only then. */
+  return digits >= 7 && memchr(p, '+', n) != NULL;
 }
 
-static size_t mask_builtin(unsigned char *p, size_t n) {
+/* The scan alone, without the pre-check (tests compare the two). */
+size_t tgo__pii_scan_builtin(unsigned char *p, size_t n) {
   size_t found = 0;
-  if (n < 6 || !may_hold_builtin(p, n)) /* "a@b.io" is the shortest thing to find */
-    return 0;
   for (size_t i = 0; i < n;) {
     for (uint64_t w; i + 8 <= n && (memcpy(&w, p + i, 8), !word_may_start(w));)
       i += 8;
@@ -273,6 +277,12 @@ static size_t mask_builtin(unsigned char *p, size_t n) {
     i = r.end > i ? r.end : i + 1;
   }
   return found;
+}
+
+static size_t mask_builtin(unsigned char *p, size_t n) {
+  if (n < 6 || !may_hold_builtin(p, n)) /* "a@b.io" is the shortest thing to find */
+    return 0;
+  return tgo__pii_scan_builtin(p, n);
 }
 
 /* ---- configured patterns ------------------------------------------------ */

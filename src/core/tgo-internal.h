@@ -341,6 +341,7 @@ void tgo__tail_fork_child(void);
 void tgo__pii_begin(void);
 void tgo__pii_end(void);
 size_t tgo__pii_mask_now(char *p, size_t n);
+size_t tgo__pii_scan_builtin(unsigned char *p, size_t n); /* the built-in masks without the pre-check */
 void tgo__pii_fork_child(void);
 /* Between begin and end: changes whenever what mask_now masks may have
  * (the patterns recompiled, masking switched), so a verdict kept under one
