@@ -96,7 +96,7 @@ rc=${PIPESTATUS[0]}
 set -e
 if [ $rc != 0 ]; then
   failed+=("integration tests (pytest exit $rc)")
-  recap+=("--- integration" "$(grep -E '^(FAILED|ERROR) ' "$build/integration.log" | head -20)")
+  recap+=("--- integration" "$(grep -E '^(FAILED|ERROR) ' "$build/integration.log" | head -20 || true)")
 fi
 
 step "version matrix: tests/integration and tests/python in each tests/matrix venv (2 at a time)"
@@ -132,8 +132,8 @@ if bash tests/matrix/venvs.sh >"$build/matrix-venvs.log" 2>&1; then
       failed+=("matrix $name (log: build/ci/matrix-$name.log)")
       # CI keeps only the end of this output and not build/: the failing
       # tests' names and reasons are repeated after the final verdict.
-      recap+=("--- matrix $name" "$(grep -E '^(FAILED|ERROR) ' "$build/matrix-$name.log" | head -20)")
-      recap+=("$(grep -E '^E  ' "$build/matrix-$name.log" | head -40)")
+      recap+=("--- matrix $name" "$(grep -E '^(FAILED|ERROR) ' "$build/matrix-$name.log" | head -20 || true)")
+      recap+=("$(grep -E '^E  ' "$build/matrix-$name.log" | head -40 || true)")
     fi
   done
 else
@@ -175,7 +175,9 @@ else
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
-  if [ ${#recap[@]} -gt 0 ]; then printf '\n%s\n' "${recap[@]}"; fi
+  for lines in "${recap[@]}"; do
+    if [ -n "$lines" ]; then printf '%s\n' "$lines"; fi
+  done
   printf '\nFAILED: %s\n' "${failed[*]}"
   exit 1
 fi
