@@ -19,6 +19,11 @@ failed=()
 recap=()
 
 step() { printf '\n=== %s\n' "$*"; }
+# CI keeps only the end of this output and not build/: a failed pytest
+# run's test names and assertion lines are repeated after the verdict.
+recap_failures() {
+  recap+=("--- $1" "$(grep -E '^(FAILED|ERROR) ' "$2" | head -20 || true)" "$(grep -E '^E  ' "$2" | head -40 || true)")
+}
 
 step "autoreconf"
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
@@ -96,7 +101,7 @@ rc=${PIPESTATUS[0]}
 set -e
 if [ $rc != 0 ]; then
   failed+=("integration tests (pytest exit $rc)")
-  recap+=("--- integration" "$(grep -E '^(FAILED|ERROR) ' "$build/integration.log" | head -20 || true)")
+  recap_failures integration "$build/integration.log"
 fi
 
 step "version matrix: tests/integration and tests/python in each tests/matrix venv (2 at a time)"
@@ -130,10 +135,7 @@ if bash tests/matrix/venvs.sh >"$build/matrix-venvs.log" 2>&1; then
   for name in "${names[@]}"; do
     if [ "$(cat "$build/matrix-$name.rc")" != 0 ]; then
       failed+=("matrix $name (log: build/ci/matrix-$name.log)")
-      # CI keeps only the end of this output and not build/: the failing
-      # tests' names and reasons are repeated after the final verdict.
-      recap+=("--- matrix $name" "$(grep -E '^(FAILED|ERROR) ' "$build/matrix-$name.log" | head -20 || true)")
-      recap+=("$(grep -E '^E  ' "$build/matrix-$name.log" | head -40 || true)")
+      recap_failures "matrix $name" "$build/matrix-$name.log"
     fi
   done
 else

@@ -206,10 +206,8 @@ static inline int word_may_start(uint64_t w) {
  * (an e-mail), a '+' and 7+ digits (an international phone) or 10+ digits
  * (a NANP phone, 3-3-4 or 1-3-3-4; a card, 13+): a superset, so skipping
  * the rest changes nothing. Most exported strings (addresses, versions,
- * paths, ids) pass none: one pass of word tests instead of a scan that
- * stops at every digit. A dotted IPv4 address has 4-12 digits and no '+':
- * with the old bound of 7 digits for all, every client address was
- * scanned. */
+ * paths, ids; a dotted IPv4 address with fewer than 10 digits) pass none:
+ * one pass of word tests instead of a scan that stops at every digit. */
 /* Digits are counted by a multiply (each digit byte's flag moved to its low
  * bit, summed into the top byte): __builtin_popcountll is a libgcc call
  * on the baseline x86-64 this is built for. */
