@@ -48,4 +48,59 @@ static inline void tgo__copy_short(void *dst, const void *data, size_t n) {
   }
 }
 
+/* tgo__copy_short, and whether the n bytes are all ASCII: the words the
+ * copy moves cover every byte, so their OR answers it without a second
+ * pass over the string. */
+static inline int tgo__copy_short_ascii(void *dst, const void *data, size_t n) {
+  const uint8_t *s = data;
+  uint8_t *p = dst;
+  uint64_t high;
+  if (n >= 8 && n <= 16) {
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(p, &a, 8);
+    memcpy(p + n - 8, &b, 8);
+    high = a | b;
+  } else if (n > 16 && n <= 32) {
+    uint64_t a, b, c, d;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + 8, 8);
+    memcpy(&c, s + n - 16, 8);
+    memcpy(&d, s + n - 8, 8);
+    memcpy(p, &a, 8);
+    memcpy(p + 8, &b, 8);
+    memcpy(p + n - 16, &c, 8);
+    memcpy(p + n - 8, &d, 8);
+    high = a | b | c | d;
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    memcpy(p, &a, 4);
+    memcpy(p + n - 4, &b, 4);
+    high = a | b;
+  } else if (n < 4) {
+    high = 0;
+    if (n) {
+      p[0] = s[0];
+      p[n / 2] = s[n / 2];
+      p[n - 1] = s[n - 1];
+      high = (uint64_t)s[0] | s[n / 2] | s[n - 1];
+    }
+  } else {
+    memcpy(p, s, n);
+    high = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      high |= w;
+    }
+    for (; i < n; i++)
+      high |= s[i];
+  }
+  return !(high & 0x8080808080808080ull);
+}
+
 #endif

@@ -139,6 +139,66 @@ Test(span, invalid_utf8_is_repaired) {
   tgo_span_end(s);
 }
 
+/* The fresh string append copies into the attribute's own arena bump and
+ * checks for ASCII as it copies: each length the copy splits differently,
+ * a byte above 0x7F at every position, and values past the limit, are
+ * stored as the checked path stores them. */
+Test(span, fresh_string_values_match_the_checked_path) {
+  char v[80];
+  for (size_t len = 0; len <= 70; len++)
+    for (size_t bad = 0; bad <= len; bad++) {
+      memset(v, 'a', sizeof v);
+      for (size_t i = 0; i < len; i++)
+        v[i] = (char)('a' + i % 26);
+      if (bad < len)
+        v[bad] = (char)0xE9; /* a lone Latin-1 byte: invalid UTF-8 */
+      tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+      tgo_attrs *a = tgo_span_attrs(s);
+      tgo__attrs_fresh(a, 1);
+      TGO__ATTR_STR_NEW(a, "fresh", v, len);
+      tgo__attrs_fresh(a, 0);
+      tgo_attr_str(a, "checked", v, len);
+      const tgo__attr *f = find(s, "fresh"), *c = find(s, "checked");
+      cr_assert(f && c);
+      cr_assert_eq(f->type, TGO__V_STR);
+      cr_assert_not(f->immortal);
+      cr_assert_eq(f->n, c->n, "len %zu bad %zu", len, bad);
+      cr_assert_eq(memcmp(f->v.s, c->v.s, f->n + 1), 0, "len %zu bad %zu", len, bad);
+      cr_assert(valid_utf8(f->v.s, f->n), "len %zu bad %zu", len, bad);
+      tgo_span_end(s);
+    }
+}
+
+/* Past the span's inline arena the append goes the general way (a chunk,
+ * then the arena's bound): the values stay whole until the bound, and then
+ * the attribute is dropped or kept empty, never written past the arena. */
+Test(span, fresh_appends_past_the_inline_arena_take_chunks) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  char v[32];
+  memset(v, 'x', sizeof v);
+  tgo__attrs_fresh(a, 1);
+  for (int i = 0; i < 100; i++) {
+    TGO__ATTR_STR_NEW(a, "k", v, sizeof v);
+    TGO__ATTR_INT_NEW(a, "n", i);
+  }
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, TGO__SPAN_MAX_ATTRS);
+  cr_assert_eq(s->attrs.dropped, 200 - TGO__SPAN_MAX_ATTRS);
+  cr_assert_not_null(s->chunks, "the inline arena should have run out");
+  int i = 0;
+  for (const tgo__attr *it = s->attrs.head; it; it = it->next, i++) {
+    if (i % 2) {
+      cr_assert_eq(it->type, TGO__V_INT);
+      cr_assert_eq(it->v.i, i / 2);
+    } else {
+      cr_assert_eq(it->n, sizeof v);
+      cr_assert_eq(memcmp(it->v.s, v, sizeof v), 0);
+    }
+  }
+  tgo_span_end(s);
+}
+
 Test(span, events_beyond_the_limit_are_counted) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   for (int i = 0; i < TGO__SPAN_MAX_EVENTS + 5; i++)
