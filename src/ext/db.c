@@ -183,7 +183,14 @@ static void record_rows(tgo_attrs *a, PyObject *cursor, int rows_returned) {
     PyErr_Clear();
   if (rows < 0)
     return;
-  tgo_attr_int(a, rows_returned ? "db.response.returned_rows" : "db.response.affected_rows", rows);
+  /* A fresh append: no other code sets these keys, and once anything set
+   * an attribute by key (a batch size) this is the checked tgo_attr_int. */
+  tgo__attrs_fresh(a, 1);
+  if (rows_returned)
+    TGO__ATTR_INT_NEW(a, "db.response.returned_rows", rows);
+  else
+    TGO__ATTR_INT_NEW(a, "db.response.affected_rows", rows);
+  tgo__attrs_fresh(a, 0);
 }
 
 /* sqlcommenter: the statement carrying the span's traceparent as a

@@ -99,6 +99,7 @@ typedef struct tgo__py_request {
     uint64_t hash;
     uint32_t count;
   } *npo;
+  uint32_t npo_flagged; /* 1 + the slot of the shape the span names, or 0 */
 } tgo__py_request;
 
 /* Makes the request object for a started span (takes a reference of it). */

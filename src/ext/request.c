@@ -14,9 +14,12 @@
 
 PyTypeObject *tgo__py_request_type;
 
-/* Counts a statement shape in the running request; from the threshold on,
- * the request span says so (tigerops.n_plus_one.*). The table lives in the
- * request object, so counts can never carry over to another request. */
+/* Counts a statement shape in the running request; at the threshold, the
+ * request span names the shape (tigerops.n_plus_one.*), and its final
+ * count is set when the request finishes: an N+1 loop set it again on
+ * every statement, a scan of the request span's attributes each time. The
+ * first shape to reach the threshold is the one named. The table lives in
+ * the request object, so counts can never carry over to another request. */
 void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len) {
   tgo__py_request *r = tgo__py_request_running();
   if (!r || !tgo_span_is_recording(r->span))
@@ -30,13 +33,12 @@ void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t tex
     r->npo[i].hash = hash;
     uint32_t count = ++r->npo[i].count;
     uint32_t threshold = (uint32_t)tgo__n_plus_one_threshold();
-    if (count >= threshold) {
+    if (count == threshold && !r->npo_flagged) {
       tgo_attrs *a = tgo_span_attrs(r->span);
-      if (count == threshold) { /* the text once; later runs only move the count */
-        tgo_attr_bool(a, "tigerops.n_plus_one", 1);
-        tgo_attr_str(a, "tigerops.n_plus_one.statement", text, text_len);
-      }
-      tgo_attr_int(a, "tigerops.n_plus_one.count", count);
+      tgo_attr_bool(a, "tigerops.n_plus_one", 1);
+      tgo_attr_str(a, "tigerops.n_plus_one.statement", text, text_len);
+      tgo_attr_int(a, "tigerops.n_plus_one.count", count); /* a span ended without finish keeps this */
+      r->npo_flagged = (uint32_t)i + 1;
     }
     return;
   }
@@ -151,6 +153,8 @@ void tgo__py_request_finish(tgo__py_request *r) {
     if (r->status_code > 0)
       TGO__ATTR_INT_NEW(a, "http.response.status_code", r->status_code);
     tgo__attrs_fresh(a, 0);
+    if (r->npo_flagged && r->npo)
+      tgo_attr_int(a, "tigerops.n_plus_one.count", r->npo[r->npo_flagged - 1].count);
     if (r->status_code > 0) {
       if (r->status_code >= 400)
         tgo_attr_bool(a, "error", 1);
@@ -215,6 +219,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   memcpy(r->method, method, method_len);
   r->method[method_len] = '\0';
   r->npo = NULL;
+  r->npo_flagged = 0;
   r->vectorcall = (void *)request_vectorcall;
   PyObject_GC_Track((PyObject *)r);
   return r;
@@ -409,6 +414,7 @@ static void request_let_go(tgo__py_request *r) {
   }
   free(r->npo);
   r->npo = NULL;
+  r->npo_flagged = 0;
 }
 
 static void request_dealloc(PyObject *op) {

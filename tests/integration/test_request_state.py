@@ -23,6 +23,19 @@ def test_n_plus_one_counts_never_carry_over_to_the_next_request(otlp):
     assert not server_spans(otlp.spans(), "GET /twice"), "dropped traces were exported"
 
 
+def test_the_n_plus_one_count_is_the_named_statements_final_count(otlp):
+    # The first shape to reach the threshold (5) is named; its count is the
+    # one at the end of the request (6), not the other shape's (8).
+    with gunicorn("orm:app", agent_env(otlp), workers=1) as server:
+        assert server.get("/two-shapes")[0] == 200
+        otlp.wait_for_spans(lambda s: s["name"] == "GET /two-shapes" and s["kind"] == 2)
+    (root,) = server_spans(otlp.spans(), "GET /two-shapes")
+    a = root["attributes"]
+    assert a["tigerops.n_plus_one"] is True
+    assert "FROM authors" in a["tigerops.n_plus_one.statement"], a
+    assert a["tigerops.n_plus_one.count"] == 6, a
+
+
 def test_threads_running_distinct_statements_each_record_their_own(otlp):
     # 8 threads, 300 distinct slow statements (more than the 128 cache slots), each run five times (the N+1
     # threshold): the statement cache is shared and the DBAPI call releases

@@ -230,6 +230,27 @@ Test(span, children_inherit_the_trace_and_point_at_the_parent) {
   tgo_span_end(p);
 }
 
+/* A child's wall-clock start comes from its parent's and the monotonic
+ * clock: it lies inside the parent's time even when the parent's start was
+ * moved (an explicit start time), and it is near the wall clock. */
+Test(span, children_start_on_the_parents_clock) {
+  tgo_span *p = tgo_span_start("p", 1, TGO_KIND_SERVER, NULL, NULL);
+  tgo__span_set_start_time(p, p->start_ns - 5000000000ull); /* started 5 s ago */
+  tgo_span *c = tgo_span_start("c", 1, TGO_KIND_CLIENT, p, NULL);
+  cr_assert_eq(c->start_ns - p->start_ns, c->mono_start_ns - p->mono_start_ns);
+  cr_assert_geq(c->start_ns, p->start_ns + 5000000000ull);
+  uint64_t wall = tgo__now_ns(CLOCK_REALTIME);
+  cr_assert(c->start_ns <= wall && wall - c->start_ns < 1000000000ull, "child start %llu, wall %llu",
+            (unsigned long long)c->start_ns, (unsigned long long)wall);
+  tgo_span_ref(c);
+  tgo_span_ref(p);
+  tgo_span_end(c);
+  tgo_span_end(p);
+  cr_assert_geq(p->end_ns, c->end_ns);
+  tgo_span_unref(c);
+  tgo_span_unref(p);
+}
+
 Test(span, current_span_is_per_thread_and_restorable) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_INTERNAL, NULL, NULL);
   cr_assert_null(tgo_current());

@@ -93,6 +93,17 @@ _COUNT_UP = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHE
              "SELECT count(*) AS col_%d FROM c")
 
 
+@app.route("/two-shapes")
+def two_shapes():
+    # Two N+1 shapes in one request: the span names the first, with its count.
+    with engine.connect() as conn:
+        for i in range(6):
+            conn.execute(text("SELECT name FROM authors WHERE id = :id"), {"id": i}).fetchall()
+        for i in range(8):
+            conn.execute(text("SELECT title FROM books WHERE id = :id"), {"id": i}).fetchall()
+    return "ok"
+
+
 @app.route("/distinct/<int:n>")
 def distinct(n):
     with engine.connect() as conn:
