@@ -139,18 +139,25 @@ def total(path):
 
 
 def outside_interpreter(path):
-    """Instructions spent outside the interpreter's own code (exclusive
-    costs of every object but python3.X / libpython): the agent's objects,
-    libc, zlib... CPython's type attribute cache cannot move this figure;
-    it also leaves out the Python code the agent runs or causes."""
+    """(outside, own): instructions spent outside the interpreter's own code
+    (exclusive costs of every object but python3.X / libpython: the agent's
+    objects, libc, zlib...), and of those, the agent's own objects alone.
+    CPython's type attribute cache cannot move the first, but libc's
+    allocator in it runs for Python's own objects too, and its luck moved
+    the request thread's figure by ~800 between hash seeds of one build;
+    the second moves only with the agent's code. Both leave out the Python
+    code the agent runs or causes."""
     proc = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", "--auto=no", path],
                           capture_output=True, text=True, check=True)
-    n = 0
+    n = own = 0
     for line in proc.stdout.splitlines():
         m = re.match(r"^\s*([\d,]+)\s+\([^)]*\)\s+\S.*\[(.*)\]\s*$", line)
-        if m and not re.match(r"(lib)?python\d", os.path.basename(m.group(2))):
+        obj = os.path.basename(m.group(2)) if m else ""
+        if m and not re.match(r"(lib)?python\d", obj):
             n += int(m.group(1).replace(",", ""))
-    return n
+            if "tigerops" in obj:
+                own += int(m.group(1).replace(",", ""))
+    return n, own
 
 
 def thread_totals(files):
@@ -179,13 +186,14 @@ def measure(prefix, workload="hello", mode="full", n=None, functions=False, pyth
     if key not in _full_cache:
         _full_cache[key] = _measure(prefix, workload, "full", n, False, python, None, warmup, agent_env, hash_seed)
     full = _full_cache[key]
-    r["unsampled"] = {k: r[k] for k in ("request", "exporter", "total", "outside", "outside_request")}
-    for k in ("request", "exporter", "total", "agent", "outside", "outside_request"):
+    r["unsampled"] = {k: r[k] for k in ("request", "exporter", "total", "outside", "outside_request", "own",
+                                        "own_request")}
+    for k in ("request", "exporter", "total", "agent", "outside", "outside_request", "own", "own_request"):
         r[k] += RATIO[mode] * (full[k] - r[k])
     return r
 
 
-FIGURES = ("bare", "agent", "total", "request", "exporter", "outside", "outside_request")
+FIGURES = ("bare", "agent", "total", "request", "exporter", "outside", "outside_request", "own", "own_request")
 
 
 def measure_median(prefix, workload="hello", mode="full", seeds=3, **kw):
@@ -223,15 +231,19 @@ def _measure(prefix, workload, mode, n, functions, python, keep, warmup, agent_e
             m_small, o_small = thread_totals(small)
             m_big, o_big = thread_totals(big)
             out_small, out_big = list(map(outside_interpreter, small)), list(map(outside_interpreter, big))
-            outside = (sum(out_big) - sum(out_small)) / (2 * n)
-            outside_main = (out_big[0] - out_small[0]) / (2 * n)
-            per[tag] = ((m_big - m_small) / (2 * n), (o_big - o_small) / (2 * n), outside, outside_main)
+            figures = []
+            for i in (0, 1):  # outside the interpreter; the agent's own objects
+                figures.append((sum(o[i] for o in out_big) - sum(o[i] for o in out_small)) / (2 * n))
+                figures.append((out_big[0][i] - out_small[0][i]) / (2 * n))
+            per[tag] = ((m_big - m_small) / (2 * n), (o_big - o_small) / (2 * n)) + tuple(figures)
         _bare_cache[bare_key] = per["bare"]
         res = {
             "bare": sum(per["bare"][:2]), "agent": sum(per["agent"][:2]),
             "request": per["agent"][0] - per["bare"][0], "exporter": per["agent"][1] - per["bare"][1],
             "outside": per["agent"][2] - per["bare"][2],
             "outside_request": per["agent"][3] - per["bare"][3],
+            "own": per["agent"][4] - per["bare"][4],
+            "own_request": per["agent"][5] - per["bare"][5],
         }
         res["total"] = res["agent"] - res["bare"]
         if functions:
@@ -275,16 +287,17 @@ def main():
         if args.seeds > 0:
             r = measure_median(args.prefix, args.workload, mode, args.seeds, n=args.n, agent_env=extra)
             print("%s, %s, median of %d hash seeds (range):" % (args.workload, mode, args.seeds))
-            for k in ("total", "request", "exporter", "outside", "outside_request"):
+            for k in FIGURES[2:]:
                 values = [run[k] for run in r["runs"]]
                 print("  %-16s %+7.0f  (%+.0f .. %+.0f)" % (k, r[k], min(values), max(values)))
             continue
         r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep, agent_env=extra,
                     hash_seed=args.hash_seed)
         print("%s, %s: bare %.0f, agent %.0f instructions per iteration: +%.0f (main thread %+.0f, "
-              "other threads %+.0f; outside the interpreter, all threads %+.0f, main thread %+.0f)"
+              "other threads %+.0f; outside the interpreter, all threads %+.0f, main thread %+.0f; the agent's "
+              "own objects, all threads %+.0f, main thread %+.0f)"
               % (args.workload, mode, r["bare"], r["agent"], r["total"], r["request"], r["exporter"],
-                 r["outside"], r["outside_request"]))
+                 r["outside"], r["outside_request"], r["own"], r["own_request"]))
         if "unsampled" in r:
             u = r["unsampled"]
             print("  (the unsampled path: %+.0f, main thread %+.0f; the tables below are its)"

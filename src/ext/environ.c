@@ -149,7 +149,7 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
   env_attr(a, "network.peer.address", peer);
 }
 
-void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
+int tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len) {
   static const char *const schemes[] = {"http", "https"}, *const versions[] = {"1.1", "1.0", "2", "2.0", "3"};
   const char *known = tgo__http_method_literal(method, method_len);
   if (known)
@@ -164,7 +164,8 @@ void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *meth
     TGO__ATTR_STATIC_NEW(a, "url.scheme", known, (size_t)len);
   else
     env_attr(a, "url.scheme", scheme);
-  set_server(a, environ, s && len == 5 && !memcmp(s, "https", 5));
+  int https = s && len == 5 && !memcmp(s, "https", 5);
+  set_server(a, environ, https);
   set_client(a, environ);
   env_attr(a, "user_agent.original", tgo__py_env_item(environ, tgo__py_str.HTTP_USER_AGENT));
   const char *proto = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
@@ -174,6 +175,7 @@ void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *meth
     else
       TGO__ATTR_STR_NEW(a, "network.protocol.version", proto + 5, (size_t)len - 5);
   }
+  return https;
 }
 
 /* The pattern is searched in the full URL, scheme://host/path?query, as the

@@ -126,8 +126,9 @@ tgo__py_request *tgo__py_request_running(void);
 PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
 /* The environ's attributes, through the fresh appends: call it between
  * tgo__attrs_fresh(a, 1) and (a, 0). Its keys are distinct from each other
- * and from set_route's (request.c). */
-void tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
+ * and from set_route's (request.c). Returns whether wsgi.url_scheme is
+ * "https", which it reads anyway. */
+int tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *method, size_t method_len);
 /* Reads the incoming W3C context; an invalid header is ignored (0). */
 /* The remote context of a request per OTEL_PROPAGATORS (1 when found) and
  * its baggage (borrowed from environ; NULL when none). */

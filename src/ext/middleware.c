@@ -170,11 +170,12 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   /* A span only tail keep records is exported in about one trace of a
    * hundred: its environ attributes are read at its end, and only then. */
   int deferred = tgo_span_is_recording(span) && tgo__span_is_deferred(span);
+  int https = -1; /* not read yet */
   if (tgo_span_is_recording(span)) {
     if (!deferred) {
       tgo_attrs *a = tgo_span_attrs(span);
       tgo__attrs_fresh(a, 1);
-      tgo__py_set_request_attrs(a, environ, method, (size_t)mlen);
+      https = tgo__py_set_request_attrs(a, environ, method, (size_t)mlen);
       tgo__attrs_fresh(a, 0);
     }
     if (mw->capture_request)
@@ -189,9 +190,12 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
     Py_INCREF(environ);
     r->environ = environ;
   }
-  Py_ssize_t slen = 0;
-  const char *scheme = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme), &slen);
-  r->https = slen == 5 && scheme && !memcmp(scheme, "https", 5);
+  if (https < 0) {
+    Py_ssize_t slen = 0;
+    const char *scheme = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme), &slen);
+    https = slen == 5 && scheme && !memcmp(scheme, "https", 5);
+  }
+  r->https = https;
   r->active = tgo__http_server_begin(method, (size_t)mlen, r->https);
 
   tgo__py_saved saved = tgo__py_enter(span, r);

@@ -12,6 +12,8 @@ import collections
 import json
 import time
 
+import pytest
+
 from agent import agent_env, gunicorn, server_spans
 
 APP = "metered:app"
@@ -60,6 +62,26 @@ def test_every_request_counts_once_in_the_duration_histogram(otlp):
     assert p["attributes"] == {"http.request.method": "GET", "http.route": "/work/<int:i>",
                                "http.response.status_code": 200, "url.scheme": "http"}
     assert 0 < p["min"] <= p["max"] < 1 and p["min"] * 20 <= p["sum"] <= p["max"] * 20
+
+
+@pytest.mark.parametrize("sampler", ["always_on", "always_off"])
+def test_https_requests_say_so_whether_traced_or_not(otlp, sampler):
+    # gunicorn trusts X-Forwarded-Proto from 127.0.0.1: wsgi.url_scheme is
+    # "https". A traced request reads it with the span's attributes, an
+    # untraced one on its own; both must reach the metrics.
+    env = env_for(otlp, OTEL_TRACES_SAMPLER=sampler, TIGEROPS_KEEP_ERRORS="false")
+    with gunicorn(APP, env, workers=1) as server:
+        for i in range(3):
+            status, body, _ = server.get("/work/%d" % i, headers={"X-Forwarded-Proto": "https"})
+            assert status == 200, body
+        get(server, "/work/9")
+        flush(server)
+        points = otlp.wait_for_metric(DURATION, lambda p: p["attributes"].get("url.scheme") == "https")
+    counts = {}
+    for scheme in ("https", "http"):
+        of_scheme = [p for p in route_points(points, "/work/<int:i>") if p["attributes"]["url.scheme"] == scheme]
+        counts[scheme] = latest(of_scheme)["count"] if of_scheme else 0
+    assert counts == {"https": 3, "http": 1}, counts
 
 
 def test_a_view_sleeping_120ms_lands_in_the_0_1_to_0_25_bucket(otlp):
