@@ -5,7 +5,9 @@
 #include <string.h>
 
 const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len) {
-  if (!s || !PyUnicode_Check(s))
+  /* The exact type first: under the limited API PyUnicode_Check is a call
+   * (PyType_GetFlags), and nearly every string here is a plain str. */
+  if (!s || (Py_TYPE(s) != &PyUnicode_Type && !PyUnicode_Check(s)))
     return NULL;
   const char *p = PyUnicode_AsUTF8AndSize(s, len);
   if (!p)

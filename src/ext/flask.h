@@ -11,7 +11,7 @@
 typedef struct {
   PyObject *rule; /* strong: keeps the key's address unique */
   char *route, *endpoint, *function, *namespace, *blueprint;
-  size_t route_len;
+  size_t route_len, endpoint_len, function_len, namespace_len, blueprint_len; /* 0 for NULL */
   /* The same interned, for span attributes that point rather than copy
    * (and whose masking the exporter remembers): a span may outlive the app
    * and its cache. NULL (copy instead) in a scratch entry or when the table
@@ -88,6 +88,7 @@ typedef struct tgo__py_request {
   int status_code;
   int finished;
   char method[24];
+  size_t method_len;
   /* HTTP server metrics, for every request (sampled or not). */
   uint64_t start_ns;           /* CLOCK_MONOTONIC */
   tgo__mseries *active;        /* http.server.active_requests' series, taken off at the end */

@@ -63,13 +63,13 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
 }
 
 /* A route string as an attribute, a fresh append: pointed at when
- * interned, else copied. */
-#define ROUTE_ATTR(a, key, shared, own)                          \
-  do {                                                           \
-    if (shared)                                                  \
-      TGO__ATTR_STATIC_NEW(a, key, (shared), strlen(shared));    \
-    else if (own)                                                \
-      TGO__ATTR_STR_NEW(a, key, (own), strlen(own));             \
+ * interned, else copied (the two have the same length). */
+#define ROUTE_ATTR(a, key, shared, own, len)           \
+  do {                                                 \
+    if (shared)                                        \
+      TGO__ATTR_STATIC_NEW(a, key, (shared), (len));   \
+    else if (own)                                      \
+      TGO__ATTR_STR_NEW(a, key, (own), (len));         \
   } while (0)
 
 /* Span name and route attributes, through the fresh appends (keys distinct
@@ -77,7 +77,7 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
 static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_route *ri, int cached) {
   if (!ri)
     return;
-  size_t mlen = strlen(r->method);
+  size_t mlen = r->method_len;
   if (cached && ri->shared_name && !strcmp(ri->name_method, r->method)) {
     tgo__span_set_static_name(span, ri->shared_name, ri->shared_name_len);
   } else {
@@ -104,16 +104,16 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_
     TGO__ATTR_STATIC_NEW(a, "http.route", ri->shared_route, ri->route_len);
   else
     TGO__ATTR_STR_NEW(a, "http.route", ri->route, ri->route_len);
-  ROUTE_ATTR(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint);
-  ROUTE_ATTR(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint);
-  ROUTE_ATTR(a, "code.function", ri->shared_function, ri->function);
-  ROUTE_ATTR(a, "code.namespace", ri->shared_namespace, ri->namespace);
+  ROUTE_ATTR(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint, ri->endpoint_len);
+  ROUTE_ATTR(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint, ri->blueprint_len);
+  ROUTE_ATTR(a, "code.function", ri->shared_function, ri->function, ri->function_len);
+  ROUTE_ATTR(a, "code.namespace", ri->shared_namespace, ri->namespace, ri->namespace_len);
 }
 
 /* http.server.request.duration and active_requests, for every request. */
 static void record_metrics(tgo__py_request *r, tgo__py_route *ri, int cached) {
   char code[8];
-  tgo__http_server_request m = {r->method, ri ? ri->route : NULL, NULL, strlen(r->method), ri ? ri->route_len : 0,
+  tgo__http_server_request m = {r->method, ri ? ri->route : NULL, NULL, r->method_len, ri ? ri->route_len : 0,
                                 0, r->https, r->status_code, 0, r->active, r->span,
                                 ri && cached ? &ri->duration_memo : NULL};
   if (*r->error_type) {
@@ -148,7 +148,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
     tgo_attrs *a = tgo_span_attrs(span);
     tgo__attrs_fresh(a, 1);
     if (r->environ)
-      tgo__py_set_request_attrs(a, r->environ, r->method, strlen(r->method));
+      tgo__py_set_request_attrs(a, r->environ, r->method, r->method_len);
     set_route(r, span, a, (tgo__py_route *)ri, ri != &scratch);
     if (r->status_code > 0)
       TGO__ATTR_INT_NEW(a, "http.response.status_code", r->status_code);
@@ -218,6 +218,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
     method_len = sizeof r->method - 1;
   memcpy(r->method, method, method_len);
   r->method[method_len] = '\0';
+  r->method_len = method_len;
   r->npo = NULL;
   r->npo_flagged = 0;
   r->vectorcall = (void *)request_vectorcall;

@@ -77,6 +77,10 @@ static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r
       Py_DECREF(view);
     }
   }
+  r->endpoint_len = r->endpoint ? strlen(r->endpoint) : 0;
+  r->function_len = r->function ? strlen(r->function) : 0;
+  r->namespace_len = r->namespace ? strlen(r->namespace) : 0;
+  r->blueprint_len = r->blueprint ? strlen(r->blueprint) : 0;
   if (shared) {
     r->shared_route = intern_or_null(r->route);
     r->shared_endpoint = intern_or_null(r->endpoint);
