@@ -568,12 +568,9 @@ int tgo_attrs_has(const tgo_attrs *a, const char *key) {
   return 0;
 }
 
-/* A new attribute at the end of the span's list, or NULL (no memory). */
-static tgo__attr *attr_new(tgo_attrs *a, const char *key, size_t klen, uint32_t h) {
-  tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
-  if (!it)
-    return NULL;
-  memset(it, 0, sizeof *it);
+/* it, its key set, at the end of the span's list. */
+static inline tgo__attr *attr_link(tgo_attrs *a, tgo__attr *it, const char *key, size_t klen, uint32_t h) {
+  it->next = NULL;
   it->key = key;
   it->key_len = (uint32_t)klen;
   it->key_hash = h;
@@ -584,6 +581,15 @@ static tgo__attr *attr_new(tgo_attrs *a, const char *key, size_t klen, uint32_t 
   a->tail = it;
   a->count++;
   return it;
+}
+
+/* A new attribute at the end of the span's list, or NULL (no memory). */
+static tgo__attr *attr_new(tgo_attrs *a, const char *key, size_t klen, uint32_t h) {
+  tgo__attr *it = tgo__span_alloc(a->span, sizeof *it);
+  if (!it)
+    return NULL;
+  memset(it, 0, sizeof *it);
+  return attr_link(a, it, key, klen, h);
 }
 
 /* Finds the slot for key (replacing an existing value), or appends one. */
@@ -629,17 +635,7 @@ static inline tgo__attr *attr_bump(tgo_attrs *a, const char *key, size_t klen, s
   tgo__attr *it = (tgo__attr *)s->arena_pos;
   s->arena_pos += need;
   s->arena_left -= need;
-  it->next = NULL;
-  it->key = key;
-  it->key_len = (uint32_t)klen;
-  it->key_hash = key_hash(key, klen);
-  if (a->tail)
-    a->tail->next = it;
-  else
-    a->head = it;
-  a->tail = it;
-  a->count++;
-  return it;
+  return attr_link(a, it, key, klen, key_hash(key, klen));
 }
 
 static __attribute__((noinline)) void attr_str_append(tgo_attrs *a, const char *key, size_t klen, const char *val,
