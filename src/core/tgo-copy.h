@@ -44,7 +44,7 @@ static inline int tgo__copy_short_ascii(void *dst, const void *data, size_t n) {
     high = a | b;
   } else if (n < 4) {
     high = 0;
-    if (n) {
+    if (n) { /* 1, 2 or 3 bytes: first, middle and last cover them */
       p[0] = s[0];
       p[n / 2] = s[n / 2];
       p[n - 1] = s[n - 1];

@@ -15,11 +15,11 @@
 PyTypeObject *tgo__py_request_type;
 
 /* Counts a statement shape in the running request; at the threshold, the
- * request span names the shape (tigerops.n_plus_one.*), and its final
- * count is set when the request finishes: an N+1 loop set it again on
- * every statement, a scan of the request span's attributes each time. The
- * first shape to reach the threshold is the one named. The table lives in
- * the request object, so counts can never carry over to another request. */
+ * request span names the shape (tigerops.n_plus_one.*), the first shape to
+ * get there. Its final count is set when the request finishes, so an N+1
+ * loop does not scan the request span's attributes on every statement. The
+ * table lives in the request object, so counts can never carry over to
+ * another request. */
 void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t text_len) {
   tgo__py_request *r = tgo__py_request_running();
   if (!r || !tgo_span_is_recording(r->span))
