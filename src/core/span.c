@@ -61,18 +61,7 @@ void tgo__utf8_repair(unsigned char *p, size_t n) {
   }
 }
 
-int tgo__is_ascii(const char *p, size_t n) {
-  uint64_t acc = 0;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    acc |= w;
-  }
-  for (; i < n; i++)
-    acc |= (unsigned char)p[i];
-  return !(acc & 0x8080808080808080ull);
-}
+int tgo__is_ascii(const char *p, size_t n) { return tgo__ascii_run(p, n); }
 
 /* Where to cut s (longer than limit) at most limit bytes in without
  * splitting a character: back over at most three continuation bytes, to the
@@ -86,17 +75,24 @@ size_t tgo__utf8_cut(const char *s, size_t limit) {
 }
 
 /* Copies at most the configured value limit, cut on a UTF-8 boundary. */
-const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
-  size_t n = *len;
+static inline size_t within_value_limit(const char *src, size_t n) {
   size_t limit = (size_t)tgo__cfg.attr_value_limit;
-  if (n > limit)
-    n = tgo__utf8_cut(src, limit);
-  char *p = tgo__span_alloc(s, n + 1);
-  if (!p)
-    return NULL;
+  return TGO__UNLIKELY(n > limit) ? tgo__utf8_cut(src, limit) : n;
+}
+
+/* n bytes of src at p, terminated, invalid UTF-8 repaired. */
+static inline __attribute__((always_inline)) void store_text(char *p, const char *src, size_t n) {
   if (!tgo__copy_short_ascii(p, src, n))
     tgo__utf8_repair((unsigned char *)p, n);
   p[n] = '\0';
+}
+
+const char *tgo__span_strdup(tgo_span *s, const char *src, size_t *len) {
+  size_t n = within_value_limit(src, *len);
+  char *p = tgo__span_alloc(s, n + 1);
+  if (!p)
+    return NULL;
+  store_text(p, src, n);
   *len = n;
   return p;
 }
@@ -638,16 +634,19 @@ static inline tgo__attr *attr_bump(tgo_attrs *a, const char *key, size_t klen, s
   return attr_link(a, it, key, klen, key_hash(key, klen));
 }
 
-static __attribute__((noinline)) void attr_str_append(tgo_attrs *a, const char *key, size_t klen, const char *val,
-                                                      size_t len) {
-  tgo__attr *it = attr_append(a, key, klen);
-  if (!it)
-    return;
-  const char *v = tgo__span_strdup(a->span, val, &len);
+/* it's value a copy of val, or "" when the span has no memory for it. */
+static void set_copied_str(tgo__attr *it, tgo_span *s, const char *val, size_t len) {
+  const char *v = tgo__span_strdup(s, val ? val : "", &len);
   it->type = TGO__V_STR;
-  it->immortal = 0;
   it->v.s = v ? v : "";
   it->n = v ? (uint32_t)len : 0;
+}
+
+static __attribute__((noinline)) void attr_str_append(tgo_attrs *a, const char *key, size_t klen, const char *val,
+                                                      size_t len) {
+  tgo__attr *it = attr_append(a, key, klen); /* zeroed: not immortal */
+  if (it)
+    set_copied_str(it, a->span, val, len);
 }
 
 void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
@@ -659,17 +658,14 @@ void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *v
     val = "";
     len = 0;
   }
-  if (TGO__UNLIKELY(len > (size_t)tgo__cfg.attr_value_limit))
-    len = tgo__utf8_cut(val, (size_t)tgo__cfg.attr_value_limit);
+  len = within_value_limit(val, len);
   tgo__attr *it = attr_bump(a, key, klen, len + 1);
   if (TGO__UNLIKELY(!it)) {
     attr_str_append(a, key, klen, val, len);
     return;
   }
   char *p = (char *)(it + 1);
-  if (!tgo__copy_short_ascii(p, val, len))
-    tgo__utf8_repair((unsigned char *)p, len);
-  p[len] = '\0';
+  store_text(p, val, len);
   it->type = TGO__V_STR;
   it->immortal = 0;
   it->v.s = p;
@@ -698,13 +694,9 @@ void tgo__attrs_fresh(tgo_attrs *a, int on) {
 }
 
 void tgo_attr_str(tgo_attrs *a, const char *key, const char *val, size_t len) {
-  tgo__attr *it = attr_slot(a, key);
-  if (!it)
-    return;
-  const char *v = tgo__span_strdup(a->span, val ? val : "", &len);
-  it->type = TGO__V_STR;
-  it->v.s = v ? v : "";
-  it->n = v ? (uint32_t)len : 0;
+  tgo__attr *it = attr_slot(a, key); /* a reused slot's immortal mark is cleared */
+  if (it)
+    set_copied_str(it, a->span, val, len);
 }
 
 static void set_static_str(tgo__attr *it, const char *val, size_t len) {

@@ -6,6 +6,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Whether n bytes are all ASCII, eight at a time. */
+static inline int tgo__ascii_run(const void *data, size_t n) {
+  const uint8_t *s = data;
+  uint64_t high = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    high |= w;
+  }
+  for (; i < n; i++)
+    high |= s[i];
+  return !(high & 0x8080808080808080ull);
+}
+
 /* Copies n bytes; up to 32 without a call. Most of what the OTLP writers
  * and the span's value copies move is an attribute key or a short value,
  * where the call to memcpy cost more than the copy. Two overlapping
@@ -13,7 +28,7 @@
  * source's own bytes. Returns whether the n bytes are all ASCII: the words
  * the copy moves cover every byte, so their OR answers it without a second
  * pass over the string. */
-static inline int tgo__copy_short_ascii(void *dst, const void *data, size_t n) {
+static inline __attribute__((always_inline)) int tgo__copy_short_ascii(void *dst, const void *data, size_t n) {
   const uint8_t *s = data;
   uint8_t *p = dst;
   uint64_t high;
@@ -52,20 +67,13 @@ static inline int tgo__copy_short_ascii(void *dst, const void *data, size_t n) {
     }
   } else {
     memcpy(p, s, n);
-    high = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      high |= w;
-    }
-    for (; i < n; i++)
-      high |= s[i];
+    return tgo__ascii_run(s, n);
   }
   return !(high & 0x8080808080808080ull);
 }
 
-/* The copy alone: inlined, the ASCII answer's work is dropped as unused. */
+/* The copy alone: always inlined, so the ASCII answer's work is dropped as
+ * unused (an outlined copy computed it for every string). */
 static inline void tgo__copy_short(void *dst, const void *data, size_t n) { (void)tgo__copy_short_ascii(dst, data, n); }
 
 #endif
