@@ -136,31 +136,28 @@ def test_added_instructions_stay_under_the_ceiling(workload, mode):
     _check(workload, mode, BUDGETS[(workload, mode)][1], "ceiling")
 
 
+def _check_part(workload, mode, part, limit, what):
+    """One figure of part ("outside" or "own") against its ceiling: the
+    request thread's for the hello modes, all threads' for SQL."""
+    r = added(workload, mode)
+    key = part + "_request" if workload == "hello" else part
+    seeds = ", ".join("%+.0f" % run[key] for run in r["runs"])
+    print("%s at %s: %+.0f %s per iteration (request thread %+.0f; by hash seed: %s)"
+          % (workload, mode, r[part], what, r[part + "_request"], seeds))
+    assert r[key] <= limit * SLACK, (
+        "%s at %s: %+.0f instructions per iteration %s (request thread %+.0f; by hash seed: %s), over the "
+        "ceiling of %d (+10%%); bench/cost_profile.py --workload %s --mode %s shows where they go"
+        % (workload, mode, r[part], what, r[part + "_request"], seeds, limit, workload, mode))
+
+
 @pytest.mark.parametrize("workload,mode", sorted(OUTSIDE))
 def test_added_instructions_outside_the_interpreter_stay_under_their_ceiling(workload, mode):
-    r = added(workload, mode)
-    limit = OUTSIDE[(workload, mode)]
-    figure = r["outside_request"] if workload == "hello" else r["outside"]
-    print("%s at %s: %+.0f outside the interpreter per iteration (request thread %+.0f); the agent's own "
-          "objects %+.0f (request thread %+.0f)"
-          % (workload, mode, r["outside"], r["outside_request"], r["own"], r["own_request"]))
-    assert figure <= limit * SLACK, (
-        "%s at %s: %+.0f instructions per iteration outside the interpreter (request thread %+.0f; the agent's "
-        "own objects %+.0f, request thread %+.0f), over the ceiling of %d (+10%%); bench/cost_profile.py "
-        "--workload %s --mode %s shows where they go"
-        % (workload, mode, r["outside"], r["outside_request"], r["own"], r["own_request"], limit, workload, mode))
+    _check_part(workload, mode, "outside", OUTSIDE[(workload, mode)], "outside the interpreter")
 
 
 @pytest.mark.parametrize("workload,mode", sorted(OWN))
 def test_the_agents_own_instructions_stay_under_their_ceiling(workload, mode):
-    r = added(workload, mode)
-    limit = OWN[(workload, mode)]
-    figure = r["own_request"] if workload == "hello" else r["own"]
-    seeds = ", ".join("%+.0f" % run["own_request" if workload == "hello" else "own"] for run in r["runs"])
-    assert figure <= limit * SLACK, (
-        "%s at %s: %+.0f instructions per iteration in the agent's own objects (request thread %+.0f; by hash "
-        "seed: %s), over the ceiling of %d (+10%%); bench/cost_profile.py --workload %s --mode %s shows where "
-        "they go" % (workload, mode, r["own"], r["own_request"], seeds, limit, workload, mode))
+    _check_part(workload, mode, "own", OWN[(workload, mode)], "in the agent's own objects")
 
 
 @pytest.mark.parametrize("workload,mode", sorted(k for k, (budget, ceiling) in BUDGETS.items() if ceiling > budget))
