@@ -164,6 +164,45 @@ def _environ(path):
             "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None, "SERVER_PROTOCOL": "HTTP/1.1"}
 
 
+def test_environ_keys_are_read_wherever_each_request_puts_them(receiver, unique):
+    """The agent reads environ keys at the entry where the last request had
+    them (src/ext/environ.c): keys that moved, entries deleted in front of
+    them, key objects built afresh and values of another request must all
+    read as this request's own."""
+    app = make_app(unique)
+
+    def serve(environ):
+        statuses = []
+        body = app.wsgi_app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        assert b"".join(body) == b"hello " + environ["PATH_INFO"].rsplit("/", 1)[1].encode()
+        body.close()
+        assert statuses == ["200 OK"]
+
+    def fresh(s):  # an equal key that is another object than any seen before
+        return "".join(list(s))
+
+    for i in range(3):  # the same layout each time: the keys' entries are learnt and then read directly
+        serve(dict(_environ("/hello/%s-%d" % (unique, i)), HTTP_USER_AGENT="ua-%d" % i))
+    moved = dict(reversed(list(dict(_environ("/hello/%s-3" % unique), HTTP_USER_AGENT="ua-3").items())))
+    serve(moved)
+    holes = {"X_%d" % k: k for k in range(12)}
+    holes.update(_environ("/hello/%s-4" % unique), HTTP_USER_AGENT="ua-4")
+    for k in range(0, 12, 2):
+        del holes["X_%d" % k]  # deleted entries in front of every key
+    serve(holes)
+    rebuilt = {fresh(k): v for k, v in _environ("/hello/%s-5" % unique).items()}
+    rebuilt.update({fresh("HTTP_USER_AGENT"): "ua-5", fresh("wsgi.url_scheme"): "https"})
+    serve(rebuilt)
+    without = _environ("/hello/%s-6" % unique)  # no user agent where every earlier request had one
+    serve(without)
+    for i in range(7):
+        attrs = request_span(receiver, "/hello/%s-%d" % (unique, i))["attributes"]
+        assert attrs["http.request.method"] == "GET" and attrs["http.route"] == "/hello/<who>", attrs
+        assert attrs.get("user_agent.original") == (None if i == 6 else "ua-%d" % i), attrs
+        assert attrs["url.scheme"] == ("https" if i == 5 else "http"), attrs
+        assert attrs["http.response.status_code"] == 200, attrs
+
+
 def test_a_body_already_made_goes_to_the_server_as_flask_made_it_and_the_span_ends_with_the_app(
         receiver, unique):
     """No iterable of the agent's between the server and a list body (two
