@@ -34,7 +34,7 @@ assert tigerops.flush(600000)
 
 
 def instructions(prefix, env, n):
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes", "--callgrind-out-file=/dev/null",
                           "--toggle-collect=otlp_export", sys.executable, "-c", CHILD, str(n)],
                          env=env, capture_output=True, text=True, timeout=3600)
     m = re.search(r"Collected : (\d+)", out.stderr)

@@ -55,7 +55,9 @@ CASES = [
 def instructions(env, n, level, in_span):
     with tempfile.TemporaryDirectory(prefix="tgo-callgrind-") as tmp:
         out = os.path.join(tmp, "cg.out")
-        run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, sys.executable, "-c",
+        # --fair-sched=yes: the exporter thread interleaves as on two cores (cost_profile.py)
+        run = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes",
+                              "--callgrind-out-file=" + out, sys.executable, "-c",
                               CHILD, str(n), str(level), "1" if in_span else "0"],
                              env=env, capture_output=True, text=True)
         if run.returncode:

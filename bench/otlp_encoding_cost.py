@@ -27,7 +27,9 @@ FUNCTIONS = ("tgo__otlp_encode_traces", "tgo__otlp_json_encode_traces", "otlp_ex
 def inclusive_costs(env, n):
     with tempfile.TemporaryDirectory(prefix="tgo-callgrind-") as tmp:
         out = os.path.join(tmp, "cg.out")
-        run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, sys.executable,
+        # --fair-sched=yes: the exporter thread interleaves as on two cores (cost_profile.py)
+        run = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes",
+                              "--callgrind-out-file=" + out, sys.executable,
                               "-c", CHILD, str(n)], env=env, capture_output=True, text=True)
         result = re.search(r"RESULT \S+ \S+ (\d+)", run.stdout)
         if not result:

@@ -69,7 +69,9 @@ def instructions(child, env, n):
     env = dict(env, PYTHONHASHSEED="0")
 
     def total(count):
-        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+        # --fair-sched=yes: the exporter thread interleaves as on two cores (cost_profile.py)
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes",
+                              "--callgrind-out-file=/dev/null", sys.executable,
                               "-c", child, str(count)], env=env, capture_output=True, text=True)
         return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
     return (total(3 * n) - total(n)) / (2 * n)

@@ -153,7 +153,7 @@ class Bench:
         return float(m.group(1))
 
     def callgrind(self, agent, argv, env):
-        out = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes",
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes", "--trace-children=yes",
                               "--callgrind-out-file=/dev/null"] + argv,
                              env=env, capture_output=True, text=True, cwd=self.tmp)
         counts = [int(c) for c in re.findall(r"Collected : (\d+)", out.stderr)]
