@@ -46,6 +46,7 @@ typedef struct {
   int mode; /* 0 do_execute, 1 do_execute_no_params, 2 do_executemany */
   /* Interned when the table has room (then spans point at them), else ours. */
   const char *system, *namespace, *host, *connection;
+  size_t system_len, namespace_len, host_len, connection_len; /* per statement, not strlen each time */
   int shared; /* the four strings above are interned */
   long port;
   /* The insertmanyvalues batches SQLAlchemy 2.0 is about to run
@@ -312,9 +313,9 @@ static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_in
   void (*engine_str)(tgo_attrs *, const char *, size_t, const char *, size_t) =
       d->shared ? tgo__attr_static_new : tgo__attr_str_new;
   tgo__attrs_fresh(a, 1);
-  engine_str(a, "db.system.name", 14, d->system, strlen(d->system));
+  engine_str(a, "db.system.name", 14, d->system, d->system_len);
   if (*d->namespace)
-    engine_str(a, "db.namespace", 12, d->namespace, strlen(d->namespace));
+    engine_str(a, "db.namespace", 12, d->namespace, d->namespace_len);
   if (e->op_len) {
     if (e->shared_op)
       TGO__ATTR_STATIC_NEW(a, "db.operation.name", e->shared_op, e->op_len);
@@ -332,11 +333,11 @@ static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_in
   else
     TGO__ATTR_STR_NEW(a, "db.query.text", e->text, e->text_len);
   if (*d->host)
-    engine_str(a, "server.address", 14, d->host, strlen(d->host));
+    engine_str(a, "server.address", 14, d->host, d->host_len);
   if (d->port > 0)
     TGO__ATTR_INT_NEW(a, "server.port", d->port);
   if (*d->connection)
-    engine_str(a, "db.connection_string", 20, d->connection, strlen(d->connection));
+    engine_str(a, "db.connection_string", 20, d->connection, d->connection_len);
   tgo__attrs_fresh(a, 0);
 }
 
@@ -467,6 +468,10 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
     d->host = strdup(host);
     d->connection = strdup(conn);
   }
+  d->system_len = strlen(system);
+  d->namespace_len = strlen(ns);
+  d->host_len = strlen(host);
+  d->connection_len = strlen(conn);
   d->port = port;
   d->vectorcall = (void *)db_vectorcall;
   if (!duration)

@@ -134,7 +134,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
     return;
   r->finished = 1;
   tgo_span *span = r->span;
-  tgo__py_route scratch = {0};
+  tgo__py_route scratch; /* filled (route_fill clears it first) only when the route cache is full */
   int recording = tgo_span_is_recording(span), metrics = r->active != NULL;
   if (recording && r->status_code >= 500 && !tgo_span_get_status(span))
     tgo_span_set_status(span, TGO_STATUS_ERROR, NULL, 0);
