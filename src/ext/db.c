@@ -452,11 +452,14 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
     free((char *)d->connection);
   }
   const char *in[4] = {system, ns, host, conn};
+  size_t len[4];
   const char *shared[4];
   d->shared = 1;
-  for (int i = 0; i < 4; i++)
-    if (!(shared[i] = tgo__intern(in[i], strlen(in[i]))))
+  for (int i = 0; i < 4; i++) {
+    len[i] = strlen(in[i]);
+    if (!(shared[i] = tgo__intern(in[i], len[i])))
       d->shared = 0;
+  }
   if (d->shared) {
     d->system = shared[0];
     d->namespace = shared[1];
@@ -468,10 +471,10 @@ static int db_init(PyObject *op, PyObject *args, PyObject *kwds) {
     d->host = strdup(host);
     d->connection = strdup(conn);
   }
-  d->system_len = strlen(system);
-  d->namespace_len = strlen(ns);
-  d->host_len = strlen(host);
-  d->connection_len = strlen(conn);
+  d->system_len = len[0];
+  d->namespace_len = len[1];
+  d->host_len = len[2];
+  d->connection_len = len[3];
   d->port = port;
   d->vectorcall = (void *)db_vectorcall;
   if (!duration)
