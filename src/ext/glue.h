@@ -26,6 +26,8 @@ PyAPI_FUNC(const char *) PyUnicode_AsUTF8AndSize(PyObject *unicode, Py_ssize_t *
 /* Exported by every CPython from 3.9 on; in the limited API from 3.12. */
 PyAPI_FUNC(PyObject *) PyObject_VectorcallDict(PyObject *callable, PyObject *const *args, size_t nargsf,
                                                PyObject *kwargs);
+PyAPI_FUNC(PyObject *) PyObject_VectorcallMethod(PyObject *name, PyObject *const *args, size_t nargsf,
+                                                 PyObject *kwnames);
 #endif
 
 /* The flag and the __vectorcalloffset__ member work for types made by
@@ -61,7 +63,7 @@ typedef struct {
       *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
       *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
       *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty, *extensions, *tigerops,
-      *wsgi_app, *request_context, *app, *werkzeug_request, *_callbacks, *response, *_on_close;
+      *wsgi_app, *request_context, *__call__, *app, *werkzeug_request, *_callbacks, *response, *_on_close;
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 

@@ -293,7 +293,7 @@ static PyObject *middleware_request_context(PyObject *op, PyObject *args, PyObje
 /* The hooks on the Flask class. Each calls Flask's own function when the
  * app has no middleware reached this way; nothing else differs for it. */
 static PyTypeObject *hooked_class;
-static PyObject *original_wsgi_app, *original_request_context;
+static PyObject *original_wsgi_app, *original_request_context, *original_call;
 /* The last app served and its middleware: one app per process is the
  * rule, so the app's extensions are read about once. last_app_ref is a
  * weak reference of our own whose callback lets the middleware go with its
@@ -384,6 +384,20 @@ static PyObject *hooked_wsgi_app(PyObject *self, PyObject *const *args, Py_ssize
   return res;
 }
 
+/* Flask.__call__ is `return self.wsgi_app(environ, start_response)`. As a
+ * Python function it was a frame the server enters from C, whose call of
+ * the hooked wsgi_app then entered Flask's own from C again: two entries
+ * of the interpreter where the bare app has one, ~260 instructions a
+ * request. Here the server calls C, and the one entry is Flask's
+ * wsgi_app. The attribute is looked up as Python would (an app's own
+ * wsgi_app, a ProxyFix set on it after init_app, is still called). */
+static PyObject *hooked_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  if (kwnames || nargs != 2)
+    return call_original_fast(original_call, self, args, nargs, kwnames);
+  PyObject *stack[3] = {self, args[0], args[1]};
+  return PyObject_VectorcallMethod(tgo__py_str.wsgi_app, stack, 3, NULL);
+}
+
 /* Flask's request_context(environ) accepts environ by keyword too: such a
  * call is passed on as made, and traced alike. */
 static PyObject *hooked_request_context(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -401,6 +415,8 @@ static PyMethodDef hook_defs[] = {
      "Flask.wsgi_app, traced by TigerOps: apps with the agent's middleware start their request span here."},
     {"request_context", (PyCFunction)(void (*)(void))hooked_request_context, METH_VARARGS | METH_KEYWORDS,
      "Flask.request_context, seen by TigerOps: the traced request keeps its context for its route."},
+    {"__call__", (PyCFunction)(void (*)(void))hooked_call, METH_FASTCALL | METH_KEYWORDS,
+     "Flask.__call__, as Flask's: self.wsgi_app(environ, start_response), called from C."},
 };
 
 /* flask_class_hooks(Flask, request_ctx_get=None) -> (original wsgi_app,
@@ -422,10 +438,17 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args) {
     PyObject *dict = PyObject_GetAttrString(cls, "__dict__");
     PyObject *wsgi = dict ? PyObject_GetItem(dict, tgo__py_str.wsgi_app) : NULL;
     PyObject *rc = wsgi ? PyObject_GetItem(dict, tgo__py_str.request_context) : NULL;
+    /* Optional: a class without its own __call__ keeps whatever it inherits. */
+    PyObject *call = rc ? PyObject_GetItem(dict, tgo__py_str.__call__) : NULL;
+    if (!call)
+      PyErr_Clear();
+    else if (!PyCallable_Check(call))
+      Py_CLEAR(call);
     Py_XDECREF(dict);
     if (!wsgi || !rc || !PyCallable_Check(wsgi) || !PyCallable_Check(rc)) {
       Py_XDECREF(wsgi);
       Py_XDECREF(rc);
+      Py_XDECREF(call);
       PyErr_Clear();
       PyErr_SetString(PyExc_TypeError, "the class defines no wsgi_app and request_context functions of its own");
       return NULL;
@@ -433,36 +456,46 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args) {
     if (ctx_get != Py_None && !PyCallable_Check(ctx_get)) {
       Py_DECREF(wsgi);
       Py_DECREF(rc);
+      Py_XDECREF(call);
       PyErr_SetString(PyExc_TypeError, "request_ctx_get must be callable");
       return NULL;
     }
     int hook_context = ctx_get == Py_None;
-    PyObject *descr[2] = {PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[0]),
-                          hook_context ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[1]) : Py_None};
+    PyObject *descr[3] = {PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[0]),
+                          hook_context ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[1]) : Py_None,
+                          call ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[2]) : Py_None};
     if (!hook_context)
       Py_INCREF(Py_None);
-    if (!descr[0] || !descr[1]) {
-      Py_XDECREF(descr[0]);
-      Py_XDECREF(descr[1]);
+    if (!call)
+      Py_INCREF(Py_None);
+    if (!descr[0] || !descr[1] || !descr[2]) {
+      for (int i = 0; i < 3; i++)
+        Py_XDECREF(descr[i]);
       Py_DECREF(wsgi);
       Py_DECREF(rc);
+      Py_XDECREF(call);
       return NULL;
     }
     original_wsgi_app = wsgi;
     original_request_context = rc;
+    original_call = call;
     int failed = PyObject_SetAttr(cls, tgo__py_str.wsgi_app, descr[0]) < 0 ||
-                 (hook_context && PyObject_SetAttr(cls, tgo__py_str.request_context, descr[1]) < 0);
-    Py_DECREF(descr[0]);
-    Py_DECREF(descr[1]);
+                 (hook_context && PyObject_SetAttr(cls, tgo__py_str.request_context, descr[1]) < 0) ||
+                 (call && PyObject_SetAttr(cls, tgo__py_str.__call__, descr[2]) < 0);
+    for (int i = 0; i < 3; i++)
+      Py_DECREF(descr[i]);
     if (failed) {
       PyObject *type, *value, *tb;
       PyErr_Fetch(&type, &value, &tb);
       PyObject_SetAttr(cls, tgo__py_str.wsgi_app, original_wsgi_app);
       PyObject_SetAttr(cls, tgo__py_str.request_context, original_request_context);
+      if (original_call)
+        PyObject_SetAttr(cls, tgo__py_str.__call__, original_call);
       PyErr_Clear();
       PyErr_Restore(type, value, tb);
       Py_CLEAR(original_wsgi_app);
       Py_CLEAR(original_request_context);
+      Py_CLEAR(original_call);
       return NULL;
     }
     Py_INCREF(cls);

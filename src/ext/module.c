@@ -425,6 +425,7 @@ static int intern_names(void) {
   NAME(tigerops, "tigerops");
   NAME(wsgi_app, "wsgi_app");
   NAME(request_context, "request_context");
+  NAME(__call__, "__call__");
 #undef NAME
   return 0;
 }

@@ -581,6 +581,39 @@ def test_an_app_with_its_own_wsgi_app_is_traced_once(receiver, unique):
         assert request_span(receiver, path)["name"] == "GET /hello/<who>"
 
 
+def test_the_app_called_as_servers_call_it_reaches_a_wsgi_app_set_after_instrumentation(receiver, unique):
+    """Flask.__call__ is hooked on the class too (one interpreter entry a
+    request where the Python function made two): it still calls the app's
+    own wsgi_app, so a middleware set after init_app, as ProxyFix is, runs
+    before the span starts and the span sees the environ it made."""
+    app = make_app(unique)
+
+    def proxy_fix(wsgi_app):
+        def fixed(environ, start_response):
+            environ["REMOTE_ADDR"] = environ.get("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
+            return wsgi_app(environ, start_response)
+        return fixed
+
+    app.wsgi_app = proxy_fix(app.wsgi_app)
+    statuses = []
+    path = "/hello/" + unique
+    environ = dict(_environ(path), REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert b"".join(body) == b"hello " + unique.encode() and statuses == ["200 OK"]
+    body.close()
+    span = request_span(receiver, path)
+    assert span["name"] == "GET /hello/<who>"
+    assert span["attributes"]["network.peer.address"] == "203.0.113.7"
+    # by keyword: Flask's own __call__, which calls the same wsgi_app
+    kw_path = "/hello/kw-" + unique
+    body = app(environ=_environ(kw_path), start_response=lambda status, headers, exc_info=None: statuses.append(status))
+    assert b"".join(body) == b"hello kw-" + unique.encode() and statuses[-1] == "200 OK"
+    body.close()
+    assert request_span(receiver, kw_path)["name"] == "GET /hello/<who>"
+    with pytest.raises(TypeError):
+        app(_environ(kw_path), lambda *a: None, "a third argument")
+
+
 def test_a_dropped_app_takes_its_views_with_it(receiver, unique):
     """The class hooks remember the last app served: not past its life."""
     import gc
