@@ -27,12 +27,72 @@ static inline clean_memo *clean_slot(const char *s, size_t n) {
   return &clean_strings[(h ^ (h >> 8) ^ (h >> 16)) % CLEAN_SLOTS];
 }
 
+/* Copied strings found clean, by content: a request's path, host, client
+ * address and user agent are new copies in every span but mostly the same
+ * few texts, and scanning each again cost ~90 instructions a string (six
+ * in a hello request's span). A slot holds the text itself, so a hit is
+ * the same bytes, never a hash collision. Same validity as clean_strings. */
+#define CLEAN_TEXT_SLOTS 128
+#define CLEAN_TEXT_MAX 120
+typedef struct {
+  uint64_t head, tail; /* the edge words (edge_words): the whole text up to 16 bytes */
+  uint32_t n, generation;
+  char s[CLEAN_TEXT_MAX]; /* the text, beyond 16 bytes */
+} clean_text_memo;
+static clean_text_memo clean_texts[CLEAN_TEXT_SLOTS];
+
+static inline uint64_t load64(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static inline uint32_t load32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* The first and last words of a text (1 <= n): overlapping, they cover
+ * every byte of one up to 16 bytes long, so with n they are that text. */
+static inline void edge_words(const char *s, size_t n, uint64_t *head, uint64_t *tail) {
+  if (n >= 8) {
+    *head = load64(s);
+    *tail = load64(s + n - 8);
+  } else if (n >= 4) {
+    *head = load32(s);
+    *tail = load32(s + n - 4);
+  } else {
+    *head = (uint64_t)(uint8_t)s[0] | (uint64_t)(uint8_t)s[n / 2] << 8 | (uint64_t)(uint8_t)s[n - 1] << 16;
+    *tail = 0;
+  }
+}
+
 /* The masking calls are kept out of text_field, and each returns the end
  * it was given: text_field tail-calls them, so the common path (an
  * immortal string found clean) saves and restores no registers. */
 static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n) {
-  tgo__scrub((char *)end - n, n);
-  tgo__pii_mask_now((char *)end - n, n);
+  char *s = (char *)end - n;
+  unsigned generation = tgo__pii_generation;
+  clean_text_memo *m = NULL;
+  uint64_t head = 0, tail = 0;
+  if (generation && n && n <= CLEAN_TEXT_MAX) {
+    const uint64_t k = 0x9E3779B97F4A7C15ull;
+    edge_words(s, n, &head, &tail);
+    uint64_t h = ((head ^ n) * k ^ tail) * k;
+    if (n > 16) /* the middle words of a longer text */
+      for (size_t i = 8; i < n - 8; i += 8)
+        h = (h ^ load64(s + i)) * k;
+    m = &clean_texts[(h >> 32) % CLEAN_TEXT_SLOTS];
+    if (m->generation == generation && m->n == n && m->head == head && m->tail == tail &&
+        (n <= 16 || !memcmp(m->s, s, n)))
+      return end;
+  }
+  if (!tgo__scrub(s, n) && !tgo__pii_mask_now(s, n) && m) {
+    *m = (clean_text_memo){.head = head, .tail = tail, .n = (uint32_t)n, .generation = generation};
+    if (n > 16)
+      memcpy(m->s, s, n);
+  }
   return end;
 }
 
@@ -292,10 +352,8 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
       *p++ = 0x28;
       p = tgo__pb_varint(p, l->attrs.dropped);
     }
-    uint32_t f = link_flags(l);
     *p++ = 0x35;
-    for (int i = 0; i < 4; i++)
-      *p++ = (uint8_t)(f >> (8 * i));
+    p = tgo__pb_fixed32(p, link_flags(l));
   }
   if (s->dropped_links) {
     *p++ = 0x70;
@@ -309,10 +367,7 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     *p++ = 0x18;
     *p++ = s->status;
   }
-  uint32_t f = span_flags(s);
   *p++ = 0x85; /* field 16, wire type 5 */
   *p++ = 0x01;
-  for (int i = 0; i < 4; i++)
-    *p++ = (uint8_t)(f >> (8 * i));
-  return p;
+  return tgo__pb_fixed32(p, span_flags(s));
 }

@@ -36,11 +36,22 @@ static inline uint8_t *tgo__pb_varint(uint8_t *p, uint64_t v) {
   return p;
 }
 
-/* Little-endian whatever the host, as the wire wants. */
+/* Little-endian whatever the host, as the wire wants: one store, where
+ * GCC -O2 kept the byte loop (~29 instructions a field, four in a span). */
 static inline uint8_t *tgo__pb_fixed64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    *p++ = (uint8_t)(v >> (8 * i));
-  return p;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  memcpy(p, &v, 8);
+  return p + 8;
+}
+
+static inline uint8_t *tgo__pb_fixed32(uint8_t *p, uint32_t v) {
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  memcpy(p, &v, 4);
+  return p + 4;
 }
 
 /* Wire size of a length-delimited field with a one-byte tag and a body of

@@ -207,3 +207,35 @@ Test(otlp_writer, immortal_strings_are_masked_every_time_and_again_when_the_patt
   cr_assert_eq(strcmp(badge, "badge emp12345"), 0, "the span's own string is untouched");
   tgo_span_unref(s);
 }
+
+/* Copied strings (a request's path, host, user agent) found clean are
+ * remembered by their content: copies of a text that needed masking are
+ * masked every time, and a pattern added later applies to a text found
+ * clean before. */
+Test(otlp_writer, copied_strings_are_masked_every_time_and_again_when_the_patterns_change) {
+  /* up to 16 bytes, a text is its edge words; longer ones are compared whole */
+  const char *clean[] = {"id emp12345", "path /orders/emp12345/x"};
+  const char *phone[] = {"555-123-4567", "path /orders/555-123-4567"};
+  for (int i = 0; i < 3; i++) {
+    tgo_span *s = tgo_span_start(NULL, 0, TGO_KIND_SERVER, NULL, NULL);
+    for (int j = 0; j < 2; j++) {
+      char key[8];
+      snprintf(key, sizeof key, "c%d", j);
+      tgo_attr_str(tgo_span_attrs(s), key, clean[j], strlen(clean[j]));
+      snprintf(key, sizeof key, "p%d", j);
+      tgo_attr_str(tgo_span_attrs(s), key, phone[j], strlen(phone[j]));
+    }
+    s->end_ns = s->start_ns + 1000;
+    cr_assert(written_holds(s, clean[0]) && written_holds(s, clean[1]), "write %d", i);
+    cr_assert_not(written_holds(s, "555-123-4567"), "write %d", i);
+    tgo_span_unref(s);
+  }
+  cr_assert_eq(tgo__config_apply(&tgo__cfg, "TIGEROPS_PII_PATTERNS", "emp[0-9]{5}", "test"), 0);
+  for (int j = 0; j < 2; j++) {
+    tgo_span *s = tgo_span_start(NULL, 0, TGO_KIND_SERVER, NULL, NULL);
+    tgo_attr_str(tgo_span_attrs(s), "url.path", clean[j], strlen(clean[j]));
+    s->end_ns = s->start_ns + 1000;
+    cr_assert_not(written_holds(s, "emp12345"), "a pattern added later applies to a text found clean before (%d)", j);
+    tgo_span_unref(s);
+  }
+}
