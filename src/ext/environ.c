@@ -13,49 +13,37 @@
  * about 75 instructions a read, 40 of them PyDict_Next's, against 117 on
  * average for the lookup; a dozen reads per traced request). The entry's
  * key is compared, so a moved or missing key costs one probe and then the
- * lookup. Keys absent from the environ (traceparent, most forwarded
- * headers) never get a slot. The table is the interpreter's: the GIL
- * serialises it, and both keys are held so neither address can be reused
- * by another string while the slot names it. */
-#define ENV_SLOTS 64
-#define ENV_PROBES 4
+ * lookup; a key absent from the environ (traceparent, most forwarded
+ * headers) is never learnt. The slots are the interpreter's: the GIL
+ * serialises them, and both keys are held so neither address can be
+ * reused by another string while the slot names it. */
 #define ENV_RELEARN 32 /* misses before the next scan for a key's entry */
 
-typedef struct {
-  PyObject *key;  /* ours (a module string) */
-  PyObject *seen; /* the environ's own key object at pos when learnt */
-  Py_ssize_t pos;
-  int misses_left;
-} env_slot;
+tgo__py_env_slot tgo__py_env_slots[TGO__ENV_COUNT];
 
-static env_slot env_slots[ENV_SLOTS];
-
-static env_slot *env_slot_of(PyObject *key, int claim) {
-  size_t i = ((uintptr_t)key >> 4) % ENV_SLOTS;
-  for (int probe = 0; probe < ENV_PROBES; probe++, i = (i + 1) % ENV_SLOTS) {
-    if (env_slots[i].key == key)
-      return &env_slots[i];
-    if (!env_slots[i].key) {
-      if (!claim)
-        return NULL;
-      Py_INCREF(key);
-      env_slots[i].key = key;
-      return &env_slots[i];
-    }
+int tgo__py_env_init(void) {
+  static const char *const names[TGO__ENV_HEADER] = {
+      "REQUEST_METHOD", "PATH_INFO",   "SCRIPT_NAME",          "QUERY_STRING",   "wsgi.url_scheme",
+      "HTTP_HOST",      "SERVER_NAME", "SERVER_PORT",          "REMOTE_ADDR",    "HTTP_X_FORWARDED_FOR",
+      "HTTP_X_REAL_IP", "HTTP_USER_AGENT", "SERVER_PROTOCOL",  "werkzeug.request", "wsgi.file_wrapper"};
+  for (int i = 0; i < TGO__ENV_COUNT; i++) {
+    if (tgo__py_env_slots[i].key)
+      continue;
+    PyObject *key = i < TGO__ENV_HEADER ? PyUnicode_InternFromString(names[i])
+                                        : tgo__py_propagation_env_key(i - TGO__ENV_HEADER);
+    if (!key)
+      return -1;
+    tgo__py_env_slots[i].key = key;
   }
-  return NULL; /* the neighbourhood is full: this key is looked up as before */
-}
-
-static int same_key(PyObject *k, PyObject *key, PyObject *seen) {
-  return k == key || k == seen || (PyUnicode_CheckExact(k) && PyUnicode_Compare(k, key) == 0);
+  return 0;
 }
 
 /* The entry holding key and value, found by walking the table once. */
-static void learn_position(env_slot *s, PyObject *environ, PyObject *key, PyObject *value) {
+static void learn_position(tgo__py_env_slot *s, PyObject *environ, PyObject *value) {
   Py_ssize_t pos = 0, at = 0;
   PyObject *k, *v;
   while (at = pos, PyDict_Next(environ, &pos, &k, &v)) {
-    if (v == value && same_key(k, key, NULL)) {
+    if (v == value && (k == s->key || (PyUnicode_CheckExact(k) && PyUnicode_Compare(k, s->key) == 0))) {
       Py_INCREF(k);
       Py_XSETREF(s->seen, k);
       s->pos = at; /* PyDict_Next goes on from here to this entry */
@@ -64,23 +52,20 @@ static void learn_position(env_slot *s, PyObject *environ, PyObject *key, PyObje
   }
 }
 
-PyObject *tgo__py_env_item(PyObject *environ, PyObject *key) {
-  env_slot *s = env_slot_of(key, 0);
-  if (s && s->seen) {
-    Py_ssize_t pos = s->pos;
-    PyObject *k, *v;
-    if (PyDict_Next(environ, &pos, &k, &v) && same_key(k, key, s->seen))
-      return v;
-  }
-  PyObject *v = PyDict_GetItemWithError(environ, key);
+PyObject *tgo__py_env_lookup(PyObject *environ, tgo__py_env_slot *s, PyObject *k, PyObject *v) {
+  /* The entry at the position, under a key object of this request's own
+   * making (gunicorn builds every HTTP_ key afresh). */
+  if (k && PyUnicode_CheckExact(k) && PyUnicode_Compare(k, s->key) == 0)
+    return v;
+  v = PyDict_GetItemWithError(environ, s->key);
   if (!v) {
     if (PyErr_Occurred())
       PyErr_Clear();
     return NULL;
   }
-  if ((s || (s = env_slot_of(key, 1))) && --s->misses_left < 0) {
+  if (--s->misses_left < 0) {
     s->misses_left = ENV_RELEARN;
-    learn_position(s, environ, key, v);
+    learn_position(s, environ, v);
   }
   return v;
 }
@@ -127,8 +112,8 @@ static void env_attr_n(tgo_attrs *a, const char *key, size_t klen, PyObject *v) 
 #define env_attr(a, key, v) env_attr_n((a), key, sizeof key - 1, (v))
 
 static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
-  PyObject *script = tgo__py_env_item(environ, tgo__py_str.SCRIPT_NAME);
-  PyObject *path = tgo__py_env_item(environ, tgo__py_str.PATH_INFO);
+  PyObject *script = tgo__py_env(environ, TGO__ENV_SCRIPT_NAME);
+  PyObject *path = tgo__py_env(environ, TGO__ENV_PATH_INFO);
   Py_ssize_t slen = 0;
   if (script && tgo__py_utf8(script, &slen) && slen > 0) {
     PyObject *full = path ? PyUnicode_Concat(script, path) : NULL;
@@ -143,7 +128,7 @@ static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
   }
   PyObject *hold;
   Py_ssize_t qlen = 0;
-  const char *query = env_bytes(tgo__py_env_item(environ, tgo__py_str.QUERY_STRING), &qlen, &hold);
+  const char *query = env_bytes(tgo__py_env(environ, TGO__ENV_QUERY_STRING), &qlen, &hold);
   if (query && qlen > 0) {
     char redacted[2048];
     if ((size_t)qlen < sizeof redacted) {
@@ -174,7 +159,7 @@ static long parse_port(const char *s, size_t n) {
 static void set_server(tgo_attrs *a, PyObject *environ, int https) {
   Py_ssize_t len;
   PyObject *hold;
-  const char *host = env_bytes(tgo__py_env_item(environ, tgo__py_str.HTTP_HOST), &len, &hold);
+  const char *host = env_bytes(tgo__py_env(environ, TGO__ENV_HTTP_HOST), &len, &hold);
   if (host && len > 0) {
     const char *colon;
     if (host[0] == '[') {
@@ -191,8 +176,8 @@ static void set_server(tgo_attrs *a, PyObject *environ, int https) {
     return;
   }
   Py_XDECREF(hold);
-  env_attr(a, "server.address", tgo__py_env_item(environ, tgo__py_str.SERVER_NAME));
-  const char *port = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PORT), &len);
+  env_attr(a, "server.address", tgo__py_env(environ, TGO__ENV_SERVER_NAME));
+  const char *port = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_SERVER_PORT), &len);
   long number = port ? parse_port(port, (size_t)len) : -1;
   if (number > 0 && number < 65536)
     TGO__ATTR_INT_NEW(a, "server.port", number);
@@ -202,8 +187,8 @@ static void set_server(tgo_attrs *a, PyObject *environ, int https) {
 static void set_client(tgo_attrs *a, PyObject *environ) {
   Py_ssize_t len;
   PyObject *hold;
-  const char *xff = env_bytes(tgo__py_env_item(environ, tgo__py_str.HTTP_X_FORWARDED_FOR), &len, &hold);
-  PyObject *peer = tgo__py_env_item(environ, tgo__py_str.REMOTE_ADDR);
+  const char *xff = env_bytes(tgo__py_env(environ, TGO__ENV_HTTP_X_FORWARDED_FOR), &len, &hold);
+  PyObject *peer = tgo__py_env(environ, TGO__ENV_REMOTE_ADDR);
   if (xff && len > 0) {
     const char *end = memchr(xff, ',', (size_t)len);
     size_t n = end ? (size_t)(end - xff) : (size_t)len;
@@ -215,7 +200,7 @@ static void set_client(tgo_attrs *a, PyObject *environ) {
       n--;
     TGO__ATTR_STR_NEW(a, "client.address", xff, n);
   } else {
-    PyObject *real = tgo__py_env_item(environ, tgo__py_str.HTTP_X_REAL_IP);
+    PyObject *real = tgo__py_env(environ, TGO__ENV_HTTP_X_REAL_IP);
     env_attr(a, "client.address", real && PyUnicode_Check(real) && PyUnicode_GetLength(real) ? real : peer);
   }
   Py_XDECREF(hold);
@@ -230,7 +215,7 @@ int tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   else
     TGO__ATTR_STR_NEW(a, "http.request.method", method, method_len);
   set_path_and_query(a, environ);
-  PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
+  PyObject *scheme = tgo__py_env(environ, TGO__ENV_URL_SCHEME);
   Py_ssize_t len;
   const char *s = tgo__py_utf8(scheme, &len);
   if (s && (known = known_value(s, (size_t)len, schemes, 2)))
@@ -240,8 +225,8 @@ int tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
   int https = s && len == 5 && !memcmp(s, "https", 5);
   set_server(a, environ, https);
   set_client(a, environ);
-  env_attr(a, "user_agent.original", tgo__py_env_item(environ, tgo__py_str.HTTP_USER_AGENT));
-  const char *proto = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.SERVER_PROTOCOL), &len);
+  env_attr(a, "user_agent.original", tgo__py_env(environ, TGO__ENV_HTTP_USER_AGENT));
+  const char *proto = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_SERVER_PROTOCOL), &len);
   if (proto && len > 5 && !memcmp(proto, "HTTP/", 5)) {
     if ((known = known_value(proto + 5, (size_t)len - 5, versions, 5)))
       TGO__ATTR_STATIC_NEW(a, "network.protocol.version", known, (size_t)len - 5);
@@ -254,12 +239,12 @@ int tgo__py_set_request_attrs(tgo_attrs *a, PyObject *environ, const char *metho
 /* The pattern is searched in the full URL, scheme://host/path?query, as the
  * OpenTelemetry Python settings define. */
 int tgo__py_url_excluded(PyObject *pattern, PyObject *environ) {
-  PyObject *scheme = tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme);
-  PyObject *host = tgo__py_env_item(environ, tgo__py_str.HTTP_HOST);
+  PyObject *scheme = tgo__py_env(environ, TGO__ENV_URL_SCHEME);
+  PyObject *host = tgo__py_env(environ, TGO__ENV_HTTP_HOST);
   if (!host)
-    host = tgo__py_env_item(environ, tgo__py_str.SERVER_NAME);
-  PyObject *path = tgo__py_env_item(environ, tgo__py_str.PATH_INFO);
-  PyObject *query = tgo__py_env_item(environ, tgo__py_str.QUERY_STRING);
+    host = tgo__py_env(environ, TGO__ENV_SERVER_NAME);
+  PyObject *path = tgo__py_env(environ, TGO__ENV_PATH_INFO);
+  PyObject *query = tgo__py_env(environ, TGO__ENV_QUERY_STRING);
   Py_ssize_t qlen = 0;
   int has_query = query && tgo__py_utf8(query, &qlen) && qlen > 0;
   PyObject *empty = tgo__py_str.empty;

@@ -124,7 +124,55 @@ void tgo__py_keep_route_source(tgo__py_request *r);
 tgo__py_request *tgo__py_request_running(void);
 
 /* ---- environ -> attributes -------------------------------------------- */
-PyObject *tgo__py_env_item(PyObject *environ, PyObject *key);
+/* The environ keys the agent reads, each with its own slot (environ.c):
+ * the name's slot is known at compile time, where a table keyed by the
+ * string's address was probed on every read. */
+enum {
+  TGO__ENV_REQUEST_METHOD,
+  TGO__ENV_PATH_INFO,
+  TGO__ENV_SCRIPT_NAME,
+  TGO__ENV_QUERY_STRING,
+  TGO__ENV_URL_SCHEME,
+  TGO__ENV_HTTP_HOST,
+  TGO__ENV_SERVER_NAME,
+  TGO__ENV_SERVER_PORT,
+  TGO__ENV_REMOTE_ADDR,
+  TGO__ENV_HTTP_X_FORWARDED_FOR,
+  TGO__ENV_HTTP_X_REAL_IP,
+  TGO__ENV_HTTP_USER_AGENT,
+  TGO__ENV_SERVER_PROTOCOL,
+  TGO__ENV_WERKZEUG_REQUEST,
+  TGO__ENV_FILE_WRAPPER,
+  TGO__ENV_HEADER, /* + TGO__H_*: the propagation headers (HTTP_TRACEPARENT, ...) */
+  TGO__ENV_COUNT = TGO__ENV_HEADER + TGO__H_COUNT
+};
+
+/* Where a key was in the last environ it was found in (environ.c). */
+typedef struct {
+  PyObject *key;  /* ours, set at module exec */
+  PyObject *seen; /* the environ's own key object at pos when learnt, or NULL */
+  Py_ssize_t pos;
+  int misses_left;
+} tgo__py_env_slot;
+extern tgo__py_env_slot tgo__py_env_slots[TGO__ENV_COUNT];
+
+/* HTTP_TRACEPARENT and the other propagation keys (a new reference). */
+PyObject *tgo__py_propagation_env_key(int which);
+/* The lookup, when the key is not the entry at its slot's position (k and
+ * v: that entry, or NULL). */
+PyObject *tgo__py_env_lookup(PyObject *environ, tgo__py_env_slot *s, PyObject *k, PyObject *v);
+
+/* environ[key] (borrowed), or NULL. A server builds every request's
+ * environ in the same order, so a key is usually at the entry where the
+ * last request had it: read inline, the hit costs no call of ours. */
+static inline PyObject *tgo__py_env(PyObject *environ, int which) {
+  tgo__py_env_slot *s = &tgo__py_env_slots[which];
+  Py_ssize_t pos = s->pos;
+  PyObject *k = NULL, *v = NULL;
+  if (s->seen && PyDict_Next(environ, &pos, &k, &v) && (k == s->seen || k == s->key))
+    return v;
+  return tgo__py_env_lookup(environ, s, k, v);
+}
 /* The environ's attributes, through the fresh appends: call it between
  * tgo__attrs_fresh(a, 1) and (a, 0). Its keys are distinct from each other
  * and from set_route's (request.c). Returns whether wsgi.url_scheme is

@@ -151,7 +151,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
     return call_app(mw, environ, start_response);
 
   Py_ssize_t mlen = 0;
-  const char *method = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.REQUEST_METHOD), &mlen);
+  const char *method = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_REQUEST_METHOD), &mlen);
   if (!method || mlen <= 0 || mlen >= 24) {
     method = "_OTHER";
     mlen = 6;
@@ -192,7 +192,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   }
   if (https < 0) {
     Py_ssize_t slen = 0;
-    const char *scheme = tgo__py_utf8(tgo__py_env_item(environ, tgo__py_str.wsgi_url_scheme), &slen);
+    const char *scheme = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_URL_SCHEME), &slen);
     https = slen == 5 && scheme && !memcmp(scheme, "https", 5);
   }
   r->https = https;
@@ -225,7 +225,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
   }
   /* sendfile(2) needs the server to see its own file wrapper: hand it back
    * and end the span now rather than lose the zero-copy path. */
-  PyObject *fw = tgo__py_env_item(environ, tgo__py_str.wsgi_file_wrapper);
+  PyObject *fw = tgo__py_env(environ, TGO__ENV_FILE_WRAPPER);
   if (fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw)) {
     tgo__py_request_finish(r);
     tgo__py_request_release(r);

@@ -431,7 +431,7 @@ static int intern_names(void) {
 }
 
 static int module_exec(PyObject *m) {
-  if (intern_names() < 0 || tgo__py_propagate_init() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
+  if (intern_names() < 0 || tgo__py_propagate_init() < 0 || tgo__py_env_init() < 0 || tgo__py_span_type_init(m) < 0 || tgo__py_middleware_type_init(m) < 0 ||
       tgo__py_db_type_init(m) < 0 || tgo__py_metric_type_init(m) < 0 || tgo__py_logging_init(m) < 0)
     return -1;
   if (PyModule_AddIntConstant(m, "KIND_INTERNAL", TGO_KIND_INTERNAL) < 0 ||

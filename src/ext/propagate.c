@@ -28,10 +28,15 @@ int tgo__py_propagate_init(void) {
   return 0;
 }
 
+PyObject *tgo__py_propagation_env_key(int which) {
+  Py_XINCREF(env_keys[which]);
+  return env_keys[which];
+}
+
 /* WSGI environ values are borrowed from the dict the request holds. */
 static const char *env_get(void *carrier, int which, size_t *len) {
   Py_ssize_t n = 0;
-  const char *v = tgo__py_utf8(tgo__py_env_item((PyObject *)carrier, env_keys[which]), &n);
+  const char *v = tgo__py_utf8(tgo__py_env((PyObject *)carrier, TGO__ENV_HEADER + which), &n);
   *len = v ? (size_t)n : 0;
   return v;
 }

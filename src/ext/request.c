@@ -260,7 +260,7 @@ void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *header
 int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ) {
   if (r->flask_request || r->ctx || !environ)
     return r->flask_request != NULL;
-  PyObject *req = tgo__py_env_item(environ, tgo__py_str.werkzeug_request);
+  PyObject *req = tgo__py_env(environ, TGO__ENV_WERKZEUG_REQUEST);
   if (!req)
     return 0;
   Py_INCREF(req);
