@@ -623,7 +623,7 @@ static tgo__attr *attr_append(tgo_attrs *a, const char *key, size_t klen) {
  * it): then the caller goes the general way. Every field is written here or
  * by the caller, so there is no memset; the refill stays out of line, so
  * this saves no registers. A request span makes a dozen of these. */
-static inline tgo__attr *attr_bump(tgo_attrs *a, const char *key, size_t klen, size_t extra) {
+static inline tgo__attr *attr_bump(tgo_attrs *a, const char *key, uint32_t hash, size_t extra) {
   tgo_span *s = a->span;
   size_t need = sizeof(tgo__attr) + ((extra + 7) & ~(size_t)7);
   if (TGO__UNLIKELY(s->ended || a->count >= TGO__SPAN_MAX_ATTRS || need > s->arena_left))
@@ -631,7 +631,7 @@ static inline tgo__attr *attr_bump(tgo_attrs *a, const char *key, size_t klen, s
   tgo__attr *it = (tgo__attr *)s->arena_pos;
   s->arena_pos += need;
   s->arena_left -= need;
-  return attr_link(a, it, key, klen, key_hash(key, klen));
+  return attr_link(a, it, key, hash & 0xFFFF, hash);
 }
 
 /* it's value a copy of val, or "" when the span has no memory for it. */
@@ -649,7 +649,7 @@ static __attribute__((noinline)) void attr_str_append(tgo_attrs *a, const char *
     set_copied_str(it, a->span, val, len);
 }
 
-void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
+void tgo__attr_str_new(tgo_attrs *a, const char *key, uint32_t hash, const char *val, size_t len) {
   if (!a || !a->fresh) {
     tgo_attr_str(a, key, val, len);
     return;
@@ -659,9 +659,9 @@ void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *v
     len = 0;
   }
   len = within_value_limit(val, len);
-  tgo__attr *it = attr_bump(a, key, klen, len + 1);
+  tgo__attr *it = attr_bump(a, key, hash, len + 1);
   if (TGO__UNLIKELY(!it)) {
-    attr_str_append(a, key, klen, val, len);
+    attr_str_append(a, key, hash & 0xFFFF, val, len);
     return;
   }
   char *p = (char *)(it + 1);
@@ -672,14 +672,14 @@ void tgo__attr_str_new(tgo_attrs *a, const char *key, size_t klen, const char *v
   it->n = (uint32_t)len;
 }
 
-void tgo__attr_int_new(tgo_attrs *a, const char *key, size_t klen, int64_t val) {
+void tgo__attr_int_new(tgo_attrs *a, const char *key, uint32_t hash, int64_t val) {
   if (!a || !a->fresh) {
     tgo_attr_int(a, key, val);
     return;
   }
-  tgo__attr *it = attr_bump(a, key, klen, 0);
+  tgo__attr *it = attr_bump(a, key, hash, 0);
   if (TGO__UNLIKELY(!it))
-    it = attr_append(a, key, klen);
+    it = attr_append(a, key, hash & 0xFFFF);
   if (it) {
     it->type = TGO__V_INT;
     it->immortal = 0;
@@ -715,14 +715,14 @@ void tgo__attr_set_static_str(tgo_attrs *a, const char *key, const char *val, si
     set_static_str(it, val, len);
 }
 
-void tgo__attr_static_new(tgo_attrs *a, const char *key, size_t klen, const char *val, size_t len) {
+void tgo__attr_static_new(tgo_attrs *a, const char *key, uint32_t hash, const char *val, size_t len) {
   if (!a || !a->fresh) {
     tgo__attr_set_static_str(a, key, val, len);
     return;
   }
-  tgo__attr *it = attr_bump(a, key, klen, 0);
+  tgo__attr *it = attr_bump(a, key, hash, 0);
   if (TGO__UNLIKELY(!it))
-    it = attr_append(a, key, klen);
+    it = attr_append(a, key, hash & 0xFFFF);
   if (it)
     set_static_str(it, val, len);
 }

@@ -310,12 +310,12 @@ static int db_ready(DbExecute *d) {
  * span has none): the engine's strings and the statement's interned ones
  * are pointed at, not copied. */
 static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_info *e) {
-  void (*engine_str)(tgo_attrs *, const char *, size_t, const char *, size_t) =
+  void (*engine_str)(tgo_attrs *, const char *, uint32_t, const char *, size_t) =
       d->shared ? tgo__attr_static_new : tgo__attr_str_new;
   tgo__attrs_fresh(a, 1);
-  engine_str(a, "db.system.name", 14, d->system, d->system_len);
+  engine_str(a, "db.system.name", TGO__KEY_HASH("db.system.name"), d->system, d->system_len);
   if (*d->namespace)
-    engine_str(a, "db.namespace", 12, d->namespace, d->namespace_len);
+    engine_str(a, "db.namespace", TGO__KEY_HASH("db.namespace"), d->namespace, d->namespace_len);
   if (e->op_len) {
     if (e->shared_op)
       TGO__ATTR_STATIC_NEW(a, "db.operation.name", e->shared_op, e->op_len);
@@ -333,11 +333,11 @@ static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_in
   else
     TGO__ATTR_STR_NEW(a, "db.query.text", e->text, e->text_len);
   if (*d->host)
-    engine_str(a, "server.address", 14, d->host, d->host_len);
+    engine_str(a, "server.address", TGO__KEY_HASH("server.address"), d->host, d->host_len);
   if (d->port > 0)
     TGO__ATTR_INT_NEW(a, "server.port", d->port);
   if (*d->connection)
-    engine_str(a, "db.connection_string", 20, d->connection, d->connection_len);
+    engine_str(a, "db.connection_string", TGO__KEY_HASH("db.connection_string"), d->connection, d->connection_len);
   tgo__attrs_fresh(a, 0);
 }
 

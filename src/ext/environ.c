@@ -101,15 +101,15 @@ static const char *known_value(const char *v, size_t len, const char *const *lit
   return NULL;
 }
 
-static void env_attr_n(tgo_attrs *a, const char *key, size_t klen, PyObject *v) {
+static void env_attr_n(tgo_attrs *a, const char *key, uint32_t key_hash, PyObject *v) {
   Py_ssize_t len;
   PyObject *hold;
   const char *p = env_bytes(v, &len, &hold);
   if (p)
-    tgo__attr_str_new(a, key, klen, p, (size_t)len);
+    tgo__attr_str_new(a, key, key_hash, p, (size_t)len);
   Py_XDECREF(hold);
 }
-#define env_attr(a, key, v) env_attr_n((a), key, sizeof key - 1, (v))
+#define env_attr(a, key, v) env_attr_n((a), key, TGO__KEY_HASH(key), (v))
 
 static void set_path_and_query(tgo_attrs *a, PyObject *environ) {
   PyObject *script = tgo__py_env(environ, TGO__ENV_SCRIPT_NAME);
