@@ -71,18 +71,23 @@ static inline void edge_words(const char *s, size_t n, uint64_t *head, uint64_t 
 /* The masking calls are kept out of text_field, and each returns the end
  * it was given: text_field tail-calls them, so the common path (an
  * immortal string found clean) saves and restores no registers. */
+#define CLEAN_TEXT_MIX 0x9E3779B97F4A7C15ull
+
+static inline uint64_t clean_text_hash(uint64_t head, uint64_t tail, size_t n) {
+  return ((head ^ n) * CLEAN_TEXT_MIX ^ tail) * CLEAN_TEXT_MIX;
+}
+
 static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n) {
   char *s = (char *)end - n;
   unsigned generation = tgo__pii_generation;
   clean_text_memo *m = NULL;
   uint64_t head = 0, tail = 0;
   if (generation && n && n <= CLEAN_TEXT_MAX) {
-    const uint64_t k = 0x9E3779B97F4A7C15ull;
     edge_words(s, n, &head, &tail);
-    uint64_t h = ((head ^ n) * k ^ tail) * k;
+    uint64_t h = clean_text_hash(head, tail, n);
     if (n > 16) /* the middle words of a longer text */
       for (size_t i = 8; i < n - 8; i += 8)
-        h = (h ^ load64(s + i)) * k;
+        h = (h ^ load64(s + i)) * CLEAN_TEXT_MIX;
     m = &clean_texts[(h >> 32) % CLEAN_TEXT_SLOTS];
     if (m->generation == generation && m->n == n && m->head == head && m->tail == tail &&
         (n <= 16 || !memcmp(m->s, s, n)))
@@ -94,6 +99,20 @@ static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n)
       memcpy(m->s, s, n);
   }
   return end;
+}
+
+/* A copied text's hit for the common short one (1 to 16 bytes), inline;
+ * anything else, and a miss, goes to scrub_and_mask. */
+static inline __attribute__((always_inline)) uint8_t *copied_text_checked(uint8_t *end, size_t n) {
+  unsigned generation = tgo__pii_generation;
+  if (generation && n - 1 < 16) {
+    uint64_t head, tail;
+    edge_words((const char *)end - n, n, &head, &tail);
+    const clean_text_memo *m = &clean_texts[(clean_text_hash(head, tail, n) >> 32) % CLEAN_TEXT_SLOTS];
+    if (m->generation == generation && m->n == n && m->head == head && m->tail == tail)
+      return end;
+  }
+  return scrub_and_mask(end, n);
 }
 
 static __attribute__((noinline)) uint8_t *scrub_and_remember(uint8_t *end, const char *s, size_t n, clean_memo *m,
@@ -110,7 +129,7 @@ static __attribute__((noinline)) uint8_t *scrub_and_remember(uint8_t *end, const
 static inline __attribute__((always_inline)) uint8_t *text_field(uint8_t *p, uint8_t tag, const char *s, size_t n, int immortal) {
   p = tgo__pb_bytes(p, tag, s, n);
   if (!immortal)
-    return scrub_and_mask(p, n);
+    return copied_text_checked(p, n);
   unsigned generation = tgo__pii_generation;
   clean_memo *m = clean_slot(s, n);
   if (generation && m->s == s && m->n == n && m->generation == generation)

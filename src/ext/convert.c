@@ -4,17 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len) {
-  /* The exact type first: under the limited API PyUnicode_Check is a call
-   * (PyType_GetFlags), and nearly every string here is a plain str. */
-  if (!s || (Py_TYPE(s) != &PyUnicode_Type && !PyUnicode_Check(s)))
-    return NULL;
-  const char *p = PyUnicode_AsUTF8AndSize(s, len);
-  if (!p)
-    PyErr_Clear(); /* lone surrogates: skip the value */
-  return p;
-}
-
 int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **tuple,
                           PyObject **kwargs) {
   Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;

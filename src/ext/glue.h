@@ -118,8 +118,18 @@ int tgo__py_args_as_tuple(PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 /* A vectorcall passed on to the object's own tp_call, as tuple and dict. */
 PyObject *tgo__py_call_via_tuple(ternaryfunc tp_call, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                  PyObject *kwnames);
-/* A borrowed UTF-8 view of a str; NULL (no exception) for non-str. */
-const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len);
+/* A borrowed UTF-8 view of a str; NULL (no exception) for non-str.
+ * Inline: a request reads a dozen. The exact type first: under the
+ * limited API PyUnicode_Check is a call (PyType_GetFlags), and nearly
+ * every string here is a plain str. */
+static inline const char *tgo__py_utf8(PyObject *s, Py_ssize_t *len) {
+  if (!s || (Py_TYPE(s) != &PyUnicode_Type && !PyUnicode_Check(s)))
+    return NULL;
+  const char *p = PyUnicode_AsUTF8AndSize(s, len);
+  if (!p)
+    PyErr_Clear(); /* lone surrogates: skip the value */
+  return p;
+}
 /* Sets one attribute from a Python value of any type; odd values are
  * stringified or skipped, never raised. */
 void tgo__py_set_attr(tgo_attrs *attrs, const char *key, PyObject *value);
