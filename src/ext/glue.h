@@ -58,12 +58,9 @@ static inline PyObject *tgo__py_call(PyObject *callable, PyObject **args, size_t
 
 /* Interned strings used on the request path, created at module exec. */
 typedef struct {
-  PyObject *REQUEST_METHOD, *PATH_INFO, *SCRIPT_NAME, *QUERY_STRING, *HTTP_TRACEPARENT,
-      *HTTP_TRACESTATE, *wsgi_url_scheme, *HTTP_HOST, *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR,
-      *HTTP_X_FORWARDED_FOR, *HTTP_X_REAL_IP, *HTTP_USER_AGENT, *SERVER_PROTOCOL,
-      *wsgi_file_wrapper, *request, *url_rule, *rule, *endpoint, *__qualname__,
-      *__module__, *close, *traceparent, *tracestate, *rowcount, *search, *empty, *extensions, *tigerops,
-      *wsgi_app, *request_context, *__call__, *app, *werkzeug_request, *_callbacks, *response, *_on_close;
+  PyObject *request, *url_rule, *rule, *endpoint, *__qualname__, *__module__, *close, *traceparent, *tracestate,
+      *rowcount, *search, *empty, *extensions, *tigerops, *wsgi_app, *request_context, *__call__, *app, *_callbacks,
+      *response, *_on_close;
 } tgo__py_names;
 extern tgo__py_names tgo__py_str;
 

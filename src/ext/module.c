@@ -388,22 +388,6 @@ static int intern_names(void) {
 #define NAME(field, text)                                      \
   if (!(tgo__py_str.field = PyUnicode_InternFromString(text))) \
     return -1;
-  NAME(REQUEST_METHOD, "REQUEST_METHOD");
-  NAME(PATH_INFO, "PATH_INFO");
-  NAME(SCRIPT_NAME, "SCRIPT_NAME");
-  NAME(QUERY_STRING, "QUERY_STRING");
-  NAME(HTTP_TRACEPARENT, "HTTP_TRACEPARENT");
-  NAME(HTTP_TRACESTATE, "HTTP_TRACESTATE");
-  NAME(wsgi_url_scheme, "wsgi.url_scheme");
-  NAME(HTTP_HOST, "HTTP_HOST");
-  NAME(SERVER_NAME, "SERVER_NAME");
-  NAME(SERVER_PORT, "SERVER_PORT");
-  NAME(REMOTE_ADDR, "REMOTE_ADDR");
-  NAME(HTTP_X_FORWARDED_FOR, "HTTP_X_FORWARDED_FOR");
-  NAME(HTTP_X_REAL_IP, "HTTP_X_REAL_IP");
-  NAME(HTTP_USER_AGENT, "HTTP_USER_AGENT");
-  NAME(SERVER_PROTOCOL, "SERVER_PROTOCOL");
-  NAME(wsgi_file_wrapper, "wsgi.file_wrapper");
   NAME(request, "request");
   NAME(url_rule, "url_rule");
   NAME(rule, "rule");
@@ -418,7 +402,6 @@ static int intern_names(void) {
   NAME(empty, "");
   NAME(extensions, "extensions");
   NAME(app, "app");
-  NAME(werkzeug_request, "werkzeug.request");
   NAME(_callbacks, "_callbacks");
   NAME(response, "response");
   NAME(_on_close, "_on_close");
