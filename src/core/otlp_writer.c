@@ -68,29 +68,37 @@ static inline void edge_words(const char *s, size_t n, uint64_t *head, uint64_t 
   }
 }
 
-/* The masking calls are kept out of text_field, and each returns the end
- * it was given: text_field tail-calls them, so the common path (an
- * immortal string found clean) saves and restores no registers. */
 #define CLEAN_TEXT_MIX 0x9E3779B97F4A7C15ull
 
-static inline uint64_t clean_text_hash(uint64_t head, uint64_t tail, size_t n) {
-  return ((head ^ n) * CLEAN_TEXT_MIX ^ tail) * CLEAN_TEXT_MIX;
+/* The slot of a copied text (1 <= n <= CLEAN_TEXT_MAX), and its edge words
+ * for clean_text_hit. */
+static inline clean_text_memo *clean_text_slot(const char *s, size_t n, uint64_t *head, uint64_t *tail) {
+  edge_words(s, n, head, tail);
+  uint64_t h = ((*head ^ n) * CLEAN_TEXT_MIX ^ *tail) * CLEAN_TEXT_MIX;
+  if (n > 16) /* the middle words of a longer text */
+    for (size_t i = 8; i < n - 8; i += 8)
+      h = (h ^ load64(s + i)) * CLEAN_TEXT_MIX;
+  return &clean_texts[(h >> 32) % CLEAN_TEXT_SLOTS];
 }
 
+static inline int clean_text_hit(const clean_text_memo *m, const char *s, size_t n, uint64_t head, uint64_t tail,
+                                 unsigned generation) {
+  return m->generation == generation && m->n == n && m->head == head && m->tail == tail &&
+         (n <= 16 || !memcmp(m->s, s, n));
+}
+
+/* The masking calls are kept out of text_field, and each returns the end
+ * it was given: text_field tail-calls them, so the common paths (an
+ * immortal string or a short copied text found clean) save and restore no
+ * registers. */
 static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n) {
   char *s = (char *)end - n;
   unsigned generation = tgo__pii_generation;
   clean_text_memo *m = NULL;
   uint64_t head = 0, tail = 0;
   if (generation && n && n <= CLEAN_TEXT_MAX) {
-    edge_words(s, n, &head, &tail);
-    uint64_t h = clean_text_hash(head, tail, n);
-    if (n > 16) /* the middle words of a longer text */
-      for (size_t i = 8; i < n - 8; i += 8)
-        h = (h ^ load64(s + i)) * CLEAN_TEXT_MIX;
-    m = &clean_texts[(h >> 32) % CLEAN_TEXT_SLOTS];
-    if (m->generation == generation && m->n == n && m->head == head && m->tail == tail &&
-        (n <= 16 || !memcmp(m->s, s, n)))
+    m = clean_text_slot(s, n, &head, &tail);
+    if (clean_text_hit(m, s, n, head, tail, generation))
       return end;
   }
   if (!tgo__scrub(s, n) && !tgo__pii_mask_now(s, n) && m) {
@@ -106,10 +114,10 @@ static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n)
 static inline __attribute__((always_inline)) uint8_t *copied_text_checked(uint8_t *end, size_t n) {
   unsigned generation = tgo__pii_generation;
   if (generation && n - 1 < 16) {
+    const char *s = (const char *)end - n;
     uint64_t head, tail;
-    edge_words((const char *)end - n, n, &head, &tail);
-    const clean_text_memo *m = &clean_texts[(clean_text_hash(head, tail, n) >> 32) % CLEAN_TEXT_SLOTS];
-    if (m->generation == generation && m->n == n && m->head == head && m->tail == tail)
+    const clean_text_memo *m = clean_text_slot(s, n, &head, &tail); /* before head and tail are read */
+    if (clean_text_hit(m, s, n, head, tail, generation))
       return end;
   }
   return scrub_and_mask(end, n);
