@@ -22,19 +22,34 @@
 tgo__py_env_slot tgo__py_env_slots[TGO__ENV_COUNT];
 
 int tgo__py_env_init(void) {
-  static const char *const names[TGO__ENV_HEADER] = {
-      "REQUEST_METHOD", "PATH_INFO",   "SCRIPT_NAME",          "QUERY_STRING",   "wsgi.url_scheme",
-      "HTTP_HOST",      "SERVER_NAME", "SERVER_PORT",          "REMOTE_ADDR",    "HTTP_X_FORWARDED_FOR",
-      "HTTP_X_REAL_IP", "HTTP_USER_AGENT", "SERVER_PROTOCOL",  "werkzeug.request", "wsgi.file_wrapper"};
-  for (int i = 0; i < TGO__ENV_COUNT; i++) {
-    if (tgo__py_env_slots[i].key)
-      continue;
-    PyObject *key = i < TGO__ENV_HEADER ? PyUnicode_InternFromString(names[i])
-                                        : tgo__py_propagation_env_key(i - TGO__ENV_HEADER);
-    if (!key)
+  static const char *const names[TGO__ENV_COUNT] = {
+      [TGO__ENV_REQUEST_METHOD] = "REQUEST_METHOD",
+      [TGO__ENV_PATH_INFO] = "PATH_INFO",
+      [TGO__ENV_SCRIPT_NAME] = "SCRIPT_NAME",
+      [TGO__ENV_QUERY_STRING] = "QUERY_STRING",
+      [TGO__ENV_URL_SCHEME] = "wsgi.url_scheme",
+      [TGO__ENV_HTTP_HOST] = "HTTP_HOST",
+      [TGO__ENV_SERVER_NAME] = "SERVER_NAME",
+      [TGO__ENV_SERVER_PORT] = "SERVER_PORT",
+      [TGO__ENV_REMOTE_ADDR] = "REMOTE_ADDR",
+      [TGO__ENV_HTTP_X_FORWARDED_FOR] = "HTTP_X_FORWARDED_FOR",
+      [TGO__ENV_HTTP_X_REAL_IP] = "HTTP_X_REAL_IP",
+      [TGO__ENV_HTTP_USER_AGENT] = "HTTP_USER_AGENT",
+      [TGO__ENV_SERVER_PROTOCOL] = "SERVER_PROTOCOL",
+      [TGO__ENV_WERKZEUG_REQUEST] = "werkzeug.request",
+      [TGO__ENV_FILE_WRAPPER] = "wsgi.file_wrapper",
+      [TGO__ENV_HEADER + TGO__H_TRACEPARENT] = "HTTP_TRACEPARENT",
+      [TGO__ENV_HEADER + TGO__H_TRACESTATE] = "HTTP_TRACESTATE",
+      [TGO__ENV_HEADER + TGO__H_BAGGAGE] = "HTTP_BAGGAGE",
+      [TGO__ENV_HEADER + TGO__H_B3] = "HTTP_B3",
+      [TGO__ENV_HEADER + TGO__H_B3_TRACEID] = "HTTP_X_B3_TRACEID",
+      [TGO__ENV_HEADER + TGO__H_B3_SPANID] = "HTTP_X_B3_SPANID",
+      [TGO__ENV_HEADER + TGO__H_B3_SAMPLED] = "HTTP_X_B3_SAMPLED",
+      [TGO__ENV_HEADER + TGO__H_B3_FLAGS] = "HTTP_X_B3_FLAGS",
+  };
+  for (int i = 0; i < TGO__ENV_COUNT; i++)
+    if (!tgo__py_env_slots[i].key && !(tgo__py_env_slots[i].key = PyUnicode_InternFromString(names[i])))
       return -1;
-    tgo__py_env_slots[i].key = key;
-  }
   return 0;
 }
 

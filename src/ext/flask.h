@@ -156,8 +156,6 @@ typedef struct {
 } tgo__py_env_slot;
 extern tgo__py_env_slot tgo__py_env_slots[TGO__ENV_COUNT];
 
-/* HTTP_TRACEPARENT and the other propagation keys (a new reference). */
-PyObject *tgo__py_propagation_env_key(int which);
 /* The lookup, when the key is not the entry at its slot's position (k and
  * v: that entry, or NULL). */
 PyObject *tgo__py_env_lookup(PyObject *environ, tgo__py_env_slot *s, PyObject *k, PyObject *v);

@@ -71,7 +71,7 @@ PyObject *tgo__py_flask_closing_iterator(PyObject *module, PyObject *cls);
 
 /* propagate.c: OTEL_PROPAGATORS for the glue. */
 int tgo__py_propagate_init(void);
-/* The environ keys' slots (environ.c), after tgo__py_propagate_init. */
+/* The environ keys' slots (environ.c). */
 int tgo__py_env_init(void);
 int tgo__py_inject_span(tgo_span *span, PyObject *headers);
 /* The C span of a tigerops.Span (NULL for anything else or one not started). */

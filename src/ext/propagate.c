@@ -6,31 +6,22 @@
 
 #include <string.h>
 
-static PyObject *env_keys[TGO__H_COUNT], *header_keys[TGO__H_COUNT];
+/* The environ's names of the same headers (HTTP_TRACEPARENT, ...) are
+ * environ.c's, with the other keys it reads. */
+static PyObject *header_keys[TGO__H_COUNT];
 static PyObject *b3_multi_names[3]; /* as injected: X-B3-TraceId, X-B3-SpanId, X-B3-Sampled */
 
 int tgo__py_propagate_init(void) {
-  static const char *const env[TGO__H_COUNT] = {
-      "HTTP_TRACEPARENT", "HTTP_TRACESTATE", "HTTP_BAGGAGE",    "HTTP_B3",
-      "HTTP_X_B3_TRACEID", "HTTP_X_B3_SPANID", "HTTP_X_B3_SAMPLED", "HTTP_X_B3_FLAGS"};
   static const char *const hdr[TGO__H_COUNT] = {"traceparent", "tracestate",   "baggage",      "b3",
                                                 "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"};
   static const char *const multi[3] = {"X-B3-TraceId", "X-B3-SpanId", "X-B3-Sampled"};
-  for (int i = 0; i < TGO__H_COUNT; i++) {
-    if (!env_keys[i] && !(env_keys[i] = PyUnicode_InternFromString(env[i])))
-      return -1;
+  for (int i = 0; i < TGO__H_COUNT; i++)
     if (!header_keys[i] && !(header_keys[i] = PyUnicode_InternFromString(hdr[i])))
       return -1;
-  }
   for (int i = 0; i < 3; i++)
     if (!b3_multi_names[i] && !(b3_multi_names[i] = PyUnicode_InternFromString(multi[i])))
       return -1;
   return 0;
-}
-
-PyObject *tgo__py_propagation_env_key(int which) {
-  Py_XINCREF(env_keys[which]);
-  return env_keys[which];
 }
 
 /* WSGI environ values are borrowed from the dict the request holds. */
