@@ -32,9 +32,13 @@ static void reseed(void) {
   rng_generation = atomic_load_explicit(&tgo__fork_generation, memory_order_relaxed);
 }
 
-static inline uint64_t next64(void) {
+static inline void check_seed(void) {
   if (TGO__UNLIKELY(rng_generation != atomic_load_explicit(&tgo__fork_generation, memory_order_relaxed)))
     reseed();
+}
+
+/* One step; check_seed first. */
+static inline uint64_t step64(void) {
   uint64_t *s = rng_state;
   uint64_t result = rotl(s[1] * 5, 7) * 9;
   uint64_t t = s[1] << 17;
@@ -45,6 +49,11 @@ static inline uint64_t next64(void) {
   s[2] ^= t;
   s[3] = rotl(s[3], 45);
   return result;
+}
+
+static inline uint64_t next64(void) {
+  check_seed();
+  return step64();
 }
 
 void tgo__random_bytes(uint8_t *out, size_t n) {
@@ -60,9 +69,10 @@ void tgo__random_bytes(uint8_t *out, size_t n) {
 /* All-zero ids are invalid in W3C trace context. */
 void tgo__new_trace_id(uint8_t out[16]) {
   uint64_t hi, lo;
+  check_seed(); /* once for both halves: a fork cannot come between them */
   do {
-    hi = next64();
-    lo = next64();
+    hi = step64();
+    lo = step64();
   } while (!(hi | lo));
   memcpy(out, &hi, 8);
   memcpy(out + 8, &lo, 8);

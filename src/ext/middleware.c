@@ -78,18 +78,24 @@ static void apply_first_request_config(tgo__py_middleware *mw) {
   Py_DECREF(cb);
 }
 
-static PyObject *call_app(tgo__py_middleware *mw, PyObject *environ, PyObject *start_response) {
+/* app: the app when the caller has it (the class hook's self), or NULL:
+ * then an unbound wsgi_app reads it from the middleware's weak reference. */
+static PyObject *call_app(tgo__py_middleware *mw, PyObject *app, PyObject *environ, PyObject *start_response) {
+  if (app && mw->wsgi_app_unbound && mw->wsgi_app) {
+    PyObject *stack[4] = {NULL, app, environ, start_response};
+    return tgo__py_call(mw->wsgi_app, stack + 1, 3);
+  }
   return tgo__py_middleware_call_wrapped(mw, mw->wsgi_app, mw->wsgi_app_unbound, environ, start_response);
 }
 
-static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject *start_response);
+static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *environ, PyObject *start_response);
 
 static PyObject *middleware_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   if (kwargs || !PyTuple_Check(args) || PyTuple_Size(args) != 2) {
     PyErr_SetString(PyExc_TypeError, "a WSGI app takes (environ, start_response)");
     return NULL;
   }
-  return run_request((tgo__py_middleware *)op, PyTuple_GetItem(args, 0), PyTuple_GetItem(args, 1));
+  return run_request((tgo__py_middleware *)op, NULL, PyTuple_GetItem(args, 0), PyTuple_GetItem(args, 1));
 }
 
 /* werkzeug.wsgi.ClosingIterator, what Flask's responses return their body
@@ -138,17 +144,18 @@ static int body_is_materialised(PyObject *result) {
   Py_XDECREF(on_close);
   Py_XDECREF(body);
   Py_XDECREF(response);
-  PyErr_Clear();
+  if (!done && PyErr_Occurred()) /* PyErr_Clear itself costs ~20 instructions a request */
+    PyErr_Clear();
   return done;
 }
 
-static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject *start_response) {
+static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *environ, PyObject *start_response) {
   if (!tgo_enabled() || !PyDict_Check(environ) || !mw->wsgi_app)
-    return call_app(mw, environ, start_response);
+    return call_app(mw, app, environ, start_response);
   if (__builtin_expect(mw->on_first_request != NULL, 0))
     apply_first_request_config(mw);
   if (mw->excluded && tgo__py_url_excluded(mw->excluded, environ))
-    return call_app(mw, environ, start_response);
+    return call_app(mw, app, environ, start_response);
 
   Py_ssize_t mlen = 0;
   const char *method = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_REQUEST_METHOD), &mlen);
@@ -200,7 +207,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *environ, PyObject
 
   tgo__py_saved saved = tgo__py_enter(span, r);
   r->call_environ = environ;
-  PyObject *result = call_app(mw, environ, (PyObject *)r);
+  PyObject *result = call_app(mw, app, environ, (PyObject *)r);
   r->call_environ = NULL;
   tgo__py_leave(&saved);
   if (mw->via_class)
@@ -300,11 +307,17 @@ static PyObject *original_wsgi_app, *original_request_context, *original_call;
  * app (a dropped app must not keep its views alive here). */
 static PyObject *last_app_ref;
 static tgo__py_middleware *last_mw;
+/* The app itself, compared by address only: valid while last_mw is set,
+ * since the callback clears last_mw before the app's memory can be reused
+ * (a weak reference's read costs ~16 instructions a request). */
+static PyObject *last_app;
 
 static PyObject *last_app_dropped(PyObject *module, PyObject *ref) {
   (void)module;
-  if (ref == last_app_ref)
+  if (ref == last_app_ref) {
     Py_CLEAR(last_mw); /* the weak reference itself stays until the next app replaces it */
+    last_app = NULL;
+  }
   Py_RETURN_NONE;
 }
 
@@ -331,7 +344,7 @@ static PyObject *call_original(PyObject *original, PyObject *self, PyObject *arg
 }
 
 static tgo__py_middleware *class_hooked_middleware(PyObject *app) {
-  if (last_mw && PyWeakref_GetObject(last_app_ref) == app)
+  if (last_mw && last_app == app)
     return last_mw;
   PyObject *extensions = PyObject_GetAttr(app, tgo__py_str.extensions);
   PyObject *mw = extensions && PyDict_Check(extensions) ? PyDict_GetItemWithError(extensions, tgo__py_str.tigerops)
@@ -353,6 +366,7 @@ static tgo__py_middleware *class_hooked_middleware(PyObject *app) {
   }
   Py_XSETREF(last_app_ref, ref);
   Py_XSETREF(last_mw, (tgo__py_middleware *)mw);
+  last_app = app;
   return last_mw;
 }
 
@@ -379,7 +393,7 @@ static PyObject *hooked_wsgi_app(PyObject *self, PyObject *const *args, Py_ssize
   if (!mw)
     return call_original_fast(original_wsgi_app, self, args, nargs, kwnames);
   Py_INCREF(mw); /* a request that replaces last_mw must not free its own middleware */
-  PyObject *res = run_request(mw, args[0], args[1]);
+  PyObject *res = run_request(mw, self, args[0], args[1]);
   Py_DECREF(mw);
   return res;
 }

@@ -52,7 +52,8 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
   PyObject *rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
   if (req != r->flask_request)
     Py_XDECREF(req);
-  PyErr_Clear();
+  if (!rule)
+    PyErr_Clear();
   if (!rule || rule == Py_None) {
     Py_XDECREF(rule);
     return NULL;
@@ -393,7 +394,8 @@ static int request_clear(PyObject *op) {
   tgo__py_request *r = (tgo__py_request *)op;
   /* Collected in a cycle without close(): end the span while the request
    * context (route, endpoint) is still reachable. */
-  finish_keeping_error(r);
+  if (!r->finished && r->span)
+    finish_keeping_error(r);
   Py_CLEAR(r->start_response);
   Py_CLEAR(r->inner);
   Py_CLEAR(r->iter);
