@@ -21,8 +21,9 @@ import cost_profile  # noqa: E402
 # (workload, mode): (budget, ceiling) in added instructions per request or
 # statement. The ceiling is what the code measures today where the budget
 # is not met yet (README, "Instruction budget"): a regression past it fails
-# now, and the budget itself is checked as an expected failure that turns
-# into a failure (strict) the day it is met, so the ceiling comes down then.
+# now, and the budget itself is checked as an expected failure (not
+# strict: an XPASS in the report says to lower the ceiling). A budget that
+# is met with room has its ceiling at the budget, and no expected failure.
 # Metrics are on (the default) in every mode: http.server.request.duration
 # and active_requests are recorded for 100% of requests, which needs the
 # route even when the trace is not kept (about +2.7k in the 1% modes).
@@ -41,24 +42,18 @@ import cost_profile  # noqa: E402
 # seed alone moves them too: tail +4,568 / +5,935 / +4,436 and SQL +6,425 /
 # +9,483 / +6,862 under PYTHONHASHSEED 0 / 1 / 2 of one build, so each
 # figure here is the median of those three runs (cost_profile.measure_median).
-# Today's medians (twelfth session, callgrind with --fair-sched=yes) are
-# +6,618 (request thread; all threads +9,646), +2,637, +2,243 and +1,709
-# for the rows below (ranges over the seeds: +6,171..+7,880,
-# +2,569..+2,808, +2,187..+2,369, -6,157..+3,125). This install path's
-# layout is unlucky at 100% and lucky for SQL: from another prefix of the
-# same length the 100% row measured +9,272 before the twelfth session's
-# environ change and +8,852 after it (seed 0). In the ninth session's
-# layout tail keep met its budget (+2,957), but the same build
-# measured +5,137 (+4,387..+5,266) from a fresh clone's install path, so
-# its ceiling is 5,500 and its budget an expected failure like the others
-# (an XPASS where it is met); the
-# 100% request thread is under 8,000, but the budget is the issue's, all
-# threads, so its expected failure is checked on the total; a budget's
-# expected failure is not strict. The ceilings of the totals stay where
-# they were: the install prefix's path moves these medians too (it is in
-# LD_PRELOAD, so in the children's environment), and a fresh-clone CI run
-# of the same build measured the 100% request thread at +9,429 (+8,291 ..
-# +10,226) against +7,289 here.
+# Today's medians (fourteenth session, 1fc8235, callgrind with
+# --fair-sched=yes, all threads) are +7,941, +2,274, +2,032 and +2,217
+# for the rows below (ranges over the seeds: +6,983..+8,395,
+# +2,273..+2,596, +2,001..+2,284, -6,044..+3,911). The install prefix's path
+# moves these medians too (it is in LD_PRELOAD, so in the children's
+# environment): in the ninth session a fresh clone measured tail keep at
+# +5,137 where this checkout measured +2,957, and the 100% request thread
+# at +9,429 against +7,289. The ceilings of the 100%, head and SQL totals
+# stay wide for that reason, and the 100% budget, met here and in the last
+# fresh-clone runs, stays an expected failure until more runs agree. Tail
+# keep is now under half its budget, so the budget is its ceiling (checked
+# on the request thread, as the hello ceilings are; its exporter adds ~22).
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
@@ -66,7 +61,10 @@ import cost_profile  # noqa: E402
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
     ("hello", "full"): (8000, 11000),   # 100% sampling (the ceiling: request thread; the budget: all threads)
-    ("hello", "tail"): (5000, 5500),    # 1%, tail keep on (every trace recorded until its root ends)
+    # 1%, tail keep on (every trace recorded until its root ends): +2,274
+    # (+2,273 .. +2,596) at 1fc8235, and every fresh-clone CI run since the
+    # thirteenth session passed the budget check, so the budget is the ceiling.
+    ("hello", "tail"): (5000, 5000),
     ("hello", "head"): (1500, 4500),    # 1%, head sampling only
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
@@ -81,9 +79,11 @@ BUDGETS = {
 # wide because adding four lines to the benchmark's own script moved its
 # bare figure by 5,400 per statement.
 OUTSIDE = {
-    ("hello", "full"): 5300,    # request thread +4,457 (thirteenth session, 935f371), all threads +6,632
-    ("hello", "tail"): 2350,    # +2,094
-    ("hello", "head"): 2000,    # +1,795
+    # request thread +4,905 (fourteenth session, 1fc8235; +4,457 at 935f371,
+    # the difference libc's lottery), all threads +7,072
+    ("hello", "full"): 5300,
+    ("hello", "tail"): 2350,    # +2,030
+    ("hello", "head"): 2000,    # +1,734
     ("sql", "full"): 2550,      # all threads +2,272
 }
 # The agent's own objects alone (libtigerops*, _tigerops*), exclusive: the
@@ -98,9 +98,9 @@ OUTSIDE = {
 # object: hello 100% at 50fbb02, seed 0, all threads' own objects measure
 # +7,067 by the new sum, where the eleventh session's median was +6,150).
 OWN = {
-    ("hello", "full"): 4450,    # request thread +4,109 (all threads +6,252)
-    ("hello", "tail"): 2320,    # +2,141
-    ("hello", "head"): 2100,    # +1,930
+    ("hello", "full"): 4350,    # request thread +4,033 (all threads +6,171), fourteenth session, 1fc8235
+    ("hello", "tail"): 2250,    # +2,075
+    ("hello", "head"): 2000,    # +1,861
     ("sql", "full"): 2150,      # all threads +1,971 (request thread +1,092)
 }
 SLACK = 1.10
