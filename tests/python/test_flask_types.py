@@ -627,6 +627,45 @@ def test_a_dropped_app_takes_its_views_with_it(receiver, unique):
     assert app_ref() is None and view_ref() is None
 
 
+class _RoomyFlask(flask.Flask):
+    """An instance size few other objects share, so the next one allocated
+    after one is freed usually takes its place."""
+    __slots__ = tuple("_room%d" % i for i in range(40))
+
+
+def test_an_app_made_where_a_dropped_app_was_is_served_by_its_own_middleware(receiver, unique):
+    """The class hooks know the last app served by its address while its
+    middleware is kept: the app's death must forget both, or a new app
+    allocated at the same address would be served by the old middleware.
+    The new app's middleware excludes its URL, the old one's does not, so a
+    span for the new app's request says which one served it."""
+    import gc
+    first = _plain_app(unique + "-first", _RoomyFlask)
+    assert _flask.instrument_app(first) is not None
+    assert first.test_client().get("/hello/first-" + unique, buffered=True).status_code == 200
+    request_span(receiver, "/hello/first-" + unique)
+    address = id(first)
+    del first
+    gc.collect()
+    kept, reused = [], None
+    for _ in range(50):  # the freed block comes back first as a rule; others are kept so it can
+        app = _plain_app(unique + "-second", _RoomyFlask)
+        if id(app) == address:
+            reused = app
+            break
+        kept.append(app)
+    if reused is None:
+        pytest.skip("no new app was allocated at the dropped app's address")
+    assert _flask.instrument_app(reused, excluded_urls="/hello/second-") is not None
+    path = "/hello/second-" + unique
+    assert reused.test_client().get(path, buffered=True).data == b"hello second-" + unique.encode()
+    assert _tigerops.flush(5000)
+    assert not [s for s in receiver.spans() if s["attributes"].get("url.path") == path]
+    # and the new middleware does serve it: a path it does not exclude gets its span
+    assert reused.test_client().get("/hello/third-" + unique, buffered=True).status_code == 200
+    assert request_span(receiver, "/hello/third-" + unique)["name"] == "GET /hello/<who>"
+
+
 def test_a_subclass_put_in_place_of_flask_Flask_is_still_instrumented(receiver, unique, monkeypatch):
     """OpenTelemetry's FlaskInstrumentor().instrument() replaces flask.Flask
     with a subclass: apps made from it after the class hooks are in place
