@@ -61,9 +61,10 @@ typedef struct {
 } tgo__py_middleware;
 
 /* Calls one of the middleware's wrapped callables (bound back to the app
- * when kept unbound) with one or two arguments; NULL with an exception. */
-PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *callable, int unbound,
-                                          PyObject *a, PyObject *b);
+ * when kept unbound: known_app, or read from the middleware's weak
+ * reference when NULL) with one or two arguments; NULL with an exception. */
+PyObject *tgo__py_middleware_call_wrapped(tgo__py_middleware *mw, PyObject *known_app, PyObject *callable,
+                                          int unbound, PyObject *a, PyObject *b);
 
 #define TGO__PY_NPO_SLOTS 64
 
