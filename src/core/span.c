@@ -727,6 +727,83 @@ void tgo__attr_static_new(tgo_attrs *a, const char *key, uint32_t hash, const ch
     set_static_str(it, val, len);
 }
 
+struct tgo__attr_run {
+  uint32_t n, cap;
+  int unusable;    /* an attribute did not fit */
+  int value_limit; /* the limit the values were cut to */
+  tgo__attr attrs[];
+};
+
+tgo__attr_run *tgo__attr_run_new(unsigned cap) {
+  tgo__attr_run *run = calloc(1, sizeof *run + cap * sizeof(tgo__attr));
+  if (run) {
+    run->cap = cap;
+    run->value_limit = tgo__cfg.attr_value_limit;
+  }
+  return run;
+}
+
+void tgo__attr_run_free(tgo__attr_run *run) { free(run); }
+
+static tgo__attr *run_slot(tgo__attr_run *run, const char *key, uint32_t hash) {
+  if (!run)
+    return NULL;
+  if (run->n >= run->cap) {
+    run->unusable = 1;
+    return NULL;
+  }
+  tgo__attr *it = &run->attrs[run->n++];
+  it->key = key;
+  it->key_len = hash & 0xFFFF;
+  it->key_hash = hash;
+  return it;
+}
+
+int tgo__attr_run_static(tgo__attr_run *run, const char *key, uint32_t hash, const char *val, size_t len) {
+  tgo__attr *it = run_slot(run, key, hash);
+  if (!it)
+    return -1;
+  if (len > (size_t)run->value_limit)
+    len = tgo__utf8_cut(val, (size_t)run->value_limit);
+  it->type = TGO__V_STR;
+  it->immortal = 1;
+  it->v.s = val;
+  it->n = (uint32_t)len;
+  return 0;
+}
+
+int tgo__attr_run_int(tgo__attr_run *run, const char *key, uint32_t hash, int64_t val) {
+  tgo__attr *it = run_slot(run, key, hash);
+  if (!it)
+    return -1;
+  it->type = TGO__V_INT;
+  it->v.i = val;
+  return 0;
+}
+
+int tgo__attrs_append_run(tgo_attrs *a, const tgo__attr_run *run) {
+  if (!a || !a->fresh || !run || run->unusable || !run->n || run->value_limit != tgo__cfg.attr_value_limit)
+    return 0;
+  tgo_span *s = a->span;
+  size_t need = run->n * sizeof(tgo__attr); /* a multiple of 8: the arena stays aligned */
+  if (TGO__UNLIKELY(s->ended || a->count + run->n > TGO__SPAN_MAX_ATTRS || need > s->arena_left))
+    return 0;
+  tgo__attr *it = (tgo__attr *)s->arena_pos;
+  memcpy(it, run->attrs, need);
+  s->arena_pos += need;
+  s->arena_left -= need;
+  for (uint32_t i = 0; i + 1 < run->n; i++)
+    it[i].next = &it[i + 1];
+  it[run->n - 1].next = NULL;
+  if (a->tail)
+    a->tail->next = it;
+  else
+    a->head = it;
+  a->tail = &it[run->n - 1];
+  a->count += run->n;
+  return 1;
+}
+
 void tgo_attr_int(tgo_attrs *a, const char *key, int64_t val) {
   tgo__attr *it = attr_slot(a, key);
   if (it) {

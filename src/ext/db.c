@@ -37,6 +37,7 @@ typedef struct {
   uint64_t hash;
   int returns_rows; /* rowcount counts rows returned, not rows changed */
   tgo__mseries *series; /* of successful runs; never freed, so safe to keep past the GIL release */
+  tgo__attr_run *attrs; /* the span attributes known before the call, or NULL: append them one by one */
 } statement_info;
 
 typedef struct {
@@ -107,6 +108,8 @@ static void entry_clear(statement_info *e) {
   Py_CLEAR(e->statement);
   free(e->text);
   free(e->name);
+  tgo__attr_run_free(e->attrs);
+  e->attrs = NULL;
   e->text = e->name = NULL;
   e->shared_text = e->shared_name = e->shared_op = e->shared_table = NULL;
 }
@@ -119,6 +122,35 @@ static int returns_rows(const char *op) {
     if (!strcmp(op, ops[i]))
       return 1;
   return 0;
+}
+
+/* The attributes statement_attrs appends, as one run, when every string
+ * in it is interned (a span points at them); else NULL. */
+static tgo__attr_run *statement_run(const DbExecute *d, const statement_info *e) {
+  if (!d->shared || (e->op_len && !e->shared_op) || (e->table_len && !e->shared_table) || !e->shared_text)
+    return NULL;
+  tgo__attr_run *run = tgo__attr_run_new(8);
+  if (!run)
+    return NULL;
+  int rc = TGO__ATTR_RUN_STATIC(run, "db.system.name", d->system, d->system_len);
+  if (*d->namespace)
+    rc |= TGO__ATTR_RUN_STATIC(run, "db.namespace", d->namespace, d->namespace_len);
+  if (e->op_len)
+    rc |= TGO__ATTR_RUN_STATIC(run, "db.operation.name", e->shared_op, e->op_len);
+  if (e->table_len)
+    rc |= TGO__ATTR_RUN_STATIC(run, "db.collection.name", e->shared_table, e->table_len);
+  rc |= TGO__ATTR_RUN_STATIC(run, "db.query.text", e->shared_text, e->text_len);
+  if (*d->host)
+    rc |= TGO__ATTR_RUN_STATIC(run, "server.address", d->host, d->host_len);
+  if (d->port > 0)
+    rc |= TGO__ATTR_RUN_INT(run, "server.port", d->port);
+  if (*d->connection)
+    rc |= TGO__ATTR_RUN_STATIC(run, "db.connection_string", d->connection, d->connection_len);
+  if (rc) {
+    tgo__attr_run_free(run);
+    return NULL;
+  }
+  return run;
 }
 
 static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
@@ -167,6 +199,7 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
     tgo__mattr attrs[7];
     e->series = tgo__metric_series(duration, attrs, metric_attrs(d, e->op, e->table, attrs));
   }
+  e->attrs = statement_run(d, e);
   Py_INCREF(statement);
   e->statement = statement;
   return e;
@@ -313,6 +346,10 @@ static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_in
   void (*engine_str)(tgo_attrs *, const char *, uint32_t, const char *, size_t) =
       d->shared ? tgo__attr_static_new : tgo__attr_str_new;
   tgo__attrs_fresh(a, 1);
+  if (e->attrs && tgo__attrs_append_run(a, e->attrs)) {
+    tgo__attrs_fresh(a, 0);
+    return;
+  }
   engine_str(a, "db.system.name", TGO__KEY_HASH("db.system.name"), d->system, d->system_len);
   if (*d->namespace)
     engine_str(a, "db.namespace", TGO__KEY_HASH("db.namespace"), d->namespace, d->namespace_len);

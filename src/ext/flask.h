@@ -22,6 +22,8 @@ typedef struct {
   size_t shared_name_len;
   char name_method[24];
   _Atomic uint64_t duration_memo; /* tgo__http_server_request.memo */
+  /* The route attributes, all interned, as one run; NULL: append them one by one */
+  tgo__attr_run *attrs;
 } tgo__py_route;
 
 typedef struct {

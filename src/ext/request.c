@@ -101,6 +101,8 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_
       tgo_span_set_name(span, name, len);
     }
   }
+  if (cached && ri->attrs && tgo__attrs_append_run(a, ri->attrs))
+    return;
   if (ri->shared_route)
     TGO__ATTR_STATIC_NEW(a, "http.route", ri->shared_route, ri->route_len);
   else

@@ -16,6 +16,7 @@ void tgo__py_route_clear(tgo__py_route *r) {
   free(r->function);
   free(r->namespace);
   free(r->blueprint);
+  tgo__attr_run_free(r->attrs);
   memset(r, 0, sizeof *r);
 }
 
@@ -45,6 +46,31 @@ static char *dup_attr_str(PyObject *obj, PyObject *name) {
 }
 
 static const char *intern_or_null(const char *s) { return s ? tgo__intern(s, strlen(s)) : NULL; }
+
+/* The route's span attributes (request.c's set_route, in its order) as
+ * one run, when every one of them is interned; else NULL. */
+static tgo__attr_run *route_run(const tgo__py_route *r) {
+  if (!r->shared_route || (r->endpoint && !r->shared_endpoint) || (r->blueprint && !r->shared_blueprint) ||
+      (r->function && !r->shared_function) || (r->namespace && !r->shared_namespace))
+    return NULL;
+  tgo__attr_run *run = tgo__attr_run_new(5);
+  if (!run)
+    return NULL;
+  int rc = TGO__ATTR_RUN_STATIC(run, "http.route", r->shared_route, r->route_len);
+  if (r->shared_endpoint)
+    rc |= TGO__ATTR_RUN_STATIC(run, "flask.endpoint", r->shared_endpoint, r->endpoint_len);
+  if (r->shared_blueprint)
+    rc |= TGO__ATTR_RUN_STATIC(run, "flask.blueprint", r->shared_blueprint, r->blueprint_len);
+  if (r->shared_function)
+    rc |= TGO__ATTR_RUN_STATIC(run, "code.function", r->shared_function, r->function_len);
+  if (r->shared_namespace)
+    rc |= TGO__ATTR_RUN_STATIC(run, "code.namespace", r->shared_namespace, r->namespace_len);
+  if (rc) {
+    tgo__attr_run_free(run);
+    return NULL;
+  }
+  return run;
+}
 
 static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r, int shared) {
   memset(r, 0, sizeof *r);
@@ -87,6 +113,7 @@ static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r
     r->shared_function = intern_or_null(r->function);
     r->shared_namespace = intern_or_null(r->namespace);
     r->shared_blueprint = intern_or_null(r->blueprint);
+    r->attrs = route_run(r);
   }
   Py_INCREF(rule);
   r->rule = rule;

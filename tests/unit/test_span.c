@@ -79,6 +79,85 @@ Test(span, fresh_batches_append_and_fall_back_to_replacing) {
   tgo_span_end(s);
 }
 
+/* A run is the same attributes on every span it is appended to, linked
+ * after what the span had, values cut to the limit as static values are;
+ * where it cannot be appended (an attribute was set by key, the span is
+ * short of memory, the run overflowed) it appends nothing and says so, so
+ * the caller's one-by-one appends run instead and nothing is doubled. */
+Test(span, attribute_runs_append_in_one_copy_or_not_at_all) {
+  static const char long_text[] = "SELECT averyveryverylongtablename_\xc3\xa9\xc3\xa9 extra";
+  tgo__attr_run *run = tgo__attr_run_new(3);
+  cr_assert_not_null(run);
+  cr_assert_eq(TGO__ATTR_RUN_STATIC(run, "db.system.name", "sqlite", 6), 0);
+  cr_assert_eq(TGO__ATTR_RUN_STATIC(run, "db.query.text", long_text, sizeof long_text - 1), 0);
+  cr_assert_eq(TGO__ATTR_RUN_INT(run, "server.port", 5432), 0);
+  for (int round = 0; round < 2; round++) {
+    tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+    tgo_attrs *a = tgo_span_attrs(s);
+    tgo__attrs_fresh(a, 1);
+    TGO__ATTR_STR_NEW(a, "first", "1", 1);
+    cr_assert_eq(tgo__attrs_append_run(a, run), 1);
+    TGO__ATTR_INT_NEW(a, "last", 2);
+    tgo__attrs_fresh(a, 0);
+    cr_assert_eq(s->attrs.count, 5);
+    const char *order[] = {"first", "db.system.name", "db.query.text", "server.port", "last"};
+    const tgo__attr *at = s->attrs.head;
+    for (size_t i = 0; i < 5; i++, at = at->next)
+      cr_assert_str_eq(at->key, order[i]);
+    cr_assert_null(at);
+    cr_assert(a->tail == find(s, "last"));
+    const tgo__attr *text = find(s, "db.query.text");
+    cr_assert(text->v.s == long_text && text->immortal && text->n <= 32 && valid_utf8(text->v.s, text->n));
+    cr_assert_eq(find(s, "db.query.text")->key_len, 13);
+    cr_assert_eq(find(s, "server.port")->v.i, 5432);
+    cr_assert(tgo_attrs_has(a, "server.port"));
+    tgo_span_end(s);
+  }
+  /* set by key first: the run must not append unchecked */
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo_attr_str(a, "db.system.name", "other", 5);
+  tgo__attrs_fresh(a, 1);
+  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 1);
+  tgo_span_end(s);
+  /* a span with little memory left: nothing appended */
+  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  a = tgo_span_attrs(s);
+  s->arena_left = sizeof(tgo__attr);
+  tgo__attrs_fresh(a, 1);
+  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 0);
+  tgo_span_end(s);
+  /* the value limit changed since the run was made: its cut values are stale */
+  int limit = tgo__cfg.attr_value_limit;
+  tgo__cfg.attr_value_limit = 64;
+  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  a = tgo_span_attrs(s);
+  tgo__attrs_fresh(a, 1);
+  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 0);
+  tgo_span_end(s);
+  tgo__cfg.attr_value_limit = limit;
+  /* an overflowing run is never appended */
+  tgo__attr_run *full = tgo__attr_run_new(2);
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", i), 0);
+  cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", 99), -1);
+  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  a = tgo_span_attrs(s);
+  tgo__attrs_fresh(a, 1);
+  cr_assert_eq(tgo__attrs_append_run(a, full), 0);
+  tgo__attrs_fresh(a, 0);
+  cr_assert_eq(s->attrs.count, 0);
+  tgo_span_end(s);
+  tgo__attr_run_free(full);
+  tgo__attr_run_free(run);
+}
+
 /* Names and values pointed at rather than copied obey the value limit (32
  * here) like copies, cut on a UTF-8 boundary, and are marked immortal for
  * the exporter's masking memo; a copied name clears the mark. */
