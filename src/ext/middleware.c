@@ -411,6 +411,57 @@ static PyObject *hooked_call(PyObject *self, PyObject *const *args, Py_ssize_t n
   return PyObject_VectorcallMethod(tgo__py_str.wsgi_app, stack, 3, NULL);
 }
 
+/* Flask.__call__ as the class's tp_call slot itself. With __call__ a
+ * method, the server's call went through slot_tp_call: a lookup of
+ * __call__, a call with the app prepended, and the method's own call
+ * protocol, before hooked_call ran. A slot wrapper descriptor (what a C
+ * type's __call__ is) whose wrapped function is this one makes CPython put
+ * the function in the slot, for Flask and for every subclass that does not
+ * define __call__ (the way C types' slots are inherited). */
+static PyObject *flask_slot_call(PyObject *self, PyObject *args, PyObject *kwargs) {
+  if ((kwargs && PyDict_Size(kwargs)) || PyTuple_Size(args) != 2)
+    return call_original(original_call, self, args, kwargs);
+  PyObject *stack[3] = {self, PyTuple_GetItem(args, 0), PyTuple_GetItem(args, 1)};
+  return PyObject_VectorcallMethod(tgo__py_str.wsgi_app, stack, 3, NULL);
+}
+
+/* A wrapper descriptor's fields (descrobject.h's PyWrapperDescrObject, the
+ * same from 3.3 to 3.13), outside the limited API. */
+typedef struct {
+  PyObject_HEAD
+  PyTypeObject *d_type;
+  PyObject *d_name, *d_qualname;
+  void *d_base; /* typeobject.c's slot definition: which slot, how to call */
+  void *d_wrapped;
+} wrapper_descriptor_fields;
+
+/* A slot wrapper "__call__" of cls wrapping flask_slot_call, made like the
+ * one of a builtin function's type (the same slot definition), or NULL
+ * without an error: then __call__ stays a method (hooked_call). Checked
+ * field by field, so a CPython laid out otherwise gets the method. */
+static PyObject *slot_call_descriptor(PyTypeObject *cls) {
+  PyObject *(*new_wrapper)(PyTypeObject *, void *, void *);
+  *(void **)&new_wrapper = dlsym(RTLD_DEFAULT, "PyDescr_NewWrapper");
+  PyObject *dict = new_wrapper ? PyObject_GetAttrString((PyObject *)&PyCFunction_Type, "__dict__") : NULL;
+  PyObject *model = dict ? PyObject_GetItem(dict, tgo__py_str.__call__) : NULL;
+  Py_XDECREF(dict);
+  PyObject *made = NULL;
+  if (model) {
+    wrapper_descriptor_fields *f = (wrapper_descriptor_fields *)model;
+    PyObject *type_name = PyObject_GetAttrString((PyObject *)Py_TYPE(model), "__name__");
+    int is_wrapper = type_name && PyUnicode_Check(type_name) &&
+                     PyUnicode_CompareWithASCIIString(type_name, "wrapper_descriptor") == 0;
+    Py_XDECREF(type_name);
+    if (is_wrapper && f->d_type == &PyCFunction_Type && f->d_name == tgo__py_str.__call__ && f->d_base)
+      made = new_wrapper(cls, f->d_base, (void *)flask_slot_call);
+    if (made && (Py_TYPE(made) != Py_TYPE(model) || ((wrapper_descriptor_fields *)made)->d_wrapped != (void *)flask_slot_call))
+      Py_CLEAR(made);
+    Py_DECREF(model);
+  }
+  PyErr_Clear();
+  return made;
+}
+
 /* Flask's request_context(environ) accepts environ by keyword too: such a
  * call is passed on as made, and traced alike. */
 static PyObject *hooked_request_context(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -474,9 +525,12 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args) {
       return NULL;
     }
     int hook_context = ctx_get == Py_None;
+    PyObject *slot_call = call ? slot_call_descriptor((PyTypeObject *)cls) : NULL;
     PyObject *descr[3] = {PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[0]),
                           hook_context ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[1]) : Py_None,
-                          call ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[2]) : Py_None};
+                          slot_call ? slot_call
+                          : call    ? PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[2])
+                                    : Py_None};
     if (!hook_context)
       Py_INCREF(Py_None);
     if (!call)
@@ -495,6 +549,13 @@ PyObject *tgo__py_flask_class_hooks(PyObject *module, PyObject *args) {
     int failed = PyObject_SetAttr(cls, tgo__py_str.wsgi_app, descr[0]) < 0 ||
                  (hook_context && PyObject_SetAttr(cls, tgo__py_str.request_context, descr[1]) < 0) ||
                  (call && PyObject_SetAttr(cls, tgo__py_str.__call__, descr[2]) < 0);
+    /* The slot must now be flask_slot_call; if CPython did not put it there,
+     * __call__ is the method after all. */
+    if (!failed && slot_call && PyType_GetSlot((PyTypeObject *)cls, Py_tp_call) != (void *)flask_slot_call) {
+      PyObject *method = PyDescr_NewMethod((PyTypeObject *)cls, &hook_defs[2]);
+      failed = !method || PyObject_SetAttr(cls, tgo__py_str.__call__, method) < 0;
+      Py_XDECREF(method);
+    }
     for (int i = 0; i < 3; i++)
       Py_DECREF(descr[i]);
     if (failed) {

@@ -614,6 +614,41 @@ def test_the_app_called_as_servers_call_it_reaches_a_wsgi_app_set_after_instrume
         app(_environ(kw_path), lambda *a: None, "a third argument")
 
 
+def test_flask_call_is_the_call_slot_of_flask_and_of_its_subclasses(receiver, unique):
+    """Flask.__call__ is a slot wrapper, so CPython calls the agent's
+    function as the class's call slot (one C call where a method was four
+    steps: a lookup, a prepended call, the method's call protocol and the
+    method). Subclasses made after the hook inherit the slot; one with its
+    own __call__ reaches it through super(); both are traced once, as is a
+    call of Flask.__call__ by hand."""
+    make_app(unique)  # the class hooks are put on with the first app
+    assert type(vars(flask.Flask)["__call__"]).__name__ == "wrapper_descriptor"
+
+    class Later(flask.Flask):
+        pass
+
+    class OwnCall(flask.Flask):
+        def __call__(self, environ, start_response):
+            environ["HTTP_X_FORWARDED_FOR"] = "198.51.100.9"
+            return super().__call__(environ, start_response)
+
+    assert type(vars(flask.Flask)["__call__"]) is type(Later.__call__)
+    for label, cls, call in (("later", Later, None), ("own", OwnCall, None),
+                             ("by-hand", flask.Flask, flask.Flask.__call__)):
+        app = _plain_app("%s-%s" % (unique, label), cls)
+        assert _flask.instrument_app(app) is not None
+        path = "/hello/%s-%s" % (label, unique)
+        statuses = []
+        start_response = lambda status, headers, exc_info=None: statuses.append(status)  # noqa: E731
+        body = call(app, _environ(path), start_response) if call else app(_environ(path), start_response)
+        assert b"".join(body) == ("hello %s-%s" % (label, unique)).encode() and statuses == ["200 OK"]
+        body.close()
+        span = request_span(receiver, path)
+        assert span["name"] == "GET /hello/<who>"
+        if cls is OwnCall:
+            assert span["attributes"]["client.address"] == "198.51.100.9", span["attributes"]
+
+
 def test_a_dropped_app_takes_its_views_with_it(receiver, unique):
     """The class hooks remember the last app served: not past its life."""
     import gc
