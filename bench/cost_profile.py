@@ -314,6 +314,7 @@ def main():
             for k in FIGURES[2:]:
                 values = [run[k] for run in r["runs"]]
                 print("  %-16s %+7.0f  (%+.0f .. %+.0f)" % (k, r[k], min(values), max(values)))
+            print("  total by seed    " + ", ".join("%+.0f" % run["total"] for run in r["runs"]))
             continue
         r = measure(args.prefix, args.workload, mode, args.n, functions=args.top > 0, keep=args.keep, agent_env=extra,
                     hash_seed=args.hash_seed)

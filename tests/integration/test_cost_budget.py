@@ -42,26 +42,30 @@ import cost_profile  # noqa: E402
 # seed alone moves them too: tail +4,568 / +5,935 / +4,436 and SQL +6,425 /
 # +9,483 / +6,862 under PYTHONHASHSEED 0 / 1 / 2 of one build, so each
 # figure here is the median of those three runs (cost_profile.measure_median).
-# Today's medians (fourteenth session, 1fc8235, callgrind with
-# --fair-sched=yes, all threads) are +7,941, +2,274, +2,032 and +2,217
-# for the rows below (ranges over the seeds: +6,983..+8,395,
-# +2,273..+2,596, +2,001..+2,284, -6,044..+3,911). The install prefix's path
-# moves these medians too (it is in LD_PRELOAD, so in the children's
-# environment): in the ninth session a fresh clone measured tail keep at
-# +5,137 where this checkout measured +2,957, and the 100% request thread
-# at +9,429 against +7,289. The ceilings of the 100%, head and SQL totals
-# stay wide for that reason, and the 100% budget, met here but not from
-# the fresh clone's prefix of the CI run that tested this code (+8,143,
-# within the check's 10%), stays an expected failure. Tail
-# keep is now under half its budget, so the budget is its ceiling (checked
-# on the request thread, as the hello ceilings are; its exporter adds ~22).
+# Today's medians (fifteenth session, a9b202f, callgrind with
+# --fair-sched=yes, all threads) are +7,314, +1,815 and +1,789 for the
+# hello rows below (ranges over the seeds: +6,668..+7,390,
+# +1,771..+2,016, +1,565..+2,931); the SQL statement's are in the README.
+# The install prefix's path moves these medians too (it is in LD_PRELOAD,
+# so in the children's environment): in the ninth session a fresh clone
+# measured tail keep at +5,137 where this checkout measured +2,957, and
+# the 100% request thread at +9,429 against +7,289; in the fourteenth the
+# fresh clone's 100% total was +202 over this checkout's. The ceilings of
+# the head and SQL totals stay wide for that reason. Tail keep and 100%
+# sampling meet their budgets with room (tail under half of it; 100% 686
+# under it, 1,486 under the check's 10%), so their budgets are checked as
+# hard tests: tail keep's as its ceiling (on the request thread, as the
+# hello ceilings are; its exporter adds ~22), the 100% one on all threads,
+# as the issue counts it (MET below).
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
 # run measured +20k on other threads where a quiet one measures +5.4k), so
 # it is printed, not asserted. The SQL figure stays the all-threads total.
 BUDGETS = {
-    ("hello", "full"): (8000, 11000),   # 100% sampling (the ceiling: request thread; the budget: all threads)
+    # 100% sampling (the ceiling: request thread; the budget: all threads, a
+    # hard check since the fifteenth session: MET)
+    ("hello", "full"): (8000, 11000),
     # 1%, tail keep on (every trace recorded until its root ends): +2,274
     # (+2,273 .. +2,596) at 1fc8235, and every fresh-clone CI run since the
     # thirteenth session passed the budget check, so the budget is the ceiling.
@@ -69,6 +73,9 @@ BUDGETS = {
     ("hello", "head"): (1500, 4500),    # 1%, head sampling only
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
+# Budgets met with room whose ceiling is not the budget itself (it is on
+# another figure): their budget check is a hard test, not an expected failure.
+MET = {("hello", "full")}
 # The same runs counted outside the interpreter only (the agent's objects,
 # libc, zlib): what the type cache cannot move (the children's memory
 # layout still can, a little: see cost_profile.envs), so these ceilings sit
@@ -80,12 +87,12 @@ BUDGETS = {
 # wide because adding four lines to the benchmark's own script moved its
 # bare figure by 5,400 per statement.
 OUTSIDE = {
-    # request thread +4,905 (fourteenth session, 1fc8235; +4,457 at 935f371,
-    # the difference libc's lottery), all threads +7,072
-    ("hello", "full"): 5300,
-    ("hello", "tail"): 2350,    # +2,030
-    ("hello", "head"): 2000,    # +1,734
-    ("sql", "full"): 2550,      # all threads +2,272
+    # request thread +4,478 (fifteenth session, a9b202f; +4,905 at 1fc8235,
+    # much of the difference libc's lottery), all threads +6,650
+    ("hello", "full"): 4950,
+    ("hello", "tail"): 2350,    # +2,110
+    ("hello", "head"): 2000,    # +1,819
+    ("sql", "full"): 2550,      # all threads +2,103 .. +2,285 (seed 0 of two checkouts)
 }
 # The agent's own objects alone (libtigerops*, _tigerops*), exclusive: the
 # outside figures above include libc, whose allocator also serves Python's
@@ -99,10 +106,10 @@ OUTSIDE = {
 # object: hello 100% at 50fbb02, seed 0, all threads' own objects measure
 # +7,067 by the new sum, where the eleventh session's median was +6,150).
 OWN = {
-    ("hello", "full"): 4350,    # request thread +4,033 (all threads +6,171), fourteenth session, 1fc8235
-    ("hello", "tail"): 2250,    # +2,075
-    ("hello", "head"): 2000,    # +1,861
-    ("sql", "full"): 2150,      # all threads +1,971 (request thread +1,092)
+    ("hello", "full"): 4250,    # request thread +3,923 (all threads +6,064), fifteenth session, a9b202f
+    ("hello", "tail"): 2250,    # +2,101
+    ("hello", "head"): 2050,    # +1,889
+    ("sql", "full"): 1950,      # all threads +1,774 (request thread +895), seed 0
 }
 SLACK = 1.10
 
@@ -169,11 +176,16 @@ def test_the_agents_own_instructions_stay_under_their_ceiling(workload, mode):
     _check_part(workload, mode, "own", OWN[(workload, mode)], "in the agent's own objects")
 
 
-@pytest.mark.parametrize("workload,mode", sorted(k for k, (budget, ceiling) in BUDGETS.items() if ceiling > budget))
 # Not strict: the type cache (see above) can move a figure under its budget
 # without the agent's own cost changing. An XPASS in the report is the sign
 # to look at the function table and lower the ceiling.
-@pytest.mark.xfail(strict=False, reason="budget not met yet (README, Instruction budget): lower the ceiling when it is")
+_NOT_MET = pytest.mark.xfail(strict=False,
+                             reason="budget not met yet (README, Instruction budget): lower the ceiling when it is")
+
+
+@pytest.mark.parametrize("workload,mode", [
+    pytest.param(workload, mode, marks=() if (workload, mode) in MET else _NOT_MET)
+    for (workload, mode), (budget, ceiling) in sorted(BUDGETS.items()) if ceiling > budget])
 def test_added_instructions_meet_the_budget(workload, mode):
     # The budget is the issue's: all threads, the exporter's encode and send
     # included. Not strict, so a loaded machine's extra batches cannot fail it.
