@@ -79,6 +79,24 @@ Test(span, fresh_batches_append_and_fall_back_to_replacing) {
   tgo_span_end(s);
 }
 
+static void set_by_key(tgo_span *s) { tgo_attr_str(tgo_span_attrs(s), "db.system.name", "other", 5); }
+static void short_of_memory(tgo_span *s) { s->arena_left = sizeof(tgo__attr); }
+
+/* Appends run to a new span that prepare made ready, asserting it is
+ * refused; returns the span's attribute count after. */
+static uint32_t attrs_after_refused_run(const tgo__attr_run *run, void (*prepare)(tgo_span *)) {
+  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
+  if (prepare)
+    prepare(s);
+  tgo_attrs *a = tgo_span_attrs(s);
+  tgo__attrs_fresh(a, 1);
+  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
+  tgo__attrs_fresh(a, 0);
+  uint32_t count = s->attrs.count;
+  tgo_span_end(s);
+  return count;
+}
+
 /* A run is the same attributes on every span it is appended to, linked
  * after what the span had, values cut to the limit as static values are;
  * where it cannot be appended (an attribute was set by key, the span is
@@ -114,46 +132,20 @@ Test(span, attribute_runs_append_in_one_copy_or_not_at_all) {
     tgo_span_end(s);
   }
   /* set by key first: the run must not append unchecked */
-  tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  tgo_attrs *a = tgo_span_attrs(s);
-  tgo_attr_str(a, "db.system.name", "other", 5);
-  tgo__attrs_fresh(a, 1);
-  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
-  tgo__attrs_fresh(a, 0);
-  cr_assert_eq(s->attrs.count, 1);
-  tgo_span_end(s);
+  cr_assert_eq(attrs_after_refused_run(run, set_by_key), 1);
   /* a span with little memory left: nothing appended */
-  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  a = tgo_span_attrs(s);
-  s->arena_left = sizeof(tgo__attr);
-  tgo__attrs_fresh(a, 1);
-  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
-  tgo__attrs_fresh(a, 0);
-  cr_assert_eq(s->attrs.count, 0);
-  tgo_span_end(s);
+  cr_assert_eq(attrs_after_refused_run(run, short_of_memory), 0);
   /* the value limit changed since the run was made: its cut values are stale */
   int limit = tgo__cfg.attr_value_limit;
   tgo__cfg.attr_value_limit = 64;
-  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  a = tgo_span_attrs(s);
-  tgo__attrs_fresh(a, 1);
-  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
-  tgo__attrs_fresh(a, 0);
-  cr_assert_eq(s->attrs.count, 0);
-  tgo_span_end(s);
+  cr_assert_eq(attrs_after_refused_run(run, NULL), 0);
   tgo__cfg.attr_value_limit = limit;
   /* an overflowing run is never appended */
   tgo__attr_run *full = tgo__attr_run_new(2);
   for (int i = 0; i < 2; i++)
     cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", i), 0);
   cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", 99), -1);
-  s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  a = tgo_span_attrs(s);
-  tgo__attrs_fresh(a, 1);
-  cr_assert_eq(tgo__attrs_append_run(a, full), 0);
-  tgo__attrs_fresh(a, 0);
-  cr_assert_eq(s->attrs.count, 0);
-  tgo_span_end(s);
+  cr_assert_eq(attrs_after_refused_run(full, NULL), 0);
   tgo__attr_run_free(full);
   tgo__attr_run_free(run);
 }
