@@ -763,12 +763,8 @@ int tgo__attr_run_static(tgo__attr_run *run, const char *key, uint32_t hash, con
   tgo__attr *it = run_slot(run, key, hash);
   if (!it)
     return -1;
-  if (len > (size_t)run->value_limit)
-    len = tgo__utf8_cut(val, (size_t)run->value_limit);
-  it->type = TGO__V_STR;
-  it->immortal = 1;
-  it->v.s = val;
-  it->n = (uint32_t)len;
+  /* cut at today's limit; a run made under another is refused when appended */
+  set_static_str(it, val, len);
   return 0;
 }
 
