@@ -727,18 +727,29 @@ void tgo__attr_static_new(tgo_attrs *a, const char *key, uint32_t hash, const ch
     set_static_str(it, val, len);
 }
 
+/* A run's value beyond what its attribute holds: the whole length (the
+ * attribute's is cut at the limit of when the run was made), and whether
+ * each span gets a copy rather than the pointer. */
+typedef struct {
+  size_t len;
+  int copied;
+} run_value;
+
 struct tgo__attr_run {
   uint32_t n, cap;
   int unusable;    /* an attribute did not fit */
+  int copies;      /* some values are copied per span: no one-copy append */
   int value_limit; /* the limit the values were cut to */
+  run_value *values; /* cap of them, after attrs */
   tgo__attr attrs[];
 };
 
 tgo__attr_run *tgo__attr_run_new(unsigned cap) {
-  tgo__attr_run *run = calloc(1, sizeof *run + cap * sizeof(tgo__attr));
+  tgo__attr_run *run = calloc(1, sizeof *run + cap * (sizeof(tgo__attr) + sizeof(run_value)));
   if (run) {
     run->cap = cap;
     run->value_limit = tgo__cfg.attr_value_limit;
+    run->values = (run_value *)&run->attrs[cap];
   }
   return run;
 }
@@ -759,12 +770,24 @@ static tgo__attr *run_slot(tgo__attr_run *run, const char *key, uint32_t hash) {
   return it;
 }
 
-int tgo__attr_run_static(tgo__attr_run *run, const char *key, uint32_t hash, const char *val, size_t len) {
+int tgo__attr_run_str(tgo__attr_run *run, const char *key, uint32_t hash, const char *shared, const char *own,
+                      size_t len) {
+  if (!shared && !own)
+    return 0;
   tgo__attr *it = run_slot(run, key, hash);
   if (!it)
     return -1;
-  /* cut at today's limit; a run made under another is refused when appended */
-  set_static_str(it, val, len);
+  run_value *v = &run->values[run->n - 1];
+  v->len = len;
+  v->copied = !shared;
+  if (shared) {
+    /* cut at today's limit; a later limit re-cuts from v->len */
+    set_static_str(it, shared, len);
+  } else {
+    it->type = TGO__V_STR;
+    it->v.s = own;
+    run->copies = 1;
+  }
   return 0;
 }
 
@@ -777,13 +800,32 @@ int tgo__attr_run_int(tgo__attr_run *run, const char *key, uint32_t hash, int64_
   return 0;
 }
 
+/* The run's attributes through the fresh appends, each as the caller
+ * would have appended it: they check keys once anything was set by key,
+ * copy or cut under today's limit, and take the span's memory as it comes. */
+static void append_run_one_by_one(tgo_attrs *a, const tgo__attr_run *run) {
+  for (uint32_t i = 0; i < run->n; i++) {
+    const tgo__attr *it = &run->attrs[i];
+    const run_value *v = &run->values[i];
+    if (it->type == TGO__V_INT)
+      tgo__attr_int_new(a, it->key, it->key_hash, it->v.i);
+    else if (v->copied)
+      tgo__attr_str_new(a, it->key, it->key_hash, it->v.s, v->len);
+    else
+      tgo__attr_static_new(a, it->key, it->key_hash, it->v.s, v->len);
+  }
+}
+
 int tgo__attrs_append_run(tgo_attrs *a, const tgo__attr_run *run) {
-  if (!a || !a->fresh || !run || run->unusable || !run->n || run->value_limit != tgo__cfg.attr_value_limit)
+  if (!a || !run || run->unusable || !run->n)
     return 0;
   tgo_span *s = a->span;
   size_t need = run->n * sizeof(tgo__attr); /* a multiple of 8: the arena stays aligned */
-  if (TGO__UNLIKELY(s->ended || a->count + run->n > TGO__SPAN_MAX_ATTRS || need > s->arena_left))
+  if (TGO__UNLIKELY(!a->fresh || run->copies || run->value_limit != tgo__cfg.attr_value_limit || s->ended ||
+                    a->count + run->n > TGO__SPAN_MAX_ATTRS || need > s->arena_left)) {
+    append_run_one_by_one(a, run);
     return 0;
+  }
   tgo__attr *it = (tgo__attr *)s->arena_pos;
   memcpy(it, run->attrs, need);
   s->arena_pos += need;

@@ -56,26 +56,32 @@ TGO__EXPORT void tgo__attr_int_new(tgo_attrs *a, const char *key, uint32_t key_h
 /* tgo__attr_str_static the same way. */
 TGO__EXPORT void tgo__attr_static_new(tgo_attrs *a, const char *key, uint32_t key_hash, const char *val, size_t len);
 #define TGO__ATTR_STATIC_NEW(a, key, val, len) tgo__attr_static_new((a), key, TGO__KEY_HASH(key), (val), (len))
-/* A run of attributes made once and appended to many spans in one copy
- * (a SQL statement's: the engine's and the statement's strings, the same
- * for every span of the statement). Values are static as for
- * tgo__attr_static_new, keys distinct literals. Appending it costs one
- * copy where an append per attribute cost ~34 instructions each. */
+/* A run of attributes made once and appended to many spans (a SQL
+ * statement's: the engine's and the statement's strings, the same for
+ * every span of the statement; a Flask route's). Keys are distinct
+ * literals. When every value is static (as for tgo__attr_static_new) a
+ * span gets the run in one copy, where an append per attribute cost ~34
+ * instructions each; otherwise, and whenever one copy cannot be had, the
+ * run appends itself attribute by attribute, as the caller would have. */
 typedef struct tgo__attr_run tgo__attr_run;
 /* Room for cap attributes; NULL when out of memory. */
 TGO__EXPORT tgo__attr_run *tgo__attr_run_new(unsigned cap);
 TGO__EXPORT void tgo__attr_run_free(tgo__attr_run *run);
-/* Each returns 0, or -1 when the run is full: then the run is unusable
+/* A string attribute: shared when not NULL (static: pointed at), else own
+ * (copied into each span; it must live as long as the run), else none.
+ * Each returns 0, or -1 when the run is full: then the run is unusable
  * and tgo__attrs_append_run appends nothing. */
-TGO__EXPORT int tgo__attr_run_static(tgo__attr_run *run, const char *key, uint32_t key_hash, const char *val,
-                                     size_t len);
+TGO__EXPORT int tgo__attr_run_str(tgo__attr_run *run, const char *key, uint32_t key_hash, const char *shared,
+                                  const char *own, size_t len);
 TGO__EXPORT int tgo__attr_run_int(tgo__attr_run *run, const char *key, uint32_t key_hash, int64_t val);
-#define TGO__ATTR_RUN_STATIC(run, key, val, len) tgo__attr_run_static((run), key, TGO__KEY_HASH(key), (val), (len))
+#define TGO__ATTR_RUN_STR(run, key, shared, own, len) \
+  tgo__attr_run_str((run), key, TGO__KEY_HASH(key), (shared), (own), (len))
 #define TGO__ATTR_RUN_INT(run, key, val) tgo__attr_run_int((run), key, TGO__KEY_HASH(key), (val))
-/* Appends the run between tgo__attrs_fresh(a, 1) and (a, 0). Returns 1,
- * or 0 having appended nothing (the span's memory is short, an attribute
- * was set by key, the value limit changed since the run was made, the run
- * is unusable): then the caller appends the attributes one by one. */
+/* Appends the run between tgo__attrs_fresh(a, 1) and (a, 0). Returns 1
+ * when it was one copy; 0 when it went attribute by attribute (some values
+ * are copied, the span's memory is short, an attribute was set by key, the
+ * value limit changed since the run was made) or appended nothing (the
+ * run is unusable or NULL). */
 TGO__EXPORT int tgo__attrs_append_run(tgo_attrs *a, const tgo__attr_run *run);
 /* Names a span with a string that outlives it (a literal or tgo__intern's):
  * kept as a pointer, not copied. Start the span with a NULL name first. */

@@ -37,7 +37,7 @@ typedef struct {
   uint64_t hash;
   int returns_rows; /* rowcount counts rows returned, not rows changed */
   tgo__mseries *series; /* of successful runs; never freed, so safe to keep past the GIL release */
-  tgo__attr_run *attrs; /* the span attributes known before the call, or NULL: append them one by one */
+  tgo__attr_run *attrs; /* the span attributes known before the call; NULL when out of memory */
 } statement_info;
 
 typedef struct {
@@ -124,28 +124,29 @@ static int returns_rows(const char *op) {
   return 0;
 }
 
-/* The attributes statement_attrs appends, as one run, when every string
- * in it is interned (a span points at them); else NULL. */
+/* The span attributes known before the call, in the order spans get
+ * them: the interned strings pointed at, the others copied per span. NULL
+ * when out of memory. */
 static tgo__attr_run *statement_run(const DbExecute *d, const statement_info *e) {
-  if (!d->shared || (e->op_len && !e->shared_op) || (e->table_len && !e->shared_table) || !e->shared_text)
-    return NULL;
   tgo__attr_run *run = tgo__attr_run_new(8);
   if (!run)
     return NULL;
-  int rc = TGO__ATTR_RUN_STATIC(run, "db.system.name", d->system, d->system_len);
+#define ENGINE_STR(key, s) TGO__ATTR_RUN_STR(run, key, d->shared ? d->s : NULL, d->s, d->s##_len)
+  int rc = ENGINE_STR("db.system.name", system);
   if (*d->namespace)
-    rc |= TGO__ATTR_RUN_STATIC(run, "db.namespace", d->namespace, d->namespace_len);
+    rc |= ENGINE_STR("db.namespace", namespace);
   if (e->op_len)
-    rc |= TGO__ATTR_RUN_STATIC(run, "db.operation.name", e->shared_op, e->op_len);
+    rc |= TGO__ATTR_RUN_STR(run, "db.operation.name", e->shared_op, e->op, e->op_len);
   if (e->table_len)
-    rc |= TGO__ATTR_RUN_STATIC(run, "db.collection.name", e->shared_table, e->table_len);
-  rc |= TGO__ATTR_RUN_STATIC(run, "db.query.text", e->shared_text, e->text_len);
+    rc |= TGO__ATTR_RUN_STR(run, "db.collection.name", e->shared_table, e->table, e->table_len);
+  rc |= TGO__ATTR_RUN_STR(run, "db.query.text", e->shared_text, e->text, e->text_len);
   if (*d->host)
-    rc |= TGO__ATTR_RUN_STATIC(run, "server.address", d->host, d->host_len);
+    rc |= ENGINE_STR("server.address", host);
   if (d->port > 0)
     rc |= TGO__ATTR_RUN_INT(run, "server.port", d->port);
   if (*d->connection)
-    rc |= TGO__ATTR_RUN_STATIC(run, "db.connection_string", d->connection, d->connection_len);
+    rc |= ENGINE_STR("db.connection_string", connection);
+#undef ENGINE_STR
   if (rc) {
     tgo__attr_run_free(run);
     return NULL;
@@ -200,6 +201,10 @@ static statement_info *statement_lookup(DbExecute *d, PyObject *statement) {
     e->series = tgo__metric_series(duration, attrs, metric_attrs(d, e->op, e->table, attrs));
   }
   e->attrs = statement_run(d, e);
+  if (!e->attrs) { /* out of memory: untraced, and tried again next time */
+    entry_clear(e);
+    return NULL;
+  }
   Py_INCREF(statement);
   e->statement = statement;
   return e;
@@ -340,41 +345,10 @@ static int db_ready(DbExecute *d) {
 }
 
 /* The span's attributes known before the call, appended unchecked (a new
- * span has none): the engine's strings and the statement's interned ones
- * are pointed at, not copied. */
-static void statement_attrs(tgo_attrs *a, const DbExecute *d, const statement_info *e) {
-  void (*engine_str)(tgo_attrs *, const char *, uint32_t, const char *, size_t) =
-      d->shared ? tgo__attr_static_new : tgo__attr_str_new;
+ * span has none). */
+static void statement_attrs(tgo_attrs *a, const statement_info *e) {
   tgo__attrs_fresh(a, 1);
-  if (e->attrs && tgo__attrs_append_run(a, e->attrs)) {
-    tgo__attrs_fresh(a, 0);
-    return;
-  }
-  engine_str(a, "db.system.name", TGO__KEY_HASH("db.system.name"), d->system, d->system_len);
-  if (*d->namespace)
-    engine_str(a, "db.namespace", TGO__KEY_HASH("db.namespace"), d->namespace, d->namespace_len);
-  if (e->op_len) {
-    if (e->shared_op)
-      TGO__ATTR_STATIC_NEW(a, "db.operation.name", e->shared_op, e->op_len);
-    else
-      TGO__ATTR_STR_NEW(a, "db.operation.name", e->op, e->op_len);
-  }
-  if (e->table_len) {
-    if (e->shared_table)
-      TGO__ATTR_STATIC_NEW(a, "db.collection.name", e->shared_table, e->table_len);
-    else
-      TGO__ATTR_STR_NEW(a, "db.collection.name", e->table, e->table_len);
-  }
-  if (e->shared_text)
-    TGO__ATTR_STATIC_NEW(a, "db.query.text", e->shared_text, e->text_len);
-  else
-    TGO__ATTR_STR_NEW(a, "db.query.text", e->text, e->text_len);
-  if (*d->host)
-    engine_str(a, "server.address", TGO__KEY_HASH("server.address"), d->host, d->host_len);
-  if (d->port > 0)
-    TGO__ATTR_INT_NEW(a, "server.port", d->port);
-  if (*d->connection)
-    engine_str(a, "db.connection_string", TGO__KEY_HASH("db.connection_string"), d->connection, d->connection_len);
+  tgo__attrs_append_run(a, e->attrs);
   tgo__attrs_fresh(a, 0);
 }
 
@@ -393,7 +367,7 @@ static PyObject *db_traced(DbExecute *d, PyObject *const *args, size_t nargsf, P
   if (e->shared_name)
     tgo__span_set_static_name(span, e->shared_name, e->name_len);
   tgo_attrs *a = tgo_span_attrs(span);
-  statement_attrs(a, d, e);
+  statement_attrs(a, e);
   Py_ssize_t batch = d->batches_pending ? take_batch(d, statement) : 0;
   if (batch >= 2) /* semantic conventions: a batch is two operations or more */
     tgo_attr_int(a, "db.operation.batch.size", batch);

@@ -22,7 +22,7 @@ typedef struct {
   size_t shared_name_len;
   char name_method[24];
   _Atomic uint64_t duration_memo; /* tgo__http_server_request.memo */
-  /* The route attributes, all interned, as one run; NULL: append them one by one */
+  /* The route's span attributes as one run; NULL when out of memory */
   tgo__attr_run *attrs;
 } tgo__py_route;
 

@@ -63,16 +63,6 @@ static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch)
   return ri;
 }
 
-/* A route string as an attribute, a fresh append: pointed at when
- * interned, else copied (the two have the same length). */
-#define ROUTE_ATTR(a, key, shared, own, len)           \
-  do {                                                 \
-    if (shared)                                        \
-      TGO__ATTR_STATIC_NEW(a, key, (shared), (len));   \
-    else if (own)                                      \
-      TGO__ATTR_STR_NEW(a, key, (own), (len));         \
-  } while (0)
-
 /* Span name and route attributes, through the fresh appends (keys distinct
  * from tgo__py_set_request_attrs'). */
 static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_route *ri, int cached) {
@@ -101,16 +91,7 @@ static void set_route(tgo__py_request *r, tgo_span *span, tgo_attrs *a, tgo__py_
       tgo_span_set_name(span, name, len);
     }
   }
-  if (cached && ri->attrs && tgo__attrs_append_run(a, ri->attrs))
-    return;
-  if (ri->shared_route)
-    TGO__ATTR_STATIC_NEW(a, "http.route", ri->shared_route, ri->route_len);
-  else
-    TGO__ATTR_STR_NEW(a, "http.route", ri->route, ri->route_len);
-  ROUTE_ATTR(a, "flask.endpoint", ri->shared_endpoint, ri->endpoint, ri->endpoint_len);
-  ROUTE_ATTR(a, "flask.blueprint", ri->shared_blueprint, ri->blueprint, ri->blueprint_len);
-  ROUTE_ATTR(a, "code.function", ri->shared_function, ri->function, ri->function_len);
-  ROUTE_ATTR(a, "code.namespace", ri->shared_namespace, ri->namespace, ri->namespace_len);
+  tgo__attrs_append_run(a, ri->attrs);
 }
 
 /* http.server.request.duration and active_requests, for every request. */

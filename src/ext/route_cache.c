@@ -47,24 +47,18 @@ static char *dup_attr_str(PyObject *obj, PyObject *name) {
 
 static const char *intern_or_null(const char *s) { return s ? tgo__intern(s, strlen(s)) : NULL; }
 
-/* The route's span attributes (request.c's set_route, in its order) as
- * one run, when every one of them is interned; else NULL. */
+/* The route's span attributes, as one run: the interned strings pointed
+ * at, the others (a scratch entry's, or past the intern table's bound)
+ * copied per span. NULL when out of memory. */
 static tgo__attr_run *route_run(const tgo__py_route *r) {
-  if (!r->shared_route || (r->endpoint && !r->shared_endpoint) || (r->blueprint && !r->shared_blueprint) ||
-      (r->function && !r->shared_function) || (r->namespace && !r->shared_namespace))
-    return NULL;
   tgo__attr_run *run = tgo__attr_run_new(5);
   if (!run)
     return NULL;
-  int rc = TGO__ATTR_RUN_STATIC(run, "http.route", r->shared_route, r->route_len);
-  if (r->shared_endpoint)
-    rc |= TGO__ATTR_RUN_STATIC(run, "flask.endpoint", r->shared_endpoint, r->endpoint_len);
-  if (r->shared_blueprint)
-    rc |= TGO__ATTR_RUN_STATIC(run, "flask.blueprint", r->shared_blueprint, r->blueprint_len);
-  if (r->shared_function)
-    rc |= TGO__ATTR_RUN_STATIC(run, "code.function", r->shared_function, r->function_len);
-  if (r->shared_namespace)
-    rc |= TGO__ATTR_RUN_STATIC(run, "code.namespace", r->shared_namespace, r->namespace_len);
+  int rc = TGO__ATTR_RUN_STR(run, "http.route", r->shared_route, r->route, r->route_len);
+  rc |= TGO__ATTR_RUN_STR(run, "flask.endpoint", r->shared_endpoint, r->endpoint, r->endpoint_len);
+  rc |= TGO__ATTR_RUN_STR(run, "flask.blueprint", r->shared_blueprint, r->blueprint, r->blueprint_len);
+  rc |= TGO__ATTR_RUN_STR(run, "code.function", r->shared_function, r->function, r->function_len);
+  rc |= TGO__ATTR_RUN_STR(run, "code.namespace", r->shared_namespace, r->namespace, r->namespace_len);
   if (rc) {
     tgo__attr_run_free(run);
     return NULL;
@@ -113,7 +107,11 @@ static int route_fill(PyObject *view_functions, PyObject *rule, tgo__py_route *r
     r->shared_function = intern_or_null(r->function);
     r->shared_namespace = intern_or_null(r->namespace);
     r->shared_blueprint = intern_or_null(r->blueprint);
-    r->attrs = route_run(r);
+  }
+  r->attrs = route_run(r);
+  if (!r->attrs) { /* out of memory: no route this time, tried again next */
+    tgo__py_route_clear(r);
+    return -1;
   }
   Py_INCREF(rule);
   r->rule = rule;

@@ -246,3 +246,52 @@ def test_every_call_shape_spans_the_statement_and_passes_the_arguments_on(receiv
     [span] = children(receiver, unique)
     assert span["name"] == "SELECT articles_" + call
     assert span["attributes"]["db.query.text"] == statement
+
+
+FULL_TABLE_CHILD = r"""
+import sqlite3, sys
+import _tigerops, tigerops
+from flask import Flask
+
+def do_execute(cursor, statement, parameters, context=None):
+    cursor.execute(statement, parameters)
+
+conn = getattr(sqlite3.connect, "__wrapped__", sqlite3.connect)(":memory:")
+conn.executescript(%(schema)r)
+execute = _tigerops.DbExecute(do_execute, 0, "sqlite", "main", "", 0, "sqlite://")
+cur = conn.cursor()
+# Each distinct statement interns its text, traced or only measured (as
+# here, outside any span: no spans to flood the queue): 3,000 fill the table.
+for i in range(3000):
+    execute(cur, "SELECT %%d AS column_%%d" %% (i, i), ())
+with tigerops.span(%(name)r):
+    execute(cur, "SELECT title FROM articles WHERE author_id = ?", (1,))
+app = Flask("late")
+app.route("/late/<int:n>", endpoint="late_view")(lambda n: str(n))
+assert app.test_client().get("/late/7").status_code == 200
+_tigerops.shutdown(5000)
+"""
+
+
+def test_statements_and_routes_first_seen_after_the_intern_table_filled_keep_their_attributes(receiver, unique):
+    """Past the intern table's bound a statement's and a route's strings
+    are the agent's own, copied into each span rather than pointed at:
+    every attribute is still there, with the same values."""
+    result = isolated(FULL_TABLE_CHILD % {"schema": SCHEMA, "name": unique},
+                      TIGEROPS_EXPORTER="otlp", TIGEROPS_ENDPOINT=receiver.endpoint,
+                      TIGEROPS_SERVICE_NAME="intern-full", TIGEROPS_LOG_LEVEL="info",
+                      OTEL_BSP_MAX_QUEUE_SIZE="65536", timeout=120)
+    assert_clean_exit(result, "child")
+    assert "interned strings full" in result[2], result[2][-2000:]
+    spans = receiver.wait_for_spans(lambda s: s["name"] in (unique, "GET /late/<int:n>"), count=2)
+    parent = next(s for s in spans if s["name"] == unique)
+    select = next(s for s in spans if s["parentSpanId"] == parent["spanId"])
+    assert select["name"] == "SELECT articles"
+    attrs = select["attributes"]
+    assert attrs["db.system.name"] == "sqlite" and attrs["db.namespace"] == "main"
+    assert attrs["db.operation.name"] == "SELECT" and attrs["db.collection.name"] == "articles"
+    assert attrs["db.query.text"] == "SELECT title FROM articles WHERE author_id = ?"
+    assert attrs["db.connection_string"] == "sqlite://"
+    route = next(s for s in spans if s["name"] == "GET /late/<int:n>")["attributes"]
+    assert route["http.route"] == "/late/<int:n>" and route["flask.endpoint"] == "late_view"
+    assert route["code.function"] == "<lambda>" and route["code.namespace"] == "__main__", route

@@ -82,70 +82,111 @@ Test(span, fresh_batches_append_and_fall_back_to_replacing) {
 static void set_by_key(tgo_span *s) { tgo_attr_str(tgo_span_attrs(s), "db.system.name", "other", 5); }
 static void short_of_memory(tgo_span *s) { s->arena_left = sizeof(tgo__attr); }
 
-/* Appends run to a new span that prepare made ready, asserting it is
- * refused; returns the span's attribute count after. */
-static uint32_t attrs_after_refused_run(const tgo__attr_run *run, void (*prepare)(tgo_span *)) {
+static const char long_text[] = "SELECT averyveryverylongtablename_\xc3\xa9\xc3\xa9 extra";
+
+/* A new span that prepare made ready, with run appended between "first"
+ * and "last"; *one_copy says how the run went. */
+static tgo_span *span_with_run(const tgo__attr_run *run, void (*prepare)(tgo_span *), int *one_copy) {
   tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-  if (prepare)
-    prepare(s);
   tgo_attrs *a = tgo_span_attrs(s);
   tgo__attrs_fresh(a, 1);
-  cr_assert_eq(tgo__attrs_append_run(a, run), 0);
+  TGO__ATTR_STR_NEW(a, "first", "1", 1);
   tgo__attrs_fresh(a, 0);
-  uint32_t count = s->attrs.count;
+  if (prepare)
+    prepare(s);
+  tgo__attrs_fresh(a, 1);
+  *one_copy = tgo__attrs_append_run(a, run);
+  TGO__ATTR_INT_NEW(a, "last", 2);
+  tgo__attrs_fresh(a, 0);
+  return s;
+}
+
+/* The span has the run of the test below, once each and in order after
+ * any key set before it, its text cut at the value limit of now. */
+static void assert_run_attrs(tgo_span *s, const char *const *order, size_t n) {
+  cr_assert_eq(s->attrs.count, n);
+  const tgo__attr *at = s->attrs.head;
+  for (size_t i = 0; i < n; i++, at = at->next)
+    cr_assert_str_eq(at->key, order[i]);
+  cr_assert_null(at);
+  cr_assert(tgo_span_attrs(s)->tail == find(s, "last"));
+  cr_assert_str_eq(find(s, "db.system.name")->v.s, "sqlite");
+  cr_assert_eq(find(s, "db.system.name")->n, 6);
+  const tgo__attr *text = find(s, "db.query.text");
+  size_t limit = (size_t)tgo__cfg.attr_value_limit, whole = sizeof long_text - 1;
+  cr_assert(text->n <= limit && text->n >= (whole < limit ? whole : limit - 3) && valid_utf8(text->v.s, text->n));
+  cr_assert(!memcmp(text->v.s, long_text, text->n));
+  cr_assert_eq(text->key_len, 13);
+  cr_assert_eq(find(s, "server.port")->v.i, 5432);
+  cr_assert(tgo_attrs_has(tgo_span_attrs(s), "server.port"));
   tgo_span_end(s);
-  return count;
 }
 
 /* A run is the same attributes on every span it is appended to, linked
- * after what the span had, values cut to the limit as static values are;
- * where it cannot be appended (an attribute was set by key, the span is
- * short of memory, the run overflowed) it appends nothing and says so, so
- * the caller's one-by-one appends run instead and nothing is doubled. */
-Test(span, attribute_runs_append_in_one_copy_or_not_at_all) {
-  static const char long_text[] = "SELECT averyveryverylongtablename_\xc3\xa9\xc3\xa9 extra";
-  tgo__attr_run *run = tgo__attr_run_new(3);
+ * after what the span had, values cut to the limit as static values are.
+ * Where one copy cannot do (a value is copied per span, an attribute was
+ * set by key, the span is short of memory, the limit changed) it appends
+ * itself attribute by attribute with the same result; an overflowing or
+ * missing run appends nothing. */
+Test(span, attribute_runs_append_in_one_copy_or_one_by_one) {
+  static const char *const order[] = {"first", "db.system.name", "db.query.text", "server.port", "last"};
+  tgo__attr_run *run = tgo__attr_run_new(4);
   cr_assert_not_null(run);
-  cr_assert_eq(TGO__ATTR_RUN_STATIC(run, "db.system.name", "sqlite", 6), 0);
-  cr_assert_eq(TGO__ATTR_RUN_STATIC(run, "db.query.text", long_text, sizeof long_text - 1), 0);
+  cr_assert_eq(TGO__ATTR_RUN_STR(run, "db.system.name", "sqlite", NULL, 6), 0);
+  cr_assert_eq(TGO__ATTR_RUN_STR(run, "db.namespace", NULL, NULL, 0), 0); /* neither: no attribute */
+  cr_assert_eq(TGO__ATTR_RUN_STR(run, "db.query.text", long_text, NULL, sizeof long_text - 1), 0);
   cr_assert_eq(TGO__ATTR_RUN_INT(run, "server.port", 5432), 0);
+  int one_copy;
   for (int round = 0; round < 2; round++) {
-    tgo_span *s = tgo_span_start("x", 1, TGO_KIND_CLIENT, NULL, NULL);
-    tgo_attrs *a = tgo_span_attrs(s);
-    tgo__attrs_fresh(a, 1);
-    TGO__ATTR_STR_NEW(a, "first", "1", 1);
-    cr_assert_eq(tgo__attrs_append_run(a, run), 1);
-    TGO__ATTR_INT_NEW(a, "last", 2);
-    tgo__attrs_fresh(a, 0);
-    cr_assert_eq(s->attrs.count, 5);
-    const char *order[] = {"first", "db.system.name", "db.query.text", "server.port", "last"};
-    const tgo__attr *at = s->attrs.head;
-    for (size_t i = 0; i < 5; i++, at = at->next)
-      cr_assert_str_eq(at->key, order[i]);
-    cr_assert_null(at);
-    cr_assert(a->tail == find(s, "last"));
+    tgo_span *s = span_with_run(run, NULL, &one_copy);
+    cr_assert_eq(one_copy, 1);
     const tgo__attr *text = find(s, "db.query.text");
-    cr_assert(text->v.s == long_text && text->immortal && text->n <= 32 && valid_utf8(text->v.s, text->n));
-    cr_assert_eq(find(s, "db.query.text")->key_len, 13);
-    cr_assert_eq(find(s, "server.port")->v.i, 5432);
-    cr_assert(tgo_attrs_has(a, "server.port"));
-    tgo_span_end(s);
+    cr_assert(text->v.s == long_text && text->immortal);
+    assert_run_attrs(s, order, 5);
   }
-  /* set by key first: the run must not append unchecked */
-  cr_assert_eq(attrs_after_refused_run(run, set_by_key), 1);
-  /* a span with little memory left: nothing appended */
-  cr_assert_eq(attrs_after_refused_run(run, short_of_memory), 0);
-  /* the value limit changed since the run was made: its cut values are stale */
+  /* set by key first: the run's keys are checked, nothing doubled */
+  tgo_span *s = span_with_run(run, set_by_key, &one_copy);
+  cr_assert_eq(one_copy, 0);
+  assert_run_attrs(s, order, 5);
+  /* a span with little memory left */
+  s = span_with_run(run, short_of_memory, &one_copy);
+  cr_assert_eq(one_copy, 0);
+  assert_run_attrs(s, order, 5);
+  /* the value limit changed since the run was made: cut again from the whole value */
   int limit = tgo__cfg.attr_value_limit;
   tgo__cfg.attr_value_limit = 64;
-  cr_assert_eq(attrs_after_refused_run(run, NULL), 0);
+  s = span_with_run(run, NULL, &one_copy);
+  cr_assert_eq(one_copy, 0);
+  cr_assert_eq(find(s, "db.query.text")->n, sizeof long_text - 1);
+  assert_run_attrs(s, order, 5);
   tgo__cfg.attr_value_limit = limit;
-  /* an overflowing run is never appended */
+  /* a value that is not static is copied into each span, cut at the limit */
+  char own[] = "SELECT averyveryverylongtablename_\xc3\xa9\xc3\xa9 extra";
+  tgo__attr_run *copying = tgo__attr_run_new(3);
+  cr_assert_eq(TGO__ATTR_RUN_STR(copying, "db.system.name", NULL, "sqlite", 6), 0);
+  cr_assert_eq(TGO__ATTR_RUN_STR(copying, "db.query.text", NULL, own, sizeof own - 1), 0);
+  cr_assert_eq(TGO__ATTR_RUN_INT(copying, "server.port", 5432), 0);
+  s = span_with_run(copying, NULL, &one_copy);
+  cr_assert_eq(one_copy, 0);
+  const tgo__attr *text = find(s, "db.query.text");
+  cr_assert(text->v.s != own && !text->immortal);
+  assert_run_attrs(s, order, 5);
+  tgo__attr_run_free(copying);
+  /* an overflowing run, or none, appends nothing */
+  static const char *const without[] = {"first", "last"};
   tgo__attr_run *full = tgo__attr_run_new(2);
   for (int i = 0; i < 2; i++)
     cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", i), 0);
   cr_assert_eq(TGO__ATTR_RUN_INT(full, "k", 99), -1);
-  cr_assert_eq(attrs_after_refused_run(full, NULL), 0);
+  const tgo__attr_run *nothing[] = {full, NULL};
+  for (size_t i = 0; i < 2; i++) {
+    s = span_with_run(nothing[i], NULL, &one_copy);
+    cr_assert_eq(one_copy, 0);
+    cr_assert_eq(s->attrs.count, 2);
+    cr_assert_str_eq(s->attrs.head->key, without[0]);
+    cr_assert_str_eq(s->attrs.tail->key, without[1]);
+    tgo_span_end(s);
+  }
   tgo__attr_run_free(full);
   tgo__attr_run_free(run);
 }
