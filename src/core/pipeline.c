@@ -381,6 +381,11 @@ int tgo__pipeline_shutdown(int timeout_ms) {
   tgo__http_set_deadline(cut);
   int rc = flush_locked(cut);
   stopping = 1;
+  if (rc) /* spans lost at exit are otherwise silent: a recycled worker's last ones */
+    tgo__log(TGO_LOG_WARN,
+             "exit flush not done within %d ms (TIGEROPS_SHUTDOWN_TIMEOUT_MS): %zu queued spans dropped, "
+             "an export in progress is cut off",
+             (int)(left / 1000000u), ring_len);
   if (rc && ring_len) { /* not sent in time: never sent */
     for (size_t i = 0; i < ring_len; i++)
       tgo_span_unref(ring[(ring_head + i) % ring_cap]);

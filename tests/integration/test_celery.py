@@ -13,6 +13,7 @@ from agent import APPS, PYTHON, RUN, agent_env, gunicorn, server_spans
 
 class Worker:
     def __init__(self, env, pool="prefork", concurrency=2, extra=(), app="tasks"):
+        self.final_output = None
         self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
         argv = [RUN, PYTHON, "-m", "celery", "-A", app, "worker", "-P", pool, "-c", str(concurrency),
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", *extra]
@@ -25,6 +26,8 @@ class Worker:
             time.sleep(0.1)
 
     def output(self):
+        if self.final_output is not None:
+            return self.final_output
         with open(self.log.name, errors="replace") as f:
             return f.read()
 
@@ -36,7 +39,9 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        os.unlink(self.log.name)
+        if self.final_output is None:  # kept for failure messages after the stop
+            self.final_output = self.output()
+            os.unlink(self.log.name)
 
 
 @pytest.fixture

@@ -66,9 +66,13 @@ def test_every_task_has_one_producer_and_one_consumer_span_across_recycling_and_
                     concurrency=4, extra=("--max-tasks-per-child", "25", "-O", "fair"))
     try:
         env = agent_env(otlp, TIGEROPS_SERVICE_NAME="web", **common)
-        with gunicorn("publisher:app", env, workers=2, extra=("--max-requests", "150",
-                                                               "--max-requests-jitter", "30")) as web:
+        web = gunicorn("publisher:app", env, workers=2, extra=("--max-requests", "150", "--max-requests-jitter", "30"))
+        try:
             ids = publish_all(web, TASKS)
+        finally:
+            web.stop()
+            web_log = web.output()
+            os.unlink(web.log.name)
         assert len(set(ids)) == TASKS
         assert wait_results(redis_server.url, ids, timeout=120) == TASKS, worker.output()[-3000:]
     finally:
@@ -85,8 +89,10 @@ def test_every_task_has_one_producer_and_one_consumer_span_across_recycling_and_
     producers, consumers = message_ids(spans, "publish tasks.echo"), message_ids(spans, "process tasks.echo")
     missing_p, missing_c = want - producers, want - consumers
     extra = (producers - want) + (consumers - want)
+    # What the agent said in either service (an exit flush cut short says so).
+    said = [line for line in (web_log + worker.output()).splitlines() if "tigerops[" in line]
     assert not missing_p and not missing_c and not extra, (
         "%d tasks: %d PRODUCER and %d CONSUMER spans missing, %d unexpected; missing producers %s, "
-        "consumers %s; unexpected %s" % (TASKS, sum(missing_p.values()), sum(missing_c.values()),
-                                         sum(extra.values()), sorted(missing_p)[:5], sorted(missing_c)[:5],
-                                         sorted(extra)[:5]))
+        "consumers %s; unexpected %s; the agent said:\n%s" % (
+            TASKS, sum(missing_p.values()), sum(missing_c.values()), sum(extra.values()), sorted(missing_p)[:5],
+            sorted(missing_c)[:5], sorted(extra)[:5], "\n".join(said[-40:])))

@@ -4,6 +4,7 @@ never answers (the export timeout is 10 s), SIGTERM to exit takes at most the
 bound plus a scheduling margin, and the spans are counted as failed."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,9 @@ def test_a_python_process_exits_within_the_bound_with_an_export_in_flight(collec
     # The in-flight one and the queued ones are all accounted for as failed
     # or dropped by the time shutdown returns, none left hanging.
     assert stats["spans_failed"] + stats["spans_dropped"] == 21, stats
+    # and the loss is said, once the bound is hit
+    assert re.search(r"warning: exit flush not done within \d+ ms \(TIGEROPS_SHUTDOWN_TIMEOUT_MS\): "
+                     r"\d+ queued spans dropped", err), err
 
 
 @pytest.mark.parametrize("bound_ms", [1000, 2000])
