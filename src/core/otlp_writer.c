@@ -15,16 +15,25 @@
  * span. Valid for one PII generation, which is 0 (unused) outside
  * tgo__pii_begin/end: inside, the PII lock makes this thread the only one
  * here. Not thread-local: in a dlopen'ed object that costs a call per use. */
-#define CLEAN_SLOTS 256
+#define CLEAN_SETS 256
 typedef struct {
   const char *s;
   uint32_t n, generation;
 } clean_memo;
-static clean_memo clean_strings[CLEAN_SLOTS];
+/* Two ways a set, the latest first: which addresses share a set is the
+ * allocator's chance, and with one way two strings of every span that
+ * shared a slot evicted each other for good: one build's SQL spans
+ * masked a string again every span, +514 instructions a statement on the
+ * exporter thread, which two ways took back. */
+static clean_memo clean_strings[CLEAN_SETS][2];
 
-static inline clean_memo *clean_slot(const char *s, size_t n) {
-  uintptr_t h = (uintptr_t)s ^ n;
-  return &clean_strings[(h ^ (h >> 8) ^ (h >> 16)) % CLEAN_SLOTS];
+static inline clean_memo *clean_set(const char *s, size_t n) {
+  uint64_t h = ((uint64_t)(uintptr_t)s ^ n) * 0x9E3779B97F4A7C15ull;
+  return clean_strings[h >> 56];
+}
+
+static inline int clean_hit(const clean_memo *m, const char *s, size_t n, unsigned generation) {
+  return m->s == s && m->n == n && m->generation == generation;
 }
 
 /* Copied strings found clean, by content: a request's path, host, client
@@ -123,10 +132,12 @@ static inline __attribute__((always_inline)) uint8_t *copied_text_checked(uint8_
   return scrub_and_mask(end, n);
 }
 
-static __attribute__((noinline)) uint8_t *scrub_and_remember(uint8_t *end, const char *s, size_t n, clean_memo *m,
+static __attribute__((noinline)) uint8_t *scrub_and_remember(uint8_t *end, const char *s, size_t n, clean_memo *set,
                                                              unsigned generation) {
-  if (!tgo__scrub((char *)end - n, n) && !tgo__pii_mask_now((char *)end - n, n) && generation)
-    *m = (clean_memo){.s = s, .n = (uint32_t)n, .generation = generation};
+  if (!tgo__scrub((char *)end - n, n) && !tgo__pii_mask_now((char *)end - n, n) && generation) {
+    set[1] = set[0];
+    set[0] = (clean_memo){.s = s, .n = (uint32_t)n, .generation = generation};
+  }
   return end;
 }
 
@@ -139,10 +150,10 @@ static inline __attribute__((always_inline)) uint8_t *text_field(uint8_t *p, uin
   if (!immortal)
     return copied_text_checked(p, n);
   unsigned generation = tgo__pii_generation;
-  clean_memo *m = clean_slot(s, n);
-  if (generation && m->s == s && m->n == n && m->generation == generation)
+  clean_memo *set = clean_set(s, n);
+  if (generation && (clean_hit(&set[0], s, n, generation) || clean_hit(&set[1], s, n, generation)))
     return p;
-  return scrub_and_remember(p, s, n, m, generation);
+  return scrub_and_remember(p, s, n, set, generation);
 }
 
 static uint64_t double_bits(double d) {
