@@ -40,15 +40,17 @@ static inline int clean_hit(const clean_memo *m, const char *s, size_t n, unsign
  * address and user agent are new copies in every span but mostly the same
  * few texts, and scanning each again cost ~90 instructions a string (six
  * in a hello request's span). A slot holds the text itself, so a hit is
- * the same bytes, never a hash collision. Same validity as clean_strings. */
-#define CLEAN_TEXT_SLOTS 128
+ * the same bytes, never a hash collision. Two ways a set, the latest
+ * first, as for clean_strings: which texts share a set is their hashes'
+ * chance. Same validity as clean_strings. */
+#define CLEAN_TEXT_SETS 64
 #define CLEAN_TEXT_MAX 120
 typedef struct {
   uint64_t head, tail; /* the edge words (edge_words): the whole text up to 16 bytes */
   uint32_t n, generation;
   char s[CLEAN_TEXT_MAX]; /* the text, beyond 16 bytes */
 } clean_text_memo;
-static clean_text_memo clean_texts[CLEAN_TEXT_SLOTS];
+static clean_text_memo clean_texts[CLEAN_TEXT_SETS][2];
 
 static inline uint64_t load64(const char *p) {
   uint64_t v;
@@ -79,21 +81,27 @@ static inline void edge_words(const char *s, size_t n, uint64_t *head, uint64_t 
 
 #define CLEAN_TEXT_MIX 0x9E3779B97F4A7C15ull
 
-/* The slot of a copied text (1 <= n <= CLEAN_TEXT_MAX), and its edge words
+/* The set of a copied text (1 <= n <= CLEAN_TEXT_MAX), and its edge words
  * for clean_text_hit. */
-static inline clean_text_memo *clean_text_slot(const char *s, size_t n, uint64_t *head, uint64_t *tail) {
+static inline clean_text_memo *clean_text_set(const char *s, size_t n, uint64_t *head, uint64_t *tail) {
   edge_words(s, n, head, tail);
   uint64_t h = ((*head ^ n) * CLEAN_TEXT_MIX ^ *tail) * CLEAN_TEXT_MIX;
   if (n > 16) /* the middle words of a longer text */
     for (size_t i = 8; i < n - 8; i += 8)
       h = (h ^ load64(s + i)) * CLEAN_TEXT_MIX;
-  return &clean_texts[(h >> 32) % CLEAN_TEXT_SLOTS];
+  return clean_texts[(h >> 32) % CLEAN_TEXT_SETS];
 }
 
-static inline int clean_text_hit(const clean_text_memo *m, const char *s, size_t n, uint64_t head, uint64_t tail,
-                                 unsigned generation) {
+static inline int clean_text_way_hit(const clean_text_memo *m, const char *s, size_t n, uint64_t head,
+                                     uint64_t tail, unsigned generation) {
   return m->generation == generation && m->n == n && m->head == head && m->tail == tail &&
          (n <= 16 || !memcmp(m->s, s, n));
+}
+
+static inline int clean_text_hit(const clean_text_memo *set, const char *s, size_t n, uint64_t head, uint64_t tail,
+                                 unsigned generation) {
+  return clean_text_way_hit(&set[0], s, n, head, tail, generation) ||
+         clean_text_way_hit(&set[1], s, n, head, tail, generation);
 }
 
 /* The masking calls are kept out of text_field, and each returns the end
@@ -106,14 +114,15 @@ static __attribute__((noinline)) uint8_t *scrub_and_mask(uint8_t *end, size_t n)
   clean_text_memo *m = NULL;
   uint64_t head = 0, tail = 0;
   if (generation && n && n <= CLEAN_TEXT_MAX) {
-    m = clean_text_slot(s, n, &head, &tail);
+    m = clean_text_set(s, n, &head, &tail);
     if (clean_text_hit(m, s, n, head, tail, generation))
       return end;
   }
   if (!tgo__scrub(s, n) && !tgo__pii_mask_now(s, n) && m) {
-    *m = (clean_text_memo){.head = head, .tail = tail, .n = (uint32_t)n, .generation = generation};
+    m[1] = m[0];
+    m[0] = (clean_text_memo){.head = head, .tail = tail, .n = (uint32_t)n, .generation = generation};
     if (n > 16)
-      memcpy(m->s, s, n);
+      memcpy(m[0].s, s, n);
   }
   return end;
 }
@@ -125,7 +134,7 @@ static inline __attribute__((always_inline)) uint8_t *copied_text_checked(uint8_
   if (generation && n - 1 < 16) {
     const char *s = (const char *)end - n;
     uint64_t head, tail;
-    const clean_text_memo *m = clean_text_slot(s, n, &head, &tail); /* before head and tail are read */
+    const clean_text_memo *m = clean_text_set(s, n, &head, &tail); /* before head and tail are read */
     if (clean_text_hit(m, s, n, head, tail, generation))
       return end;
   }
