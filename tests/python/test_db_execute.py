@@ -295,3 +295,47 @@ def test_statements_and_routes_first_seen_after_the_intern_table_filled_keep_the
     route = next(s for s in spans if s["name"] == "GET /late/<int:n>")["attributes"]
     assert route["http.route"] == "/late/<int:n>" and route["flask.endpoint"] == "late_view"
     assert route["code.function"] == "<lambda>" and route["code.namespace"] == "__main__", route
+
+
+def old_direct_mapped_slot(statement):
+    """The slot the statement cache gave a statement before it had ways:
+    one entry per slot, chosen by address."""
+    h = id(statement) >> 4
+    return (h ^ (h >> 9)) % 128
+
+
+def test_hot_statements_are_made_once_even_when_their_addresses_share_a_slot(receiver, unique, db):
+    """Eight statements in turn, two of them at addresses that shared a slot
+    of the one-way cache: there the two evicted each other on every call and
+    each call normalised its statement again (~12,000 instructions). The
+    cache's sets have eight ways, so eight statements never evict one
+    another, wherever they are."""
+    conn, (execute, _, _) = db
+    cur = conn.cursor()
+    by_slot = {}
+    candidates = ["SELECT title FROM articles WHERE id = %d" % i for i in range(1000)]
+    for s in candidates:
+        by_slot.setdefault(old_direct_mapped_slot(s), []).append(s)
+    pair = next(group[:2] for group in by_slot.values() if len(group) >= 2)
+    others = [s for s in candidates if old_direct_mapped_slot(s) != old_direct_mapped_slot(pair[0])][:6]
+    statements = pair + others
+    assert len(statements) == 8
+    with tigerops.span(unique):
+        for _ in range(10):
+            for s in statements:
+                execute(cur, s, ())
+    assert execute.statements_made == 8
+    assert len(children(receiver, unique)) == 80
+
+
+def test_the_statement_cache_is_bounded_and_reuses_its_entries(db):
+    """More statements in turn than the cache holds (128): each is made
+    again after its entry went to another, and memory stays bounded."""
+    conn, (execute, _, _) = db
+    cur = conn.cursor()
+    statements = ["SELECT title FROM articles WHERE id = %d" % i for i in range(300)]
+    with tigerops.span("bounded"):
+        for _ in range(2):
+            for s in statements:
+                execute(cur, s, ())
+    assert execute.statements_made > 300
