@@ -15,7 +15,9 @@
  * span. Valid for one PII generation, which is 0 (unused) outside
  * tgo__pii_begin/end: inside, the PII lock makes this thread the only one
  * here. Not thread-local: in a dlopen'ed object that costs a call per use. */
-#define CLEAN_SETS 256
+/* Fibonacci hashing's multiplier: the top bits of a product pick a set. */
+#define CLEAN_MIX 0x9E3779B97F4A7C15ull
+#define CLEAN_SET_BITS 8
 typedef struct {
   const char *s;
   uint32_t n, generation;
@@ -25,11 +27,11 @@ typedef struct {
  * shared a slot evicted each other for good: one build's SQL spans
  * masked a string again every span, +514 instructions a statement on the
  * exporter thread, which two ways took back. */
-static clean_memo clean_strings[CLEAN_SETS][2];
+static clean_memo clean_strings[1 << CLEAN_SET_BITS][2];
 
 static inline clean_memo *clean_set(const char *s, size_t n) {
-  uint64_t h = ((uint64_t)(uintptr_t)s ^ n) * 0x9E3779B97F4A7C15ull;
-  return clean_strings[h >> 56];
+  uint64_t h = ((uint64_t)(uintptr_t)s ^ n) * CLEAN_MIX;
+  return clean_strings[h >> (64 - CLEAN_SET_BITS)];
 }
 
 static inline int clean_hit(const clean_memo *m, const char *s, size_t n, unsigned generation) {
@@ -79,16 +81,14 @@ static inline void edge_words(const char *s, size_t n, uint64_t *head, uint64_t 
   }
 }
 
-#define CLEAN_TEXT_MIX 0x9E3779B97F4A7C15ull
-
 /* The set of a copied text (1 <= n <= CLEAN_TEXT_MAX), and its edge words
  * for clean_text_hit. */
 static inline clean_text_memo *clean_text_set(const char *s, size_t n, uint64_t *head, uint64_t *tail) {
   edge_words(s, n, head, tail);
-  uint64_t h = ((*head ^ n) * CLEAN_TEXT_MIX ^ *tail) * CLEAN_TEXT_MIX;
+  uint64_t h = ((*head ^ n) * CLEAN_MIX ^ *tail) * CLEAN_MIX;
   if (n > 16) /* the middle words of a longer text */
     for (size_t i = 8; i < n - 8; i += 8)
-      h = (h ^ load64(s + i)) * CLEAN_TEXT_MIX;
+      h = (h ^ load64(s + i)) * CLEAN_MIX;
   return clean_texts[(h >> 32) % CLEAN_TEXT_SETS];
 }
 
