@@ -145,6 +145,20 @@ static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
   return PyBool_FromLong(s && tgo_span_is_recording(s));
 }
 
+/* Whether a trace is current, recorded or not (its context is still
+ * passed on: a "not sampled" decision must reach the next hop too). */
+static PyObject *py_in_trace(PyObject *m, PyObject *unused) {
+  (void)m;
+  (void)unused;
+  tgo_span *s = tgo__py_current();
+  if (!s)
+    Py_RETURN_FALSE;
+  tgo_span_context ctx;
+  tgo_span_get_context(s, &ctx);
+  static const uint8_t invalid[16];
+  return PyBool_FromLong(memcmp(ctx.trace_id, invalid, sizeof invalid) != 0);
+}
+
 /* inject(headers, span=None): writes the context of span (the current span
  * by default) into a mapping with every configured propagator. */
 static PyObject *py_inject(PyObject *m, PyObject *args) {
@@ -360,6 +374,8 @@ static PyMethodDef module_functions[] = {
     {"inject", py_inject, METH_VARARGS, NULL},
     {"request_span", py_request_span, METH_NOARGS, "the running Flask request's span, or None"},
     {"tracing_now", py_tracing_now, METH_NOARGS, "True when a recording span is current on this thread"},
+    {"in_trace", py_in_trace, METH_NOARGS,
+     "True when a span is current on this thread, recording or not: its context is passed on"},
     {"process_denied", py_process_denied, METH_NOARGS, NULL},
     {"sql_normalize", py_sql_normalize, METH_O, "sql_normalize(sql) -> (normalised, operation, table)"},
     {"redact_query", py_redact_query, METH_O, "redact_query(query) -> query with secret values REDACTED"},

@@ -112,6 +112,31 @@ def test_baggage_without_a_trace_context_still_passes_on(otlp, downstream):
     assert got["traceparent"].startswith("00-")
 
 
+@pytest.mark.parametrize("metrics", ["otlp", "none"])
+def test_an_unsampled_request_passes_its_decision_on_in_the_view_and_its_streamed_body(otlp, downstream,
+                                                                                       metrics):
+    """The caller's "not sampled" reaches the next hop, both from the view
+    and from a body the server iterates after the view returned. With the
+    HTTP server metrics off, such a request runs without a request object
+    of ours (middleware.c run_unrecorded): only its context is current. A
+    call that saw no context, or only a recording span (the clients' test
+    before), passes nothing on, and the next hop would then decide for
+    itself; so does one without the agent."""
+    env = agent_env(otlp, DOWNSTREAM_URL=downstream.base, OTEL_METRICS_EXPORTER=metrics)
+    incoming = {"traceparent": "00-%s-%s-00" % (TRACE, PARENT), "baggage": "k=v"}
+    with gunicorn("propagating:app", env, workers=1) as front:
+        for path, want in (("/call/requests", "ok"), ("/stream/requests", "called ok"),
+                           ("/stream/httpx", "called ok")):
+            status, body, _ = front.get(path, headers=incoming)
+            assert (status, body) == (200, want), (path, body, front.output())
+            got = downstream.headers(path.replace("/call", ""))
+            assert "traceparent" in got, (path, got)
+            version, trace, span_id, flags = got["traceparent"].split("-")
+            assert (trace, flags) == (TRACE, "00"), (path, got)
+            assert span_id != PARENT, "the client's own span id"
+            assert got["baggage"] == "k=v", (path, got)
+
+
 def test_malformed_baggage_is_dropped_with_one_warning(otlp, downstream):
     huge = ",".join("k%d=v" % i for i in range(181))
     spans, log = run_calls(otlp, downstream, {"traceparent": "00-%s-%s-01" % (TRACE, PARENT), "baggage": huge},

@@ -125,7 +125,7 @@ def _finish(span, status, exc, current=True):
 def _wrap_send(original):
     def send(self, request, *args, **kwargs):
         t0 = _perf()
-        if not _tigerops.tracing_now():
+        if not _tigerops.in_trace():
             try:
                 response = original(self, request, *args, **kwargs)
             except BaseException as exc:
@@ -158,7 +158,7 @@ def _wrap_async_send(original):
     async def send(self, request, *args, **kwargs):
         t0 = _perf()
         span = None
-        if _tigerops.tracing_now():
+        if _tigerops.in_trace():
             span = _client_span(request.method, request.url, request.headers, current=False)
         try:
             response = await original(self, request, *args, **kwargs)
@@ -212,7 +212,7 @@ def _wrap_urllib3_urlopen(original):
         if _caller_module(2).startswith(("requests.", "urllib3.connectionpool")):
             return original(self, method, url, *args, **kwargs)
         t0 = _perf()
-        if not _tigerops.tracing_now():
+        if not _tigerops.in_trace():
             full = url
             if str(url).startswith("/"):
                 full = "%s://%s:%s" % (self.scheme, self.host, self.port or {"http": 80, "https": 443}.get(self.scheme))
@@ -266,7 +266,7 @@ def _wrap_do_open(original):
     twice."""
     def do_open(self, http_class, req, **http_conn_args):
         t0 = _perf()
-        if not _tigerops.tracing_now():
+        if not _tigerops.in_trace():
             try:
                 response = original(self, http_class, req, **http_conn_args)
             except BaseException as exc:
@@ -309,7 +309,7 @@ def _wrap_aiohttp_request(original):
     their parent. Its context goes into the headers explicitly."""
     async def _request(self, method, str_or_url, *args, **kwargs):
         t0 = _perf()
-        if not _tigerops.tracing_now():
+        if not _tigerops.in_trace():
             try:
                 response = await original(self, method, str_or_url, *args, **kwargs)
             except BaseException as exc:

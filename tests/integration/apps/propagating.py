@@ -13,7 +13,7 @@ import httpx
 import anyio._backends._asyncio  # noqa: F401,E402
 import requests
 import urllib3
-from flask import Flask
+from flask import Flask, Response
 
 app = Flask(__name__)
 DOWNSTREAM = os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:1")
@@ -52,6 +52,16 @@ def health():
 @app.route("/call/<client>")
 def call(client):
     return CLIENTS[client](DOWNSTREAM + "/" + client)
+
+
+@app.route("/stream/<client>")
+def stream(client):
+    """The call made while the server iterates the body, after the view
+    has returned."""
+    def body():
+        yield "called "
+        yield CLIENTS[client](DOWNSTREAM + "/stream/" + client)
+    return Response(body())
 
 
 @app.route("/celery")
