@@ -148,6 +148,42 @@ static int body_is_materialised(PyObject *result) {
   return done;
 }
 
+/* Whether the server gets the app's result itself, the request's span
+ * ending now: a body already made, or the server's own file wrapper
+ * (sendfile(2) needs the server to see it: handed back rather than lose
+ * the zero-copy path). */
+static inline __attribute__((always_inline)) int body_goes_to_server(PyObject *environ, PyObject *result) {
+  if (body_is_materialised(result))
+    return 1;
+  PyObject *fw = tgo__py_env(environ, TGO__ENV_FILE_WRAPPER);
+  return fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw);
+}
+
+/* A request whose span does not record, with the HTTP server metrics off:
+ * nothing of it is exported, so the app runs with only its trace context
+ * current (the unsampled decision goes on to its outgoing calls and logs)
+ * and no per-request object, start_response of ours, method or route read.
+ * A body still to be made keeps the context while the server iterates it,
+ * in a request object made then. */
+static PyObject *run_unrecorded(tgo__py_middleware *mw, PyObject *app, PyObject *environ, PyObject *start_response,
+                                tgo_span *span) {
+  tgo__py_saved saved = tgo__py_enter(span, NULL);
+  PyObject *result = call_app(mw, app, environ, start_response);
+  tgo__py_leave(&saved);
+  if (!result || body_goes_to_server(environ, result)) {
+    tgo_span_end(span);
+    return result;
+  }
+  tgo__py_request *r = tgo__py_request_new(mw, span, start_response, "", 0);
+  if (!r) { /* the body goes without its context rather than not at all */
+    PyErr_Clear();
+    tgo_span_end(span);
+    return result;
+  }
+  r->inner = result;
+  return (PyObject *)r;
+}
+
 static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *environ, PyObject *start_response) {
   if (!tgo_enabled() || !PyDict_Check(environ) || !mw->wsgi_app)
     return call_app(mw, app, environ, start_response);
@@ -156,28 +192,34 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *en
   if (mw->excluded && tgo__py_url_excluded(mw->excluded, environ))
     return call_app(mw, app, environ, start_response);
 
+  tgo_span_context remote;
+  const char *baggage;
+  size_t baggage_len;
+  int has_remote = tgo__py_remote_context(environ, &remote, &baggage, &baggage_len);
+  tgo_span *span =
+      tgo_span_start(NULL, 0, TGO_KIND_SERVER, has_remote ? NULL : tgo__py_current(), has_remote ? &remote : NULL);
+  if (__builtin_expect(baggage != NULL, 0))
+    tgo__span_set_baggage(span, baggage, baggage_len);
+  int recording = tgo_span_is_recording(span);
+  if (!recording && !tgo__metrics_on())
+    return run_unrecorded(mw, app, environ, start_response, span);
+
   Py_ssize_t mlen = 0;
   const char *method = tgo__py_utf8(tgo__py_env(environ, TGO__ENV_REQUEST_METHOD), &mlen);
   if (!method || mlen <= 0 || mlen >= 24) {
     method = "_OTHER";
     mlen = 6;
   }
-  tgo_span_context remote;
-  const char *baggage;
-  size_t baggage_len;
-  int has_remote = tgo__py_remote_context(environ, &remote, &baggage, &baggage_len);
   const char *known_method = tgo__http_method_literal(method, (size_t)mlen);
-  tgo_span *span = tgo_span_start(known_method ? NULL : method, (size_t)mlen, TGO_KIND_SERVER,
-                                  has_remote ? NULL : tgo__py_current(), has_remote ? &remote : NULL);
   if (known_method)
     tgo__span_set_static_name(span, known_method, (size_t)mlen);
-  if (__builtin_expect(baggage != NULL, 0))
-    tgo__span_set_baggage(span, baggage, baggage_len);
+  else
+    tgo_span_set_name(span, method, (size_t)mlen);
   /* A span only tail keep records is exported in about one trace of a
    * hundred: its environ attributes are read at its end, and only then. */
-  int deferred = tgo_span_is_recording(span) && tgo__span_is_deferred(span);
+  int deferred = recording && tgo__span_is_deferred(span);
   int https = -1; /* not read yet */
-  if (tgo_span_is_recording(span)) {
+  if (recording) {
     if (!deferred) {
       tgo_attrs *a = tgo_span_attrs(span);
       tgo__attrs_fresh(a, 1);
@@ -224,15 +266,7 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *en
     PyErr_Restore(type, value, tb);
     return NULL;
   }
-  if (body_is_materialised(result)) {
-    tgo__py_request_finish(r);
-    tgo__py_request_release(r);
-    return result;
-  }
-  /* sendfile(2) needs the server to see its own file wrapper: hand it back
-   * and end the span now rather than lose the zero-copy path. */
-  PyObject *fw = tgo__py_env(environ, TGO__ENV_FILE_WRAPPER);
-  if (fw && PyType_Check(fw) && PyObject_TypeCheck(result, (PyTypeObject *)fw)) {
+  if (body_goes_to_server(environ, result)) {
     tgo__py_request_finish(r);
     tgo__py_request_release(r);
     return result;

@@ -72,7 +72,15 @@ BUDGETS = {
     # (+2,273 .. +2,596) at 1fc8235, and every fresh-clone CI run since the
     # thirteenth session passed the budget check, so the budget is the ceiling.
     ("hello", "tail"): (5000, 5000),
-    ("hello", "head"): (1500, 4500),    # 1%, head sampling only
+    ("hello", "head"): (1500, 4500),    # 1%, head sampling only, metrics on (the default)
+    # The same with the metrics off (OTEL_METRICS_EXPORTER=none): the
+    # traces' own cost, an unrecorded request running with its context
+    # only (middleware.c run_unrecorded). Within the budget at every seed
+    # since the seventeenth session (+1,046, +909 .. +1,391), but with
+    # less room than the install path's recorded swings (~2,000), so the
+    # ceiling that fails is wider and the budget is checked as the head
+    # row's is; its own objects' ceiling (OWN) is the tight guard.
+    ("hello", "head_traces"): (1500, 2500),
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
 # Budgets met with room whose ceiling is not the budget itself (it is on
@@ -95,6 +103,7 @@ OUTSIDE = {
     ("hello", "full"): 4950,
     ("hello", "tail"): 2350,    # +2,109
     ("hello", "head"): 2000,    # +1,823
+    ("hello", "head_traces"): 1000,    # +916 (seventeenth session)
     ("sql", "full"): 2350,      # all threads +2,070
 }
 # The agent's own objects alone (libtigerops*, _tigerops*), exclusive: the
@@ -112,9 +121,15 @@ OWN = {
     ("hello", "full"): 4250,    # request thread +3,933 (all threads +6,014), sixteenth session, 6ac7fca
     ("hello", "tail"): 2250,    # +2,097
     ("hello", "head"): 2050,    # +1,898
+    ("hello", "head_traces"): 1120,    # +1,039 (seventeenth session)
     ("sql", "full"): 1950,      # all threads +1,741 (request thread +898)
 }
 SLACK = 1.10
+# Hash seeds per figure where three are not needed: head_traces' hard
+# checks are its own objects (the same at every seed, +1,060 at 0, 1 and
+# 2) and a ceiling with room over its worst seed; one seed saves CI four
+# callgrind runs (~3 minutes).
+SEEDS = {("hello", "head_traces"): 1}
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed"),
@@ -130,9 +145,11 @@ def added(workload, mode):
     """The figure, measured once per test session: 300 and 900 iterations
     after the benchmark's 2,000 warm-up requests (fewer leave first-batch
     and specialisation costs in the difference), the median over three
-    hash seeds (three memory layouts: one of them alone can be unlucky)."""
+    hash seeds (three memory layouts: one of them alone can be unlucky),
+    or over SEEDS."""
     if (workload, mode) not in _figures:
-        _figures[(workload, mode)] = cost_profile.measure_median(PREFIX, workload, mode, seeds=3, n=300, warmup=2000,
+        seeds = SEEDS.get((workload, mode), 3)
+        _figures[(workload, mode)] = cost_profile.measure_median(PREFIX, workload, mode, seeds=seeds, n=300, warmup=2000,
                                                                  python="/usr/bin/python3")
     return _figures[(workload, mode)]
 

@@ -188,6 +188,13 @@ SAMPLERS = {
     # honour it is a design choice this test does not make.
     "traceidratio-0": ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
                        {"root-fails", "sampled-parent-fails"}, ("unsampled-parent-fails",)),
+    # With the HTTP server metrics off, a request whose span does not record
+    # runs without a request object of ours (middleware.c run_unrecorded).
+    "default, metrics off": ({"OTEL_METRICS_EXPORTER": "none"}, PARENT_ON, ()),
+    "always_off, metrics off": ({"OTEL_TRACES_SAMPLER": "always_off", "OTEL_METRICS_EXPORTER": "none"}, set(), ()),
+    "parentbased_always_off, metrics off": ({"OTEL_TRACES_SAMPLER": "parentbased_always_off",
+                                             "OTEL_METRICS_EXPORTER": "none"},
+                                            {"sampled-parent", "sampled-parent-fails"}, ()),
 }
 
 
