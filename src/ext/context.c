@@ -12,6 +12,8 @@
  * a block. */
 #include "flask.h"
 
+#include <string.h>
+
 static int context_mode;
 static PyObject *var_span;    /* ContextVar: capsule of the current tgo_span (a reference) */
 static PyObject *var_request; /* ContextVar: the running tgo__py_request */
@@ -75,6 +77,15 @@ tgo_span *tgo__py_current(void) {
     return tgo_current();
   PyObject *v = var_value(span_get);
   return v ? PyCapsule_GetPointer(v, "tigerops.span") : tgo_current();
+}
+
+tgo_span *tgo__py_current_traced(tgo_span_context *ctx) {
+  tgo_span *s = tgo__py_current();
+  if (!s)
+    return NULL;
+  tgo_span_get_context(s, ctx);
+  static const uint8_t nil[16];
+  return memcmp(ctx->trace_id, nil, sizeof nil) ? s : NULL;
 }
 
 tgo__py_request *tgo__py_request_running(void) {

@@ -96,6 +96,9 @@ typedef struct {
   PyObject *tok_span, *tok_request; /* context mode: ContextVar tokens */
 } tgo__py_saved;
 tgo_span *tgo__py_current(void);
+/* The current span when its context is valid (the no-op span's is not),
+ * with that context in *ctx; NULL otherwise. */
+tgo_span *tgo__py_current_traced(tgo_span_context *ctx);
 /* Makes span current (and request running, when not NULL) until leave. */
 tgo__py_saved tgo__py_enter(tgo_span *span, struct tgo__py_request *request);
 void tgo__py_leave(tgo__py_saved *saved);

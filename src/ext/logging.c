@@ -38,14 +38,8 @@ static void hex(const uint8_t *in, size_t n, char *out) {
 }
 
 static void set_context(PyObject *rec) {
-  tgo_span *span = tgo__py_current();
   tgo_span_context ctx;
-  if (span) {
-    tgo_span_get_context(span, &ctx);
-    static const uint8_t nil[16];
-    if (!memcmp(ctx.trace_id, nil, 16))
-      span = NULL;
-  }
+  tgo_span *span = tgo__py_current_traced(&ctx);
   PyObject *trace = zero, *sid = zero, *sampled = Py_False;
   Py_INCREF(zero);
   Py_INCREF(zero);

@@ -150,13 +150,8 @@ static PyObject *py_tracing_now(PyObject *m, PyObject *unused) {
 static PyObject *py_in_trace(PyObject *m, PyObject *unused) {
   (void)m;
   (void)unused;
-  tgo_span *s = tgo__py_current();
-  if (!s)
-    Py_RETURN_FALSE;
   tgo_span_context ctx;
-  tgo_span_get_context(s, &ctx);
-  static const uint8_t invalid[16];
-  return PyBool_FromLong(memcmp(ctx.trace_id, invalid, sizeof invalid) != 0);
+  return PyBool_FromLong(tgo__py_current_traced(&ctx) != NULL);
 }
 
 /* inject(headers, span=None): writes the context of span (the current span
