@@ -4,21 +4,22 @@ statement), bare vs agent, split by thread and by function.
     /usr/bin/python3 bench/cost_profile.py [--prefix P] [--workload hello|sql] [--mode MODE] [--top N]
 
 Modes: full (100%), tail (1%, tail keep on: the default TIGEROPS_KEEP_ERRORS),
-head (1%, tail keep off), head_traces (the same with the metrics off). A 1% figure is composed, not sampled: the run
-keeps no trace by its ratio (TIGEROPS_SAMPLE_RATE=0: every request takes
-the path of the 99 in 100 a 1% ratio drops) and the figure is that plus 1%
-of the difference to the 100% run. A run at 0.01 keeps whichever random
-traces its ids pick, and moved by about 1,200 between runs of one build;
-this repeats to the instruction (its function tables are the unsampled
-run's). Each figure is the difference of an n- and a
-3n-iteration run, so start-up and import costs cancel; the hash seed is
+head (1%, tail keep off), head_traces (the same with the metrics off). A 1%
+figure is composed, not sampled: the run keeps no trace by its ratio
+(TIGEROPS_SAMPLE_RATE=0: every request takes the path of the 99 in 100 a
+1% ratio drops) and the figure is that plus 1% of the difference to the
+100% run. A run at 0.01 keeps whichever random traces its ids pick, and
+moved by about 1,200 between runs of one build; this repeats to the
+instruction (its function tables are the unsampled run's). Each figure is
+the difference of an n- and a 3n-iteration run, so start-up and import
+costs cancel; the hash seed is
 fixed and the exporter's timers are out of reach (OTEL_BSP_SCHEDULE_DELAY
 and OTEL_METRIC_EXPORT_INTERVAL at 10 minutes), so batches are cut by size
 and by the final flush only and the counts repeat. Metrics are on, as by
-default (but in head_traces): their recording is in the figures, their one
-export at the final flush cancels out. The function table is agent minus bare per iteration,
-exclusive (self) and inclusive, summed over all threads (callgrind_annotate
-on each thread's file). tests/integration/test_cost_budget.py uses
+default (but in head_traces): their recording is in the figures, their
+one export at the final flush cancels out. The function table is agent
+minus bare per iteration, exclusive (self) and inclusive, summed over all
+threads (callgrind_annotate on each thread's file). tests/integration/test_cost_budget.py uses
 measure() as its guard."""
 import argparse
 import collections
