@@ -82,10 +82,14 @@ typedef struct tgo__py_request {
   PyObject *start_response;
   PyObject *inner;
   PyObject *iter;
-  PyObject *ctx; /* Flask's RequestContext: the matched url_rule at the end */
-  /* Through the class hook: the werkzeug Request Flask made, which puts
-   * itself in environ (no context variable to read), for the same. */
-  PyObject *flask_request;
+  /* Flask's RequestContext, kept from its creation (Flask < 2.2, whose
+   * request_context is hooked): the matched url_rule is read at the end. */
+  PyObject *ctx;
+  /* The matched url_rule (None: none matched), read inside the app, when
+   * it calls start_response or reports its exception. The Request it came
+   * from is not held: Flask's context pop frees it, as without the agent
+   * (held to the end, its free cost ~200 instructions more a request). */
+  PyObject *url_rule;
   PyObject *call_environ; /* borrowed, only while the app is called */
   PyObject *environ; /* held only for a tail-keep span: its attributes are read at the end, if kept */
   int status_code;
@@ -114,12 +118,15 @@ void tgo__py_request_finish(tgo__py_request *r);
 /* Drops the middleware's reference of a request it no longer hands out. */
 void tgo__py_request_release(tgo__py_request *r);
 
-/* Flask >= 2.2: the running request keeps the pushed RequestContext, read
- * from Flask's context variable (nothing when it has one already). */
+/* Flask >= 2.2: the running request keeps the matched url_rule of the
+ * pushed RequestContext, read from Flask's context variable (nothing when
+ * it has a rule or a context already). */
 void tgo__py_keep_flask_request_context(tgo__py_request *r);
-/* Keeps environ's werkzeug Request for the route; 1 when r has it. */
+/* Keeps the url_rule of environ's werkzeug Request; 1 when r has one. */
 int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ);
-/* Inside the app: keeps where the route will be read from, the Request
+/* Keeps request.url_rule; 1 when r has it. */
+int tgo__py_keep_rule_of(tgo__py_request *r, PyObject *request);
+/* Inside the app: keeps the matched url_rule, from environ's Request
  * (through the class hook) or the pushed RequestContext. */
 void tgo__py_keep_route_source(tgo__py_request *r);
 

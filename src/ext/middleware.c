@@ -251,8 +251,15 @@ static PyObject *run_request(tgo__py_middleware *mw, PyObject *app, PyObject *en
   PyObject *result = call_app(mw, app, environ, (PyObject *)r);
   r->call_environ = NULL;
   tgo__py_leave(&saved);
-  if (mw->via_class)
+  /* Flask's context pop clears environ's Request, so this finds one only
+   * where the context stayed pushed (a request context the app pushed
+   * around the call); an exception the app let out waits meanwhile. */
+  if (mw->via_class && !r->url_rule && !r->ctx) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     tgo__py_keep_flask_request(r, environ);
+    PyErr_Restore(type, value, tb);
+  }
 
   if (!result) {
     tgo__py_record_exception(span, NULL, TGO__PY_EXC_STATUS, NULL);
@@ -285,14 +292,15 @@ static void keep_request_context(tgo__py_request *r, tgo__py_middleware *mw, PyO
 }
 
 /* flask.globals._cv_request.get (Flask >= 2.2), looked up once: where
- * Flask has it, the running request reads its context from it when the app
- * calls start_response (or reports an unhandled exception), both inside
- * the pushed context, and request_context is not hooked at all: the hook
- * was a C call between two Python frames, about 400 instructions a request. */
+ * Flask has it, the running request reads the matched rule from its
+ * context when the app calls start_response (or reports an unhandled
+ * exception), both inside the pushed context, and request_context is not
+ * hooked at all: the hook was a C call between two Python frames, about
+ * 400 instructions a request. */
 static PyObject *flask_request_ctx_get;
 
 void tgo__py_keep_flask_request_context(tgo__py_request *r) {
-  if (r->ctx || !flask_request_ctx_get || !r->mw)
+  if (r->url_rule || r->ctx || !flask_request_ctx_get || !r->mw)
     return;
   PyObject *ctx = PyObject_CallFunctionObjArgs(flask_request_ctx_get, Py_None, NULL);
   if (!ctx || ctx == Py_None) {
@@ -304,16 +312,15 @@ void tgo__py_keep_flask_request_context(tgo__py_request *r) {
    * wsgi_app of our app, whose context this is. Otherwise (a middleware of
    * the app's own in between, a DispatcherMiddleware) another app's
    * context is not ours. */
-  if (r->mw->via_class) {
-    r->ctx = ctx;
-    return;
+  PyObject *app = r->mw->via_class ? NULL : PyObject_GetAttr(ctx, tgo__py_str.app);
+  if (r->mw->via_class || (app && app == PyWeakref_GetObject(r->mw->app_ref))) {
+    PyObject *req = PyObject_GetAttr(ctx, tgo__py_str.request);
+    if (req)
+      tgo__py_keep_rule_of(r, req);
+    Py_XDECREF(req);
   }
-  PyObject *app = PyObject_GetAttr(ctx, tgo__py_str.app);
-  if (app && app == PyWeakref_GetObject(r->mw->app_ref))
-    r->ctx = ctx;
-  else
-    Py_DECREF(ctx);
   Py_XDECREF(app);
+  Py_DECREF(ctx);
   PyErr_Clear();
 }
 

@@ -46,14 +46,18 @@ void tgo__py_request_count_statement(uint64_t hash, const char *text, size_t tex
 
 /* The matched rule's facts (cached per rule), or NULL; free *scratch after. */
 static const tgo__py_route *route_of(tgo__py_request *r, tgo__py_route *scratch) {
-  if (!r->mw || (!r->flask_request && !r->ctx))
+  if (!r->mw || (!r->url_rule && !r->ctx))
     return NULL;
-  PyObject *req = r->flask_request ? r->flask_request : PyObject_GetAttr(r->ctx, tgo__py_str.request);
-  PyObject *rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
-  if (req != r->flask_request)
+  PyObject *rule = r->url_rule;
+  if (rule) {
+    Py_INCREF(rule);
+  } else {
+    PyObject *req = PyObject_GetAttr(r->ctx, tgo__py_str.request);
+    rule = req ? PyObject_GetAttr(req, tgo__py_str.url_rule) : NULL;
     Py_XDECREF(req);
-  if (!rule)
-    PyErr_Clear();
+    if (!rule)
+      PyErr_Clear();
+  }
   if (!rule || rule == Py_None) {
     Py_XDECREF(rule);
     return NULL;
@@ -156,7 +160,7 @@ void tgo__py_request_finish(tgo__py_request *r) {
     tgo__py_route_clear(&scratch);
   tgo_span_end(span);
   Py_CLEAR(r->ctx);
-  Py_CLEAR(r->flask_request);
+  Py_CLEAR(r->url_rule);
   Py_CLEAR(r->environ);
 }
 
@@ -191,7 +195,7 @@ tgo__py_request *tgo__py_request_new(tgo__py_middleware *mw, tgo_span *span, PyO
   tgo_span_ref(span); /* ours; the starter's reference goes to the exporter at end */
   Py_INCREF(start_response);
   r->start_response = start_response;
-  r->inner = r->iter = r->ctx = r->environ = r->flask_request = r->call_environ = NULL;
+  r->inner = r->iter = r->ctx = r->environ = r->url_rule = r->call_environ = NULL;
   r->status_code = 0;
   r->finished = 0;
   struct timespec now;
@@ -239,19 +243,26 @@ void tgo__py_capture_headers(PyObject *capture, tgo_span *span, PyObject *header
   Py_XDECREF(handle);
 }
 
-/* The werkzeug Request Flask made for the environ the app was called with,
- * kept for the route (a dictionary lookup, where a context variable's get
- * is a call); nothing without one (a request_class that does not register
- * itself), or once the route has its source. */
-int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ) {
-  if (r->flask_request || r->ctx || !environ)
-    return r->flask_request != NULL;
-  PyObject *req = tgo__py_env(environ, TGO__ENV_WERKZEUG_REQUEST);
-  if (!req)
+int tgo__py_keep_rule_of(tgo__py_request *r, PyObject *request) {
+  PyObject *rule = PyObject_GetAttr(request, tgo__py_str.url_rule);
+  if (!rule) {
+    PyErr_Clear();
     return 0;
-  Py_INCREF(req);
-  r->flask_request = req;
+  }
+  Py_XSETREF(r->url_rule, rule);
   return 1;
+}
+
+/* The url_rule of the werkzeug Request Flask made for the environ the app
+ * was called with (a dictionary lookup, where a context variable's get is
+ * a call); nothing without one (a request_class that does not register
+ * itself, or Flask's context pop has cleared it), or once the route has
+ * its source. */
+int tgo__py_keep_flask_request(tgo__py_request *r, PyObject *environ) {
+  if (r->url_rule || r->ctx || !environ)
+    return r->url_rule != NULL;
+  PyObject *req = tgo__py_env(environ, TGO__ENV_WERKZEUG_REQUEST);
+  return req && req != Py_None && tgo__py_keep_rule_of(r, req);
 }
 
 void tgo__py_keep_route_source(tgo__py_request *r) {
@@ -369,7 +380,7 @@ static int request_traverse(PyObject *op, visitproc visit, void *arg) {
   Py_VISIT(r->inner);
   Py_VISIT(r->iter);
   Py_VISIT(r->ctx);
-  Py_VISIT(r->flask_request);
+  Py_VISIT(r->url_rule);
   Py_VISIT(r->environ);
   Py_VISIT(Py_TYPE(op));
   return 0;
@@ -384,7 +395,7 @@ static int request_clear(PyObject *op) {
   Py_CLEAR(r->inner);
   Py_CLEAR(r->iter);
   Py_CLEAR(r->ctx);
-  Py_CLEAR(r->flask_request);
+  Py_CLEAR(r->url_rule);
   Py_CLEAR(r->environ);
   return 0;
 }
