@@ -88,7 +88,8 @@ typedef struct tgo__py_request {
   /* The matched url_rule (None: none matched), read inside the app, when
    * it calls start_response or reports its exception. The Request it came
    * from is not held: Flask's context pop frees it, as without the agent
-   * (held to the end, its free cost ~200 instructions more a request). */
+   * (held to the end, the last reference was ours and the free ran in our
+   * finish: 30-110 instructions a request more at 100%). */
   PyObject *url_rule;
   PyObject *call_environ; /* borrowed, only while the app is called */
   PyObject *environ; /* held only for a tail-keep span: its attributes are read at the end, if kept */
