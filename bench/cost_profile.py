@@ -145,6 +145,33 @@ def total(path):
     raise RuntimeError("no totals in " + path)
 
 
+def cost_lines(path):
+    """(object, function, callee, cost, calls) for each cost line of one
+    callgrind file (written with --compress-strings=no, so every ob=, fn=
+    and cfn= line carries its name). A function's own cost has callee None
+    and calls 0; the line after calls= is that call's inclusive cost, with
+    the called function and the calls= line's count."""
+    obj, fn, callee, calls = "???", None, None, None
+    with open(path) as f:
+        for line in f:
+            first = line[:1]
+            if first.isdigit() or first in "+-*":
+                fields = line.split()
+                if len(fields) > 1 and calls is None:
+                    yield obj, fn, None, int(fields[1]), 0
+                elif len(fields) > 1:
+                    yield obj, fn, callee, int(fields[1]), calls
+                calls = None
+            elif line.startswith("ob="):
+                obj = os.path.basename(line[3:].strip())
+            elif line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line.startswith("cfn="):
+                callee = line[4:].strip()
+            elif line.startswith("calls="):
+                calls = int(line[6:].split()[0])
+
+
 def object_costs(path):
     """{object file's base name: exclusive instructions} of one callgrind
     file, read from the file itself: a cost line belongs to the last ob=
@@ -155,21 +182,9 @@ def object_costs(path):
     the agent's inlined copy and wire routines out (~900 per request on the
     exporter thread at 100% in the hello loop)."""
     costs = collections.Counter()
-    obj, after_calls = "???", False
-    with open(path) as f:
-        for line in f:
-            first = line[:1]
-            if first.isdigit() or first in "+-*":
-                if after_calls:
-                    after_calls = False
-                    continue
-                fields = line.split()
-                if len(fields) > 1:
-                    costs[obj] += int(fields[1])
-            elif line.startswith("ob="):
-                obj = os.path.basename(line[3:].strip())
-            elif line.startswith("calls="):
-                after_calls = True
+    for obj, _, callee, cost, _ in cost_lines(path):
+        if callee is None:
+            costs[obj] += cost
     return costs
 
 
@@ -189,24 +204,12 @@ CONTEXTVAR_FUNCS = ("PyContextVar_Set", "PyContextVar_Reset")
 
 def calls_into(path, names):
     """(calls, inclusive instructions) of the calls into the functions
-    named from any function outside them, in one callgrind file (written
-    with --compress-strings=no, so cfn= lines carry the name)."""
+    named from any function outside them, in one callgrind file."""
     calls = cost = 0
-    fn = callee = None
-    pending = None
-    with open(path) as f:
-        for line in f:
-            if line.startswith("fn="):
-                fn = line[3:].strip()
-            elif line.startswith("cfn="):
-                callee = line[4:].strip()
-            elif line.startswith("calls="):
-                pending = int(line[6:].split()[0])
-            elif pending is not None and (line[:1].isdigit() or line[:1] in "+-*"):
-                if callee in names and fn not in names:
-                    calls += pending
-                    cost += int(line.split()[1])
-                pending = None
+    for _, fn, callee, inclusive, count in cost_lines(path):
+        if callee in names and fn not in names:
+            calls += count
+            cost += inclusive
     return calls, cost
 
 
@@ -248,6 +251,12 @@ _bare_cache = {}
 _full_cache = {}
 
 
+# What the agent adds, per iteration: the figures a 1% mode composes.
+ADDED = ("total", "request", "exporter", "outside", "outside_request", "own", "own_request", "contextvar_luck",
+         "total_settled", "request_settled")
+FIGURES = ("bare", "agent") + ADDED
+
+
 def measure(prefix, workload="hello", mode="full", n=None, functions=False, python=None, keep=None, warmup=None,
             agent_env=None, hash_seed=0):
     """Added instructions per iteration: {'total', 'request', 'exporter',
@@ -263,16 +272,10 @@ def measure(prefix, workload="hello", mode="full", n=None, functions=False, pyth
     if key not in _full_cache:
         _full_cache[key] = _measure(prefix, workload, "full", n, False, python, None, warmup, agent_env, hash_seed)
     full = _full_cache[key]
-    r["unsampled"] = {k: r[k] for k in ("request", "exporter", "total", "outside", "outside_request", "own",
-                                        "own_request", "contextvar_luck", "total_settled", "request_settled")}
-    for k in ("request", "exporter", "total", "agent", "outside", "outside_request", "own", "own_request",
-              "contextvar_luck", "total_settled", "request_settled"):
+    r["unsampled"] = {k: r[k] for k in ADDED}
+    for k in ADDED + ("agent",):
         r[k] += RATIO[mode] * (full[k] - r[k])
     return r
-
-
-FIGURES = ("bare", "agent", "total", "request", "exporter", "outside", "outside_request", "own", "own_request",
-           "contextvar_luck", "total_settled", "request_settled")
 
 
 def measure_median(prefix, workload="hello", mode="full", seeds=3, **kw):
