@@ -57,16 +57,32 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$tmp"' EXIT
 
-redis_port=$(free_port)
-web_port=$(free_port)
+# A free port may be taken again between our probe and redis-server's bind,
+# by another demo running side by side (the test matrix does), whose Redis
+# would then answer our ping and hold our cache. So the port counts only once
+# the Redis answering on it reports our redis-server's pid.
+redis_is() { [ "$(redis-cli -p "$2" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "$1" ]; }
+ours_or_gone() { redis_is "$1" "$2" || ! kill -0 "$1" 2>/dev/null; }
+start_redis() {
+  local attempt pid
+  for attempt in 1 2 3 4 5; do
+    redis_port=$(free_port)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$tmp/redis.log" 2>&1 &
+    pid=$!
+    # Ours or gone: a redis-server that lost the port exits at once.
+    if wait_for 10 ours_or_gone "$pid" "$redis_port" && redis_is "$pid" "$redis_port"; then
+      pids+=("$pid"); return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  cat "$tmp/redis.log"; echo "redis-server did not start" >&2; exit 1
+}
+start_redis
 export REDIS_URL=redis://127.0.0.1:$redis_port/0 SHOP_DB=$tmp/shop.db PYTHONPATH=$root/packaging/demo
 export PYTHONDONTWRITEBYTECODE=1 OTEL_BSP_SCHEDULE_DELAY=50 TIGEROPS_EXCLUDED_URLS=/health
 unset LD_PRELOAD
 cd "$root/packaging/demo"
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-wait_for 10 redis-cli -p "$redis_port" ping || { cat "$tmp/redis.log"; echo "redis-server did not start" >&2; exit 1; }
 $py -m flask --app shop init-db
 
 echo "starting: tigerops-run --exporter console --service shop-worker celery -A make_celery worker --pool solo"
@@ -76,9 +92,12 @@ echo "starting: tigerops-run --exporter console --service shop-worker celery -A 
 pids+=($!)
 echo "starting: tigerops-run --exporter console --service shop gunicorn -w 2 'shop:create_app()'"
 "$run" --exporter console --service shop \
-  $py -m gunicorn -w 2 -b "127.0.0.1:$web_port" 'shop:create_app()' >"$tmp/web.log" 2>&1 &
+  $py -m gunicorn -w 2 -b 127.0.0.1:0 'shop:create_app()' >"$tmp/web.log" 2>&1 &
 pids+=($!)
-base=http://127.0.0.1:$web_port
+# Port 0: the kernel picks a port no one else holds, and gunicorn logs it.
+listening() { grep -m1 -o 'Listening at: http://127\.0\.0\.1:[0-9]*' "$tmp/web.log"; }
+wait_for 30 listening || { cat "$tmp/web.log"; echo "gunicorn did not start" >&2; exit 1; }
+base=$(listening | sed 's/^Listening at: //')
 wait_for 30 curl -sf "$base/health" || { cat "$tmp/web.log"; echo "gunicorn did not start" >&2; exit 1; }
 
 # Shows each request as "METHOD PATH -> status body" (the body cut short).
