@@ -73,45 +73,79 @@ static uint8_t *write_scope(uint8_t *p) {
   return tgo__pb_bytes(p, TAG_FIELD2_LEN, scope_version, sizeof scope_version - 1);
 }
 
-/* The three envelope levels (ExportTraceServiceRequest > ResourceSpans >
- * ScopeSpans) are framed here, sized once. */
+/* The bytes before the first span: the request's and the ResourceSpans'
+ * framing, the resource, the ScopeSpans' framing and its scope. */
+static size_t envelope_len(size_t resource_len, size_t scope_spans_len) {
+  size_t resource_spans_len = tgo__pb_ld_len(resource_len) + tgo__pb_ld_len(scope_spans_len);
+  return 1 + tgo__pb_varint_len(resource_spans_len) + tgo__pb_ld_len(resource_len) + 1 +
+         tgo__pb_varint_len(scope_spans_len) + tgo__pb_ld_len(SCOPE_LEN);
+}
+
+/* The spans are written in one pass, each into room its bound
+ * (tgo__otlp_span_bound) makes for it, and framed once written: sizing
+ * every span exactly first was a second walk over its attributes (~390
+ * instructions a request span). A length's varint is as wide as its
+ * bound's but for a span or a batch that falls below a width's threshold
+ * (128, 16384, ...) while its bound does not; only then do bytes move. The
+ * envelope in front is written last, when its lengths are known. */
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
   int rc = -ENOMEM;
   tgo__kv *kvs = malloc(MAX_RESOURCE * sizeof *kvs);
   res_attr *ra = malloc(MAX_RESOURCE * sizeof *ra);
-  size_t *sizes = malloc((n ? n : 1) * sizeof *sizes);
-  if (!kvs || !ra || !sizes)
+  size_t *bounds = malloc((n ? n : 1) * sizeof *bounds);
+  if (!kvs || !ra || !bounds)
     goto bail;
   size_t n_res = tgo__resource_collect(kvs, MAX_RESOURCE);
   size_t resource_len = measure_resource(kvs, n_res, ra);
-  size_t scope_spans_len = tgo__pb_ld_len(SCOPE_LEN);
+  size_t spans_bound = 0;
   for (size_t i = 0; i < n; i++) {
-    sizes[i] = tgo__otlp_span_size(spans[i]);
-    scope_spans_len += tgo__pb_ld_len(sizes[i]);
+    bounds[i] = tgo__otlp_span_bound(spans[i]);
+    spans_bound += tgo__pb_ld_len(bounds[i]);
   }
-  size_t resource_spans_len = tgo__pb_ld_len(resource_len) + tgo__pb_ld_len(scope_spans_len);
-  size_t total = tgo__pb_ld_len(resource_spans_len);
-  if (tgo__buf_reserve(out, total) < 0)
+  size_t room = envelope_len(resource_len, tgo__pb_ld_len(SCOPE_LEN) + spans_bound);
+  if (tgo__buf_reserve(out, room + spans_bound) < 0)
     goto bail;
-  uint8_t *p = out->data + out->len;
-  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, resource_spans_len); /* ExportTraceServiceRequest.resource_spans */
-  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, resource_len);       /* ResourceSpans.resource */
-  p = write_resource(p, ra, n_res);
-  p = tgo__pb_ld_head(p, TAG_FIELD2_LEN, scope_spans_len);    /* ResourceSpans.scope_spans */
-  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, SCOPE_LEN);          /* ScopeSpans.scope */
-  p = write_scope(p);
+  uint8_t *base = out->data + out->len, *first = base + room, *p = first;
   tgo__pii_begin();
   for (size_t i = 0; i < n; i++) {
-    p = tgo__pb_ld_head(p, TAG_FIELD2_LEN, sizes[i]); /* ScopeSpans.spans */
-    p = tgo__otlp_span_write(p, spans[i]);
+    size_t width = tgo__pb_varint_len(bounds[i]);
+    uint8_t *body = p + 1 + width;
+    uint8_t *end = tgo__otlp_span_write(body, spans[i]);
+    size_t len = (size_t)(end - body);
+    if (TGO__UNLIKELY(len > bounds[i])) { /* a bound that is not one: stop before the next span runs over */
+      tgo__pii_end();
+      TGO__LOG_ONCE(TGO_LOG_ERROR, "a span encoded to %zu bytes, over its bound of %zu: batch not sent", len,
+                    bounds[i]);
+      rc = -EOVERFLOW;
+      goto bail;
+    }
+    size_t narrower = width - tgo__pb_varint_len(len);
+    if (TGO__UNLIKELY(narrower)) {
+      memmove(body - narrower, body, len);
+      end -= narrower;
+    }
+    tgo__pb_ld_head(p, TAG_FIELD2_LEN, len); /* ScopeSpans.spans */
+    p = end;
   }
   tgo__pii_end();
-  out->len = (size_t)(p - out->data);
+  size_t spans_len = (size_t)(p - first);
+  size_t scope_spans_len = tgo__pb_ld_len(SCOPE_LEN) + spans_len;
+  size_t envelope = envelope_len(resource_len, scope_spans_len);
+  if (TGO__UNLIKELY(envelope != room))
+    memmove(base + envelope, first, spans_len);
+  p = tgo__pb_ld_head(base, TAG_FIELD1_LEN,
+                      tgo__pb_ld_len(resource_len) + tgo__pb_ld_len(scope_spans_len)); /* ExportTraceServiceRequest.resource_spans */
+  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, resource_len);    /* ResourceSpans.resource */
+  p = write_resource(p, ra, n_res);
+  p = tgo__pb_ld_head(p, TAG_FIELD2_LEN, scope_spans_len); /* ResourceSpans.scope_spans */
+  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, SCOPE_LEN);       /* ScopeSpans.scope */
+  p = write_scope(p);
+  out->len = (size_t)(p - out->data) + spans_len;
   rc = 0;
 bail:
   free(kvs);
   free(ra);
-  free(sizes);
+  free(bounds);
   return rc;
 }
 

@@ -345,6 +345,43 @@ size_t tgo__otlp_span_size(const tgo_span *s) {
   return n;
 }
 
+/* The most a KeyValue's tags and varints take around its key and its
+ * value's bytes: four one-byte tags and four lengths of at most five
+ * bytes; a scalar's value (int, double, bool: no more than 11 bytes)
+ * fits in what is left over. */
+#define KV_OVERHEAD_MAX 32
+/* A length-delimited field's tag and length, at most. */
+#define LD_OVERHEAD_MAX 6
+
+/* The same bound for every attribute, the lengths and the most their
+ * framing can take (a scalar's n, 0 or a former string's length, only
+ * adds to it): no switch, no varint loop, where the exact size cost ~18
+ * instructions an attribute. An array is sized exactly, on top: rare, and
+ * its items are walked either way. */
+static size_t attrs_bound(const struct tgo_attrs *attrs) {
+  size_t n = 0;
+  for (const tgo__attr *a = attrs->head; a; a = a->next) {
+    n += (size_t)a->key_len + a->n + KV_OVERHEAD_MAX;
+    if (TGO__UNLIKELY(a->type >= TGO__V_STR_ARRAY))
+      n += LD_OVERHEAD_MAX + keyvalue_size(a);
+  }
+  return n;
+}
+
+size_t tgo__otlp_span_bound(const tgo_span *s) {
+  /* ids, kind, times, flags; each optional varint count at its widest */
+  size_t n = tgo__pb_ld_len(16) + tgo__pb_ld_len(8) + tgo__pb_ld_len(8) + 2 + 9 + 9 + 6 + 3 * 11;
+  n += (s->tracestate_len ? LD_OVERHEAD_MAX + s->tracestate_len : 0) + LD_OVERHEAD_MAX + s->name_len;
+  n += attrs_bound(&s->attrs);
+  for (const tgo__event *e = s->events; e; e = e->next)
+    n += LD_OVERHEAD_MAX + event_size(e);
+  for (const tgo__link *l = s->links; l; l = l->next)
+    n += LD_OVERHEAD_MAX + link_size(l);
+  if (s->status != TGO_STATUS_UNSET)
+    n += LD_OVERHEAD_MAX + status_size(s);
+  return n;
+}
+
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
   p = tgo__pb_bytes(p, 0x0A, s->trace_id, 16);
   p = tgo__pb_bytes(p, 0x12, s->span_id, 8);

@@ -28,6 +28,18 @@ static void assert_same_bytes(tgo_span *s) {
   cr_assert(memcmp(buf, ref.data, ref.len) == 0, "bytes differ from protobuf-c's");
   free(buf);
   tgo__buf_free(&ref);
+  /* The encoder reserves the bound and writes the span into it: the bound
+   * holds the span, and the framing written after it (narrower than the
+   * bound's where the span falls under a varint width) is protobuf-c's. */
+  size_t bound = tgo__otlp_span_bound(s);
+  cr_assert_geq(bound, size, "bound %zu under the size %zu", bound, size);
+  tgo__buf ours = {0};
+  cr_assert_eq(tgo__otlp_encode_traces(&s, 1, &ours), 0);
+  cr_assert_eq(otlp_ref_pack_request(&s, 1, &ref), 0);
+  cr_assert_eq(ours.len, ref.len, "encoder %zu bytes, protobuf-c %zu", ours.len, ref.len);
+  cr_assert(memcmp(ours.data, ref.data, ref.len) == 0, "request bytes differ from protobuf-c's");
+  tgo__buf_free(&ours);
+  tgo__buf_free(&ref);
 }
 
 Test(otlp_writer, matches_protobuf_c_for_a_bare_root_span) {
@@ -152,6 +164,41 @@ Test(otlp_writer, matches_protobuf_c_with_links_and_explicit_times) {
   cr_assert_eq(s->end_ns, 1700000000000000500ull);
   assert_same_bytes(s);
   tgo_span_unref(s);
+}
+
+/* Spans whose bounds and sizes fall on either side of the span's and the
+ * batch's varint widths (128 and 16384 bytes): the span's and the
+ * envelope's bytes move only there, and must still be protobuf-c's. */
+Test(otlp_writer, batches_across_varint_widths_match_protobuf_c) {
+  static char text[8000];
+  memset(text, 'x', sizeof text);
+  size_t lengths[] = {0, 40, 60, 80, 100, 110, 120, 16200, 16250, 16280, 16300, 16330, 16360, 16400};
+  for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+    for (size_t count = 1; count <= 3; count++) {
+      tgo_span *batch[3];
+      for (size_t k = 0; k < count; k++) {
+        batch[k] = tgo_span_start("w", 1, TGO_KIND_INTERNAL, NULL, NULL);
+        /* in pieces under the value length limit (8192) */
+        static const char *const keys[] = {"v0", "v1", "v2"};
+        for (size_t left = lengths[i], piece = 0; piece == 0 || left; piece++) {
+          size_t n = left < 8000 ? left : 8000;
+          tgo_attr_str(tgo_span_attrs(batch[k]), keys[piece], text, n);
+          left -= n;
+        }
+        batch[k]->end_ns = batch[k]->start_ns + 1;
+      }
+      tgo__buf ours = {0}, ref = {0};
+      cr_assert_eq(tgo__otlp_encode_traces(batch, count, &ours), 0);
+      cr_assert_eq(otlp_ref_pack_request(batch, count, &ref), 0);
+      cr_assert_eq(ours.len, ref.len, "value %zu x %zu: writer %zu bytes, protobuf-c %zu", lengths[i], count,
+                   ours.len, ref.len);
+      cr_assert(memcmp(ours.data, ref.data, ref.len) == 0, "value %zu x %zu: bytes differ", lengths[i], count);
+      tgo__buf_free(&ours);
+      tgo__buf_free(&ref);
+      for (size_t k = 0; k < count; k++)
+        tgo_span_unref(batch[k]);
+    }
+  }
 }
 
 Test(otlp_writer, whole_request_matches_protobuf_c_resource_scope_and_spans) {
