@@ -258,10 +258,35 @@ static __attribute__((noinline)) uint8_t *write_keyvalue_general(uint8_t *p, uin
   return write_scalar(p, a->type, a, 0);
 }
 
+/* An int under a key shorter than 100 bytes (a status code, a port, a
+ * row count): every length in its KeyValue is one byte, as for the short
+ * string. Through the general path it cost ~130 instructions, two in a
+ * request span. */
+static inline __attribute__((always_inline)) uint8_t *write_short_int_kv(uint8_t *p, uint8_t tag, const tgo__attr *a) {
+  uint64_t v = (uint64_t)a->v.i;
+  size_t any = 1 + tgo__pb_varint_len(v); /* AnyValue{int_value}: at most 11 */
+  p[0] = tag;
+  p[1] = (uint8_t)((a->key_len ? 2 + a->key_len : 0) + 2 + any);
+  p += 2;
+  if (a->key_len) {
+    p[0] = 0x0A; /* KeyValue.key */
+    p[1] = (uint8_t)a->key_len;
+    tgo__copy_short(p + 2, a->key, a->key_len);
+    p += 2 + a->key_len;
+  }
+  p[0] = 0x12; /* KeyValue.value */
+  p[1] = (uint8_t)any;
+  p[2] = 0x18; /* AnyValue.int_value */
+  return tgo__pb_varint(p + 3, v);
+}
+
 static inline __attribute__((always_inline)) uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
   size_t kv = short_string_kv(a);
-  if (!kv)
+  if (!kv) {
+    if (a->type == TGO__V_INT && a->key_len < 100)
+      return write_short_int_kv(p, tag, a);
     return write_keyvalue_general(p, tag, a);
+  }
   p[0] = tag;
   p[1] = (uint8_t)kv;
   p += 2;

@@ -109,6 +109,26 @@ Test(otlp_writer, matches_protobuf_c_for_string_attributes_of_every_length) {
   }
 }
 
+/* The short int path (keys under 100 bytes) and the general one past it,
+ * with values of every varint width. */
+Test(otlp_writer, matches_protobuf_c_for_int_attributes_of_every_key_length_and_width) {
+  static const int64_t values[] = {0, 1, 127, 128, 300, 16384, -1, INT64_MIN, INT64_MAX, 1LL << 35};
+  static char keys[sizeof values / sizeof *values][130]; /* the span points at its keys */
+  for (size_t len = 1; len <= 120; len += len < 90 ? 11 : 1) {
+    tgo_span *s = tgo_span_start("ints", 4, TGO_KIND_INTERNAL, NULL, NULL);
+    tgo_attrs *a = tgo_span_attrs(s);
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+      memset(keys[i], 'k', len);
+      keys[i][len - 1] = (char)('a' + i); /* a key per value */
+      keys[i][len] = '\0';
+      tgo_attr_int(a, keys[i], values[i]);
+    }
+    s->end_ns = s->start_ns + 1;
+    assert_same_bytes(s);
+    tgo_span_unref(s);
+  }
+}
+
 Test(otlp_writer, inline_copy_writes_exactly_its_bytes) {
   uint8_t src[80], dst[96];
   for (size_t i = 0; i < sizeof src; i++)
