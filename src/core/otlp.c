@@ -7,6 +7,7 @@
 #include "tgo-pbwire.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,59 +82,87 @@ static size_t envelope_len(size_t resource_len, size_t scope_spans_len) {
          tgo__pb_varint_len(scope_spans_len) + tgo__pb_ld_len(SCOPE_LEN);
 }
 
-/* The spans are written in one pass, each into room its bound
- * (tgo__otlp_span_bound) makes for it, and framed once written: sizing
- * every span exactly first was a second walk over its attributes (~390
- * instructions a request span). A length's varint is as wide as its
- * bound's but for a span or a batch that falls below a width's threshold
- * (128, 16384, ...) while its bound does not; only then do bytes move. The
- * envelope in front is written last, when its lengths are known. */
+/* Bytes a span took in the last batch encoded: the next batch's first
+ * reservation, so the buffer seldom grows while spans are written. */
+static _Atomic size_t span_bytes_seen = 512;
+
+/* The spans are written in one pass, each field checked against the
+ * buffer's room as it goes (otlp_writer.c), and framed once written:
+ * sizing every span exactly first was a second walk over its attributes
+ * (~390 instructions a request span). A span's length is given two bytes
+ * (128 to 16383 bytes) and the batch's the width of its expected size;
+ * only a span or a batch that comes out another width moves. The envelope
+ * in front is written last, when its lengths are known. */
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
+  enum { SPAN_HEAD_GUESS = 3 }; /* ScopeSpans.spans' tag and a two-byte length */
   int rc = -ENOMEM;
   tgo__kv *kvs = malloc(MAX_RESOURCE * sizeof *kvs);
   res_attr *ra = malloc(MAX_RESOURCE * sizeof *ra);
-  size_t *bounds = malloc((n ? n : 1) * sizeof *bounds);
-  if (!kvs || !ra || !bounds)
+  if (!kvs || !ra)
     goto bail;
   size_t n_res = tgo__resource_collect(kvs, MAX_RESOURCE);
   size_t resource_len = measure_resource(kvs, n_res, ra);
-  size_t spans_bound = 0;
-  for (size_t i = 0; i < n; i++) {
-    bounds[i] = tgo__otlp_span_bound(spans[i]);
-    spans_bound += tgo__pb_ld_len(bounds[i]);
-  }
-  size_t room = envelope_len(resource_len, tgo__pb_ld_len(SCOPE_LEN) + spans_bound);
-  if (tgo__buf_reserve(out, room + spans_bound) < 0)
+  size_t expected = n * (SPAN_HEAD_GUESS + atomic_load_explicit(&span_bytes_seen, memory_order_relaxed));
+  size_t room = envelope_len(resource_len, tgo__pb_ld_len(SCOPE_LEN) + expected);
+  /* and some over, so that the batch's last spans too find room enough to
+   * write their short attributes unchecked (otlp_writer.c) */
+  if (tgo__buf_reserve(out, room + expected + 4096) < 0)
     goto bail;
-  uint8_t *base = out->data + out->len, *first = base + room, *p = first;
+  size_t start = out->len, first = start + room, at = first; /* offsets: the buffer may move */
+  rc = 0;
   tgo__pii_begin();
   for (size_t i = 0; i < n; i++) {
-    size_t width = tgo__pb_varint_len(bounds[i]);
-    uint8_t *body = p + 1 + width;
-    uint8_t *end = tgo__otlp_span_write(body, spans[i]);
-    size_t len = (size_t)(end - body);
-    if (TGO__UNLIKELY(len > bounds[i])) { /* a bound that is not one: stop before the next span runs over */
-      tgo__pii_end();
-      TGO__LOG_ONCE(TGO_LOG_ERROR, "a span encoded to %zu bytes, over its bound of %zu: batch not sent", len,
-                    bounds[i]);
-      rc = -EOVERFLOW;
-      goto bail;
+    if (out->cap - at < SPAN_HEAD_GUESS) {
+      size_t len = out->len;
+      out->len = at;
+      rc = tgo__buf_reserve(out, SPAN_HEAD_GUESS);
+      out->len = len;
+      if (rc < 0)
+        break;
     }
-    size_t narrower = width - tgo__pb_varint_len(len);
-    if (TGO__UNLIKELY(narrower)) {
-      memmove(body - narrower, body, len);
-      end -= narrower;
+    uint8_t *end = tgo__otlp_span_write_in(out, out->data + at + SPAN_HEAD_GUESS, spans[i]);
+    if (!end) {
+      rc = -ENOMEM;
+      break;
     }
-    tgo__pb_ld_head(p, TAG_FIELD2_LEN, len); /* ScopeSpans.spans */
-    p = end;
+    uint8_t *body = out->data + at + SPAN_HEAD_GUESS;
+    size_t len = (size_t)(end - body), width = tgo__pb_varint_len(len);
+    if (TGO__UNLIKELY(width != SPAN_HEAD_GUESS - 1)) {
+      if (width > SPAN_HEAD_GUESS - 1 && out->cap - (size_t)(end - out->data) < width - (SPAN_HEAD_GUESS - 1)) {
+        size_t keep = out->len;
+        out->len = (size_t)(end - out->data);
+        rc = tgo__buf_reserve(out, width - (SPAN_HEAD_GUESS - 1));
+        out->len = keep;
+        if (rc < 0)
+          break;
+        body = out->data + at + SPAN_HEAD_GUESS;
+      }
+      memmove(out->data + at + 1 + width, body, len);
+    }
+    tgo__pb_ld_head(out->data + at, TAG_FIELD2_LEN, len); /* ScopeSpans.spans */
+    at += 1 + width + len;
   }
   tgo__pii_end();
-  size_t spans_len = (size_t)(p - first);
+  if (rc < 0)
+    goto bail;
+  size_t spans_len = at - first;
+  if (n)
+    atomic_store_explicit(&span_bytes_seen, spans_len / n, memory_order_relaxed);
   size_t scope_spans_len = tgo__pb_ld_len(SCOPE_LEN) + spans_len;
   size_t envelope = envelope_len(resource_len, scope_spans_len);
-  if (TGO__UNLIKELY(envelope != room))
-    memmove(base + envelope, first, spans_len);
-  p = tgo__pb_ld_head(base, TAG_FIELD1_LEN,
+  if (TGO__UNLIKELY(envelope != room)) {
+    if (envelope > room && out->cap - at < envelope - room) {
+      size_t keep = out->len;
+      out->len = at;
+      rc = tgo__buf_reserve(out, envelope - room);
+      out->len = keep;
+      if (rc < 0)
+        goto bail;
+    }
+    memmove(out->data + start + envelope, out->data + first, spans_len);
+  }
+  uint8_t *p = out->data + start;
+  p = tgo__pb_ld_head(p, TAG_FIELD1_LEN,
                       tgo__pb_ld_len(resource_len) + tgo__pb_ld_len(scope_spans_len)); /* ExportTraceServiceRequest.resource_spans */
   p = tgo__pb_ld_head(p, TAG_FIELD1_LEN, resource_len);    /* ResourceSpans.resource */
   p = write_resource(p, ra, n_res);
@@ -145,7 +174,6 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
 bail:
   free(kvs);
   free(ra);
-  free(bounds);
   return rc;
 }
 

@@ -220,6 +220,35 @@ static inline size_t short_string_kv(const tgo__attr *a) {
 
 static size_t keyvalue_size(const tgo__attr *a) { return keyvalue_size_with(a, anyvalue_size(a)); }
 
+/* Where a span is written: the end of the room there is (*end, a local
+ * of the writer's, kept in a register: a field of a struct the stores
+ * through p might alias was read again after every byte), and the buffer
+ * to grow when a field would pass it (NULL: the caller made the room
+ * exact). Each field is checked for exactly the bytes it takes as it is
+ * written, where a second walk over the attributes to size the span first
+ * cost ~390 instructions a request span. */
+
+/* p with at least need bytes after it, in a grown buf (every byte before
+ * p kept), or NULL: no memory, or no buffer to grow. */
+static __attribute__((noinline)) uint8_t *room_grow(tgo__buf *b, uint8_t *p, size_t need) {
+  if (!b)
+    return NULL;
+  size_t at = (size_t)(p - b->data), len = b->len;
+  b->len = at; /* what a move must keep */
+  int rc = tgo__buf_reserve(b, need);
+  b->len = len;
+  return rc < 0 ? NULL : b->data + at;
+}
+
+#define ROOM(buf, end, p, need)                                             \
+  do {                                                                      \
+    if (TGO__UNLIKELY((size_t)((end) - (p)) < (size_t)(need))) {            \
+      if (!((p) = room_grow((buf), (p), (need))))                           \
+        return NULL;                                                        \
+      (end) = (buf)->data + (buf)->cap;                                     \
+    }                                                                       \
+  } while (0)
+
 static uint8_t *write_scalar(uint8_t *p, int type, const tgo__attr *a, size_t i) {
   switch (type) {
   case TGO__V_STR: return text_field(p, 0x0A, a->v.s, a->n, a->immortal);
@@ -261,32 +290,22 @@ static __attribute__((noinline)) uint8_t *write_keyvalue_general(uint8_t *p, uin
 /* An int under a key shorter than 100 bytes (a status code, a port, a
  * row count): every length in its KeyValue is one byte, as for the short
  * string. Through the general path it cost ~130 instructions, two in a
- * request span. */
-static inline __attribute__((always_inline)) uint8_t *write_short_int_kv(uint8_t *p, uint8_t tag, const tgo__attr *a) {
-  uint64_t v = (uint64_t)a->v.i;
-  size_t any = 1 + tgo__pb_varint_len(v); /* AnyValue{int_value}: at most 11 */
-  p[0] = tag;
-  p[1] = (uint8_t)((a->key_len ? 2 + a->key_len : 0) + 2 + any);
-  p += 2;
-  if (a->key_len) {
-    p[0] = 0x0A; /* KeyValue.key */
-    p[1] = (uint8_t)a->key_len;
-    tgo__copy_short(p + 2, a->key, a->key_len);
-    p += 2 + a->key_len;
-  }
-  p[0] = 0x12; /* KeyValue.value */
-  p[1] = (uint8_t)any;
-  p[2] = 0x18; /* AnyValue.int_value */
-  return tgo__pb_varint(p + 3, v);
+ * request span. Returns the KeyValue's body size, or 0 for any other
+ * attribute. */
+static inline size_t short_int_kv(const tgo__attr *a) {
+  if (a->type != TGO__V_INT || a->key_len >= 100)
+    return 0;
+  /* the key field, then AnyValue{int_value}: at most 11 */
+  return (a->key_len ? 2 + (size_t)a->key_len : 0) + 2 + 1 + tgo__pb_varint_len((uint64_t)a->v.i);
 }
 
-static inline __attribute__((always_inline)) uint8_t *write_keyvalue(uint8_t *p, uint8_t tag, const tgo__attr *a) {
-  size_t kv = short_string_kv(a);
-  if (!kv) {
-    if (a->type == TGO__V_INT && a->key_len < 100)
-      return write_short_int_kv(p, tag, a);
-    return write_keyvalue_general(p, tag, a);
-  }
+/* The most a short string's or a short int's KeyValue takes. */
+#define SHORT_KV_MAX (2 + 127)
+
+/* A short string's (kv from short_string_kv) or short int's KeyValue at p,
+ * whose room the caller made. */
+static inline __attribute__((always_inline)) uint8_t *put_short_kv(uint8_t *p, uint8_t tag, const tgo__attr *a,
+                                                                   size_t kv) {
   p[0] = tag;
   p[1] = (uint8_t)kv;
   p += 2;
@@ -297,8 +316,28 @@ static inline __attribute__((always_inline)) uint8_t *write_keyvalue(uint8_t *p,
     p += 2 + a->key_len;
   }
   p[0] = 0x12; /* KeyValue.value */
-  p[1] = (uint8_t)(a->n + 2);
-  return text_field(p + 2, 0x0A, a->v.s, a->n, a->immortal);
+  if (a->type == TGO__V_STR) {
+    p[1] = (uint8_t)(a->n + 2);
+    return text_field(p + 2, 0x0A, a->v.s, a->n, a->immortal);
+  }
+  uint64_t v = (uint64_t)a->v.i;
+  p[1] = (uint8_t)(1 + tgo__pb_varint_len(v));
+  p[2] = 0x18; /* AnyValue.int_value */
+  return tgo__pb_varint(p + 3, v);
+}
+
+/* A KeyValue at p, its room checked, or NULL when the room could not grow. */
+static inline __attribute__((always_inline)) uint8_t *write_keyvalue(tgo__buf *buf, uint8_t **end, uint8_t *p,
+                                                                     uint8_t tag, const tgo__attr *a) {
+  size_t kv = short_string_kv(a);
+  if (!kv)
+    kv = short_int_kv(a);
+  if (!kv) {
+    ROOM(buf, *end, p, tgo__pb_ld_len(keyvalue_size(a)));
+    return write_keyvalue_general(p, tag, a);
+  }
+  ROOM(buf, *end, p, 2 + kv);
+  return put_short_kv(p, tag, a, kv);
 }
 
 static size_t attrs_size(const struct tgo_attrs *attrs) {
@@ -370,44 +409,19 @@ size_t tgo__otlp_span_size(const tgo_span *s) {
   return n;
 }
 
-/* The most a KeyValue's tags and varints take around its key and its
- * value's bytes: four one-byte tags and four lengths of at most five
- * bytes; a scalar's value (int, double, bool: no more than 11 bytes)
- * fits in what is left over. */
-#define KV_OVERHEAD_MAX 32
-/* A length-delimited field's tag and length, at most. */
-#define LD_OVERHEAD_MAX 6
-
-/* The same bound for every attribute, the lengths and the most their
- * framing can take (a scalar's n, 0 or a former string's length, only
- * adds to it): no switch, no varint loop, where the exact size cost ~18
- * instructions an attribute. An array is sized exactly, on top: rare, and
- * its items are walked either way. */
-static size_t attrs_bound(const struct tgo_attrs *attrs) {
-  size_t n = 0;
-  for (const tgo__attr *a = attrs->head; a; a = a->next) {
-    n += (size_t)a->key_len + a->n + KV_OVERHEAD_MAX;
-    if (TGO__UNLIKELY(a->type >= TGO__V_STR_ARRAY))
-      n += LD_OVERHEAD_MAX + keyvalue_size(a);
-  }
-  return n;
-}
-
-size_t tgo__otlp_span_bound(const tgo_span *s) {
-  /* ids, kind, times, flags; each optional varint count at its widest */
-  size_t n = tgo__pb_ld_len(16) + tgo__pb_ld_len(8) + tgo__pb_ld_len(8) + 2 + 9 + 9 + 6 + 3 * 11;
-  n += (s->tracestate_len ? LD_OVERHEAD_MAX + s->tracestate_len : 0) + LD_OVERHEAD_MAX + s->name_len;
-  n += attrs_bound(&s->attrs);
-  for (const tgo__event *e = s->events; e; e = e->next)
-    n += LD_OVERHEAD_MAX + event_size(e);
-  for (const tgo__link *l = s->links; l; l = l->next)
-    n += LD_OVERHEAD_MAX + link_size(l);
-  if (s->status != TGO_STATUS_UNSET)
-    n += LD_OVERHEAD_MAX + status_size(s);
-  return n;
-}
-
-uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
+/* The span's fields at p, each checked against the room for exactly the
+ * bytes it takes (events and links, rare, as wholes): a room of
+ * tgo__otlp_span_size(s) never grows. NULL when the room could not grow. */
+static uint8_t *write_span(tgo__buf *buf, uint8_t *end, uint8_t *p, const tgo_span *s) {
+  /* Room for the head and as many short KeyValues as the span counts
+   * attributes (the common span: nothing else to check until its end),
+   * or each checked (the end of a buffer, an exact room). */
+  size_t head_max = 18 + 10 + 10 + 2 + 9 + 9 + (s->tracestate_len + 6) + (s->name_len + 6);
+  int roomy = (size_t)(end - p) >= head_max + (size_t)s->attrs.count * SHORT_KV_MAX;
+  if (!roomy) /* ids, tracestate, parent, name, kind, times */
+    ROOM(buf, end, p, 18 + 10 + (s->tracestate_len ? tgo__pb_ld_len(s->tracestate_len) : 0) +
+                          (s->has_parent ? 10 : 0) + (s->name_len ? tgo__pb_ld_len(s->name_len) : 0) +
+                          (s->kind ? 2 : 0) + (s->start_ns ? 9 : 0) + (s->end_ns ? 9 : 0));
   p = tgo__pb_bytes(p, 0x0A, s->trace_id, 16);
   p = tgo__pb_bytes(p, 0x12, s->span_id, 8);
   if (s->tracestate_len)
@@ -428,41 +442,58 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     *p++ = 0x41;
     p = tgo__pb_fixed64(p, s->end_ns);
   }
-  for (const tgo__attr *a = s->attrs.head; a; a = a->next)
-    p = write_keyvalue(p, 0x4A, a);
+  const tgo__attr *a = s->attrs.head;
+  if (roomy) /* short ones unchecked, up to the count the room was made for */
+    for (uint32_t left = s->attrs.count; a && left; a = a->next, left--) {
+      size_t kv = short_string_kv(a);
+      if (!kv && !(kv = short_int_kv(a)))
+        break; /* the rest checked: a longer one may grow the room by its own size only */
+      p = put_short_kv(p, 0x4A, a, kv);
+    }
+  for (; a; a = a->next)
+    if (TGO__UNLIKELY(!(p = write_keyvalue(buf, &end, p, 0x4A, a))))
+      return NULL;
   if (s->attrs.dropped) {
+    ROOM(buf, end, p, 1 + tgo__pb_varint_len(s->attrs.dropped));
     *p++ = 0x50;
     p = tgo__pb_varint(p, s->attrs.dropped);
   }
   for (const tgo__event *e = s->events; e; e = e->next) {
+    size_t size = event_size(e);
+    ROOM(buf, end, p, tgo__pb_ld_len(size));
     *p++ = 0x5A;
-    p = tgo__pb_varint(p, event_size(e));
+    p = tgo__pb_varint(p, size);
     if (e->time_ns) {
       *p++ = 0x09;
       p = tgo__pb_fixed64(p, e->time_ns);
     }
     if (e->name_len)
       p = text_field(p, 0x12, e->name, e->name_len, 0);
-    for (const tgo__attr *a = e->attrs.head; a; a = a->next)
-      p = write_keyvalue(p, 0x1A, a);
+    for (const tgo__attr *ea = e->attrs.head; ea; ea = ea->next)
+      if (TGO__UNLIKELY(!(p = write_keyvalue(buf, &end, p, 0x1A, ea)))) /* within the event's room: never grows */
+        return NULL;
     if (e->attrs.dropped) {
       *p++ = 0x20;
       p = tgo__pb_varint(p, e->attrs.dropped);
     }
   }
   if (s->dropped_events) {
+    ROOM(buf, end, p, 1 + tgo__pb_varint_len(s->dropped_events));
     *p++ = 0x60;
     p = tgo__pb_varint(p, s->dropped_events);
   }
   for (const tgo__link *l = s->links; l; l = l->next) {
+    size_t size = link_size(l);
+    ROOM(buf, end, p, tgo__pb_ld_len(size));
     *p++ = 0x6A;
-    p = tgo__pb_varint(p, link_size(l));
+    p = tgo__pb_varint(p, size);
     p = tgo__pb_bytes(p, 0x0A, l->trace_id, 16);
     p = tgo__pb_bytes(p, 0x12, l->span_id, 8);
     if (l->tracestate_len)
       p = tgo__pb_bytes(p, 0x1A, l->tracestate, l->tracestate_len);
-    for (const tgo__attr *a = l->attrs.head; a; a = a->next)
-      p = write_keyvalue(p, 0x22, a);
+    for (const tgo__attr *la = l->attrs.head; la; la = la->next)
+      if (TGO__UNLIKELY(!(p = write_keyvalue(buf, &end, p, 0x22, la)))) /* within the link's room: never grows */
+        return NULL;
     if (l->attrs.dropped) {
       *p++ = 0x28;
       p = tgo__pb_varint(p, l->attrs.dropped);
@@ -470,6 +501,9 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
     *p++ = 0x35;
     p = tgo__pb_fixed32(p, link_flags(l));
   }
+  /* the dropped links' count, status and flags */
+  ROOM(buf, end, p, (s->dropped_links ? 1 + tgo__pb_varint_len(s->dropped_links) : 0) +
+                 (s->status != TGO_STATUS_UNSET ? tgo__pb_ld_len(status_size(s)) : 0) + 6);
   if (s->dropped_links) {
     *p++ = 0x70;
     p = tgo__pb_varint(p, s->dropped_links);
@@ -486,3 +520,9 @@ uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) {
   *p++ = 0x01;
   return tgo__pb_fixed32(p, span_flags(s));
 }
+
+uint8_t *tgo__otlp_span_write_in(tgo__buf *buf, uint8_t *p, const tgo_span *s) {
+  return write_span(buf, buf->data + buf->cap, p, s);
+}
+
+uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s) { return write_span(NULL, p + tgo__otlp_span_size(s), p, s); }

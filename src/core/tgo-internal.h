@@ -407,10 +407,11 @@ void tgo__buf_free(tgo__buf *b);
 /* OTLP encoding of a batch, resource included. */
 int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 size_t tgo__otlp_span_size(const tgo_span *s);
-/* At least tgo__otlp_span_size(s), found in one cheap pass: what the
- * encoder reserves before it writes the span. */
-size_t tgo__otlp_span_bound(const tgo_span *s);
+/* s written at p, exactly tgo__otlp_span_size(s) bytes there. */
 uint8_t *tgo__otlp_span_write(uint8_t *p, const tgo_span *s);
+/* s written at p, inside buf, which grows as the fields need (p moves
+ * with it): the end, or NULL without memory. */
+uint8_t *tgo__otlp_span_write_in(tgo__buf *buf, uint8_t *p, const tgo_span *s);
 /* OTLP/JSON encoding of the same batch (otlp_json.c). */
 int tgo__otlp_json_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out);
 /* gzip Content-Encoding of a request body, appended to out (gzip.c). */

@@ -28,11 +28,9 @@ static void assert_same_bytes(tgo_span *s) {
   cr_assert(memcmp(buf, ref.data, ref.len) == 0, "bytes differ from protobuf-c's");
   free(buf);
   tgo__buf_free(&ref);
-  /* The encoder reserves the bound and writes the span into it: the bound
-   * holds the span, and the framing written after it (narrower than the
-   * bound's where the span falls under a varint width) is protobuf-c's. */
-  size_t bound = tgo__otlp_span_bound(s);
-  cr_assert_geq(bound, size, "bound %zu under the size %zu", bound, size);
+  /* The encoder writes the span into the room it has, growing it, and
+   * frames it once written (a length of another width than the two bytes
+   * it expects moves the span): still protobuf-c's bytes. */
   tgo__buf ours = {0};
   cr_assert_eq(tgo__otlp_encode_traces(&s, 1, &ours), 0);
   cr_assert_eq(otlp_ref_pack_request(&s, 1, &ref), 0);
@@ -193,7 +191,11 @@ Test(otlp_writer, batches_across_varint_widths_match_protobuf_c) {
   static char text[8000];
   memset(text, 'x', sizeof text);
   size_t lengths[] = {0, 40, 60, 80, 100, 110, 120, 16200, 16250, 16280, 16300, 16330, 16360, 16400};
-  for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+  size_t n_lengths = sizeof lengths / sizeof *lengths;
+  /* up, then down: the encoder's first reservation follows the last
+   * batch's spans, so it is short on the way up and long on the way down */
+  for (size_t step = 0; step < 2 * n_lengths; step++) {
+    size_t i = step < n_lengths ? step : 2 * n_lengths - 1 - step;
     for (size_t count = 1; count <= 3; count++) {
       tgo_span *batch[3];
       for (size_t k = 0; k < count; k++) {
