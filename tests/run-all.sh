@@ -82,7 +82,7 @@ for t in "$build"/plain/tests/unit/test_*; do
 done
 [ $vg_failed = 0 ] && echo "valgrind: clean" || failed+=("valgrind")
 
-step "libFuzzer: traceparent/tracestate, SQL normaliser, config parser, PII masker, exception scrubber, OTLP/JSON encoder (bounded runs)"
+step "libFuzzer: traceparent/tracestate, SQL normaliser, config parser, PII masker, exception scrubber, OTLP/JSON and OTLP/protobuf encoders (bounded runs)"
 bash tests/fuzz/run.sh "$build/plain" "${TIGEROPS_FUZZ_SECONDS:-5}" || failed+=("fuzzing")
 
 step "OTLP receiver (npm ci, pinned @opentelemetry/otlp-transformer)"

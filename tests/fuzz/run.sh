@@ -13,7 +13,7 @@ gen=$(find "$build/proto-gen" -name '*.pb-c.c')
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$root/include -I$root/src/core -I$build -I$build/proto-gen $(pkg-config --cflags libprotobuf-c libcurl inih zlib)"
 libs="$(pkg-config --libs libprotobuf-c inih zlib) -ldl -lpthread -lm"
 status=0
-for target in traceparent sql config pii scrub json grpc; do
+for target in traceparent sql config pii scrub json otlp grpc; do
   clang $flags "$here/fuzz_$target.c" $core $gen $libs -o "$out/fuzz_$target"
   mkdir -p "$out/corpus_$target"
   if "$out/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/crash-$target-" \
