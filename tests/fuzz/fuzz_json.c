@@ -161,16 +161,6 @@ static int value(parser *j) {
   }
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc;
-  (void)argv;
-  setenv("TIGEROPS_EXPORTER", "none", 1);
-  setenv("TIGEROPS_LOG_LEVEL", "none", 1);
-  setenv("TIGEROPS_PII_PATTERNS", "key-[a-z0-9]{4,}", 1);
-  tgo_init();
-  return 0;
-}
-
 /* The input builds the span (fuzz_span.h: its name, trace state, status
  * and one attribute, event or link per NUL-separated piece). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -14,16 +14,6 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 #include "tgo-internal.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc;
-  (void)argv;
-  setenv("TIGEROPS_EXPORTER", "none", 1);
-  setenv("TIGEROPS_LOG_LEVEL", "none", 1);
-  setenv("TIGEROPS_PII_PATTERNS", "key-[a-z0-9]{4,}", 1);
-  tgo_init();
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_span_extra extra;
   tgo_span *s = fuzz_span(data, size, &extra);

@@ -8,6 +8,18 @@
 
 #include "tgo-internal.h"
 
+/* The tracer as both fuzzers run it: no export, no logs, one PII pattern
+ * besides the built-ins. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  setenv("TIGEROPS_EXPORTER", "none", 1);
+  setenv("TIGEROPS_LOG_LEVEL", "none", 1);
+  setenv("TIGEROPS_PII_PATTERNS", "key-[a-z0-9]{4,}", 1);
+  tgo_init();
+  return 0;
+}
+
 /* What fuzz_span made besides the span, freed by fuzz_span_free. */
 typedef struct {
   char *state, *name;
