@@ -99,8 +99,13 @@ BUDGETS = {
     # since the seventeenth session (+1,046, +909 .. +1,391), but with
     # less room than the install path's recorded swings (~2,000), so the
     # ceiling that fails is wider and the budget is checked as the head
-    # row's is; its own objects' ceiling (OWN) is the tight guard.
-    ("hello", "head_traces"): (1500, 2500),
+    # row's is; its own objects' ceiling (OWN) is the tight guard. In the
+    # nineteenth session a fresh clone measured +2,732 on the request
+    # thread (18 under the old ceiling's limit of 2,750) with its own
+    # objects at +1,032, as here: ~1,060 of type attribute cache misses in
+    # Flask's and werkzeug's attribute loads that the bare run of that
+    # layout does not have. The ceiling leaves room for that swing.
+    ("hello", "head_traces"): (1500, 3500),
     ("sql", "full"): (2000, 8000),      # one SQLAlchemy Core statement, 100%
 }
 # Budgets met with room whose ceiling is not the budget itself (it is on
