@@ -83,8 +83,12 @@ static size_t envelope_len(size_t resource_len, size_t scope_spans_len) {
 }
 
 /* Bytes a span took in the last batch encoded: the next batch's first
- * reservation, so the buffer seldom grows while spans are written. */
+ * reservation, so the buffer seldom grows while spans are written. Taken
+ * at most SPAN_BYTES_GUESS_MAX: after one huge span a batch of 512
+ * ordinary ones would otherwise reserve hundreds of MB up front (and fail
+ * where address space is limited); the room grows as the spans need. */
 static _Atomic size_t span_bytes_seen = 512;
+#define SPAN_BYTES_GUESS_MAX 4096
 
 /* The spans are written in one pass, each field checked against the
  * buffer's room as it goes (otlp_writer.c), and framed once written:
@@ -102,7 +106,8 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
     goto bail;
   size_t n_res = tgo__resource_collect(kvs, MAX_RESOURCE);
   size_t resource_len = measure_resource(kvs, n_res, ra);
-  size_t expected = n * (SPAN_HEAD_GUESS + atomic_load_explicit(&span_bytes_seen, memory_order_relaxed));
+  size_t per_span = atomic_load_explicit(&span_bytes_seen, memory_order_relaxed);
+  size_t expected = n * (SPAN_HEAD_GUESS + (per_span < SPAN_BYTES_GUESS_MAX ? per_span : SPAN_BYTES_GUESS_MAX));
   size_t room = envelope_len(resource_len, tgo__pb_ld_len(SCOPE_LEN) + expected);
   /* and some over, so that the batch's last spans too find room enough to
    * write their short attributes unchecked (otlp_writer.c) */
@@ -112,14 +117,8 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
   rc = 0;
   tgo__pii_begin();
   for (size_t i = 0; i < n; i++) {
-    if (out->cap - at < SPAN_HEAD_GUESS) {
-      size_t len = out->len;
-      out->len = at;
-      rc = tgo__buf_reserve(out, SPAN_HEAD_GUESS);
-      out->len = len;
-      if (rc < 0)
-        break;
-    }
+    if (out->cap - at < SPAN_HEAD_GUESS && (rc = tgo__buf_reserve_at(out, at, SPAN_HEAD_GUESS)) < 0)
+      break;
     uint8_t *end = tgo__otlp_span_write_in(out, out->data + at + SPAN_HEAD_GUESS, spans[i]);
     if (!end) {
       rc = -ENOMEM;
@@ -128,12 +127,9 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
     uint8_t *body = out->data + at + SPAN_HEAD_GUESS;
     size_t len = (size_t)(end - body), width = tgo__pb_varint_len(len);
     if (TGO__UNLIKELY(width != SPAN_HEAD_GUESS - 1)) {
-      if (width > SPAN_HEAD_GUESS - 1 && out->cap - (size_t)(end - out->data) < width - (SPAN_HEAD_GUESS - 1)) {
-        size_t keep = out->len;
-        out->len = (size_t)(end - out->data);
-        rc = tgo__buf_reserve(out, width - (SPAN_HEAD_GUESS - 1));
-        out->len = keep;
-        if (rc < 0)
+      size_t wider = width > SPAN_HEAD_GUESS - 1 ? width - (SPAN_HEAD_GUESS - 1) : 0, used = (size_t)(end - out->data);
+      if (wider && out->cap - used < wider) {
+        if ((rc = tgo__buf_reserve_at(out, used, wider)) < 0)
           break;
         body = out->data + at + SPAN_HEAD_GUESS;
       }
@@ -151,14 +147,8 @@ int tgo__otlp_encode_traces(tgo_span *const *spans, size_t n, tgo__buf *out) {
   size_t scope_spans_len = tgo__pb_ld_len(SCOPE_LEN) + spans_len;
   size_t envelope = envelope_len(resource_len, scope_spans_len);
   if (TGO__UNLIKELY(envelope != room)) {
-    if (envelope > room && out->cap - at < envelope - room) {
-      size_t keep = out->len;
-      out->len = at;
-      rc = tgo__buf_reserve(out, envelope - room);
-      out->len = keep;
-      if (rc < 0)
-        goto bail;
-    }
+    if (envelope > room && out->cap - at < envelope - room && (rc = tgo__buf_reserve_at(out, at, envelope - room)) < 0)
+      goto bail;
     memmove(out->data + start + envelope, out->data + first, spans_len);
   }
   uint8_t *p = out->data + start;

@@ -233,11 +233,8 @@ static size_t keyvalue_size(const tgo__attr *a) { return keyvalue_size_with(a, a
 static __attribute__((noinline)) uint8_t *room_grow(tgo__buf *b, uint8_t *p, size_t need) {
   if (!b)
     return NULL;
-  size_t at = (size_t)(p - b->data), len = b->len;
-  b->len = at; /* what a move must keep */
-  int rc = tgo__buf_reserve(b, need);
-  b->len = len;
-  return rc < 0 ? NULL : b->data + at;
+  size_t at = (size_t)(p - b->data);
+  return tgo__buf_reserve_at(b, at, need) < 0 ? NULL : b->data + at;
 }
 
 #define ROOM(buf, end, p, need)                                             \

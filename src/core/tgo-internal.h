@@ -402,6 +402,9 @@ typedef struct {
   size_t len, cap;
 } tgo__buf;
 int tgo__buf_reserve(tgo__buf *b, size_t extra);
+/* At least extra bytes from offset at, every byte before at kept: for a
+ * writer ahead of b->len, which is left as it was. */
+int tgo__buf_reserve_at(tgo__buf *b, size_t at, size_t extra);
 void tgo__buf_free(tgo__buf *b);
 
 /* OTLP encoding of a batch, resource included. */

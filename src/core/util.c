@@ -73,6 +73,14 @@ int tgo__buf_reserve(tgo__buf *b, size_t extra) {
   return 0;
 }
 
+int tgo__buf_reserve_at(tgo__buf *b, size_t at, size_t extra) {
+  size_t len = b->len;
+  b->len = at; /* what a move must keep */
+  int rc = tgo__buf_reserve(b, extra);
+  b->len = len;
+  return rc;
+}
+
 void tgo__buf_free(tgo__buf *b) {
   if (b->cap >= BUF_MAP_MIN)
     munmap(b->data, b->cap);

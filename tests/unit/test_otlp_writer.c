@@ -223,6 +223,43 @@ Test(otlp_writer, batches_across_varint_widths_match_protobuf_c) {
   }
 }
 
+/* The first reservation follows the last batch's bytes per span, but only
+ * so far: after a batch of one span as big as a span gets (its arena's
+ * bound), 512 small spans do not reserve 512 times that. */
+Test(otlp_writer, a_huge_span_does_not_size_the_next_batch) {
+  static char text[8000];
+  memset(text, 'x', sizeof text);
+  tgo_span *big = tgo_span_start("big", 3, TGO_KIND_INTERNAL, NULL, NULL);
+  static char keys[64][8];
+  for (int i = 0; i < 64; i++) {
+    snprintf(keys[i], sizeof keys[i], "k%d", i);
+    tgo_attr_str(tgo_span_attrs(big), keys[i], text, sizeof text);
+  }
+  big->end_ns = big->start_ns + 1;
+  tgo__buf out = {0};
+  cr_assert_eq(tgo__otlp_encode_traces(&big, 1, &out), 0);
+  size_t big_len = out.len;
+  cr_assert_gt(big_len, (size_t)16 << 10);
+  tgo__buf_free(&out);
+  tgo_span *small[512];
+  for (int i = 0; i < 512; i++) {
+    small[i] = tgo_span_start("s", 1, TGO_KIND_INTERNAL, NULL, NULL);
+    small[i]->end_ns = small[i]->start_ns + 1;
+  }
+  tgo__buf batch = {0}, ref = {0};
+  cr_assert_eq(tgo__otlp_encode_traces(small, 512, &batch), 0);
+  cr_assert_leq(batch.cap, (size_t)4 << 20, "reserved %zu bytes for 512 small spans after one of %zu", batch.cap,
+                big_len);
+  cr_assert_eq(otlp_ref_pack_request(small, 512, &ref), 0);
+  cr_assert_eq(batch.len, ref.len);
+  cr_assert(memcmp(batch.data, ref.data, ref.len) == 0);
+  tgo__buf_free(&batch);
+  tgo__buf_free(&ref);
+  for (int i = 0; i < 512; i++)
+    tgo_span_unref(small[i]);
+  tgo_span_unref(big);
+}
+
 Test(otlp_writer, whole_request_matches_protobuf_c_resource_scope_and_spans) {
   tgo_resource_set("team", "core");
   tgo_resource_set("region", "eu-west-1");
