@@ -230,7 +230,7 @@ Test(otlp_writer, a_huge_span_does_not_size_the_next_batch) {
   static char text[8000];
   memset(text, 'x', sizeof text);
   tgo_span *big = tgo_span_start("big", 3, TGO_KIND_INTERNAL, NULL, NULL);
-  static char keys[64][8];
+  static char keys[64][16];
   for (int i = 0; i < 64; i++) {
     snprintf(keys[i], sizeof keys[i], "k%d", i);
     tgo_attr_str(tgo_span_attrs(big), keys[i], text, sizeof text);
