@@ -296,10 +296,17 @@ static inline size_t short_int_kv(const tgo__attr *a) {
   return (a->key_len ? 2 + (size_t)a->key_len : 0) + 2 + 1 + tgo__pb_varint_len((uint64_t)a->v.i);
 }
 
+/* A short string's or short int's KeyValue body size, or 0 for any other
+ * attribute: the one test both the checked and the unchecked writes use. */
+static inline size_t short_kv(const tgo__attr *a) {
+  size_t kv = short_string_kv(a);
+  return kv ? kv : short_int_kv(a);
+}
+
 /* The most a short string's or a short int's KeyValue takes. */
 #define SHORT_KV_MAX (2 + 127)
 
-/* A short string's (kv from short_string_kv) or short int's KeyValue at p,
+/* A short string's or short int's KeyValue (kv from short_kv) at p,
  * whose room the caller made. */
 static inline __attribute__((always_inline)) uint8_t *put_short_kv(uint8_t *p, uint8_t tag, const tgo__attr *a,
                                                                    size_t kv) {
@@ -326,9 +333,7 @@ static inline __attribute__((always_inline)) uint8_t *put_short_kv(uint8_t *p, u
 /* A KeyValue at p, its room checked, or NULL when the room could not grow. */
 static inline __attribute__((always_inline)) uint8_t *write_keyvalue(tgo__buf *buf, uint8_t **end, uint8_t *p,
                                                                      uint8_t tag, const tgo__attr *a) {
-  size_t kv = short_string_kv(a);
-  if (!kv)
-    kv = short_int_kv(a);
+  size_t kv = short_kv(a);
   if (!kv) {
     ROOM(buf, *end, p, tgo__pb_ld_len(keyvalue_size(a)));
     return write_keyvalue_general(p, tag, a);
@@ -442,8 +447,8 @@ static uint8_t *write_span(tgo__buf *buf, uint8_t *end, uint8_t *p, const tgo_sp
   const tgo__attr *a = s->attrs.head;
   if (roomy) /* short ones unchecked, up to the count the room was made for */
     for (uint32_t left = s->attrs.count; a && left; a = a->next, left--) {
-      size_t kv = short_string_kv(a);
-      if (!kv && !(kv = short_int_kv(a)))
+      size_t kv = short_kv(a);
+      if (!kv)
         break; /* the rest checked: a longer one may grow the room by its own size only */
       p = put_short_kv(p, 0x4A, a, kv);
     }
