@@ -11,6 +11,8 @@ the receiver when it answers) or the server's graceful stop (the exit flush).
 import collections
 import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -157,6 +159,71 @@ def test_errors_carry_error_type_and_status(otlp):
     not_found = [p for p in points if p["attributes"].get("http.response.status_code") == 404]
     assert not_found and "http.route" not in not_found[0]["attributes"]
     assert "error.type" not in not_found[0]["attributes"]
+
+
+def send(server, path, method="GET"):
+    req = urllib.request.Request(server.base + path, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def series(points):
+    """{(method, route, status, error.type): count} of the duration
+    histogram's latest points."""
+    latest_by = {}
+    for p in points:
+        if p["name"] != DURATION:
+            continue
+        a = p["attributes"]
+        key = (a.get("http.request.method"), a.get("http.route"), a.get("http.response.status_code"),
+               a.get("error.type"))
+        if key not in latest_by or int(p["timeUnixNano"]) > int(latest_by[key]["timeUnixNano"]):
+            latest_by[key] = p
+    return {k: p["count"] for k, p in latest_by.items()}
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_untraced_requests_keep_route_and_status_whatever_the_answer(otlp, worker):
+    # A request whose span does not record still gives its duration metric
+    # its route and status: answers from a view, an error page, abort(),
+    # routing's own 404 and 405 (no route), HEAD, bodies streamed
+    # with and without their context, a send_file body (the server's file
+    # wrapper), a Request the app keeps, another request context made and
+    # dropped inside the request.
+    env = env_for(otlp, OTEL_TRACES_SAMPLER="always_off", TIGEROPS_KEEP_ERRORS="false")
+    extra = ("-k", "gthread", "--threads", "4") if worker == "gthread" else ()
+    with gunicorn(APP, env, workers=1, extra=extra) as server:
+        answers = [("GET", "/work/1", 200), ("GET", "/work/2", 200), ("GET", "/work/3?fail=500", 500),
+                   ("GET", "/work/4?fail=raise", 500), ("GET", "/work/5?fail=abort", 404),
+                   ("GET", "/nowhere", 404), ("POST", "/work/6", 405), ("GET", "/work/7/", 404),
+                   ("HEAD", "/work/8", 200), ("GET", "/stream/3", 200), ("GET", "/stream/3?with_context=1", 200),
+                   ("GET", "/file/a", 200), ("GET", "/kept/1", 200), ("GET", "/contexts/1", 200),
+                   ("GET", "/contexts/2", 200)]
+        for method, path, want in answers:
+            status, body = send(server, path, method)
+            assert status == want, (method, path, status, body)
+            if path.startswith("/stream/3"):
+                assert body == "0\n1\n2\n"
+            if path == "/file/a":
+                assert body == "contents of a"
+        flush(server)
+        points = otlp.wait_for_metric(DURATION, lambda p: p["attributes"].get("http.route") == "/contexts/<int:i>")
+    got = series(points)
+    want = {("GET", "/work/<int:i>", 200, None): 2,
+            ("GET", "/work/<int:i>", 500, "500"): 1,
+            ("GET", "/work/<int:i>", 500, "RuntimeError"): 1,
+            ("GET", "/work/<int:i>", 404, None): 1,
+            ("GET", None, 404, None): 2,
+            ("POST", None, 405, None): 1,
+            ("HEAD", "/work/<int:i>", 200, None): 1,
+            ("GET", "/stream/<int:n>", 200, None): 2,
+            ("GET", "/file/<name>", 200, None): 1,
+            ("GET", "/kept/<int:i>", 200, None): 1,
+            ("GET", "/contexts/<int:i>", 200, None): 2}
+    assert {k: v for k, v in got.items() if k[1] != "/health"} == want
 
 
 def test_active_requests_counts_the_one_running(otlp):

@@ -1,10 +1,14 @@
 """An app for the metrics tests: /work/<i> answers (or sleeps, fails,
-raises as asked), /custom records through _tigerops.metric, /flush pushes
-spans and metrics to the collector."""
+raises, aborts as asked), /custom records through _tigerops.metric, /flush
+pushes spans and metrics to the collector; /stream, /file, /kept and
+/contexts answer in ways that keep a request's route or status out of
+the obvious places (a body made later, a body that is a file, a Request
+that outlives the request, another request context inside)."""
+import io
 import os
 import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, abort, jsonify, request, send_file, stream_with_context
 
 import _tigerops
 import tigerops
@@ -27,7 +31,44 @@ def work(i):
         raise RuntimeError("request %d failed" % i)
     if fail == "500":
         return "failed", 500
+    if fail == "abort":
+        abort(404)
     return "ok %d" % i
+
+
+@app.route("/stream/<int:n>")
+def stream(n):
+    def chunks():
+        for k in range(n):
+            yield "%d\n" % k
+    if request.args.get("with_context"):
+        return app.response_class(stream_with_context(chunks()))
+    return app.response_class(chunks())
+
+
+@app.route("/file/<name>")
+def file(name):
+    # direct_passthrough: the body is the server's file wrapper, not a
+    # werkzeug Response's
+    return send_file(io.BytesIO(b"contents of " + name.encode()), mimetype="text/plain")
+
+
+_kept = []
+
+
+@app.route("/kept/<int:i>")
+def kept(i):
+    """Keeps this request's Request alive past the request."""
+    _kept.append(request._get_current_object())
+    return "kept %d" % i
+
+
+@app.route("/contexts/<int:i>", methods=["GET", "POST"])
+def contexts(i):
+    """Makes and frees another request context of the app inside this one."""
+    with app.test_request_context("/work/99"):
+        pass
+    return "contexts %d" % i
 
 
 @app.route("/slow")
