@@ -56,9 +56,11 @@ def agent_env(otlp=None, preload=True, **extra):
     return env
 
 
-def http_get(url, headers=None, timeout=10):
-    """(status, body, headers) for a GET; HTTP errors are answers too."""
-    req = urllib.request.Request(url, headers=headers or {})
+def http_get(url, headers=None, timeout=10, method="GET"):
+    """(status, body, headers) for a GET (or another bodiless method: POST
+    sends an empty body); HTTP errors are answers too."""
+    req = urllib.request.Request(url, headers=headers or {}, method=method,
+                                 data=b"" if method == "POST" else None)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace"), dict(resp.headers)
@@ -91,8 +93,8 @@ class Server:
                 time.sleep(0.05)
         raise AssertionError("server not ready after %ss:\n%s" % (timeout, self.output()))
 
-    def get(self, path, headers=None, timeout=10):
-        return http_get(self.base + path, headers=headers, timeout=timeout)
+    def get(self, path, headers=None, timeout=10, method="GET"):
+        return http_get(self.base + path, headers=headers, timeout=timeout, method=method)
 
     def output(self):
         with open(self.log.name, "r", errors="replace") as f:

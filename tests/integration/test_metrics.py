@@ -11,8 +11,6 @@ the receiver when it answers) or the server's graceful stop (the exit flush).
 import collections
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -161,15 +159,6 @@ def test_errors_carry_error_type_and_status(otlp):
     assert "error.type" not in not_found[0]["attributes"]
 
 
-def send(server, path, method="GET"):
-    req = urllib.request.Request(server.base + path, method=method, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def series(points):
     """{(method, route, status, error.type): count} of the duration
     histogram's latest points."""
@@ -203,7 +192,7 @@ def test_untraced_requests_keep_route_and_status_whatever_the_answer(otlp, worke
                    ("GET", "/file/a", 200), ("GET", "/kept/1", 200), ("GET", "/contexts/1", 200),
                    ("GET", "/contexts/2", 200)]
         for method, path, want in answers:
-            status, body = send(server, path, method)
+            status, body, _ = server.get(path, method=method)
             assert status == want, (method, path, status, body)
             if path.startswith("/stream/3"):
                 assert body == "0\n1\n2\n"

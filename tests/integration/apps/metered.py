@@ -63,7 +63,7 @@ def kept(i):
     return "kept %d" % i
 
 
-@app.route("/contexts/<int:i>", methods=["GET", "POST"])
+@app.route("/contexts/<int:i>")
 def contexts(i):
     """Makes and frees another request context of the app inside this one."""
     with app.test_request_context("/work/99"):
