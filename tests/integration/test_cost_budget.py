@@ -92,7 +92,13 @@ BUDGETS = {
     # (+2,273 .. +2,596) at 1fc8235, and every fresh-clone CI run since the
     # thirteenth session passed the budget check, so the budget is the ceiling.
     ("hello", "tail"): (5000, 5000),
-    ("hello", "head"): (1500, 4500),    # 1%, head sampling only, metrics on (the default)
+    # 1%, head sampling only, metrics on (the default). The budget cannot
+    # hold with the metrics recorded for every request: given its route
+    # and status for free (bench/experiments/head-metrics-floor.patch),
+    # an unrecorded request's metrics still cost +671 over head_traces
+    # (twenty-first session, README), whose own best layout is +1,255.
+    # An expected failure until the owner sets the metrics' share.
+    ("hello", "head"): (1500, 4500),
     # The same with the metrics off (OTEL_METRICS_EXPORTER=none): the
     # traces' own cost, an unrecorded request running with its context
     # only (middleware.c run_unrecorded). Within the budget at every seed
