@@ -122,6 +122,8 @@ TGO__EXPORT size_t tgo__pii_mask(char *text, size_t len);
 /* Propagation (OTEL_PROPAGATORS): the configured propagators packed four
  * bits each, the first in the low bits; 0 is "none". */
 enum { TGO__PROP_TRACECONTEXT = 1, TGO__PROP_BAGGAGE = 2, TGO__PROP_B3 = 3, TGO__PROP_B3MULTI = 4 };
+/* OTEL_PROPAGATORS' default, "tracecontext,baggage", packed. */
+#define TGO__PROPAGATORS_DEFAULT (TGO__PROP_TRACECONTEXT | TGO__PROP_BAGGAGE << 4)
 TGO__EXPORT int tgo__propagators(void);
 TGO__EXPORT int tgo__propagators_have(int props, int which);
 /* The headers a carrier is asked for; a getter returns a borrowed value

@@ -37,11 +37,9 @@ static const char *env_get(void *carrier, int which, size_t *len) {
  * extraction's calls through env_get (~150 instructions a request). A
  * request with either goes the generic way, which finds its header again
  * at the entry just learnt. */
-#define DEFAULT_PROPAGATORS (TGO__PROP_TRACECONTEXT | TGO__PROP_BAGGAGE << 4)
-
 int tgo__py_remote_context(PyObject *environ, tgo_span_context *ctx, const char **baggage, size_t *baggage_len) {
   int props = tgo__propagators();
-  if (props == DEFAULT_PROPAGATORS && !tgo__py_env(environ, TGO__ENV_HEADER + TGO__H_TRACEPARENT) &&
+  if (props == TGO__PROPAGATORS_DEFAULT && !tgo__py_env(environ, TGO__ENV_HEADER + TGO__H_TRACEPARENT) &&
       !tgo__py_env(environ, TGO__ENV_HEADER + TGO__H_BAGGAGE)) {
     *baggage = NULL;
     *baggage_len = 0;

@@ -274,6 +274,7 @@ Test(propagators_setting, parses_in_order_with_none_and_unknowns) {
   tgo__config c;
   tgo__config_defaults(&c);
   cr_assert_eq(c.propagators, PROPS(TGO__PROP_TRACECONTEXT, TGO__PROP_BAGGAGE, 0), "default");
+  cr_assert_eq(c.propagators, TGO__PROPAGATORS_DEFAULT, "the constant the request path's fast path compares with");
   cr_assert_eq(props_of("b3multi, tracecontext"), PROPS(TGO__PROP_B3MULTI, TGO__PROP_TRACECONTEXT, 0));
   cr_assert_eq(props_of("B3,b3,baggage"), PROPS(TGO__PROP_B3, TGO__PROP_BAGGAGE, 0), "repeats once");
   cr_assert_eq(props_of("none"), 0);
